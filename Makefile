@@ -1,0 +1,48 @@
+# Nudge: every target sets itself up (virtualenv, dependencies, generated code).
+PYTHON_BOOT ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+PROTOS      := $(shell find proto -name '*.proto')
+
+.PHONY: run test proto proto-check bench lint k8s-check workspace clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# the repository root and the generated proto code are importable everywhere
+	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/nudge-repo.pth
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## proto: regenerate gen/ from proto/ (generated code is committed)
+proto: $(STAMP)
+	$(PY) -m kit.protogen gen
+
+## proto-check: fail when gen/ is stale or missing
+proto-check: $(STAMP)
+	$(PY) -m kit.protogen --check gen
+
+## run: the whole platform on the embedded PostgreSQL and Redis
+run: $(STAMP) proto-check
+	$(PY) -m kit.supervisor
+
+## test: the full suite on real PostgreSQL and Redis
+test: $(STAMP) proto-check
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## bench: ingest benchmark with same-run baselines
+bench: $(STAMP)
+	$(PY) -m bench.ingest
+
+## workspace: create a workspace and print its keys (NAME=…)
+workspace: $(STAMP)
+	$(PY) -m gateway.workspaces create "$(NAME)"
+
+k8s-check: $(STAMP)
+	$(PY) -m pytest tests/k8s
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""The public HTTP surface of Nudge: auth, validation, limits, error shape, OpenAPI."""

@@ -1,0 +1,80 @@
+"""The FastAPI application: wiring of routers, error shape, tracing, and its lifespan
+(gateway database for keys, Redis for rate limits, gRPC channels to the services)."""
+
+from contextlib import asynccontextmanager
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from sqlalchemy import text
+
+from gateway import errors, profiles, tracking
+from gateway.settings import GatewaySettings
+from gateway.workspaces import open_store
+from kit.logs import setup_logging
+from kit.redis import connect, resolve_redis_url
+from kit.tracing import setup_tracing
+from nudge.profile.v1 import profile_pb2_grpc
+
+
+def create_app(settings: GatewaySettings | None = None, setup_observability: bool = True) -> FastAPI:
+    settings = settings or GatewaySettings()
+    if setup_observability:
+        setup_logging("gateway", settings.log_level)
+        setup_tracing("gateway", settings.otlp_endpoint)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        store, engine = await open_store(settings)
+        redis = connect(await resolve_redis_url(settings))
+        channel = grpc.aio.insecure_channel(settings.profile_addr)
+        app.state.settings = settings
+        app.state.workspaces = store
+        app.state.engine = engine
+        app.state.redis = redis
+        app.state.profile = profile_pb2_grpc.ProfileServiceStub(channel)
+        app.state.profile_health = health_pb2_grpc.HealthStub(channel)
+        try:
+            yield
+        finally:
+            await channel.close()
+            await redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(title="Nudge API", version="1.0",
+                  description="Tracking (Segment spec, write key) and management (admin key) of Nudge.",
+                  lifespan=lifespan)
+    errors.install(app)
+    app.include_router(tracking.router)
+    app.include_router(profiles.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request):
+        checks = {}
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as err:  # noqa: BLE001 - any failure means not ready
+            checks["database"] = repr(err)
+        try:
+            await request.app.state.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as err:  # noqa: BLE001
+            checks["redis"] = repr(err)
+        try:
+            reply = await request.app.state.profile_health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+            checks["profile"] = "ok" if reply.status == health_pb2.HealthCheckResponse.SERVING else "not serving"
+        except grpc.aio.AioRpcError as err:
+            checks["profile"] = err.code().name
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    return app

@@ -1,0 +1,154 @@
+"""Management of profiles with the admin key: look up, events, consent, GDPR export and
+erase, the identity policy and the audit log. Every call names its key for the audit log."""
+
+from datetime import datetime
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from google.protobuf.json_format import MessageToDict
+from pydantic import BaseModel, Field
+
+from gateway import auth
+from gateway.errors import ApiError
+from gateway.workspaces import Principal
+from nudge.common.v1 import common_pb2
+from nudge.profile.v1 import profile_pb2 as pb
+
+router = APIRouter(tags=["profiles"])
+Admin = Annotated[Principal, Depends(auth.admin)]
+
+_LOOKUP_PARAMS = {"userId": "user_id", "anonymousId": "anonymous_id", "email": "email",
+                  "phone": "phone", "deviceToken": "device_token"}
+
+
+def _context(principal: Principal) -> common_pb2.RequestContext:
+    return common_pb2.RequestContext(workspace_id=principal.workspace_id, actor=principal.key_id)
+
+
+async def _call(request: Request, method: str, message):
+    stub = request.app.state.profile
+    return await getattr(stub, method)(message, timeout=request.app.state.settings.rpc_timeout_seconds)
+
+
+def profile_json(profile: pb.Profile) -> dict:
+    return {
+        "id": profile.id,
+        "identities": [{"type": i.type, "value": i.value, "firstSeen": i.first_seen.ToJsonString()}
+                       for i in profile.identities],
+        "traits": orjson.loads(profile.traits_json or "{}"),
+        "consent": {c.purpose: {"granted": c.granted, "at": c.at.ToJsonString(), "source": c.source}
+                    for c in profile.consent},
+        "createdAt": profile.created_at.ToJsonString(),
+        "lastSeenAt": profile.last_seen_at.ToJsonString() if profile.HasField("last_seen_at") else None,
+        "mergedIds": list(profile.merged_ids),
+    }
+
+
+@router.get("/v1/profiles/{profile_id}", summary="A profile by its id (merged ids lead to the survivor)")
+async def get_profile(profile_id: str, request: Request, principal: Admin) -> dict:
+    reply = await _call(request, "GetProfile", pb.GetProfileRequest(context=_context(principal), profile_id=profile_id))
+    return profile_json(reply)
+
+
+@router.get("/v1/profiles", summary="Profiles by one identifier")
+async def lookup_profiles(request: Request, principal: Admin,
+                          userId: str | None = None, anonymousId: str | None = None,
+                          email: str | None = None, phone: str | None = None,
+                          deviceToken: str | None = None) -> dict:
+    given = {name: value for name, value in [("userId", userId), ("anonymousId", anonymousId), ("email", email),
+                                             ("phone", phone), ("deviceToken", deviceToken)] if value}
+    if len(given) != 1:
+        raise ApiError(422, "invalid_argument", f"give exactly one of {', '.join(_LOOKUP_PARAMS)}",
+                       {"field": "query"})
+    (name, value), = given.items()
+    reply = await _call(request, "LookupProfiles", pb.LookupProfilesRequest(
+        context=_context(principal), identifier_type=_LOOKUP_PARAMS[name], value=value))
+    return {"profiles": [profile_json(p) for p in reply.profiles]}
+
+
+@router.get("/v1/profiles/{profile_id}/events", summary="A profile's events, newest first")
+async def list_events(profile_id: str, request: Request, principal: Admin,
+                      limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str = "") -> dict:
+    reply = await _call(request, "ListEvents", pb.ListEventsRequest(
+        context=_context(principal), profile_id=profile_id,
+        page=common_pb2.PageRequest(size=limit, cursor=cursor)))
+    return {"events": [_event_json(e) for e in reply.events], "nextCursor": reply.next_cursor or None}
+
+
+def _event_json(event: pb.Event) -> dict:
+    call = MessageToDict(event.call, preserving_proto_field_name=False)
+    for key in ("propertiesJson", "traitsJson", "contextJson", "integrationsJson"):
+        if key in call:
+            call[key.removesuffix("Json")] = orjson.loads(call.pop(key))
+    return {"id": event.id, "profileId": event.profile_id, "timestamp": event.timestamp.ToJsonString(), **call}
+
+
+class ConsentIn(BaseModel):
+    granted: bool
+    at: datetime | None = Field(None, description="when the person gave or withdrew it; default now")
+    source: str = Field(..., min_length=1, max_length=200, description="where it was collected, e.g. signup_form")
+
+
+class ConsentUpdate(BaseModel):
+    channels: dict[str, ConsentIn] = Field(default_factory=dict, description="per channel: email, sms, kakao, push, webpush, inapp, webhook")
+    marketing: ConsentIn | None = None
+    advertising: ConsentIn | None = None
+    night_advertising: ConsentIn | None = Field(None, description="advertising between 21:00 and 08:00 KST")
+
+
+@router.put("/v1/profiles/{profile_id}/consent", summary="Record consent given or withdrawn")
+async def update_consent(profile_id: str, body: ConsentUpdate, request: Request, principal: Admin) -> dict:
+    items = [(f"channel:{c}", v) for c, v in body.channels.items()]
+    items += [(p, getattr(body, p)) for p in ("marketing", "advertising", "night_advertising") if getattr(body, p)]
+    changes = []
+    for purpose, value in items:
+        change = pb.ConsentChange(purpose=purpose, granted=value.granted, source=value.source)
+        if value.at is not None:
+            change.at.FromDatetime(value.at if value.at.tzinfo else value.at.replace(tzinfo=None))
+        changes.append(change)
+    reply = await _call(request, "UpdateConsent", pb.UpdateConsentRequest(
+        context=_context(principal), profile_id=profile_id, changes=changes))
+    return profile_json(reply)
+
+
+@router.get("/v1/profiles/{profile_id}/export", summary="GDPR export: everything held about a person")
+async def export_profile(profile_id: str, request: Request, principal: Admin) -> dict:
+    reply = await _call(request, "ExportProfile", pb.ExportProfileRequest(context=_context(principal), profile_id=profile_id))
+    return orjson.loads(reply.export_json)
+
+
+@router.delete("/v1/profiles/{profile_id}", summary="GDPR erase: profile, identities, traits and events")
+async def delete_profile(profile_id: str, request: Request, principal: Admin) -> dict:
+    reply = await _call(request, "DeleteProfile", pb.DeleteProfileRequest(context=_context(principal), profile_id=profile_id))
+    return {"deleted": True, "eventsErased": reply.events_erased}
+
+
+class IdentityPolicyBody(BaseModel):
+    uniqueIdentifiers: list[str] = Field(
+        ..., description="identifier types (email, phone, device_token) that belong to one person: "
+                         "profiles sharing one are merged even when both have a userId")
+
+
+@router.get("/v1/identity-policy", summary="Which identifier types merge profiles")
+async def get_identity_policy(request: Request, principal: Admin) -> dict:
+    reply = await _call(request, "GetIdentityPolicy", pb.GetIdentityPolicyRequest(context=_context(principal)))
+    return {"uniqueIdentifiers": list(reply.unique_identifiers)}
+
+
+@router.put("/v1/identity-policy", summary="Set which identifier types merge profiles")
+async def set_identity_policy(body: IdentityPolicyBody, request: Request, principal: Admin) -> dict:
+    reply = await _call(request, "SetIdentityPolicy", pb.SetIdentityPolicyRequest(
+        context=_context(principal), policy=pb.IdentityPolicy(unique_identifiers=body.uniqueIdentifiers)))
+    return {"uniqueIdentifiers": list(reply.unique_identifiers)}
+
+
+@router.get("/v1/audit", summary="Who read or changed which profile, when")
+async def audit_log(request: Request, principal: Admin, profileId: str = "",
+                    limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str = "") -> dict:
+    reply = await _call(request, "ListAudit", pb.ListAuditRequest(
+        context=_context(principal), profile_id=profileId, page=common_pb2.PageRequest(size=limit, cursor=cursor)))
+    return {"entries": [{"at": e.at.ToJsonString(), "keyId": e.actor, "action": e.action,
+                         "profileId": e.profile_id or None, "detail": orjson.loads(e.detail_json or "{}")}
+                        for e in reply.entries],
+            "nextCursor": reply.next_cursor or None}

@@ -1,0 +1,16 @@
+from pydantic import SecretStr
+
+from kit.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    http_port: int = 8080
+    profile_addr: str = "localhost:50051"
+    # Keyed hash of API keys; unset in the embedded mode → a random pepper kept in data_dir.
+    api_key_pepper: SecretStr | None = None
+    # Requests per second per workspace.
+    rate_limit_per_second: int = 1000
+    max_event_bytes: int = 32 * 1024
+    max_batch_bytes: int = 500 * 1024
+    # Deadline of a call to a service.
+    rpc_timeout_seconds: float = 10.0

@@ -1,0 +1,1 @@
+"""The shared runtime every Nudge service and the gateway use."""

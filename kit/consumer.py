@@ -1,0 +1,114 @@
+"""Stream consumer helper: consumer groups, ack after commit, reclaim of a dead consumer's
+pending entries, idempotent by event id.
+
+A handler runs inside the consumer's database transaction together with the insert of
+(group, event id) into `processed_events`; an entry seen before commits nothing and is
+acked again. Entries are acked only after that commit, so a crash replays them.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from opentelemetry import trace
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, func
+from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from kit.logs import get_logger
+from kit.streams import StreamEvent
+from kit.tracing import context_from_headers
+
+log = get_logger(__name__)
+tracer = trace.get_tracer("nudge.consumer")
+
+Handler = Callable[[AsyncSession, StreamEvent], Awaitable[None]]
+
+
+def processed_table(metadata: MetaData) -> Table:
+    return Table(
+        "processed_events", metadata,
+        Column("consumer_group", Text, primary_key=True),
+        Column("event_id", UUID(as_uuid=True), primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class StreamConsumer:
+    def __init__(self, redis: Redis, sessions: async_sessionmaker, processed: Table,
+                 streams: list[str], group: str, consumer: str, handler: Handler,
+                 batch_size: int = 100, block_ms: int = 1000, reclaim_idle_ms: int = 30_000) -> None:
+        self.redis = redis
+        self.sessions = sessions
+        self.processed = processed
+        self.streams = streams
+        self.group = group
+        self.consumer = consumer
+        self.handler = handler
+        self.batch_size = batch_size
+        self.block_ms = block_ms
+        self.reclaim_idle_ms = reclaim_idle_ms
+
+    async def ensure_groups(self) -> None:
+        for stream in self.streams:
+            try:
+                await self.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
+            except ResponseError as err:
+                if "BUSYGROUP" not in str(err):
+                    raise
+
+    async def reclaim_once(self) -> int:
+        """Take over entries another consumer read but did not ack within reclaim_idle_ms."""
+        handled = 0
+        for stream in self.streams:
+            _, entries, _ = await self.redis.xautoclaim(
+                stream, self.group, self.consumer, self.reclaim_idle_ms, "0-0", count=self.batch_size)
+            for entry_id, fields in entries:
+                if fields is not None:
+                    handled += await self._process(stream, entry_id, fields)
+        return handled
+
+    async def read_once(self, block_ms: int | None = None) -> int:
+        reply = await self.redis.xreadgroup(
+            self.group, self.consumer, {s: ">" for s in self.streams},
+            count=self.batch_size, block=self.block_ms if block_ms is None else block_ms)
+        handled = 0
+        for stream, entries in reply or []:
+            for entry_id, fields in entries:
+                handled += await self._process(stream, entry_id, fields)
+        return handled
+
+    async def run(self) -> None:
+        await self.ensure_groups()
+        while True:
+            try:
+                await self.reclaim_once()
+                await self.read_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("stream consumer failed; retrying", group=self.group)
+                await asyncio.sleep(1)
+
+    async def _process(self, stream, entry_id, fields) -> int:
+        """Returns 1 when the entry was handled and acked, 0 when the handler failed."""
+        event = StreamEvent.from_fields(fields)
+        with tracer.start_as_current_span(f"consume {event.type}",
+                                          context=context_from_headers(event.trace_headers),
+                                          kind=trace.SpanKind.CONSUMER):
+            try:
+                async with self.sessions() as session, session.begin():
+                    first_time = (await session.execute(
+                        insert(self.processed)
+                        .values(consumer_group=self.group, event_id=event.id)
+                        .on_conflict_do_nothing()
+                        .returning(self.processed.c.event_id))).first()
+                    if first_time:
+                        await self.handler(session, event)
+            except Exception:
+                # Not acked: this or another consumer retries it after reclaim_idle_ms.
+                log.exception("handler failed", group=self.group, event_id=str(event.id))
+                return 0
+        await self.redis.xack(stream, self.group, entry_id)
+        return 1

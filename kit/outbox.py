@@ -1,0 +1,104 @@
+"""Transactional outbox: a service writes its state change and the events announcing it in
+one transaction; the relay publishes committed rows to Redis Streams and deletes them.
+
+A crash after XADD and before the delete republishes the row: consumers are idempotent by
+event id, so at-least-once delivery has exactly-once effect.
+"""
+
+import asyncio
+import uuid
+from datetime import datetime
+
+from redis.asyncio import Redis
+from sqlalchemy import BigInteger, Column, DateTime, Identity, MetaData, Table, Text, delete, func, insert, select
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from kit.logs import get_logger
+from kit.streams import StreamEvent, stream_name
+from kit.tracing import current_trace_headers
+
+log = get_logger(__name__)
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """Each service declares the outbox in its own metadata, so its migrations create it."""
+    return Table(
+        "outbox", metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("stream", Text, nullable=False),
+        Column("event_id", UUID(as_uuid=True), nullable=False),
+        Column("fields", JSONB, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class Outbox:
+    def __init__(self, table: Table, partitions: int = 1) -> None:
+        self.table = table
+        self.partitions = partitions
+
+    def event(self, family: str, event_type: str, workspace_id: str, profile_id: str,
+              occurred_at: datetime, payload: dict) -> dict:
+        """An outbox row for one event, carrying the active trace context."""
+        event = StreamEvent(id=uuid.uuid4(), type=event_type, workspace_id=workspace_id,
+                            profile_id=profile_id, occurred_at=occurred_at, payload=payload,
+                            trace_headers=current_trace_headers())
+        fields = {k: v.decode() for k, v in event.to_fields().items()}
+        return {"stream": stream_name(family, profile_id, self.partitions),
+                "event_id": event.id, "fields": fields}
+
+    async def add(self, session: AsyncSession, rows: list[dict]) -> None:
+        if rows:
+            await session.execute(insert(self.table), rows)
+
+
+class OutboxRelay:
+    def __init__(self, sessions: async_sessionmaker, table: Table, redis: Redis,
+                 batch_size: int = 500, poll_interval: float = 0.5,
+                 stream_maxlen: int = 1_000_000) -> None:
+        self.sessions = sessions
+        self.table = table
+        self.redis = redis
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.stream_maxlen = stream_maxlen
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Called after a commit that wrote outbox rows, so they go out without waiting a poll."""
+        self._wake.set()
+
+    async def publish_once(self) -> int:
+        async with self.sessions() as session, session.begin():
+            rows = (await session.execute(
+                select(self.table.c.id, self.table.c.stream, self.table.c.fields)
+                .order_by(self.table.c.id).limit(self.batch_size)
+                .with_for_update(skip_locked=True))).all()
+            if not rows:
+                return 0
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for row in rows:
+                    pipe.xadd(row.stream, {k: v.encode() for k, v in row.fields.items()},
+                              maxlen=self.stream_maxlen, approximate=True)
+                await pipe.execute()
+            await session.execute(delete(self.table).where(self.table.c.id.in_([r.id for r in rows])))
+        return len(rows)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                published = await self.publish_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                published = 0
+                await asyncio.sleep(self.poll_interval)
+            if published < self.batch_size:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                except TimeoutError:
+                    pass
+

@@ -1,0 +1,55 @@
+"""Domain events on Redis Streams: names, partitions and the entry format shared by the
+outbox relay (writer) and stream consumers (readers)."""
+
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import orjson
+
+EVENTS = "nudge.events.v1"  # events, trait changes, merges, consent, erasures
+
+
+def stream_name(family: str, profile_id: str, partitions: int) -> str:
+    """One profile's entries always land in the same partition of a family."""
+    if partitions <= 1:
+        return family
+    return f"{family}.{zlib.crc32(profile_id.encode()) % partitions}"
+
+
+def family_streams(family: str, partitions: int) -> list[str]:
+    return [family] if partitions <= 1 else [f"{family}.{n}" for n in range(partitions)]
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    id: uuid.UUID
+    type: str
+    workspace_id: str
+    profile_id: str
+    occurred_at: datetime
+    payload: dict
+    trace_headers: dict[str, str] = field(default_factory=dict)
+
+    def to_fields(self) -> dict[str, bytes]:
+        fields = {
+            "id": str(self.id), "type": self.type, "workspace_id": self.workspace_id,
+            "profile_id": self.profile_id, "occurred_at": self.occurred_at.isoformat(),
+            "payload": orjson.dumps(self.payload),
+        }
+        fields.update(self.trace_headers)
+        return {k: v if isinstance(v, bytes) else v.encode() for k, v in fields.items()}
+
+    @classmethod
+    def from_fields(cls, fields: dict[bytes, bytes]) -> "StreamEvent":
+        text = {k.decode(): v for k, v in fields.items()}
+        return cls(
+            id=uuid.UUID(text["id"].decode()),
+            type=text["type"].decode(),
+            workspace_id=text["workspace_id"].decode(),
+            profile_id=text["profile_id"].decode(),
+            occurred_at=datetime.fromisoformat(text["occurred_at"].decode()),
+            payload=orjson.loads(text["payload"]),
+            trace_headers={k: text[k].decode() for k in ("traceparent", "tracestate") if k in text},
+        )

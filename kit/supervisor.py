@@ -1,0 +1,143 @@
+"""`make run`: the whole platform on one machine, under one supervisor process.
+
+Starts (or joins) the embedded PostgreSQL and Redis in the data directory, starts every
+service and the gateway as child processes, creates a dev workspace on first run, and
+prints where to reach it. Ctrl-C stops everything; a child that dies is reported and
+stops the rest.
+
+    python -m kit.supervisor [--data-dir DIR] [--http-port 8080] [--profile-port 50051]
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from kit import embedded
+from kit.settings import REPO_ROOT
+
+
+def _wait_ready(url: str, children: dict[str, subprocess.Popen], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _check_alive(children)
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"the platform did not become ready within {timeout:.0f}s ({url})")
+
+
+def _check_alive(children: dict[str, subprocess.Popen]) -> None:
+    for name, child in children.items():
+        if child.poll() is not None:
+            raise ChildDied(name, child.returncode)
+
+
+class ChildDied(Exception):
+    def __init__(self, name: str, code: int) -> None:
+        super().__init__(f"{name} exited with code {code}")
+
+
+def _dev_workspace(data_dir: Path) -> dict:
+    """The dev workspace's keys, created once; kept in the data dir since keys are stored hashed."""
+    path = data_dir / "dev-workspace.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    import asyncio
+
+    from gateway.settings import GatewaySettings
+    from gateway.workspaces import open_store
+
+    async def create() -> dict:
+        store, engine = await open_store(GatewaySettings(data_dir=data_dir))
+        try:
+            workspace_id, new = await store.create("dev")
+        finally:
+            await engine.dispose()
+        return {"workspace_id": workspace_id, **{f"{k.kind}_key": k.secret for k in new}}
+
+    created = asyncio.run(create())
+    path.write_text(json.dumps(created, indent=2))
+    path.chmod(0o600)
+    return created
+
+
+def _stop(children: dict[str, subprocess.Popen], grace: float = 15) -> None:
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for child in children.values():
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kit.supervisor")
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("NUDGE_DATA_DIR", REPO_ROOT / ".nudge")))
+    parser.add_argument("--http-port", type=int, default=int(os.environ.get("NUDGE_HTTP_PORT", 8080)))
+    parser.add_argument("--profile-port", type=int, default=50051)
+    args = parser.parse_args(argv)
+    data_dir = args.data_dir.resolve()
+
+    # Started here first so the children join one running server instead of racing to start it.
+    print(f"starting embedded PostgreSQL and Redis in {data_dir} …", flush=True)
+    embedded.postgres_server_url(data_dir)
+    redis_url = embedded.redis_url(data_dir)
+
+    env = {**os.environ, "NUDGE_DATA_DIR": str(data_dir), "NUDGE_REDIS_URL": redis_url,
+           "PYTHONUNBUFFERED": "1"}
+    env.pop("NUDGE_DATABASE_URL", None)  # each service joins the embedded server with its own database
+    commands = {
+        "profile": ([sys.executable, "-m", "services.profile"], {"NUDGE_GRPC_PORT": str(args.profile_port)}),
+        "gateway": ([sys.executable, "-m", "gateway"], {
+            "NUDGE_HTTP_PORT": str(args.http_port), "NUDGE_PROFILE_ADDR": f"localhost:{args.profile_port}"}),
+    }
+    children: dict[str, subprocess.Popen] = {}
+    stopping = False
+
+    def request_stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        for name, (command, extra_env) in commands.items():
+            children[name] = subprocess.Popen(command, env={**env, **extra_env}, cwd=REPO_ROOT)
+        base = f"http://localhost:{args.http_port}"
+        _wait_ready(f"{base}/readyz", children)
+        workspace = _dev_workspace(data_dir)
+        print("\nNudge is running\n"
+              f"  gateway      {base}\n"
+              f"  API docs     {base}/docs\n"
+              f"  workspace    {workspace['workspace_id']}\n"
+              f"  write key    {workspace['write_key']}\n"
+              f"  admin key    {workspace['admin_key']}\n"
+              "Ctrl-C stops everything.\n", flush=True)
+        while not stopping:
+            _check_alive(children)
+            time.sleep(0.3)
+        print("stopping …", flush=True)
+        return 0
+    except ChildDied as died:
+        print(f"\n{died}; stopping the platform", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        _stop(children)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

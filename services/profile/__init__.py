@@ -1,0 +1,1 @@
+"""Profile service: profiles, the identity graph, the event log, consent, GDPR."""

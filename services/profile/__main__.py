@@ -1,0 +1,38 @@
+"""python -m services.profile: the profile gRPC server and its outbox relay."""
+
+import asyncio
+from pathlib import Path
+
+from kit.clock import SystemClock
+from kit.outbox import Outbox, OutboxRelay
+from kit.runtime import GrpcServer, Runtime, open_runtime, serve_until_signal
+from nudge.profile.v1 import profile_pb2, profile_pb2_grpc
+from services.profile.grpc_api import ProfileServicer
+from services.profile.models import outbox as outbox_table
+from services.profile.service import ProfileService
+from services.profile.settings import ProfileSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build(runtime: Runtime, settings: ProfileSettings) -> tuple[GrpcServer, OutboxRelay]:
+    relay = OutboxRelay(runtime.sessions, outbox_table, runtime.redis)
+    service = ProfileService(runtime.sessions, Outbox(outbox_table, settings.events_partitions),
+                             SystemClock(), settings.default_phone_region, on_commit=relay.wake)
+
+    def add_servicers(server):
+        profile_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileServicer(service), server)
+        return [profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name]
+
+    return GrpcServer(add_servicers), relay
+
+
+async def main() -> None:
+    settings = ProfileSettings()
+    runtime = await open_runtime("profile", settings, MIGRATIONS)
+    server, relay = build(runtime, settings)
+    await serve_until_signal(runtime, server, settings.grpc_port, background=[relay.run()])
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

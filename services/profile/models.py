@@ -1,0 +1,72 @@
+"""Tables of the profile service. Every row carries its workspace."""
+
+from sqlalchemy import (BigInteger, Column, DateTime, Identity, Index, MetaData, Table, Text, func, text)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+
+from kit.outbox import outbox_table
+
+metadata = MetaData()
+
+profiles = Table(
+    "profiles", metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("workspace_id", Text, nullable=False),
+    Column("traits", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # trait name → when its value was set (event time), for merge-by-recency
+    Column("trait_times", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # purpose → {granted, at, source}
+    Column("consent", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=True),
+    # set on a profile that was merged away: lookups by its old id find the survivor
+    Column("merged_into", UUID(as_uuid=True), nullable=True),
+    Index("ix_profiles_merged_into", "workspace_id", "merged_into"),
+)
+
+identities = Table(
+    "identities", metadata,
+    Column("workspace_id", Text, primary_key=True),
+    Column("type", Text, primary_key=True),
+    Column("value", Text, primary_key=True),
+    Column("profile_id", UUID(as_uuid=True), primary_key=True),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Index("ix_identities_profile", "profile_id"),
+    # a userId or anonymousId belongs to exactly one profile
+    Index("ux_identities_one_owner", "workspace_id", "type", "value", unique=True,
+          postgresql_where=text("type IN ('user_id', 'anonymous_id')")),
+)
+
+events = Table(
+    "events", metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("workspace_id", Text, nullable=False),
+    Column("profile_id", UUID(as_uuid=True), nullable=False),
+    Column("message_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("timestamp", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("call", JSONB, nullable=False),
+    Index("ux_events_message_id", "workspace_id", "message_id", unique=True),
+    Index("ix_events_profile_time", "workspace_id", "profile_id", "timestamp", "id"),
+)
+
+identity_policies = Table(
+    "identity_policies", metadata,
+    Column("workspace_id", Text, primary_key=True),
+    Column("unique_identifiers", ARRAY(Text), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("workspace_id", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("profile_id", Text, nullable=True),
+    Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Index("ix_audit_workspace", "workspace_id", "id"),
+)
+
+outbox = outbox_table(metadata)

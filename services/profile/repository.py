@@ -1,0 +1,189 @@
+"""Queries of the profile service. Every method takes the workspace and scopes by it."""
+
+import hashlib
+import uuid
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.profile.models import audit_log, events, identities, identity_policies, profiles
+
+
+def lock_key(*parts: str) -> int:
+    """A signed 64-bit advisory-lock key; collisions only serialize more than needed."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class ProfileRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock(self, keys: list[int]) -> None:
+        """Transaction-scoped advisory locks, taken in one sorted pass to avoid deadlocks."""
+        if keys:
+            await self.session.execute(
+                text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"),
+                {"keys": sorted(set(keys))})
+
+    async def policy(self, workspace_id: str) -> list[str] | None:
+        return await self.session.scalar(
+            select(identity_policies.c.unique_identifiers)
+            .where(identity_policies.c.workspace_id == workspace_id))
+
+    async def set_policy(self, workspace_id: str, unique_identifiers: list[str]) -> None:
+        stmt = pg_insert(identity_policies).values(
+            workspace_id=workspace_id, unique_identifiers=unique_identifiers)
+        await self.session.execute(stmt.on_conflict_do_update(
+            index_elements=[identity_policies.c.workspace_id],
+            set_={"unique_identifiers": stmt.excluded.unique_identifiers}))
+
+    async def existing_message_ids(self, workspace_id: str, message_ids: list[str]) -> set[str]:
+        if not message_ids:
+            return set()
+        rows = await self.session.scalars(
+            select(events.c.message_id).where(events.c.workspace_id == workspace_id,
+                                               events.c.message_id.in_(message_ids)))
+        return set(rows)
+
+    async def owners(self, workspace_id: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str, uuid.UUID]]:
+        if not pairs:
+            return []
+        rows = await self.session.execute(
+            select(identities.c.type, identities.c.value, identities.c.profile_id)
+            .where(identities.c.workspace_id == workspace_id,
+                   tuple_(identities.c.type, identities.c.value).in_(pairs)))
+        return [tuple(r) for r in rows]
+
+    async def profiles_with_user_id(self, workspace_id: str, profile_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        rows = await self.session.scalars(
+            select(identities.c.profile_id).distinct()
+            .where(identities.c.workspace_id == workspace_id, identities.c.type == "user_id",
+                   identities.c.profile_id.in_(profile_ids)))
+        return set(rows)
+
+    async def lock_profiles(self, workspace_id: str, profile_ids: list[uuid.UUID]) -> dict:
+        rows = await self.session.execute(
+            select(profiles).where(profiles.c.workspace_id == workspace_id,
+                                   profiles.c.id.in_(profile_ids))
+            .order_by(profiles.c.id).with_for_update())
+        return {r.id: r._asdict() for r in rows}
+
+    async def insert_profiles(self, rows: list[dict]) -> None:
+        if rows:
+            await self.session.execute(insert(profiles), rows)
+
+    async def insert_identities(self, rows: list[dict]) -> None:
+        if rows:
+            await self.session.execute(pg_insert(identities).on_conflict_do_nothing(), rows)
+
+    async def update_profile(self, workspace_id: str, profile_id: uuid.UUID, **values) -> None:
+        await self.session.execute(
+            update(profiles).where(profiles.c.workspace_id == workspace_id, profiles.c.id == profile_id)
+            .values(**values))
+
+    async def move_to_survivor(self, workspace_id: str, merged: uuid.UUID, survivor: uuid.UUID) -> None:
+        """Re-point identities and events of a merged profile, and earlier merges into it."""
+        await self.session.execute(
+            delete(identities).where(
+                identities.c.workspace_id == workspace_id, identities.c.profile_id == merged,
+                tuple_(identities.c.type, identities.c.value).in_(
+                    select(identities.c.type, identities.c.value)
+                    .where(identities.c.workspace_id == workspace_id,
+                           identities.c.profile_id == survivor))))
+        await self.session.execute(
+            update(identities).where(identities.c.workspace_id == workspace_id,
+                                     identities.c.profile_id == merged).values(profile_id=survivor))
+        await self.session.execute(
+            update(events).where(events.c.workspace_id == workspace_id, events.c.profile_id == merged)
+            .values(profile_id=survivor))
+        await self.session.execute(
+            update(profiles).where(profiles.c.workspace_id == workspace_id,
+                                   or_(profiles.c.id == merged, profiles.c.merged_into == merged))
+            .values(merged_into=survivor))
+        await self.update_profile(workspace_id, merged, traits={}, trait_times={}, consent={})
+
+    async def insert_events(self, rows: list[dict]) -> None:
+        if rows:
+            await self.session.execute(insert(events), rows)
+
+    async def touch_last_seen(self, workspace_id: str, seen: dict[uuid.UUID, datetime]) -> None:
+        # Event time, not arrival: a late event never moves last_seen backwards.
+        if seen:
+            await self.session.execute(text(
+                "UPDATE profiles AS p SET last_seen_at = GREATEST(COALESCE(p.last_seen_at, v.at), v.at) "
+                "FROM unnest(CAST(:ids AS uuid[]), CAST(:ats AS timestamptz[])) AS v(id, at) "
+                "WHERE p.workspace_id = :ws AND p.id = v.id"),
+                {"ids": list(seen), "ats": list(seen.values()), "ws": workspace_id})
+
+    async def live_profile(self, workspace_id: str, profile_id: uuid.UUID) -> dict | None:
+        """The profile with this id, or the one it was merged into."""
+        row = (await self.session.execute(
+            select(profiles).where(profiles.c.workspace_id == workspace_id, profiles.c.id == profile_id)
+        )).first()
+        if row is None:
+            return None
+        if row.merged_into is not None:
+            return await self.live_profile(workspace_id, row.merged_into)
+        return row._asdict()
+
+    async def identities_of(self, workspace_id: str, profile_id: uuid.UUID) -> list:
+        rows = await self.session.execute(
+            select(identities.c.type, identities.c.value, identities.c.first_seen)
+            .where(identities.c.workspace_id == workspace_id, identities.c.profile_id == profile_id)
+            .order_by(identities.c.type, identities.c.first_seen))
+        return list(rows)
+
+    async def merged_ids(self, workspace_id: str, profile_id: uuid.UUID) -> list[uuid.UUID]:
+        return list(await self.session.scalars(
+            select(profiles.c.id).where(profiles.c.workspace_id == workspace_id,
+                                        profiles.c.merged_into == profile_id).order_by(profiles.c.id)))
+
+    async def profile_ids_by_identifier(self, workspace_id: str, identifier_type: str, value: str) -> list[uuid.UUID]:
+        return list(await self.session.scalars(
+            select(identities.c.profile_id)
+            .where(identities.c.workspace_id == workspace_id, identities.c.type == identifier_type,
+                   identities.c.value == value).order_by(identities.c.first_seen)))
+
+    async def events_page(self, workspace_id: str, profile_id: uuid.UUID, size: int,
+                          before: tuple[datetime, uuid.UUID] | None) -> list:
+        """Newest first; `before` is the (timestamp, id) of the last row of the previous page."""
+        query = select(events).where(events.c.workspace_id == workspace_id, events.c.profile_id == profile_id)
+        if before is not None:
+            query = query.where(tuple_(events.c.timestamp, events.c.id) < tuple_(*before))
+        query = query.order_by(events.c.timestamp.desc(), events.c.id.desc()).limit(size)
+        return list(await self.session.execute(query))
+
+    async def all_events(self, workspace_id: str, profile_id: uuid.UUID) -> list:
+        return list(await self.session.execute(
+            select(events).where(events.c.workspace_id == workspace_id, events.c.profile_id == profile_id)
+            .order_by(events.c.timestamp, events.c.id)))
+
+    async def erase(self, workspace_id: str, profile_id: uuid.UUID) -> int:
+        """Deletes the profile, the profiles merged into it, their identities and events."""
+        ids = [profile_id, *await self.merged_ids(workspace_id, profile_id)]
+        erased = await self.session.execute(
+            delete(events).where(events.c.workspace_id == workspace_id, events.c.profile_id.in_(ids)))
+        await self.session.execute(
+            delete(identities).where(identities.c.workspace_id == workspace_id,
+                                     identities.c.profile_id.in_(ids)))
+        await self.session.execute(
+            delete(profiles).where(profiles.c.workspace_id == workspace_id, profiles.c.id.in_(ids)))
+        return erased.rowcount
+
+    async def audit(self, workspace_id: str, actor: str, action: str, profile_id: str | None,
+                    detail: dict | None = None) -> None:
+        await self.session.execute(insert(audit_log).values(
+            workspace_id=workspace_id, actor=actor, action=action, profile_id=profile_id,
+            detail=detail or {}))
+
+    async def audit_page(self, workspace_id: str, size: int, before_id: int | None,
+                         profile_id: str | None) -> list:
+        query = select(audit_log).where(audit_log.c.workspace_id == workspace_id)
+        if before_id is not None:
+            query = query.where(audit_log.c.id < before_id)
+        if profile_id:
+            query = query.where(audit_log.c.profile_id == profile_id)
+        return list(await self.session.execute(query.order_by(audit_log.c.id.desc()).limit(size)))

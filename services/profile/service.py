@@ -1,0 +1,287 @@
+"""Use cases of the profile service: one async method per operation, one transaction each."""
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from kit.clock import Clock
+from kit.errors import InvalidArgument
+from kit.outbox import Outbox
+from kit.streams import EVENTS
+from services.profile import identity
+from services.profile.calls import Call
+from services.profile.errors import ProfileNotFound
+from services.profile.repository import ProfileRepository, lock_key
+from services.profile.resolver import Resolver
+
+STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
+_RETRIES = 5
+# deadlock, serialization failure, and a unique index raced by a concurrent first sighting
+_RETRYABLE_SQLSTATES = {"40P01", "40001", "23505"}
+
+
+@dataclass
+class IngestResult:
+    outcome: str
+    profile_id: str = ""
+    event_id: str = ""
+    field: str = ""
+    reason: str = ""
+
+
+@dataclass
+class ProfileView:
+    row: dict
+    identities: list
+    merged_ids: list[uuid.UUID]
+
+
+class ProfileService:
+    def __init__(self, sessions: async_sessionmaker, outbox: Outbox, clock: Clock,
+                 phone_region: str = "KR", on_commit: Callable[[], None] = lambda: None) -> None:
+        self.sessions = sessions
+        self.outbox = outbox
+        self.clock = clock
+        self.phone_region = phone_region
+        self.on_commit = on_commit  # wakes the outbox relay
+
+    # -- tracking -------------------------------------------------------------------
+    async def ingest(self, workspace_id: str, calls: list[Call]) -> list[IngestResult]:
+        results: list[IngestResult | None] = [None] * len(calls)
+        accepted: list[tuple[int, Call, identity.Identifiers]] = []
+        seen: set[str] = set()
+        for index, call in enumerate(calls):
+            try:
+                ids = identity.identifiers_of(call, self.phone_region)
+            except InvalidArgument as err:
+                results[index] = IngestResult(REJECTED, field=err.field or "", reason=err.message)
+                continue
+            if call.message_id in seen:
+                results[index] = IngestResult(DUPLICATE)
+                continue
+            seen.add(call.message_id)
+            accepted.append((index, call, ids))
+        if accepted:
+            stored = await self._retrying(lambda: self._store(workspace_id, accepted))
+            for index, result in stored.items():
+                results[index] = result
+            self.on_commit()
+        return results  # type: ignore[return-value]
+
+    async def _store(self, workspace_id: str, accepted) -> dict[int, IngestResult]:
+        now = self.clock.now()
+        results: dict[int, IngestResult] = {}
+        async with self.sessions() as session, session.begin():
+            repo = ProfileRepository(session)
+            pairs = sorted({pair for _, call, ids in accepted for pair in _pairs_of(call, ids)})
+            # Calls naming the same identifier or messageId wait for each other.
+            await repo.lock([lock_key(workspace_id, "message", call.message_id) for _, call, _ in accepted]
+                            + [lock_key(workspace_id, *pair) for pair in pairs])
+            duplicates = await repo.existing_message_ids(workspace_id, [c.message_id for _, c, _ in accepted])
+            unique_types = await repo.policy(workspace_id) or list(identity.DEFAULT_UNIQUE)
+            resolver = Resolver(repo, self.outbox, workspace_id, unique_types, now)
+            await resolver.load(pairs)
+            placed: list[tuple[int, Call, uuid.UUID]] = []
+            for index, call, ids in accepted:
+                if call.message_id in duplicates:
+                    results[index] = IngestResult(DUPLICATE)
+                    continue
+                at = call.timestamp
+                if call.type == "alias":
+                    profile_id = await resolver.alias(call.previous_id, call.user_id, ids, at)
+                else:
+                    profile_id = await resolver.resolve(ids, at)
+                if call.type == "identify" and call.traits:
+                    await resolver.set_traits(profile_id, call.traits, at)
+                placed.append((index, call, profile_id))
+            await resolver.flush()
+
+            event_rows, last_seen = [], {}
+            for index, call, profile_id in placed:
+                profile_id = resolver.live(profile_id)
+                event_id = uuid.uuid4()
+                record = call.as_record()
+                event_rows.append({"id": event_id, "workspace_id": workspace_id, "profile_id": profile_id,
+                                   "message_id": call.message_id, "type": call.type, "name": call.label,
+                                   "timestamp": call.timestamp, "received_at": call.received_at,
+                                   "call": record})
+                resolver.outbox_rows.append(self.outbox.event(
+                    EVENTS, f"event.{call.type}", workspace_id, str(profile_id), call.timestamp,
+                    {"event_id": str(event_id), **record}))
+                last_seen[profile_id] = max(call.timestamp, last_seen.get(profile_id, call.timestamp))
+                results[index] = IngestResult(STORED, profile_id=str(profile_id), event_id=str(event_id))
+            await repo.insert_events(event_rows)
+            await repo.touch_last_seen(workspace_id, last_seen)
+            await self.outbox.add(session, resolver.outbox_rows)
+        return results
+
+    async def _retrying(self, work):
+        """Concurrent batches can deadlock on profile rows; PostgreSQL aborts one, we rerun it."""
+        for attempt in range(_RETRIES):
+            try:
+                return await work()
+            except DBAPIError as err:
+                sqlstate = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+                retryable = sqlstate in _RETRYABLE_SQLSTATES
+                if not retryable or attempt == _RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.01 * (attempt + 1))
+
+    # -- management -----------------------------------------------------------------
+    async def get_profile(self, workspace_id: str, actor: str, profile_id: str) -> ProfileView:
+        async with self.sessions() as session, session.begin():
+            repo = ProfileRepository(session)
+            view = await self._view(repo, workspace_id, profile_id)
+            await repo.audit(workspace_id, actor, "profile.read", str(view.row["id"]))
+        return view
+
+    async def lookup(self, workspace_id: str, actor: str, identifier_type: str, value: str) -> list[ProfileView]:
+        value = identity.normalize(identifier_type, value, self.phone_region)
+        async with self.sessions() as session, session.begin():
+            repo = ProfileRepository(session)
+            ids = await repo.profile_ids_by_identifier(workspace_id, identifier_type, value)
+            views = [await self._view(repo, workspace_id, str(i)) for i in ids]
+            for view in views:
+                await repo.audit(workspace_id, actor, "profile.lookup", str(view.row["id"]),
+                                 {"identifier_type": identifier_type})
+        return views
+
+    async def list_events(self, workspace_id: str, actor: str, profile_id: str, size: int,
+                          cursor: str) -> tuple[list, str]:
+        size = min(max(size or 50, 1), 500)
+        before = _decode_event_cursor(cursor)
+        async with self.sessions() as session, session.begin():
+            repo = ProfileRepository(session)
+            row = await self._live(repo, workspace_id, profile_id)
+            rows = await repo.events_page(workspace_id, row["id"], size + 1, before)
+            await repo.audit(workspace_id, actor, "events.read", str(row["id"]))
+        next_cursor = ""
+        if len(rows) > size:
+            rows = rows[:size]
+            next_cursor = f"{rows[-1].timestamp.isoformat()}|{rows[-1].id}"
+        return rows, next_cursor
+
+    async def update_consent(self, workspace_id: str, actor: str, profile_id: str,
+                             changes: list[tuple[str, bool, datetime | None, str]]) -> ProfileView:
+        now = self.clock.now()
+        checked = [(identity.validate_consent_purpose(purpose, f"changes[{i}].purpose"), granted, at or now, source)
+                   for i, (purpose, granted, at, source) in enumerate(changes)]
+        if not checked:
+            raise InvalidArgument("changes: at least one consent change is required", field="changes")
+        async with self.sessions() as session, session.begin():
+            repo = ProfileRepository(session)
+            live = await self._live(repo, workspace_id, profile_id)
+            row = (await repo.lock_profiles(workspace_id, [live["id"]]))[live["id"]]
+            consent = dict(row["consent"])
+            applied = {purpose: granted for purpose, granted, at, source in checked
+                       if identity.apply_consent(consent, purpose, granted, at, source)}
+            await repo.update_profile(workspace_id, row["id"], consent=consent)
+            if applied:
+                await self.outbox.add(session, [self.outbox.event(
+                    EVENTS, "profile.consent_changed", workspace_id, str(row["id"]), now,
+                    {"consent": {p: consent[p] for p in applied}})])
+            await repo.audit(workspace_id, actor, "consent.update", str(row["id"]),
+                             {"purposes": sorted(p for p, *_ in checked)})
+            view = await self._view(repo, workspace_id, str(row["id"]))
+        self.on_commit()
+        return view
+
+    async def export(self, workspace_id: str, actor: str, profile_id: str) -> dict:
+        async with self.sessions() as session, session.begin():
+            repo = ProfileRepository(session)
+            view = await self._view(repo, workspace_id, profile_id)
+            events = [await repo.all_events(workspace_id, i) for i in [view.row["id"], *view.merged_ids]]
+            await repo.audit(workspace_id, actor, "profile.export", str(view.row["id"]))
+            audit = await repo.audit_page(workspace_id, 10_000, None, str(view.row["id"]))
+        return {
+            "profile": {"id": str(view.row["id"]), "traits": view.row["traits"],
+                        "consent": view.row["consent"], "created_at": view.row["created_at"].isoformat(),
+                        "last_seen_at": _iso(view.row["last_seen_at"]),
+                        "merged_ids": [str(i) for i in view.merged_ids]},
+            "identities": [{"type": t, "value": v, "first_seen": f.isoformat()} for t, v, f in view.identities],
+            "events": [{"id": str(e.id), **e.call} for rows in events for e in rows],
+            "access_log": [{"at": a.at.isoformat(), "actor": a.actor, "action": a.action} for a in audit],
+        }
+
+    async def delete(self, workspace_id: str, actor: str, profile_id: str) -> int:
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            repo = ProfileRepository(session)
+            row = await self._live(repo, workspace_id, profile_id)
+            await repo.lock_profiles(workspace_id, [row["id"]])
+            erased = await repo.erase(workspace_id, row["id"])
+            await self.outbox.add(session, [self.outbox.event(
+                EVENTS, "profile.deleted", workspace_id, str(row["id"]), now, {})])
+            await repo.audit(workspace_id, actor, "profile.delete", str(row["id"]), {"events_erased": erased})
+        self.on_commit()
+        return erased
+
+    async def identity_policy(self, workspace_id: str) -> list[str]:
+        async with self.sessions() as session:
+            return await ProfileRepository(session).policy(workspace_id) or list(identity.DEFAULT_UNIQUE)
+
+    async def set_identity_policy(self, workspace_id: str, actor: str, unique_identifiers: list[str]) -> list[str]:
+        unique = identity.validate_policy(unique_identifiers)
+        async with self.sessions() as session, session.begin():
+            repo = ProfileRepository(session)
+            await repo.set_policy(workspace_id, unique)
+            await repo.audit(workspace_id, actor, "identity_policy.update", None, {"unique_identifiers": unique})
+        return unique
+
+    async def audit_log(self, workspace_id: str, size: int, cursor: str, profile_id: str) -> tuple[list, str]:
+        size = min(max(size or 50, 1), 500)
+        before = _int_cursor(cursor)
+        async with self.sessions() as session:
+            rows = await ProfileRepository(session).audit_page(workspace_id, size + 1, before, profile_id or None)
+        if len(rows) > size:
+            return rows[:size], str(rows[size - 1].id)
+        return rows, ""
+
+    async def _live(self, repo: ProfileRepository, workspace_id: str, profile_id: str) -> dict:
+        try:
+            key = uuid.UUID(profile_id)
+        except ValueError:
+            raise ProfileNotFound(profile_id) from None
+        row = await repo.live_profile(workspace_id, key)
+        if row is None:
+            raise ProfileNotFound(profile_id)
+        return row
+
+    async def _view(self, repo: ProfileRepository, workspace_id: str, profile_id: str) -> ProfileView:
+        row = await self._live(repo, workspace_id, profile_id)
+        return ProfileView(row, await repo.identities_of(workspace_id, row["id"]),
+                           await repo.merged_ids(workspace_id, row["id"]))
+
+
+def _pairs_of(call: Call, ids: identity.Identifiers) -> list[tuple[str, str]]:
+    pairs = ids.pairs()
+    if call.type == "alias" and call.previous_id:
+        pairs += [(identity.USER_ID, call.previous_id), (identity.ANONYMOUS_ID, call.previous_id)]
+    return pairs
+
+
+def _decode_event_cursor(cursor: str) -> tuple[datetime, uuid.UUID] | None:
+    if not cursor:
+        return None
+    try:
+        stamp, event_id = cursor.split("|", 1)
+        return datetime.fromisoformat(stamp), uuid.UUID(event_id)
+    except ValueError:
+        raise InvalidArgument("cursor: not a cursor this API returned", field="cursor") from None
+
+
+def _int_cursor(cursor: str) -> int | None:
+    if not cursor:
+        return None
+    if not cursor.isdigit():
+        raise InvalidArgument("cursor: not a cursor this API returned", field="cursor")
+    return int(cursor)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

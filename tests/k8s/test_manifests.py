@@ -1,0 +1,318 @@
+"""The kustomize overlays render, pass the Kubernetes schema, and agree with the code.
+
+Most tests need only kubectl and kubernetes-validate. The cross-checks against the
+Python code import it: their names contain `settings` or `app_routes`.
+"""
+
+import functools
+import importlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+OVERLAYS = sorted(p for p in (ROOT / "k8s" / "overlays").iterdir() if (p / "kustomization.yaml").is_file())
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+K8S_VERSION = "1.32"  # the kubectl we render with; kubernetes-validate ships its schema
+
+GRPC_PORT = 50051  # profile; must equal ProfileSettings.grpc_port
+HTTP_PORT = 8080  # gateway; must equal GatewaySettings.http_port
+SETTINGS = {"gateway": "gateway.settings:GatewaySettings", "profile": "services.profile.settings:ProfileSettings"}
+# Nudge components that may call profile over gRPC.
+PROFILE_CALLERS = {"gateway", "segment", "journey", "dispatch", "metrics"}
+EXTERNAL_SECRET = "nudge-secrets"  # created outside kustomize where no overlay generates it
+PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+
+each_overlay = pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
+each_component = pytest.mark.parametrize("component", sorted(SETTINGS))
+
+
+@functools.cache
+def render(overlay: Path) -> list[dict]:
+    if not Path(KUBECTL).is_file():
+        pytest.fail(f"kubectl is not installed (not on PATH, not at /usr/bin/kubectl); it renders {overlay}")
+    done = subprocess.run([KUBECTL, "kustomize", str(overlay)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"kubectl kustomize {overlay} failed:\n{done.stderr}"
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def of_kind(docs: list[dict], kind: str) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def named(docs: list[dict], kind: str, name: str) -> dict | None:
+    return next((d for d in of_kind(docs, kind) if d["metadata"]["name"] == name), None)
+
+
+def pod_labels(deployment: dict) -> dict:
+    return deployment["spec"]["template"]["metadata"]["labels"]
+
+
+def deployment(docs: list[dict], component: str) -> dict:
+    found = [d for d in of_kind(docs, "Deployment") if pod_labels(d).get("app.kubernetes.io/name") == component]
+    assert len(found) == 1, f"expected one Deployment for {component}, found {len(found)}"
+    return found[0]
+
+
+def container(docs: list[dict], component: str) -> dict:
+    containers = deployment(docs, component)["spec"]["template"]["spec"]["containers"]
+    return next(c for c in containers if c["name"] == component)
+
+
+def env(docs: list[dict], c: dict) -> dict[str, str | None]:
+    """Every variable the container gets, with its value (None when it comes from a Secret)."""
+    values: dict[str, str | None] = {}
+    for source in c.get("envFrom", []):
+        assert "configMapRef" in source, "map secrets key by key (env valueFrom) so every name is visible"
+        config = named(docs, "ConfigMap", source["configMapRef"]["name"])
+        assert config, f"envFrom names a ConfigMap that is not rendered: {source}"
+        values |= {source.get("prefix", "") + k: v for k, v in config.get("data", {}).items()}
+    for e in c.get("env", []):
+        ref = e.get("valueFrom", {}).get("configMapKeyRef")
+        values[e["name"]] = named(docs, "ConfigMap", ref["name"])["data"][ref["key"]] if ref else e.get("value")
+    return values
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    """Kubernetes label-selector semantics (matchLabels and matchExpressions)."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for e in selector.get("matchExpressions", []):
+        present, value = e["key"] in labels, labels.get(e["key"])
+        ok = {
+            "In": present and value in e["values"],
+            "NotIn": not present or value not in e["values"],
+            "Exists": present,
+            "DoesNotExist": not present,
+        }[e["operator"]]
+        if not ok:
+            return False
+    return True
+
+
+def ingress_rules(docs: list[dict], labels: dict) -> list[dict]:
+    policies = [p for p in of_kind(docs, "NetworkPolicy") if selects(p["spec"]["podSelector"], labels)]
+    return [rule for p in policies for rule in p["spec"].get("ingress", [])]
+
+
+def named_ports(c: dict) -> list[tuple]:
+    return [(p.get("name"), p["containerPort"]) for p in c.get("ports", [])]
+
+
+def probe_ports(c: dict, handler: str) -> set:
+    assert "livenessProbe" in c and "readinessProbe" in c, c["name"]
+    return {c[probe][handler]["port"] for probe in PROBES if probe in c}
+
+
+def settings_class(component: str):
+    module, name = SETTINGS[component].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+# --- rendering and schema ---------------------------------------------------------
+
+
+def test_dev_and_prod_overlays_exist():
+    assert {"dev", "prod"} <= {p.name for p in OVERLAYS}
+
+
+@each_overlay
+def test_manifests_validate_against_kubernetes_schema(overlay):
+    errors = []
+    for doc in render(overlay):
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        try:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            errors.append(f"{where}: {'.'.join(map(str, e.path))}: {e.message}")
+        except kubernetes_validate.SchemaNotFoundError as e:
+            errors.append(f"{where}: {e.message}")
+    assert not errors, "\n".join(errors)
+
+
+# --- availability and pod hardening -----------------------------------------------
+
+
+@each_overlay
+def test_every_deployment_has_a_pdb_and_a_cpu_autoscaler(overlay):
+    docs = render(overlay)
+    assert {pod_labels(d)["app.kubernetes.io/name"] for d in of_kind(docs, "Deployment")} >= set(SETTINGS)
+    for d in of_kind(docs, "Deployment"):
+        name = d["metadata"]["name"]
+        assert any(selects(p["spec"]["selector"], pod_labels(d)) for p in of_kind(docs, "PodDisruptionBudget")), name
+        hpas = [h for h in of_kind(docs, "HorizontalPodAutoscaler") if h["spec"]["scaleTargetRef"]["name"] == name]
+        assert len(hpas) == 1, name
+        assert {m["resource"]["name"] for m in hpas[0]["spec"]["metrics"]} == {"cpu"}, name
+
+
+@each_overlay
+def test_pods_run_as_non_root_with_read_only_root_filesystem(overlay):
+    for d in of_kind(render(overlay), "Deployment"):
+        pod = d["spec"]["template"]["spec"]
+        tmp_volumes = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            where = f"{d['metadata']['name']}/{c['name']}"
+            sc = pod.get("securityContext", {}) | c.get("securityContext", {})  # container wins
+            assert sc.get("runAsNonRoot") is True and sc.get("runAsUser", 0) != 0, where
+            assert sc.get("readOnlyRootFilesystem") is True, where
+            assert sc.get("allowPrivilegeEscalation") is False, where
+            assert "ALL" in sc.get("capabilities", {}).get("drop", []), where
+            assert sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
+            assert any(m["mountPath"] == "/tmp" and m["name"] in tmp_volumes for m in c.get("volumeMounts", [])), where
+            for bound in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(c.get("resources", {}).get(bound, {})), f"{where} {bound}"
+
+
+# --- network policies -------------------------------------------------------------
+
+
+@each_overlay
+def test_every_deployment_has_a_network_policy_and_ingress_is_denied_by_default(overlay):
+    docs = render(overlay)
+    deny_all = [
+        p for p in of_kind(docs, "NetworkPolicy")
+        if "Ingress" in p["spec"].get("policyTypes", []) and not p["spec"].get("ingress")
+    ]
+    for d in of_kind(docs, "Deployment"):
+        labels = pod_labels(d)
+        assert labels.get("app.kubernetes.io/part-of") == "nudge", d["metadata"]["name"]
+        assert any(selects(p["spec"]["podSelector"], labels) for p in deny_all), d["metadata"]["name"]
+        assert ingress_rules(docs, labels), f"no NetworkPolicy admits traffic to {d['metadata']['name']}"
+
+
+@each_overlay
+def test_profile_admits_only_its_nudge_callers_on_grpc(overlay):
+    docs = render(overlay)
+    rules = ingress_rules(docs, pod_labels(deployment(docs, "profile")))
+    assert rules
+    for rule in rules:
+        assert rule.get("from"), "an ingress rule without `from` admits every source"
+        assert rule.get("ports") and all(p["port"] in (GRPC_PORT, "grpc") for p in rule["ports"]), rule
+        # pod selectors only: no ipBlock, no namespaceSelector (which would widen to other namespaces)
+        assert all(set(peer) == {"podSelector"} for peer in rule["from"]), rule
+    peers = [peer["podSelector"] for rule in rules for peer in rule["from"]]
+
+    def admitted(labels: dict) -> bool:
+        return any(selects(peer, labels) for peer in peers)
+
+    assert admitted(pod_labels(deployment(docs, "gateway")))
+    for d in of_kind(docs, "Deployment"):
+        if admitted(pod_labels(d)):
+            assert pod_labels(d)["app.kubernetes.io/name"] in PROFILE_CALLERS, d["metadata"]["name"]
+    assert not admitted({})
+    assert not admitted({"app.kubernetes.io/part-of": "nudge", "app.kubernetes.io/name": "intruder"})
+    assert not admitted({"app.kubernetes.io/name": "gateway"}), "a pod merely named gateway is not Nudge's"
+
+
+@each_overlay
+def test_gateway_http_port_is_open_to_anyone(overlay):
+    docs = render(overlay)
+    rules = ingress_rules(docs, pod_labels(deployment(docs, "gateway")))
+    assert any(not r.get("from") and any(p["port"] in (HTTP_PORT, "http") for p in r.get("ports", [])) for r in rules)
+
+
+# --- ports, probes, wiring --------------------------------------------------------
+
+
+@each_overlay
+def test_profile_serves_grpc_on_50051_with_grpc_probes(overlay):
+    docs = render(overlay)
+    c = container(docs, "profile")
+    assert ("grpc", GRPC_PORT) in named_ports(c)
+    assert probe_ports(c, "grpc") == {GRPC_PORT}
+    assert env(docs, c)["NUDGE_GRPC_PORT"] == str(GRPC_PORT)
+    assert c["command"] == ["python", "-m", "services.profile"]
+
+
+@each_overlay
+def test_gateway_serves_http_on_8080_with_health_probes(overlay):
+    docs = render(overlay)
+    c = container(docs, "gateway")
+    assert ("http", HTTP_PORT) in named_ports(c)
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": HTTP_PORT}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": HTTP_PORT}
+    assert probe_ports(c, "httpGet") == {HTTP_PORT}
+    assert env(docs, c)["NUDGE_HTTP_PORT"] == str(HTTP_PORT)
+    assert c["command"] == ["python", "-m", "gateway"]
+
+
+@each_overlay
+def test_gateway_profile_addr_is_the_profile_service(overlay):
+    docs = render(overlay)
+    host, port = env(docs, container(docs, "gateway"))["NUDGE_PROFILE_ADDR"].removeprefix("dns:///").rsplit(":", 1)
+    service = named(docs, "Service", host.split(".")[0])
+    assert service, f"no Service named {host.split('.')[0]}"
+    assert selects({"matchLabels": service["spec"]["selector"]}, pod_labels(deployment(docs, "profile")))
+    service_port = next(p for p in service["spec"]["ports"] if p["port"] == int(port))
+    assert service_port["targetPort"] in ("grpc", GRPC_PORT)
+
+
+@each_overlay
+def test_secret_references_resolve_and_each_service_has_its_own_database(overlay):
+    docs = render(overlay)
+    database_keys = []
+    for component in SETTINGS:
+        for e in container(docs, component).get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            if not ref:
+                continue
+            secret = named(docs, "Secret", ref["name"])
+            if secret:
+                assert ref["key"] in secret.get("data", {}) | secret.get("stringData", {}), ref
+            else:
+                assert ref["name"] == EXTERNAL_SECRET, f"{ref['name']} is neither rendered nor the documented one"
+            if e["name"] == "NUDGE_DATABASE_URL":
+                database_keys.append(ref["key"])
+    assert len(database_keys) == len(set(database_keys)) == len(SETTINGS)
+
+
+# --- cross-checks against the Python code -----------------------------------------
+
+
+@each_overlay
+@each_component
+def test_env_names_match_settings(overlay, component):
+    docs = render(overlay)
+    cls = settings_class(component)
+    assert cls.model_config.get("env_prefix") == "NUDGE_"
+    fields = {"NUDGE_" + name.upper() for name in cls.model_fields}
+    unknown = set(env(docs, container(docs, component))) - fields
+    assert not unknown, f"{component} gets variables {cls.__name__} does not read: {sorted(unknown)}"
+
+
+@each_overlay
+@each_component
+def test_config_values_parse_with_settings(overlay, component, monkeypatch):
+    docs = render(overlay)
+    for name, value in env(docs, container(docs, component)).items():
+        if value is not None:  # values from Secrets are not in the manifests
+            monkeypatch.setenv(name, value)
+    settings_class(component)(_env_file=None)
+
+
+@each_overlay
+def test_ports_match_settings_defaults(overlay):
+    docs = render(overlay)
+    grpc_port = settings_class("profile").model_fields["grpc_port"].default
+    http_port = settings_class("gateway").model_fields["http_port"].default
+    assert grpc_port == GRPC_PORT and http_port == HTTP_PORT
+    profile, gateway = container(docs, "profile"), container(docs, "gateway")
+    assert grpc_port in [p["containerPort"] for p in profile["ports"]]
+    assert probe_ports(profile, "grpc") == {grpc_port}
+    assert http_port in [p["containerPort"] for p in gateway["ports"]]
+    assert probe_ports(gateway, "httpGet") == {http_port}
+
+
+@each_overlay
+def test_probe_paths_match_gateway_app_routes(overlay):
+    from gateway.app import create_app
+
+    paths = {getattr(route, "path", None) for route in create_app().routes}
+    c = container(render(overlay), "gateway")
+    for probe in PROBES:
+        if probe in c:
+            assert c[probe]["httpGet"]["path"] in paths, f"{probe} path is not a gateway route"
