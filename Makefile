@@ -5,7 +5,7 @@ PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 PROTOS      := $(shell find proto -name '*.proto')
 
-.PHONY: run test proto proto-check bench lint k8s-check workspace clean
+.PHONY: venv run test proto proto-check bench k8s-check workspace clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)

