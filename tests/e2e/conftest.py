@@ -1,0 +1,182 @@
+"""End-to-end fixtures: the whole platform started the way `make run` starts it
+(`python -m kit.supervisor`), in a temporary data directory on free ports, and an OTLP
+receiver it exports its traces to."""
+
+import collections
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.otlp import OtlpReceiver
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+READY_LINE = "Ctrl-C stops everything."
+STARTUP_TIMEOUT = 180
+STOP_TIMEOUT = 30
+
+_BANNER = {
+    "gateway": re.compile(r"^\s*gateway\s+(http://\S+)\s*$"),
+    "docs": re.compile(r"^\s*API docs\s+(http://\S+)\s*$"),
+    "workspace_id": re.compile(r"^\s*workspace\s+(\S+)\s*$"),
+    "write_key": re.compile(r"^\s*write key\s+(nk_w_\S+)\s*$"),
+    "admin_key": re.compile(r"^\s*admin key\s+(nk_a_\S+)\s*$"),
+}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Launcher:
+    """`python -m kit.supervisor` as a child process; its output is drained by a thread."""
+
+    def __init__(self, data_dir: Path, http_port: int | None = None, profile_port: int | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.http_port = http_port or free_port()
+        self.profile_port = profile_port or free_port()
+        self.extra_env = dict(env or {})
+        self.proc: subprocess.Popen | None = None
+        self.output: collections.deque[str] = collections.deque(maxlen=5000)
+        self.banner: dict[str, str] = {}
+        self._lines: queue.Queue[str | None] = queue.Queue()
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self, timeout: float = STARTUP_TIMEOUT) -> "Launcher":
+        env = {k: v for k, v in os.environ.items()
+               # hermetic: no outside database, Redis, data dir, OTLP endpoint or lock dir
+               if not k.startswith("NUDGE_") and k != "XDG_RUNTIME_DIR"}
+        env.update({"PYTHONUNBUFFERED": "1", **self.extra_env})
+        self.output.clear()
+        self.banner = {}
+        self._lines = queue.Queue()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kit.supervisor", "--data-dir", str(self.data_dir),
+             "--http-port", str(self.http_port), "--profile-port", str(self.profile_port)],
+            cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
+        threading.Thread(target=self._drain, args=(self.proc, self._lines), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._abort()
+                pytest.fail(f"the launcher printed no {READY_LINE!r} within {timeout:.0f}s\n{self.log_tail()}")
+            try:
+                line = self._lines.get(timeout=min(remaining, 1.0))
+            except queue.Empty:
+                continue
+            if line is None:
+                code = self.proc.wait()
+                pytest.fail(f"the launcher exited with code {code} before it was ready\n{self.log_tail()}")
+            for name, pattern in _BANNER.items():
+                if match := pattern.match(line):
+                    self.banner[name] = match.group(1)
+            if line.strip() == READY_LINE:
+                break
+        missing = {"gateway", "docs", "workspace_id", "write_key", "admin_key"} - set(self.banner)
+        assert not missing, f"the launcher's banner lacks {sorted(missing)}\n{self.log_tail()}"
+        assert self.banner["gateway"] == f"http://localhost:{self.http_port}", self.banner
+        assert self.banner["docs"] == f"http://localhost:{self.http_port}/docs", self.banner
+        return self
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGINT, as Ctrl-C would; SIGKILL to its whole process group after `timeout`."""
+        proc = self.proc
+        if proc is None:
+            return 0
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._abort()
+                pytest.fail(f"the launcher did not stop within {timeout:.0f}s of SIGINT\n{self.log_tail()}")
+        return proc.returncode
+
+    def _abort(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the group this launcher started
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+
+    def _drain(self, proc: subprocess.Popen, lines: queue.Queue) -> None:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            self.output.append(line)
+            lines.put(line)
+        lines.put(None)
+
+    # -- conveniences -----------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.banner["gateway"]
+
+    @property
+    def write_key(self) -> str:
+        return self.banner["write_key"]
+
+    @property
+    def admin_key(self) -> str:
+        return self.banner["admin_key"]
+
+    def admin(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.admin_key}"}, timeout=60)
+
+    def tracking(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, auth=(self.write_key, ""), timeout=60)
+
+    def log_tail(self, lines: int = 80) -> str:
+        tail = list(self.output)[-lines:]
+        return "--- launcher output (tail) ---\n" + "\n".join(tail)
+
+
+@pytest.fixture(scope="session")
+def otlp_receiver():
+    receiver = OtlpReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def platform(otlp_receiver):
+    """One running platform for the tests that do not restart it; always exports its traces
+    to the test's OTLP receiver (so the receiver has to be up first)."""
+    with tempfile.TemporaryDirectory(prefix="nudge-e2e-", dir="/tmp", ignore_cleanup_errors=True) as data_dir:
+        launcher = Launcher(Path(data_dir), env={"NUDGE_OTLP_ENDPOINT": otlp_receiver.endpoint})
+        launcher.start()
+        try:
+            yield launcher
+        finally:
+            launcher.stop()
+
+
+@pytest.fixture
+def launcher_factory():
+    """Launchers a test starts and stops itself; any still running are stopped afterwards."""
+    started: list[Launcher] = []
+
+    def make(data_dir: Path, **kwargs) -> Launcher:
+        launcher = Launcher(data_dir, **kwargs)
+        started.append(launcher)
+        return launcher
+
+    yield make
+    for launcher in started:
+        launcher.stop()

@@ -1,0 +1,175 @@
+"""Crash safety of the shared runtime: the outbox publishes what committed even when the
+process died first, and a consumer that dies before ack has its entry reclaimed."""
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timezone
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import Column, Integer, MetaData, Table, func, select, text
+from sqlalchemy.dialects.postgresql import UUID, insert
+
+from kit import db
+from kit.consumer import StreamConsumer, processed_table
+from kit.settings import REPO_ROOT
+from kit.streams import EVENTS, StreamEvent, family_streams, stream_name
+from nudge.common.v1 import common_pb2
+from nudge.profile.v1 import profile_pb2 as pb
+from nudge.profile.v1 import profile_pb2_grpc
+from tests.conftest import free_port
+
+
+async def _start_profile(database_url: str, redis_url: str, port: int, relay: bool) -> subprocess.Popen:
+    env = {**os.environ, "NUDGE_DATABASE_URL": database_url, "NUDGE_REDIS_URL": redis_url,
+           "NUDGE_GRPC_PORT": str(port), "NUDGE_OUTBOX_RELAY": str(relay).lower(), "NUDGE_LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen([sys.executable, "-m", "services.profile"], env=env, cwd=REPO_ROOT)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        for _ in range(600):
+            assert process.poll() is None, "profile service exited during start"
+            try:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return process
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("profile service never became healthy")
+
+
+async def _entries_of(redis, workspace_id: str) -> list[StreamEvent]:
+    entries = await redis.xrange(EVENTS)
+    return [e for e in (StreamEvent.from_fields(f) for _, f in entries) if e.workspace_id == workspace_id]
+
+
+async def test_committed_event_is_published_after_the_process_died_before_its_relay_ran(
+        fresh_database, redis_url, redis):
+    database_url = await fresh_database("outbox_crash")
+    workspace_id = "crash-" + secrets.token_hex(4)
+    port = free_port()
+    first = await _start_profile(database_url, redis_url, port, relay=False)
+    try:
+        now = Timestamp()
+        now.GetCurrentTime()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            reply = await profile_pb2_grpc.ProfileServiceStub(channel).Ingest(pb.IngestRequest(
+                context=common_pb2.RequestContext(workspace_id=workspace_id),
+                calls=[pb.TrackingCall(type="track", message_id="m-crash", user_id="u", event="Paid",
+                                       received_at=now)]))
+        assert reply.results[0].outcome == pb.IngestResult.STORED
+    finally:
+        first.send_signal(signal.SIGKILL)  # dies without any chance to publish
+        first.wait()
+    assert await _entries_of(redis, workspace_id) == []
+    engine = db.create_engine(database_url, pool_size=1)
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM outbox")) == 1
+
+    second = await _start_profile(database_url, redis_url, port, relay=True)
+    try:
+        for _ in range(300):
+            if entries := await _entries_of(redis, workspace_id):
+                break
+            await asyncio.sleep(0.1)
+        assert [(e.type, e.payload["messageId"]) for e in entries] == [("event.track", "m-crash")]
+        assert entries[0].payload["event_id"] == reply.results[0].event_id
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM outbox")) == 0
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+        await engine.dispose()
+
+
+effects_metadata = MetaData()
+processed = processed_table(effects_metadata)
+effects = Table("effects", effects_metadata,
+                Column("event_id", UUID(as_uuid=True), primary_key=True),
+                Column("times", Integer, nullable=False))
+
+
+async def _count_effect(session, event: StreamEvent) -> None:
+    stmt = insert(effects).values(event_id=event.id, times=1)
+    await session.execute(stmt.on_conflict_do_update(index_elements=[effects.c.event_id],
+                                                     set_={"times": effects.c.times + 1}))
+
+
+def _event() -> StreamEvent:
+    return StreamEvent(id=uuid.uuid4(), type="event.track", workspace_id="w", profile_id="p",
+                       occurred_at=datetime.now(timezone.utc), payload={"n": 1})
+
+
+async def test_entry_of_a_consumer_that_died_before_ack_is_reclaimed_and_applied_once(fresh_database, redis):
+    engine = db.create_engine(await fresh_database("consumer"), pool_size=2)
+    async with engine.begin() as conn:
+        await conn.run_sync(effects_metadata.create_all)
+    sessions = db.session_factory(engine)
+    stream, group = f"test.consumer.{secrets.token_hex(4)}", "effects"
+    event = _event()
+
+    started, never = asyncio.Event(), asyncio.Event()
+
+    async def dies_midway(session, ev):
+        await _count_effect(session, ev)
+        started.set()
+        await never.wait()  # the process is killed here: no commit, no ack
+
+    doomed = StreamConsumer(redis, sessions, processed, [stream], group, "doomed", dies_midway, block_ms=100)
+    await doomed.ensure_groups()
+    await redis.xadd(stream, event.to_fields())
+    task = asyncio.create_task(doomed.read_once())
+    await started.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert (await redis.xpending(stream, group))["pending"] == 1
+
+    survivor = StreamConsumer(redis, sessions, processed, [stream], group, "survivor", _count_effect,
+                              block_ms=100, reclaim_idle_ms=200)
+    assert await survivor.reclaim_once() == 0  # not idle long enough yet: the owner may be alive
+    await asyncio.sleep(0.3)
+    assert await survivor.reclaim_once() == 1
+    assert (await redis.xpending(stream, group))["pending"] == 0
+
+    # Redelivered (a relay republished it after a crash): acked, not applied again.
+    await redis.xadd(stream, event.to_fields())
+    assert await survivor.read_once() == 1
+    async with sessions() as session:
+        assert await session.scalar(select(effects.c.times).where(effects.c.event_id == event.id)) == 1
+        assert await session.scalar(select(func.count()).select_from(effects)) == 1
+    assert (await redis.xpending(stream, group))["pending"] == 0
+    await engine.dispose()
+
+
+async def test_failing_handler_leaves_the_entry_pending_for_a_retry(fresh_database, redis):
+    engine = db.create_engine(await fresh_database("consumer_retry"), pool_size=2)
+    async with engine.begin() as conn:
+        await conn.run_sync(effects_metadata.create_all)
+    sessions = db.session_factory(engine)
+    stream, group = f"test.retry.{secrets.token_hex(4)}", "effects"
+
+    async def broken(session, ev):
+        await _count_effect(session, ev)
+        raise RuntimeError("downstream is down")
+
+    consumer = StreamConsumer(redis, sessions, processed, [stream], group, "c1", broken, block_ms=100)
+    await consumer.ensure_groups()
+    await redis.xadd(stream, _event().to_fields())
+    assert await consumer.read_once() == 0
+    assert (await redis.xpending(stream, group))["pending"] == 1
+    async with sessions() as session:  # the handler's write rolled back with the failure
+        assert await session.scalar(select(func.count()).select_from(effects)) == 0
+    await engine.dispose()
+
+
+def test_one_profile_always_maps_to_one_partition():
+    assert stream_name(EVENTS, "p-1", 1) == EVENTS
+    names = {stream_name(EVENTS, "p-1", 8) for _ in range(3)}
+    assert len(names) == 1 and names <= set(family_streams(EVENTS, 8))
+    spread = {stream_name(EVENTS, f"p-{i}", 4) for i in range(200)}
+    assert spread == set(family_streams(EVENTS, 4))
