@@ -62,9 +62,10 @@ class StreamConsumer:
         """Take over entries another consumer read but did not ack within reclaim_idle_ms."""
         handled = 0
         for stream in self.streams:
-            _, entries, _ = await self.redis.xautoclaim(
+            # Redis 7 adds a third element (deleted ids) to the reply; 6.2 has two.
+            reply = await self.redis.xautoclaim(
                 stream, self.group, self.consumer, self.reclaim_idle_ms, "0-0", count=self.batch_size)
-            for entry_id, fields in entries:
+            for entry_id, fields in reply[1]:
                 if fields is not None:
                     handled += await self._process(stream, entry_id, fields)
         return handled

@@ -84,6 +84,7 @@ def redis_url(scratch_dir):
             yield f"redis://{container.get_container_host_ip()}:{container.get_exposed_port(6379)}/0"
     else:
         yield embedded.redis_url(scratch_dir / "embedded")
+        embedded.stop_redis(scratch_dir / "embedded")
 
 
 async def _fresh_database(server_url: str, service: str, migrations_dir: Path | None) -> str:
