@@ -35,7 +35,7 @@ def identities(view) -> set[tuple[str, str]]:
 
 async def test_anonymous_visitor_becomes_known_on_identify(profile_service, ws):
     await profile_service.ingest(ws, [call("track", anonymous_id="a1", event="Product Viewed"),
-                                      call("page", anonymous_id="a1", name="Home")])
+                                      call("page", T0 + timedelta(minutes=1), anonymous_id="a1", name="Home")])
     await profile_service.ingest(ws, [call("identify", T0 + timedelta(minutes=5), anonymous_id="a1",
                                            user_id="u1", traits={"name": "Kim"})])
     known = await one_profile(profile_service, ws, "user_id", "u1")
