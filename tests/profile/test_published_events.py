@@ -1,0 +1,47 @@
+"""What the profile service announces on nudge.events.v1, through the outbox and its relay."""
+
+import asyncio
+
+from kit.streams import EVENTS, StreamEvent
+
+
+async def published(redis, workspace_id: str, expected: int) -> list[StreamEvent]:
+    for _ in range(200):
+        entries = [StreamEvent.from_fields(f) for _, f in await redis.xrange(EVENTS)]
+        mine = [e for e in entries if e.workspace_id == workspace_id]
+        if len(mine) >= expected:
+            return mine
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"only {len(mine)} of {expected} events published for {workspace_id}")
+
+
+async def test_events_trait_changes_and_merges_are_published_with_the_canonical_profile(workspace, redis):
+    await workspace.tracking.post("/v1/track", json={"anonymousId": "pub-a", "event": "Viewed", "messageId": "p1"})
+    await workspace.tracking.post("/v1/identify", json={"userId": "pub-u", "traits": {"plan": "pro"}, "messageId": "p2"})
+    await workspace.tracking.post("/v1/identify", json={"userId": "pub-u", "anonymousId": "pub-a", "messageId": "p3"})
+    survivor = (await workspace.admin.get("/v1/profiles", params={"userId": "pub-u"})).json()["profiles"][0]
+
+    events = await published(redis, workspace.id, 5)
+    by_type = {}
+    for event in events:
+        by_type.setdefault(event.type, []).append(event)
+    assert sorted(by_type) == ["event.identify", "event.track", "profile.merged", "profile.traits_changed"]
+    assert [e.payload["messageId"] for e in by_type["event.identify"]] == ["p2", "p3"]
+    assert by_type["profile.traits_changed"][0].payload == {"traits": {"plan": "pro"}}
+    (merge,) = by_type["profile.merged"]
+    assert merge.payload == {"survivor_id": survivor["id"], "merged_id": survivor["mergedIds"][0]}
+    # the merge event and everything after it carry the survivor's id
+    assert merge.profile_id == by_type["event.identify"][1].profile_id == survivor["id"]
+    assert len({e.id for e in events}) == len(events)
+
+
+async def test_consent_changes_and_erasures_are_published(workspace, redis):
+    await workspace.tracking.post("/v1/identify", json={"userId": "pub-c"})
+    profile_id = (await workspace.admin.get("/v1/profiles", params={"userId": "pub-c"})).json()["profiles"][0]["id"]
+    await workspace.admin.put(f"/v1/profiles/{profile_id}/consent",
+                              json={"channels": {"email": {"granted": False, "source": "unsubscribe_link"}}})
+    await workspace.admin.delete(f"/v1/profiles/{profile_id}")
+    events = await published(redis, workspace.id, 3)
+    assert [e.type for e in events] == ["event.identify", "profile.consent_changed", "profile.deleted"]
+    assert events[1].payload["consent"]["channel:email"]["granted"] is False
+    assert {e.profile_id for e in events} == {profile_id}
