@@ -38,7 +38,8 @@ def processed_table(metadata: MetaData) -> Table:
 class StreamConsumer:
     def __init__(self, redis: Redis, sessions: async_sessionmaker, processed: Table,
                  streams: list[str], group: str, consumer: str, handler: Handler,
-                 batch_size: int = 100, block_ms: int = 1000, reclaim_idle_ms: int = 30_000) -> None:
+                 batch_size: int = 100, block_ms: int = 1000, reclaim_idle_ms: int = 30_000,
+                 max_deliveries: int = 10) -> None:
         self.redis = redis
         self.sessions = sessions
         self.processed = processed
@@ -49,6 +50,7 @@ class StreamConsumer:
         self.batch_size = batch_size
         self.block_ms = block_ms
         self.reclaim_idle_ms = reclaim_idle_ms
+        self.max_deliveries = max_deliveries
 
     async def ensure_groups(self) -> None:
         for stream in self.streams:
@@ -62,6 +64,7 @@ class StreamConsumer:
         """Take over entries another consumer read but did not ack within reclaim_idle_ms."""
         handled = 0
         for stream in self.streams:
+            await self._dead_letter(stream)
             # Redis 7 adds a third element (deleted ids) to the reply; 6.2 has two.
             reply = await self.redis.xautoclaim(
                 stream, self.group, self.consumer, self.reclaim_idle_ms, "0-0", count=self.batch_size)
@@ -69,6 +72,21 @@ class StreamConsumer:
                 if fields is not None:
                     handled += await self._process(stream, entry_id, fields)
         return handled
+
+    async def _dead_letter(self, stream: str) -> None:
+        """An entry that failed max_deliveries times moves to `<stream>.dead` (kept for a
+        person to look at and replay) instead of blocking the group forever."""
+        stuck = await self.redis.xpending_range(stream, self.group, min="-", max="+", count=self.batch_size,
+                                                idle=self.reclaim_idle_ms)
+        for entry in stuck:
+            if entry["times_delivered"] < self.max_deliveries:
+                continue
+            for entry_id, fields in await self.redis.xrange(stream, entry["message_id"], entry["message_id"]):
+                await self.redis.xadd(f"{stream}.dead", {**fields, b"group": self.group.encode(),
+                                                         b"source_id": entry_id})
+            await self.redis.xack(stream, self.group, entry["message_id"])
+            log.error("entry moved to dead letters", stream=stream, group=self.group,
+                      entry_id=entry["message_id"].decode(), deliveries=entry["times_delivered"])
 
     async def read_once(self, block_ms: int | None = None) -> int:
         reply = await self.redis.xreadgroup(

@@ -11,6 +11,7 @@ import uuid
 from datetime import datetime, timezone
 
 import grpc
+import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import Column, Integer, MetaData, Table, func, select, text
@@ -105,11 +106,17 @@ def _event() -> StreamEvent:
                        occurred_at=datetime.now(timezone.utc), payload={"n": 1})
 
 
-async def test_entry_of_a_consumer_that_died_before_ack_is_reclaimed_and_applied_once(fresh_database, redis):
+@pytest.fixture
+async def sessions(fresh_database):
+    """A database of the consumer's own with the processed-events mark and an effects table."""
     engine = db.create_engine(await fresh_database("consumer"), pool_size=2)
     async with engine.begin() as conn:
         await conn.run_sync(effects_metadata.create_all)
-    sessions = db.session_factory(engine)
+    yield db.session_factory(engine)
+    await engine.dispose()
+
+
+async def test_entry_of_a_consumer_that_died_before_ack_is_reclaimed_and_applied_once(sessions, redis):
     stream, group = f"test.consumer.{secrets.token_hex(4)}", "effects"
     event = _event()
 
@@ -143,28 +150,32 @@ async def test_entry_of_a_consumer_that_died_before_ack_is_reclaimed_and_applied
         assert await session.scalar(select(effects.c.times).where(effects.c.event_id == event.id)) == 1
         assert await session.scalar(select(func.count()).select_from(effects)) == 1
     assert (await redis.xpending(stream, group))["pending"] == 0
-    await engine.dispose()
 
 
-async def test_failing_handler_leaves_the_entry_pending_for_a_retry(fresh_database, redis):
-    engine = db.create_engine(await fresh_database("consumer_retry"), pool_size=2)
-    async with engine.begin() as conn:
-        await conn.run_sync(effects_metadata.create_all)
-    sessions = db.session_factory(engine)
+async def test_failing_handler_is_retried_then_dead_lettered(sessions, redis):
     stream, group = f"test.retry.{secrets.token_hex(4)}", "effects"
 
     async def broken(session, ev):
         await _count_effect(session, ev)
         raise RuntimeError("downstream is down")
 
-    consumer = StreamConsumer(redis, sessions, processed, [stream], group, "c1", broken, block_ms=100)
+    consumer = StreamConsumer(redis, sessions, processed, [stream], group, "c1", broken, block_ms=100,
+                              reclaim_idle_ms=1, max_deliveries=3)
     await consumer.ensure_groups()
-    await redis.xadd(stream, _event().to_fields())
+    event = _event()
+    await redis.xadd(stream, event.to_fields())
     assert await consumer.read_once() == 0
     assert (await redis.xpending(stream, group))["pending"] == 1
     async with sessions() as session:  # the handler's write rolled back with the failure
         assert await session.scalar(select(func.count()).select_from(effects)) == 0
-    await engine.dispose()
+    for _ in range(2):  # retried through reclaim: deliveries 2 and 3 fail too
+        await asyncio.sleep(0.01)
+        assert await consumer.reclaim_once() == 0
+    await asyncio.sleep(0.01)
+    await consumer.reclaim_once()  # the 4th attempt is not made: it goes to the dead letters
+    assert (await redis.xpending(stream, group))["pending"] == 0
+    (_, fields), = await redis.xrange(f"{stream}.dead")
+    assert StreamEvent.from_fields(fields).id == event.id and fields[b"group"] == b"effects"
 
 
 def test_one_profile_always_maps_to_one_partition():
