@@ -4,6 +4,7 @@ import asyncio
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from kit.settings import ServiceSettings
@@ -50,7 +51,11 @@ async def resolve_database_url(settings: ServiceSettings, service: str) -> str:
 
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size,
-                               pool_pre_ping=True)
+                               pool_pre_ping=True, json_serializer=_json_text, json_deserializer=orjson.loads)
+
+
+def _json_text(value) -> str:
+    return orjson.dumps(value).decode()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:

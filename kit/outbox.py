@@ -1,5 +1,6 @@
 """Transactional outbox: a service writes its state change and the events announcing it in
-one transaction; the relay publishes committed rows to Redis Streams and deletes them.
+one transaction (one outbox row holding all of that transaction's entries); the relay
+publishes committed rows to Redis Streams and deletes them.
 
 A crash after XADD and before the delete republishes the row: consumers are idempotent by
 event id, so at-least-once delivery has exactly-once effect.
@@ -10,8 +11,8 @@ import uuid
 from datetime import datetime
 
 from redis.asyncio import Redis
-from sqlalchemy import BigInteger, Column, DateTime, Identity, MetaData, Table, Text, delete, func, insert, select
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy import BigInteger, Column, DateTime, Identity, MetaData, Table, delete, func, insert, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kit.logs import get_logger
@@ -26,9 +27,8 @@ def outbox_table(metadata: MetaData) -> Table:
     return Table(
         "outbox", metadata,
         Column("id", BigInteger, Identity(), primary_key=True),
-        Column("stream", Text, nullable=False),
-        Column("event_id", UUID(as_uuid=True), nullable=False),
-        Column("fields", JSONB, nullable=False),
+        # [{"stream": name, "fields": {field: text}}, …] in publishing order
+        Column("entries", JSONB, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
 
@@ -39,23 +39,23 @@ class Outbox:
         self.partitions = partitions
 
     def event(self, family: str, event_type: str, workspace_id: str, profile_id: str,
-              occurred_at: datetime, payload: dict) -> dict:
-        """An outbox row for one event, carrying the active trace context."""
+              occurred_at: datetime, payload: dict, trace_headers: dict[str, str] | None = None) -> dict:
+        """An outbox entry for one event, carrying the trace context (the active one by default)."""
         event = StreamEvent(id=uuid.uuid4(), type=event_type, workspace_id=workspace_id,
                             profile_id=profile_id, occurred_at=occurred_at, payload=payload,
-                            trace_headers=current_trace_headers())
+                            trace_headers=current_trace_headers() if trace_headers is None else trace_headers)
         fields = {k: v.decode() for k, v in event.to_fields().items()}
-        return {"stream": stream_name(family, profile_id, self.partitions),
-                "event_id": event.id, "fields": fields}
+        return {"stream": stream_name(family, profile_id, self.partitions), "fields": fields}
 
-    async def add(self, session: AsyncSession, rows: list[dict]) -> None:
-        if rows:
-            await session.execute(insert(self.table), rows)
+    async def add(self, session: AsyncSession, entries: list[dict]) -> None:
+        """Queues entries for publishing when (and only if) the session's transaction commits."""
+        if entries:
+            await session.execute(insert(self.table).values(entries=entries))
 
 
 class OutboxRelay:
     def __init__(self, sessions: async_sessionmaker, table: Table, redis: Redis,
-                 batch_size: int = 500, poll_interval: float = 0.5,
+                 batch_size: int = 50, poll_interval: float = 0.5,
                  stream_maxlen: int = 1_000_000) -> None:
         self.sessions = sessions
         self.table = table
@@ -72,15 +72,16 @@ class OutboxRelay:
     async def publish_once(self) -> int:
         async with self.sessions() as session, session.begin():
             rows = (await session.execute(
-                select(self.table.c.id, self.table.c.stream, self.table.c.fields)
+                select(self.table.c.id, self.table.c.entries)
                 .order_by(self.table.c.id).limit(self.batch_size)
                 .with_for_update(skip_locked=True))).all()
             if not rows:
                 return 0
             async with self.redis.pipeline(transaction=False) as pipe:
                 for row in rows:
-                    pipe.xadd(row.stream, {k: v.encode() for k, v in row.fields.items()},
-                              maxlen=self.stream_maxlen, approximate=True)
+                    for entry in row.entries:
+                        pipe.xadd(entry["stream"], {k: v.encode() for k, v in entry["fields"].items()},
+                                  maxlen=self.stream_maxlen, approximate=True)
                 await pipe.execute()
             await session.execute(delete(self.table).where(self.table.c.id.in_([r.id for r in rows])))
         return len(rows)

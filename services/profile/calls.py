@@ -33,7 +33,7 @@ class Call:
         """What a person reads in an event list: the event or page name, else the call type."""
         return self.event or self.name or self.type
 
-    def as_record(self) -> dict:
+    def as_record(self, timestamp: datetime | None = None) -> dict:
         """Everything the client sent, as stored in the event log and exported."""
         record = {
             "type": self.type, "messageId": self.message_id, "userId": self.user_id or None,
@@ -42,7 +42,7 @@ class Call:
             "previousId": self.previous_id or None, "properties": self.properties,
             "traits": self.traits, "context": self.context, "integrations": self.integrations,
             "originalTimestamp": _iso(self.original_timestamp), "sentAt": _iso(self.sent_at),
-            "receivedAt": _iso(self.received_at), "timestamp": _iso(self.timestamp),
+            "receivedAt": _iso(self.received_at), "timestamp": _iso(timestamp or self.timestamp),
         }
         return {k: v for k, v in record.items() if v not in (None, {}, "")}
 

@@ -4,6 +4,8 @@ import hashlib
 import uuid
 from datetime import datetime
 
+import orjson
+
 from sqlalchemy import delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,28 +45,35 @@ class ProfileRepository:
     async def existing_message_ids(self, workspace_id: str, message_ids: list[str]) -> set[str]:
         if not message_ids:
             return set()
-        rows = await self.session.scalars(
-            select(events.c.message_id).where(events.c.workspace_id == workspace_id,
-                                               events.c.message_id.in_(message_ids)))
-        return set(rows)
+        rows = await self.session.execute(text(
+            "SELECT e.message_id FROM events AS e JOIN unnest(CAST(:ids AS text[])) AS m(id) "
+            "ON e.message_id = m.id WHERE e.workspace_id = :ws"), {"ids": message_ids, "ws": workspace_id})
+        return set(rows.scalars())
 
     async def owners(self, workspace_id: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str, uuid.UUID]]:
+        """(type, value, profile) of every identity among `pairs`, in one index-joined query."""
         if not pairs:
             return []
-        rows = await self.session.execute(
-            select(identities.c.type, identities.c.value, identities.c.profile_id)
-            .where(identities.c.workspace_id == workspace_id,
-                   tuple_(identities.c.type, identities.c.value).in_(pairs)))
+        rows = await self.session.execute(text(
+            "SELECT i.type, i.value, i.profile_id FROM identities AS i "
+            "JOIN unnest(CAST(:types AS text[]), CAST(:vals AS text[])) AS k(type, value) "
+            "ON i.type = k.type AND i.value = k.value WHERE i.workspace_id = :ws"),
+            {"types": [t for t, _ in pairs], "vals": [v for _, v in pairs], "ws": workspace_id})
         return [tuple(r) for r in rows]
 
     async def profiles_with_user_id(self, workspace_id: str, profile_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-        rows = await self.session.scalars(
-            select(identities.c.profile_id).distinct()
-            .where(identities.c.workspace_id == workspace_id, identities.c.type == "user_id",
-                   identities.c.profile_id.in_(profile_ids)))
-        return set(rows)
+        if not profile_ids:
+            return set()
+        rows = await self.session.execute(text(
+            "SELECT DISTINCT profile_id FROM identities "
+            "WHERE workspace_id = :ws AND type = 'user_id' AND profile_id = ANY(CAST(:ids AS uuid[]))"),
+            {"ws": workspace_id, "ids": profile_ids})
+        return set(rows.scalars())
 
     async def lock_profiles(self, workspace_id: str, profile_ids: list[uuid.UUID]) -> dict:
+        """The rows, locked FOR UPDATE in id order (a fixed order avoids most deadlocks)."""
+        if not profile_ids:
+            return {}
         rows = await self.session.execute(
             select(profiles).where(profiles.c.workspace_id == workspace_id,
                                    profiles.c.id.in_(profile_ids))
@@ -76,8 +85,10 @@ class ProfileRepository:
             await self.session.execute(insert(profiles), rows)
 
     async def insert_identities(self, rows: list[dict]) -> None:
+        # No ON CONFLICT: a clash means a concurrent batch claimed the identifier first,
+        # and the caller reruns the batch to find that owner.
         if rows:
-            await self.session.execute(pg_insert(identities).on_conflict_do_nothing(), rows)
+            await self.session.execute(insert(identities), rows)
 
     async def update_profile(self, workspace_id: str, profile_id: uuid.UUID, **values) -> None:
         await self.session.execute(
@@ -109,14 +120,26 @@ class ProfileRepository:
         if rows:
             await self.session.execute(insert(events), rows)
 
-    async def touch_last_seen(self, workspace_id: str, seen: dict[uuid.UUID, datetime]) -> None:
-        # Event time, not arrival: a late event never moves last_seen backwards.
-        if seen:
-            await self.session.execute(text(
-                "UPDATE profiles AS p SET last_seen_at = GREATEST(COALESCE(p.last_seen_at, v.at), v.at) "
-                "FROM unnest(CAST(:ids AS uuid[]), CAST(:ats AS timestamptz[])) AS v(id, at) "
-                "WHERE p.workspace_id = :ws AND p.id = v.id"),
-                {"ids": list(seen), "ats": list(seen.values()), "ws": workspace_id})
+    async def write_profiles(self, workspace_id: str, changed: list[dict], seen: dict[uuid.UUID, datetime]) -> None:
+        """One statement for a batch: new traits / consent where they changed, and last_seen
+        moved forward by event time (a late event never moves it backwards)."""
+        state = {row["id"]: row for row in changed}
+        ids = sorted(set(state) | set(seen))
+        if not ids:
+            return
+
+        def column(key):
+            return [orjson.dumps(state[i][key]).decode() if i in state else None for i in ids]
+
+        await self.session.execute(text(
+            "UPDATE profiles AS p SET traits = COALESCE(v.traits, p.traits), "
+            "trait_times = COALESCE(v.trait_times, p.trait_times), consent = COALESCE(v.consent, p.consent), "
+            "last_seen_at = GREATEST(p.last_seen_at, v.seen) "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:traits AS text[])::jsonb[], CAST(:times AS text[])::jsonb[], "
+            "CAST(:consent AS text[])::jsonb[], CAST(:seen AS timestamptz[])) "
+            "AS v(id, traits, trait_times, consent, seen) WHERE p.workspace_id = :ws AND p.id = v.id"),
+            {"ids": ids, "traits": column("traits"), "times": column("trait_times"), "consent": column("consent"),
+             "seen": [seen.get(i) for i in ids], "ws": workspace_id})
 
     async def live_profile(self, workspace_id: str, profile_id: uuid.UUID) -> dict | None:
         """The profile with this id, or the one it was merged into."""

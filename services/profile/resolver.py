@@ -1,7 +1,12 @@
 """Identity resolution for one ingest transaction: finds or creates the profile of each call
-and merges profiles the identity rules say are one person. Works on a batch at once: the
-owners of every identifier in the batch are loaded in one query, new profiles and
-identities are written in bulk, and merges are applied as they are found."""
+and merges profiles the identity rules say are one person.
+
+Works on a whole batch with a few statements: the owners of every identifier are loaded
+in one query, resolution happens in memory, and the profiles it touched are locked,
+checked and written back in bulk. Merges, which are rare, are applied as they are found.
+Races with concurrent batches end in a unique-index violation, a deadlock or a
+`ConcurrentMerge`, all of which roll the batch back to be run again.
+"""
 
 import uuid
 from datetime import datetime
@@ -13,32 +18,36 @@ from services.profile.identity import ANONYMOUS_ID, USER_ID, Identifiers, MergeC
 from services.profile.repository import ProfileRepository
 
 
+class ConcurrentMerge(Exception):
+    """A profile this batch resolved to was merged away by a batch that committed first."""
+
+
 class Resolver:
     def __init__(self, repo: ProfileRepository, outbox: Outbox, workspace_id: str,
-                 unique_types: list[str], now: datetime) -> None:
+                 unique_types: list[str], now: datetime, trace_headers: dict[str, str]) -> None:
         self.repo = repo
         self.outbox = outbox
         self.workspace_id = workspace_id
         self.unique_types = unique_types
         self.now = now
+        self.trace_headers = trace_headers
         self.owners: dict[tuple[str, str], list[uuid.UUID]] = {}
-        self.known: set[uuid.UUID] = set()       # profiles that carry a userId
-        self.created: dict[uuid.UUID, datetime] = {}
+        self.known: set[uuid.UUID] = set()        # profiles that carry a userId
         self.redirect: dict[uuid.UUID, uuid.UUID] = {}  # merged → survivor
-        self.state: dict[uuid.UUID, dict] = {}   # locked profile rows being changed
-        self.trait_changes: dict[uuid.UUID, dict] = {}
-        self.outbox_rows: list[dict] = []
-        self._new_profiles: list[dict] = []
+        self.state: dict[uuid.UUID, dict] = {}    # rows this batch holds (new, or locked)
+        self.dirty: set[uuid.UUID] = set()         # existing rows whose traits / consent changed
+        self.pending_traits: list[tuple[uuid.UUID, dict, datetime]] = []
+        self.outbox_entries: list[dict] = []
         self._new_identities: list[dict] = []
 
     async def load(self, pairs: list[tuple[str, str]]) -> None:
         pairs = [p for p in pairs if p not in self.owners]
-        for identifier_type, value, profile_id in await self.repo.owners(self.workspace_id, pairs):
+        found = await self.repo.owners(self.workspace_id, pairs)
+        for identifier_type, value, profile_id in found:
             self.owners.setdefault((identifier_type, value), []).append(profile_id)
-            if identifier_type == USER_ID:
-                self.known.add(profile_id)
         for pair in pairs:
             self.owners.setdefault(pair, [])
+        self.known |= await self.repo.profiles_with_user_id(self.workspace_id, list({p for *_, p in found}))
 
     def live(self, profile_id: uuid.UUID) -> uuid.UUID:
         while profile_id in self.redirect:
@@ -51,9 +60,9 @@ class Resolver:
         if anonymous_owner and anonymous_owner != target:
             if target is None:
                 # An anonymousId already tied to another userId (a shared device) stays there.
-                if not (ids.user_id and await self._has_user_id(anonymous_owner)):
+                if not (ids.user_id and anonymous_owner in self.known):
                     target = anonymous_owner
-            elif not await self._has_user_id(anonymous_owner):
+            elif anonymous_owner not in self.known:
                 target = await self.merge(target, anonymous_owner)
         for identifier_type in self.unique_types:
             for value in ids.values(identifier_type):
@@ -64,15 +73,14 @@ class Resolver:
                     elif owner != target:
                         target = await self.merge(target, owner)
         if target is None:
-            target = self._create(at)
+            target = self._create()
         self._attach(target, ids, at)
         return target
 
-    async def alias(self, previous_id: str, user_id: str, ids: Identifiers, at: datetime) -> uuid.UUID:
-        """`alias`: the profile known by previous_id (a userId or anonymousId) is user_id's."""
+    async def alias(self, previous_id: str, ids: Identifiers, at: datetime) -> uuid.UUID:
+        """`alias`: the profile known by previous_id (a userId or anonymousId) is this user's."""
         target = await self.resolve(ids, at)
         for identifier_type in (USER_ID, ANONYMOUS_ID):
-            await self.load([(identifier_type, previous_id)])
             previous = self._owner(identifier_type, previous_id)
             if previous and previous != target:
                 target = await self.merge(target, previous)
@@ -80,83 +88,89 @@ class Resolver:
             self._attach(target, Identifiers(anonymous_id=previous_id), at)
         return target
 
-    async def set_traits(self, profile_id: uuid.UUID, traits: dict, at: datetime) -> None:
-        profile_id = self.live(profile_id)
-        row = await self._locked(profile_id)
-        changed = identity.apply_traits(row["traits"], row["trait_times"], traits, at)
-        if changed:
-            self.trait_changes.setdefault(profile_id, {}).update(changed)
+    def set_traits(self, profile_id: uuid.UUID, traits: dict, at: datetime) -> None:
+        self.pending_traits.append((profile_id, traits, at))
 
     async def merge(self, a: uuid.UUID, b: uuid.UUID) -> uuid.UUID:
         """Makes a and b one profile; returns the survivor."""
-        await self.flush_new()
-        rows = await self.repo.lock_profiles(self.workspace_id, [a, b])
-        for row in rows.values():
-            self.state.setdefault(row["id"], row)
-        candidates = [MergeCandidate(str(p), await self._has_user_id(p), self.state[p]["created_at"])
-                      for p in (a, b)]
+        await self._lock([p for p in (a, b) if p not in self.state])
+        await self._flush_new()  # identities of a profile created in this batch move too
+        candidates = [MergeCandidate(str(p), p in self.known, self.state[p]["created_at"]) for p in (a, b)]
         survivor_s, merged_s = identity.choose_survivor(*candidates)
         survivor, merged = uuid.UUID(survivor_s), uuid.UUID(merged_s)
-        keep, gone = self.state[survivor], self.state[merged]
+        keep, gone = self.state[survivor], self.state.pop(merged)
         keep["traits"], keep["trait_times"] = identity.merge_traits(
             (keep["traits"], keep["trait_times"]), (gone["traits"], gone["trait_times"]))
         keep["consent"] = identity.merge_consent(keep["consent"], gone["consent"])
+        keep["last_seen_at"] = max(filter(None, [keep["last_seen_at"], gone["last_seen_at"]]), default=None)
+        self.dirty.add(survivor)
+        self.dirty.discard(merged)
         await self.repo.move_to_survivor(self.workspace_id, merged, survivor)
         self.redirect[merged] = survivor
-        self.state.pop(merged)
-        if merged in self.trait_changes:
-            self.trait_changes.setdefault(survivor, {}).update(self.trait_changes.pop(merged))
         for owners in self.owners.values():
             if merged in owners:
                 owners[:] = list(dict.fromkeys(survivor if p == merged else p for p in owners))
         if merged in self.known:
             self.known.add(survivor)
-        self.outbox_rows.append(self.outbox.event(
-            EVENTS, "profile.merged", self.workspace_id, str(survivor), self.now,
-            {"survivor_id": str(survivor), "merged_id": str(merged)}))
+        self.outbox_entries.append(self._event(survivor, "profile.merged",
+                                               {"survivor_id": str(survivor), "merged_id": str(merged)}))
         return survivor
 
-    async def flush_new(self) -> None:
-        await self.repo.insert_profiles(self._new_profiles)
-        await self.repo.insert_identities(self._new_identities)
-        self._new_profiles, self._new_identities = [], []
-
-    async def flush(self) -> None:
-        """Writes new rows and changed profiles; queues trait-change events."""
-        await self.flush_new()
+    async def flush(self, last_seen: dict[uuid.UUID, datetime]) -> None:
+        """Locks the existing profiles the batch touched, applies traits by event time, and
+        writes everything back: new profiles and identities, then one bulk update."""
+        seen: dict[uuid.UUID, datetime] = {}
+        for profile_id, at in last_seen.items():
+            profile_id = self.live(profile_id)
+            seen[profile_id] = max(at, seen.get(profile_id, at))
+        touched = {self.live(p) for p, _, _ in self.pending_traits} | set(seen)
+        await self._lock([p for p in touched if p not in self.state])
+        changes: dict[uuid.UUID, dict] = {}
+        for profile_id, traits, at in self.pending_traits:
+            profile_id = self.live(profile_id)
+            row = self.state[profile_id]
+            changed = identity.apply_traits(row["traits"], row["trait_times"], traits, at)
+            if changed:
+                changes.setdefault(profile_id, {}).update(changed)
+                self.dirty.add(profile_id)
         for profile_id, row in self.state.items():
-            await self.repo.update_profile(self.workspace_id, profile_id, traits=row["traits"],
-                                           trait_times=row["trait_times"], consent=row["consent"])
-        for profile_id, changed in self.trait_changes.items():
-            self.outbox_rows.append(self.outbox.event(
-                EVENTS, "profile.traits_changed", self.workspace_id, str(self.live(profile_id)),
-                self.now, {"traits": changed}))
+            if row.get("_new"):  # written whole by the insert below
+                row["last_seen_at"] = seen.pop(profile_id, None)
+                self.dirty.discard(profile_id)
+            elif profile_id in self.dirty and row["last_seen_at"]:
+                seen[profile_id] = max(row["last_seen_at"], seen.get(profile_id, row["last_seen_at"]))
+        await self._flush_new()
+        await self.repo.write_profiles(self.workspace_id, [self.state[p] for p in self.dirty], seen)
+        for profile_id, changed in changes.items():
+            self.outbox_entries.append(self._event(profile_id, "profile.traits_changed", {"traits": changed}))
+
+    async def _lock(self, profile_ids: list[uuid.UUID]) -> None:
+        rows = await self.repo.lock_profiles(self.workspace_id, profile_ids)
+        for profile_id in profile_ids:
+            row = rows.get(profile_id)
+            if row is None or row["merged_into"] is not None:
+                raise ConcurrentMerge(str(profile_id))
+            self.state[profile_id] = row
+
+    async def _flush_new(self) -> None:
+        new = [row for row in self.state.values() if row.pop("_new", False)]
+        await self.repo.insert_profiles(new)
+        await self.repo.insert_identities(self._new_identities)
+        self._new_identities = []
+
+    def _event(self, profile_id: uuid.UUID, event_type: str, payload: dict) -> dict:
+        return self.outbox.event(EVENTS, event_type, self.workspace_id, str(profile_id), self.now, payload,
+                                 self.trace_headers)
 
     def _owner(self, identifier_type: str, value: str) -> uuid.UUID | None:
         owners = self.owners.get((identifier_type, value)) if value else None
         return self.live(owners[0]) if owners else None
 
-    async def _has_user_id(self, profile_id: uuid.UUID) -> bool:
-        if profile_id in self.known:
-            return True
-        if profile_id in self.created:
-            return False
-        self.known |= await self.repo.profiles_with_user_id(self.workspace_id, [profile_id])
-        return profile_id in self.known
-
-    async def _locked(self, profile_id: uuid.UUID) -> dict:
-        if profile_id not in self.state:
-            await self.flush_new()
-            rows = await self.repo.lock_profiles(self.workspace_id, [profile_id])
-            self.state[profile_id] = rows[profile_id]
-        return self.state[profile_id]
-
-    def _create(self, at: datetime) -> uuid.UUID:
+    def _create(self) -> uuid.UUID:
         profile_id = uuid.uuid4()
-        self.created[profile_id] = at
-        self._new_profiles.append({"id": profile_id, "workspace_id": self.workspace_id,
-                                   "traits": {}, "trait_times": {}, "consent": {},
-                                   "created_at": self.now, "last_seen_at": at})
+        self.state[profile_id] = {"id": profile_id, "workspace_id": self.workspace_id, "traits": {},
+                                  "trait_times": {}, "consent": {}, "created_at": self.now,
+                                  "last_seen_at": None, "merged_into": None, "_new": True}
         return profile_id
 
     def _attach(self, profile_id: uuid.UUID, ids: Identifiers, at: datetime) -> None:

@@ -1,6 +1,7 @@
 """Use cases of the profile service: one async method per operation, one transaction each."""
 
 import asyncio
+import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,14 +14,15 @@ from kit.clock import Clock
 from kit.errors import InvalidArgument
 from kit.outbox import Outbox
 from kit.streams import EVENTS
+from kit.tracing import current_trace_headers
 from services.profile import identity
 from services.profile.calls import Call
 from services.profile.errors import ProfileNotFound
 from services.profile.repository import ProfileRepository, lock_key
-from services.profile.resolver import Resolver
+from services.profile.resolver import ConcurrentMerge, Resolver
 
 STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
-_RETRIES = 5
+_RETRIES = 8
 # deadlock, serialization failure, and a unique index raced by a concurrent first sighting
 _RETRYABLE_SQLSTATES = {"40P01", "40001", "23505"}
 
@@ -67,70 +69,76 @@ class ProfileService:
             seen.add(call.message_id)
             accepted.append((index, call, ids))
         if accepted:
-            stored = await self._retrying(lambda: self._store(workspace_id, accepted))
+            stored = await self._retrying(lambda exclusive: self._store(workspace_id, accepted, exclusive))
             for index, result in stored.items():
                 results[index] = result
             self.on_commit()
         return results  # type: ignore[return-value]
 
-    async def _store(self, workspace_id: str, accepted) -> dict[int, IngestResult]:
+    async def _store(self, workspace_id: str, accepted, exclusive: bool) -> dict[int, IngestResult]:
         now = self.clock.now()
+        trace_headers = current_trace_headers()
         results: dict[int, IngestResult] = {}
         async with self.sessions() as session, session.begin():
             repo = ProfileRepository(session)
-            pairs = sorted({pair for _, call, ids in accepted for pair in _pairs_of(call, ids)})
-            # Calls naming the same identifier or messageId wait for each other.
-            await repo.lock([lock_key(workspace_id, "message", call.message_id) for _, call, _ in accepted]
-                            + [lock_key(workspace_id, *pair) for pair in pairs])
-            duplicates = await repo.existing_message_ids(workspace_id, [c.message_id for _, c, _ in accepted])
             unique_types = await repo.policy(workspace_id) or list(identity.DEFAULT_UNIQUE)
-            resolver = Resolver(repo, self.outbox, workspace_id, unique_types, now)
+            pairs = sorted({pair for _, call, ids in accepted for pair in _pairs_of(call, ids)})
+            # Optimistic first: userId / anonymousId races end in the unique index and are rerun.
+            # Identifiers unique only by policy have no index, so calls naming one always wait
+            # for each other; a rerun waits for every identifier, so contention cannot starve it.
+            await repo.lock([lock_key(workspace_id, *pair) for pair in pairs
+                             if exclusive or pair[0] in unique_types])
+            duplicates = await repo.existing_message_ids(workspace_id, [c.message_id for _, c, _ in accepted])
+            resolver = Resolver(repo, self.outbox, workspace_id, unique_types, now, trace_headers)
             await resolver.load(pairs)
-            placed: list[tuple[int, Call, uuid.UUID]] = []
+            placed: list[tuple[int, Call, datetime, uuid.UUID]] = []
             for index, call, ids in accepted:
                 if call.message_id in duplicates:
                     results[index] = IngestResult(DUPLICATE)
                     continue
                 at = call.timestamp
                 if call.type == "alias":
-                    profile_id = await resolver.alias(call.previous_id, call.user_id, ids, at)
+                    profile_id = await resolver.alias(call.previous_id, ids, at)
                 else:
                     profile_id = await resolver.resolve(ids, at)
                 if call.type == "identify" and call.traits:
-                    await resolver.set_traits(profile_id, call.traits, at)
-                placed.append((index, call, profile_id))
-            await resolver.flush()
+                    resolver.set_traits(profile_id, call.traits, at)
+                placed.append((index, call, at, profile_id))
+            last_seen: dict[uuid.UUID, datetime] = {}
+            for _, _, at, profile_id in placed:
+                last_seen[profile_id] = max(at, last_seen.get(profile_id, at))
+            await resolver.flush(last_seen)
 
-            event_rows, last_seen = [], {}
-            for index, call, profile_id in placed:
+            event_rows = []
+            for index, call, at, profile_id in placed:
                 profile_id = resolver.live(profile_id)
                 event_id = uuid.uuid4()
-                record = call.as_record()
+                record = call.as_record(at)
                 event_rows.append({"id": event_id, "workspace_id": workspace_id, "profile_id": profile_id,
                                    "message_id": call.message_id, "type": call.type, "name": call.label,
-                                   "timestamp": call.timestamp, "received_at": call.received_at,
-                                   "call": record})
-                resolver.outbox_rows.append(self.outbox.event(
-                    EVENTS, f"event.{call.type}", workspace_id, str(profile_id), call.timestamp,
-                    {"event_id": str(event_id), **record}))
-                last_seen[profile_id] = max(call.timestamp, last_seen.get(profile_id, call.timestamp))
+                                   "timestamp": at, "received_at": call.received_at, "call": record})
+                resolver.outbox_entries.append(self.outbox.event(
+                    EVENTS, f"event.{call.type}", workspace_id, str(profile_id), at,
+                    {"event_id": str(event_id), **record}, trace_headers))
                 results[index] = IngestResult(STORED, profile_id=str(profile_id), event_id=str(event_id))
             await repo.insert_events(event_rows)
-            await repo.touch_last_seen(workspace_id, last_seen)
-            await self.outbox.add(session, resolver.outbox_rows)
+            await self.outbox.add(session, resolver.outbox_entries)
         return results
 
     async def _retrying(self, work):
-        """Concurrent batches can deadlock on profile rows; PostgreSQL aborts one, we rerun it."""
+        """Concurrent batches race on the same people: PostgreSQL aborts one (deadlock, unique
+        index) or a profile was merged away meanwhile; the loser is rolled back and rerun."""
         for attempt in range(_RETRIES):
             try:
-                return await work()
-            except DBAPIError as err:
-                sqlstate = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
-                retryable = sqlstate in _RETRYABLE_SQLSTATES
-                if not retryable or attempt == _RETRIES - 1:
+                return await work(attempt > 0)
+            except (DBAPIError, ConcurrentMerge) as err:
+                orig = getattr(err, "orig", None)
+                sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+                if isinstance(err, DBAPIError) and sqlstate not in _RETRYABLE_SQLSTATES:
                     raise
-                await asyncio.sleep(0.01 * (attempt + 1))
+                if attempt == _RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.005 * (attempt + 1) * (1 + random.random()))
 
     # -- management -----------------------------------------------------------------
     async def get_profile(self, workspace_id: str, actor: str, profile_id: str) -> ProfileView:

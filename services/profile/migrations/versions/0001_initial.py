@@ -58,9 +58,7 @@ def upgrade() -> None:
     )
     op.create_table('outbox',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
-    sa.Column('stream', sa.Text(), nullable=False),
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('fields', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('entries', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )

@@ -1,0 +1,50 @@
+"""Many batches racing on the same people converge to one profile per person, with every
+event kept once and attached to a live profile."""
+
+import asyncio
+import random
+import secrets
+
+from sqlalchemy import text
+
+from services.profile.service import STORED
+from tests.profile.test_identity_resolution import call
+
+
+async def test_racing_batches_of_anonymous_events_and_merges_lose_nothing(profile_service, profile_runtime):
+    ws = "race-" + secrets.token_hex(4)
+    rng = random.Random(7)
+    people = 6
+    batches = []
+    for b in range(16):
+        batch = []
+        for _ in range(12):
+            person = rng.randrange(people)
+            device = f"dev-{person}-{rng.randrange(2)}"  # two devices each
+            if rng.random() < 0.3:
+                batch.append(call("identify", user_id=f"user-{person}", anonymous_id=device, traits={"b": b}))
+            else:
+                batch.append(call("track", anonymous_id=device, event="Viewed"))
+        batches.append(batch)
+    # the final identify of each device, so every device is known at the end
+    batches.append([call("identify", user_id=f"user-{p}", anonymous_id=f"dev-{p}-{d}")
+                    for p in range(people) for d in range(2)])
+    results = await asyncio.gather(*(profile_service.ingest(ws, b) for b in batches))
+    sent = sum(len(b) for b in batches)
+    assert [r.outcome for batch in results for r in batch] == [STORED] * sent
+
+    async with profile_runtime.engine.connect() as conn:
+        live = (await conn.execute(text(
+            "SELECT count(*) FROM profiles WHERE workspace_id = :ws AND merged_into IS NULL"), {"ws": ws})).scalar()
+        events = (await conn.execute(text(
+            "SELECT count(*), count(*) FILTER (WHERE p.merged_into IS NOT NULL) FROM events e "
+            "JOIN profiles p ON p.id = e.profile_id WHERE e.workspace_id = :ws"), {"ws": ws})).one()
+        owners = (await conn.execute(text(
+            "SELECT count(DISTINCT i.profile_id) FROM identities i JOIN profiles p ON p.id = i.profile_id "
+            "WHERE i.workspace_id = :ws AND p.merged_into IS NOT NULL"), {"ws": ws})).scalar()
+    assert live == people
+    assert tuple(events) == (sent, 0)  # every event stored once, none left on a merged profile
+    assert owners == 0                  # no identity points at a merged profile
+    for person in range(people):
+        (view,) = await profile_service.lookup(ws, "test", "user_id", f"user-{person}")
+        assert {v for t, v, _ in view.identities if t == "anonymous_id"} == {f"dev-{person}-0", f"dev-{person}-1"}
