@@ -305,6 +305,10 @@ async def run(args) -> None:
                 nudge = await bench_nudge(args, client, base, key, with_database(args.database_url, dbs["profile"]),
                                           [batch_body(b) for b in warm_calls], [batch_body(b) for b in calls])
                 results.insert(0, nudge)
+        except Exception:
+            for name in ("profile", "gateway"):
+                print(f"--- last lines of the {name} log ---\n{procs.log(name)}", file=sys.stderr)
+            raise
         finally:
             procs.stop_all()
             await admin_execute(args.database_url,

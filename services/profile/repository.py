@@ -6,7 +6,8 @@ from datetime import datetime
 
 import orjson
 
-from sqlalchemy import delete, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import cast, delete, func, insert, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,14 +43,6 @@ class ProfileRepository:
             index_elements=[identity_policies.c.workspace_id],
             set_={"unique_identifiers": stmt.excluded.unique_identifiers}))
 
-    async def existing_message_ids(self, workspace_id: str, message_ids: list[str]) -> set[str]:
-        if not message_ids:
-            return set()
-        rows = await self.session.execute(text(
-            "SELECT e.message_id FROM events AS e JOIN unnest(CAST(:ids AS text[])) AS m(id) "
-            "ON e.message_id = m.id WHERE e.workspace_id = :ws"), {"ids": message_ids, "ws": workspace_id})
-        return set(rows.scalars())
-
     async def owners(self, workspace_id: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str, uuid.UUID]]:
         """(type, value, profile) of every identity among `pairs`, in one index-joined query."""
         if not pairs:
@@ -76,7 +69,7 @@ class ProfileRepository:
             return {}
         rows = await self.session.execute(
             select(profiles).where(profiles.c.workspace_id == workspace_id,
-                                   profiles.c.id.in_(profile_ids))
+                                   profiles.c.id == func.any(cast(profile_ids, ARRAY(UUID(as_uuid=True)))))
             .order_by(profiles.c.id).with_for_update())
         return {r.id: r._asdict() for r in rows}
 
@@ -85,10 +78,13 @@ class ProfileRepository:
             await self.session.execute(insert(profiles), rows)
 
     async def insert_identities(self, rows: list[dict]) -> None:
-        # No ON CONFLICT: a clash means a concurrent batch claimed the identifier first,
-        # and the caller reruns the batch to find that owner.
+        # The same identity on the same profile twice is harmless; a userId or anonymousId a
+        # concurrent batch gave to another profile violates the one-owner index, and the
+        # caller reruns the batch to find that owner.
         if rows:
-            await self.session.execute(insert(identities), rows)
+            await self.session.execute(pg_insert(identities).on_conflict_do_nothing(
+                index_elements=[identities.c.workspace_id, identities.c.type, identities.c.value,
+                                identities.c.profile_id]), rows)
 
     async def update_profile(self, workspace_id: str, profile_id: uuid.UUID, **values) -> None:
         await self.session.execute(
@@ -116,9 +112,25 @@ class ProfileRepository:
             .values(merged_into=survivor))
         await self.update_profile(workspace_id, merged, traits={}, trait_times={}, consent={})
 
-    async def insert_events(self, rows: list[dict]) -> None:
-        if rows:
-            await self.session.execute(insert(events), rows)
+    async def insert_new_events(self, workspace_id: str, rows: list[dict]) -> set[uuid.UUID]:
+        """Inserts the rows whose messageId is new to the workspace; returns their ids."""
+        if not rows:
+            return set()
+        # One prepared statement whatever the batch size: the rows travel as column arrays.
+        result = await self.session.execute(text(
+            "INSERT INTO events (id, workspace_id, profile_id, message_id, type, name, timestamp, received_at, call) "
+            "SELECT v.id, :ws, v.profile_id, v.message_id, v.type, v.name, v.ts, v.received_at, v.call::jsonb "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:profile_ids AS uuid[]), CAST(:message_ids AS text[]), "
+            "CAST(:types AS text[]), CAST(:names AS text[]), CAST(:ts AS timestamptz[]), "
+            "CAST(:received AS timestamptz[]), CAST(:calls AS text[])) "
+            "AS v(id, profile_id, message_id, type, name, ts, received_at, call) "
+            "ON CONFLICT (workspace_id, message_id) DO NOTHING RETURNING id"),
+            {"ws": workspace_id, "ids": [r["id"] for r in rows],
+             "profile_ids": [r["profile_id"] for r in rows], "message_ids": [r["message_id"] for r in rows],
+             "types": [r["type"] for r in rows], "names": [r["name"] for r in rows],
+             "ts": [r["timestamp"] for r in rows], "received": [r["received_at"] for r in rows],
+             "calls": [orjson.dumps(r["call"]).decode() for r in rows]})
+        return set(result.scalars())
 
     async def write_profiles(self, workspace_id: str, changed: list[dict], seen: dict[uuid.UUID, datetime]) -> None:
         """One statement for a batch: new traits / consent where they changed, and last_seen

@@ -33,6 +33,7 @@ class Resolver:
         self.trace_headers = trace_headers
         self.owners: dict[tuple[str, str], list[uuid.UUID]] = {}
         self.known: set[uuid.UUID] = set()        # profiles that carry a userId
+        self._unchecked: set[uuid.UUID] = set()   # found profiles not yet known to carry one
         self.redirect: dict[uuid.UUID, uuid.UUID] = {}  # merged → survivor
         self.state: dict[uuid.UUID, dict] = {}    # rows this batch holds (new, or locked)
         self.dirty: set[uuid.UUID] = set()         # existing rows whose traits / consent changed
@@ -40,14 +41,26 @@ class Resolver:
         self.outbox_entries: list[dict] = []
         self._new_identities: list[dict] = []
 
-    async def load(self, pairs: list[tuple[str, str]]) -> None:
-        pairs = [p for p in pairs if p not in self.owners]
+    async def load(self, pairs: list[tuple[str, str]], again: bool = False) -> None:
+        """Who owns each identifier; `again` re-reads pairs another batch may have claimed since."""
+        pairs = [p for p in pairs if again or p not in self.owners]
+        for pair in pairs:
+            self.owners.pop(pair, None)
         found = await self.repo.owners(self.workspace_id, pairs)
         for identifier_type, value, profile_id in found:
             self.owners.setdefault((identifier_type, value), []).append(profile_id)
         for pair in pairs:
             self.owners.setdefault(pair, [])
-        self.known |= await self.repo.profiles_with_user_id(self.workspace_id, list({p for *_, p in found}))
+            if pair[0] == USER_ID:
+                self.known.update(self.owners[pair])
+        self._unchecked |= {p for *_, p in found} - self.known
+
+    async def _is_known(self, profile_id: uuid.UUID) -> bool:
+        """Whether the profile carries a userId, asked of the database only when it matters."""
+        if profile_id in self._unchecked:
+            self._unchecked.discard(profile_id)
+            self.known |= await self.repo.profiles_with_user_id(self.workspace_id, [profile_id])
+        return profile_id in self.known
 
     def live(self, profile_id: uuid.UUID) -> uuid.UUID:
         while profile_id in self.redirect:
@@ -60,9 +73,9 @@ class Resolver:
         if anonymous_owner and anonymous_owner != target:
             if target is None:
                 # An anonymousId already tied to another userId (a shared device) stays there.
-                if not (ids.user_id and anonymous_owner in self.known):
+                if not (ids.user_id and await self._is_known(anonymous_owner)):
                     target = anonymous_owner
-            elif anonymous_owner not in self.known:
+            elif not await self._is_known(anonymous_owner):
                 target = await self.merge(target, anonymous_owner)
         for identifier_type in self.unique_types:
             for value in ids.values(identifier_type):
@@ -95,7 +108,7 @@ class Resolver:
         """Makes a and b one profile; returns the survivor."""
         await self._lock([p for p in (a, b) if p not in self.state])
         await self._flush_new()  # identities of a profile created in this batch move too
-        candidates = [MergeCandidate(str(p), p in self.known, self.state[p]["created_at"]) for p in (a, b)]
+        candidates = [MergeCandidate(str(p), await self._is_known(p), self.state[p]["created_at"]) for p in (a, b)]
         survivor_s, merged_s = identity.choose_survivor(*candidates)
         survivor, merged = uuid.UUID(survivor_s), uuid.UUID(merged_s)
         keep, gone = self.state[survivor], self.state.pop(merged)
@@ -123,8 +136,11 @@ class Resolver:
         for profile_id, at in last_seen.items():
             profile_id = self.live(profile_id)
             seen[profile_id] = max(at, seen.get(profile_id, at))
+        # Every existing profile the batch touches is locked here, late and in one sorted
+        # statement: concurrent batches queue on shared people instead of deadlocking, and
+        # a profile merged away meanwhile is noticed before anything is written to it.
         touched = {self.live(p) for p, _, _ in self.pending_traits} | set(seen)
-        await self._lock([p for p in touched if p not in self.state])
+        await self._lock(list(touched - set(self.state)))
         changes: dict[uuid.UUID, dict] = {}
         for profile_id, traits, at in self.pending_traits:
             profile_id = self.live(profile_id)

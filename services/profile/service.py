@@ -88,14 +88,21 @@ class ProfileService:
             # for each other; a rerun waits for every identifier, so contention cannot starve it.
             await repo.lock([lock_key(workspace_id, *pair) for pair in pairs
                              if exclusive or pair[0] in unique_types])
-            duplicates = await repo.existing_message_ids(workspace_id, [c.message_id for _, c, _ in accepted])
             resolver = Resolver(repo, self.outbox, workspace_id, unique_types, now, trace_headers)
             await resolver.load(pairs)
+            if not exclusive:
+                # First sightings of a userId / anonymousId wait for each other here rather
+                # than colliding on the unique index later and rerunning the whole batch.
+                unseen = [p for p in pairs if p[0] in (identity.USER_ID, identity.ANONYMOUS_ID)
+                          and not resolver.owners[p]]
+                if unseen:
+                    await repo.lock([lock_key(workspace_id, *pair) for pair in unseen])
+                    await resolver.load(unseen, again=True)
             placed: list[tuple[int, Call, datetime, uuid.UUID]] = []
+            # A resent call resolves to the same profile and changes nothing (traits and
+            # last_seen go by event time); its event row is the one thing it could repeat,
+            # and the unique messageId index turns that into DUPLICATE below.
             for index, call, ids in accepted:
-                if call.message_id in duplicates:
-                    results[index] = IngestResult(DUPLICATE)
-                    continue
                 at = call.timestamp
                 if call.type == "alias":
                     profile_id = await resolver.alias(call.previous_id, ids, at)
@@ -109,19 +116,19 @@ class ProfileService:
                 last_seen[profile_id] = max(at, last_seen.get(profile_id, at))
             await resolver.flush(last_seen)
 
-            event_rows = []
-            for index, call, at, profile_id in placed:
-                profile_id = resolver.live(profile_id)
-                event_id = uuid.uuid4()
-                record = call.as_record(at)
-                event_rows.append({"id": event_id, "workspace_id": workspace_id, "profile_id": profile_id,
-                                   "message_id": call.message_id, "type": call.type, "name": call.label,
-                                   "timestamp": at, "received_at": call.received_at, "call": record})
+            event_rows = [{"id": uuid.uuid4(), "profile_id": resolver.live(profile_id),
+                           "message_id": call.message_id, "type": call.type, "name": call.label,
+                           "timestamp": at, "received_at": call.received_at, "call": call.as_record(at)}
+                          for _, call, at, profile_id in placed]
+            inserted = await repo.insert_new_events(workspace_id, event_rows)
+            for (index, call, at, _), row in zip(placed, event_rows):
+                if row["id"] not in inserted:
+                    results[index] = IngestResult(DUPLICATE)
+                    continue
                 resolver.outbox_entries.append(self.outbox.event(
-                    EVENTS, f"event.{call.type}", workspace_id, str(profile_id), at,
-                    {"event_id": str(event_id), **record}, trace_headers))
-                results[index] = IngestResult(STORED, profile_id=str(profile_id), event_id=str(event_id))
-            await repo.insert_events(event_rows)
+                    EVENTS, f"event.{call.type}", workspace_id, str(row["profile_id"]), at,
+                    {"event_id": str(row["id"]), **row["call"]}, trace_headers))
+                results[index] = IngestResult(STORED, profile_id=str(row["profile_id"]), event_id=str(row["id"]))
             await self.outbox.add(session, resolver.outbox_entries)
         return results
 
