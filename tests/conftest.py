@@ -145,6 +145,14 @@ def profile_service(profile_runtime, profile_settings) -> ProfileService:
 
 
 @pytest.fixture(scope="session")
+def profile_replicas(profile_runtime, profile_settings) -> list[ProfileService]:
+    """Four instances of the use cases on one database: each group-commits on its own, so
+    batches given to different ones race like batches on different replicas."""
+    return [ProfileService(profile_runtime.sessions, Outbox(profile_outbox), SystemClock(),
+                           profile_settings.default_phone_region) for _ in range(4)]
+
+
+@pytest.fixture(scope="session")
 async def profile_server(profile_runtime, profile_settings):
     """The profile gRPC server and its outbox relay, in this process; yields its address."""
     server, relay = build_profile(profile_runtime, profile_settings)

@@ -1,12 +1,14 @@
 """Use cases of the profile service: one async method per operation, one transaction each."""
 
 import asyncio
+import contextvars
 import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from opentelemetry import trace
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -23,6 +25,8 @@ from services.profile.resolver import ConcurrentMerge, Resolver
 
 STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
 _RETRIES = 8
+_GROUP_CALLS = 2_000  # calls stored by one group-commit transaction at most
+tracer = trace.get_tracer("nudge.profile")
 # deadlock, serialization failure, and a unique index raced by a concurrent first sighting
 _RETRYABLE_SQLSTATES = {"40P01", "40001", "23505"}
 
@@ -34,6 +38,15 @@ class IngestResult:
     event_id: str = ""
     field: str = ""
     reason: str = ""
+
+
+@dataclass
+class _Request:
+    workspace_id: str
+    calls: list[tuple[Call, identity.Identifiers]]
+    trace_headers: dict[str, str]
+    span_context: trace.SpanContext
+    done: asyncio.Future
 
 
 @dataclass
@@ -51,6 +64,8 @@ class ProfileService:
         self.clock = clock
         self.phone_region = phone_region
         self.on_commit = on_commit  # wakes the outbox relay
+        self._waiting: list[_Request] = []
+        self._writer: asyncio.Task | None = None
 
     # -- tracking -------------------------------------------------------------------
     async def ingest(self, workspace_id: str, calls: list[Call]) -> list[IngestResult]:
@@ -69,20 +84,57 @@ class ProfileService:
             seen.add(call.message_id)
             accepted.append((index, call, ids))
         if accepted:
-            stored = await self._retrying(lambda exclusive: self._store(workspace_id, accepted, exclusive))
-            for index, result in stored.items():
+            for index, result in zip([i for i, _, _ in accepted], await self._commit_together(workspace_id, accepted)):
                 results[index] = result
-            self.on_commit()
         return results  # type: ignore[return-value]
 
-    async def _store(self, workspace_id: str, accepted, exclusive: bool) -> dict[int, IngestResult]:
+    async def _commit_together(self, workspace_id: str, accepted) -> list[IngestResult]:
+        """Group commit: requests that arrive while a transaction runs are stored together
+        in the next one, so concurrent requests share one transaction's round trips and
+        never queue on each other's row locks inside this process."""
+        request = _Request(workspace_id, [(call, ids) for _, call, ids in accepted],
+                           current_trace_headers(), trace.get_current_span().get_span_context(),
+                           asyncio.get_running_loop().create_future())
+        self._waiting.append(request)
+        if self._writer is None or self._writer.done():
+            # An empty context: the writer's spans are linked to every request it serves.
+            self._writer = asyncio.get_running_loop().create_task(self._write_waiting(), context=contextvars.Context())
+        return await asyncio.shield(request.done)
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            workspace_id = self._waiting[0].workspace_id
+            group, size = [], 0
+            for request in list(self._waiting):
+                if request.workspace_id == workspace_id and (not group or size + len(request.calls) <= _GROUP_CALLS):
+                    group.append(request)
+                    size += len(request.calls)
+                    self._waiting.remove(request)
+            accepted = [(call, ids, request.trace_headers) for request in group for call, ids in request.calls]
+            links = [trace.Link(r.span_context) for r in group if r.span_context.is_valid]
+            try:
+                with tracer.start_as_current_span("profile.ingest.commit", links=links,
+                                                  attributes={"nudge.calls": len(accepted), "nudge.requests": len(group)}):
+                    results = await self._retrying(lambda exclusive: self._store(workspace_id, accepted, exclusive))
+            except Exception as err:  # every request of the group learns why
+                for request in group:
+                    if not request.done.done():
+                        request.done.set_exception(err)
+                continue
+            self.on_commit()
+            offset = 0
+            for request in group:
+                request.done.set_result(results[offset:offset + len(request.calls)])
+                offset += len(request.calls)
+
+    async def _store(self, workspace_id: str, accepted, exclusive: bool) -> list[IngestResult]:
         now = self.clock.now()
-        trace_headers = current_trace_headers()
-        results: dict[int, IngestResult] = {}
+        trace_headers = accepted[0][2]
+        results: list[IngestResult | None] = [None] * len(accepted)
         async with self.sessions() as session, session.begin():
             repo = ProfileRepository(session)
             unique_types = await repo.policy(workspace_id) or list(identity.DEFAULT_UNIQUE)
-            pairs = sorted({pair for _, call, ids in accepted for pair in _pairs_of(call, ids)})
+            pairs = sorted({pair for call, ids, _ in accepted for pair in _pairs_of(call, ids)})
             # Optimistic first: userId / anonymousId races end in the unique index and are rerun.
             # Identifiers unique only by policy have no index, so calls naming one always wait
             # for each other; a rerun waits for every identifier, so contention cannot starve it.
@@ -102,7 +154,7 @@ class ProfileService:
             # A resent call resolves to the same profile and changes nothing (traits and
             # last_seen go by event time); its event row is the one thing it could repeat,
             # and the unique messageId index turns that into DUPLICATE below.
-            for index, call, ids in accepted:
+            for index, (call, ids, _) in enumerate(accepted):
                 at = call.timestamp
                 if call.type == "alias":
                     profile_id = await resolver.alias(call.previous_id, ids, at)
@@ -127,10 +179,10 @@ class ProfileService:
                     continue
                 resolver.outbox_entries.append(self.outbox.event(
                     EVENTS, f"event.{call.type}", workspace_id, str(row["profile_id"]), at,
-                    {"event_id": str(row["id"]), **row["call"]}, trace_headers))
+                    {"event_id": str(row["id"]), **row["call"]}, accepted[index][2]))
                 results[index] = IngestResult(STORED, profile_id=str(row["profile_id"]), event_id=str(row["id"]))
             await self.outbox.add(session, resolver.outbox_entries)
-        return results
+        return results  # type: ignore[return-value]
 
     async def _retrying(self, work):
         """Concurrent batches race on the same people: PostgreSQL aborts one (deadlock, unique

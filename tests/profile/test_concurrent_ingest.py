@@ -1,5 +1,5 @@
-"""Many batches racing on the same people converge to one profile per person, with every
-event kept once and attached to a live profile."""
+"""Many batches racing on the same people (on different replicas) converge to one profile
+per person, with every event kept once and attached to a live profile."""
 
 import asyncio
 import random
@@ -11,7 +11,8 @@ from services.profile.service import STORED
 from tests.profile.test_identity_resolution import call
 
 
-async def test_racing_batches_of_anonymous_events_and_merges_lose_nothing(profile_service, profile_runtime):
+async def test_racing_batches_of_anonymous_events_and_merges_lose_nothing(profile_service, profile_replicas,
+                                                                           profile_runtime):
     ws = "race-" + secrets.token_hex(4)
     rng = random.Random(7)
     people = 6
@@ -29,7 +30,7 @@ async def test_racing_batches_of_anonymous_events_and_merges_lose_nothing(profil
     # the final identify of each device, so every device is known at the end
     batches.append([call("identify", user_id=f"user-{p}", anonymous_id=f"dev-{p}-{d}")
                     for p in range(people) for d in range(2)])
-    results = await asyncio.gather(*(profile_service.ingest(ws, b) for b in batches))
+    results = await asyncio.gather(*(profile_replicas[i % 4].ingest(ws, b) for i, b in enumerate(batches)))
     sent = sum(len(b) for b in batches)
     assert [r.outcome for batch in results for r in batch] == [STORED] * sent
 
@@ -48,3 +49,16 @@ async def test_racing_batches_of_anonymous_events_and_merges_lose_nothing(profil
     for person in range(people):
         (view,) = await profile_service.lookup(ws, "test", "user_id", f"user-{person}")
         assert {v for t, v, _ in view.identities if t == "anonymous_id"} == {f"dev-{person}-0", f"dev-{person}-1"}
+
+
+async def test_requests_arriving_together_share_a_commit_and_keep_their_own_answers(profile_service):
+    ws = "group-" + secrets.token_hex(4)
+    requests = [[call("track", user_id=f"g{i}", event="E", message_id=f"m{i}"),
+                 call("track", user_id=f"g{i}", event="E", message_id="shared")] for i in range(5)]
+    answers = await asyncio.gather(*(profile_service.ingest(ws, r) for r in requests))
+    assert [a[0].outcome for a in answers] == [STORED] * 5
+    # the same messageId sent by five concurrent requests is stored once
+    assert sorted(a[1].outcome for a in answers) == ["duplicate"] * 4 + [STORED]
+    for i, answer in enumerate(answers):
+        (view,) = await profile_service.lookup(ws, "test", "user_id", f"g{i}")
+        assert answer[0].profile_id == str(view.row["id"])

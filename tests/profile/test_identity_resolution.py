@@ -167,10 +167,10 @@ async def test_workspaces_never_see_each_other(profile_service, ws):
     assert a.row["id"] != b.row["id"] and a.row["traits"] == {"owner": "A"}
 
 
-async def test_concurrent_first_sightings_of_one_visitor_make_one_profile(profile_service, ws):
+async def test_concurrent_first_sightings_of_one_visitor_make_one_profile(profile_service, profile_replicas, ws):
     batches = [[call("track", anonymous_id="rush", event=f"E{i}"),
                 call("identify", anonymous_id="rush", user_id="rusher", traits={"n": i})] for i in range(6)]
-    results = await asyncio.gather(*(profile_service.ingest(ws, b) for b in batches))
+    results = await asyncio.gather(*(profile_replicas[i % 4].ingest(ws, b) for i, b in enumerate(batches)))
     assert {r.outcome for batch in results for r in batch} == {STORED}
     profile = await one_profile(profile_service, ws, "anonymous_id", "rush")
     assert profile.row["id"] == (await one_profile(profile_service, ws, "user_id", "rusher")).row["id"]
@@ -178,11 +178,11 @@ async def test_concurrent_first_sightings_of_one_visitor_make_one_profile(profil
     assert len(rows) == 12
 
 
-async def test_concurrent_merges_of_crossing_identities_converge(profile_service, ws):
+async def test_concurrent_merges_of_crossing_identities_converge(profile_service, profile_replicas, ws):
     await profile_service.set_identity_policy(ws, "test", ["email", "phone"])
     batches = [[call("identify", user_id=f"x{i}", traits={"email": "one@example.com", "phone": "01055556666"})]
                for i in range(4)]
-    await asyncio.gather(*(profile_service.ingest(ws, b) for b in batches))
+    await asyncio.gather(*(replica.ingest(ws, b) for replica, b in zip(profile_replicas, batches)))
     profile = await one_profile(profile_service, ws, "email", "one@example.com")
     assert (await one_profile(profile_service, ws, "phone", "01055556666")).row["id"] == profile.row["id"]
     assert {v for t, v, _ in profile.identities if t == "user_id"} == {"x0", "x1", "x2", "x3"}
