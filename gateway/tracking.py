@@ -242,7 +242,7 @@ async def batch(request: Request) -> dict:
             rejected.append({"index": index, "field": err.field, "reason": err.reason})
     stored = duplicates = 0
     if calls:
-        for index, result in zip(positions, (await _ingest(request, principal.workspace_id, calls)).results):
+        for index, result in zip(positions, (await _ingest(request, principal.workspace_id, calls)).results, strict=True):
             if result.outcome == pb.IngestResult.STORED:
                 stored += 1
             elif result.outcome == pb.IngestResult.DUPLICATE:

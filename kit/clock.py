@@ -1,6 +1,6 @@
 """The clock is passed in, so rules run the same in production and in virtual time."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Protocol
 
 
@@ -12,15 +12,3 @@ class SystemClock:
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
 
-
-class FixedClock:
-    """A clock tests move by hand."""
-
-    def __init__(self, at: datetime) -> None:
-        self._at = at
-
-    def now(self) -> datetime:
-        return self._at
-
-    def advance(self, by: timedelta) -> None:
-        self._at += by

@@ -27,14 +27,6 @@ class Conflict(DomainError):
     code = grpc.StatusCode.ALREADY_EXISTS
 
 
-class PermissionDenied(DomainError):
-    code = grpc.StatusCode.PERMISSION_DENIED
-
-
-class Unavailable(DomainError):
-    code = grpc.StatusCode.UNAVAILABLE
-
-
 class DomainErrorInterceptor(aio.ServerInterceptor):
     """Turns a DomainError raised by a unary handler into its status code and message."""
 

@@ -26,7 +26,7 @@ from gateway.settings import GatewaySettings
 from gateway.workspaces import WorkspaceStore
 from kit import db, embedded, migrations
 from kit.clock import SystemClock
-from kit.outbox import Outbox, OutboxRelay
+from kit.outbox import Outbox
 from kit.redis import connect
 from nudge.profile.v1 import profile_pb2_grpc
 from services.profile.__main__ import MIGRATIONS as PROFILE_MIGRATIONS

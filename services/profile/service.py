@@ -2,6 +2,7 @@
 
 import asyncio
 import contextvars
+import functools
 import random
 import uuid
 from collections.abc import Callable
@@ -84,7 +85,7 @@ class ProfileService:
             seen.add(call.message_id)
             accepted.append((index, call, ids))
         if accepted:
-            for index, result in zip([i for i, _, _ in accepted], await self._commit_together(workspace_id, accepted)):
+            for index, result in zip([i for i, _, _ in accepted], await self._commit_together(workspace_id, accepted), strict=True):
                 results[index] = result
         return results  # type: ignore[return-value]
 
@@ -115,7 +116,7 @@ class ProfileService:
             try:
                 with tracer.start_as_current_span("profile.ingest.commit", links=links,
                                                   attributes={"nudge.calls": len(accepted), "nudge.requests": len(group)}):
-                    results = await self._retrying(lambda exclusive: self._store(workspace_id, accepted, exclusive))
+                    results = await self._retrying(functools.partial(self._store, workspace_id, accepted))
             except Exception as err:  # every request of the group learns why
                 for request in group:
                     if not request.done.done():
@@ -173,7 +174,7 @@ class ProfileService:
                            "timestamp": at, "received_at": call.received_at, "call": call.as_record(at)}
                           for _, call, at, profile_id in placed]
             inserted = await repo.insert_new_events(workspace_id, event_rows)
-            for (index, call, at, _), row in zip(placed, event_rows):
+            for (index, call, at, _), row in zip(placed, event_rows, strict=True):
                 if row["id"] not in inserted:
                     results[index] = IngestResult(DUPLICATE)
                     continue

@@ -182,7 +182,7 @@ async def test_concurrent_merges_of_crossing_identities_converge(profile_service
     await profile_service.set_identity_policy(ws, "test", ["email", "phone"])
     batches = [[call("identify", user_id=f"x{i}", traits={"email": "one@example.com", "phone": "01055556666"})]
                for i in range(4)]
-    await asyncio.gather(*(replica.ingest(ws, b) for replica, b in zip(profile_replicas, batches)))
+    await asyncio.gather(*(replica.ingest(ws, b) for replica, b in zip(profile_replicas, batches, strict=True)))
     profile = await one_profile(profile_service, ws, "email", "one@example.com")
     assert (await one_profile(profile_service, ws, "phone", "01055556666")).row["id"] == profile.row["id"]
     assert {v for t, v, _ in profile.identities if t == "user_id"} == {"x0", "x1", "x2", "x3"}
