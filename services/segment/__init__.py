@@ -1,0 +1,1 @@
+"""Segment service: segment definitions and realtime membership (in progress: the rule language)."""
