@@ -1,0 +1,203 @@
+"""Membership of one profile in one rule at a moment, and the next moment it could change
+with no new event (a view leaving the 3-day window, last seen passing 3 days). The service
+re-evaluates at that moment on a durable timer instead of polling. Pure: time is passed in.
+"""
+
+import operator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
+from services.segment.rules import (All, Any, EventCondition, LastSeen, Not, PropertyFilter, RfmCondition,
+                                    SegmentRef, TraitCondition)
+
+_COMPARE = {"eq": operator.eq, "neq": operator.ne, "gt": operator.gt, "gte": operator.ge,
+            "lt": operator.lt, "lte": operator.le}
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+def series_key(condition: EventCondition) -> tuple:
+    """Conditions counting the same events (name and filters) share one series of facts."""
+    return (condition.event, condition.where, condition.property)
+
+
+@dataclass
+class EventSeries:
+    """The matching events of one profile for one series: their times (ascending) and, for
+    sums and averages, the property's value at each."""
+    times: list[datetime] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+
+
+@dataclass
+class ProfileFacts:
+    traits: dict = field(default_factory=dict)
+    last_seen: datetime | None = None
+    series: dict[tuple, EventSeries] = field(default_factory=dict)
+    rfm: dict | None = None           # {"r": 1-5, "f": 1-5, "m": 1-5, "group": name}
+    segments: frozenset[str] = frozenset()
+    zone: tzinfo = SEOUL              # the profile's zone, for calendar rules
+
+
+@dataclass(frozen=True)
+class Outcome:
+    member: bool
+    next_change: datetime | None      # the earliest moment the answer may flip by time alone
+
+
+def matches(filters: tuple[PropertyFilter, ...], properties: dict) -> bool:
+    """Whether an event's properties pass every filter of a condition (applied at ingest)."""
+    return all(_test(f.op, f.value, properties.get(f.property), f.property in properties) for f in filters)
+
+
+def evaluate(rule, facts: ProfileFacts, now: datetime) -> Outcome:
+    match rule:
+        case All(children):
+            outcomes = [evaluate(c, facts, now) for c in children]
+            return Outcome(all(o.member for o in outcomes), _earliest(o.next_change for o in outcomes))
+        case Any(children):
+            outcomes = [evaluate(c, facts, now) for c in children]
+            return Outcome(any(o.member for o in outcomes), _earliest(o.next_change for o in outcomes))
+        case Not(child):
+            inner = evaluate(child, facts, now)
+            return Outcome(not inner.member, inner.next_change)
+        case TraitCondition():
+            return _trait(rule, facts, now)
+        case EventCondition():
+            return _event(rule, facts.series.get(series_key(rule), EventSeries()), now)
+        case LastSeen(op, ago):
+            if facts.last_seen is None:  # never active: neither recently nor lapsed
+                return Outcome(False, None)
+            threshold = facts.last_seen + ago
+            return Outcome((now >= threshold) == (op == "more_than"), threshold if threshold > now else None)
+        case RfmCondition():
+            return Outcome(_rfm(rule, facts.rfm), None)
+        case SegmentRef(segment_id):
+            return Outcome(segment_id in facts.segments, None)
+    raise TypeError(f"not a rule: {rule!r}")
+
+
+def _event(condition: EventCondition, series: EventSeries, now: datetime) -> Outcome:
+    if condition.measure in ("first", "last"):
+        if not series.times:
+            return Outcome(False, None)
+        at = series.times[0] if condition.measure == "first" else series.times[-1]
+        threshold = at + condition.ago
+        # within: it happened less than `ago` ago; before: more than `ago` ago; after: since then
+        inside = now < threshold
+        member = inside if condition.op in ("within", "after") else not inside
+        return Outcome(member, threshold if threshold > now else None)
+    start = now - condition.within if condition.within else None
+    window = [i for i, t in enumerate(series.times) if t <= now and (start is None or t > start)]
+    if condition.measure == "count":
+        measured = len(window)
+    else:
+        values = [series.values[i] for i in window]
+        measured = sum(values) if condition.measure == "sum" else (sum(values) / len(values) if values else None)
+    member = measured is not None and _COMPARE[condition.op](measured, condition.value)
+    # The oldest event in the window leaves it first; later events still to come (times in
+    # the future, from clock skew) enter it at their own time.
+    moments = []
+    if window and condition.within:
+        moments.append(series.times[window[0]] + condition.within)
+    moments += [t for t in series.times if t > now]
+    return Outcome(member, _earliest(moments))
+
+
+def _trait(condition: TraitCondition, facts: ProfileFacts, now: datetime) -> Outcome:
+    present = condition.trait in facts.traits
+    value = facts.traits.get(condition.trait)
+    if condition.op == "anniversary_within":
+        day = _as_date(value)
+        if day is None:
+            return Outcome(False, None)
+        return _anniversary(day, condition.days, now, facts.zone)
+    if condition.op in ("before", "after"):
+        moment = _as_datetime(value, facts.zone)
+        if moment is None:
+            return Outcome(False, None)
+        if condition.ago is not None:
+            threshold = moment + condition.ago    # from then on, the trait's moment is `ago` before now
+            member = (now >= threshold) == (condition.op == "before")
+            return Outcome(member, threshold if threshold > now else None)
+        reference = _as_datetime(condition.value, facts.zone)
+        return Outcome(moment < reference if condition.op == "before" else moment > reference, None)
+    return Outcome(_test(condition.op, condition.value, value, present), None)
+
+
+def _anniversary(day: date, days: int, now: datetime, zone: tzinfo) -> Outcome:
+    """In the segment from `days` days before the yearly date until that day ends, local time."""
+    today = now.astimezone(zone).date()
+    moments, member = [], False
+    for year in (today.year - 1, today.year, today.year + 1):
+        anniversary = _same_day_in(day, year)
+        enter = datetime.combine(anniversary - timedelta(days=days), time(), zone)
+        leave = datetime.combine(anniversary + timedelta(days=1), time(), zone)
+        member = member or enter <= now < leave
+        moments += [m for m in (enter, leave) if m > now]
+    return Outcome(member, min(moments) if moments else None)
+
+
+def _same_day_in(day: date, year: int) -> date:
+    try:
+        return day.replace(year=year)
+    except ValueError:  # 29 February in a common year
+        return date(year, 2, 28)
+
+
+def _test(op: str, expected, actual, present: bool) -> bool:
+    if op == "exists":
+        return present and actual is not None
+    if not present:
+        return op in ("neq", "not_in")
+    if op == "in":
+        return actual in expected
+    if op == "not_in":
+        return actual not in expected
+    if op == "contains":
+        if isinstance(actual, str):
+            return isinstance(expected, str) and expected in actual
+        return isinstance(actual, list) and expected in actual
+    if op in ("eq", "neq"):
+        return _COMPARE[op](actual, expected)
+    try:
+        return _COMPARE[op](actual, expected)
+    except TypeError:  # a number compared with a string: not a match, never an error
+        return False
+
+
+def _rfm(condition: RfmCondition, rfm: dict | None) -> bool:
+    if rfm is None:
+        return False
+    if condition.group is not None:
+        return rfm.get("group") == condition.group
+    score = rfm.get(condition.score)
+    return score is not None and _COMPARE[condition.op](score, condition.value)
+
+
+def _as_date(value) -> date | None:
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return None
+
+
+def _as_datetime(value, zone: tzinfo) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=zone)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), zone)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+    return None
+
+
+def _earliest(moments) -> datetime | None:
+    present = [m for m in moments if m is not None]
+    return min(present) if present else None
