@@ -34,6 +34,7 @@ class Resolver:
         self.owners: dict[tuple[str, str], list[uuid.UUID]] = {}
         self.known: set[uuid.UUID] = set()        # profiles that carry a userId
         self._unchecked: set[uuid.UUID] = set()   # found profiles not yet known to carry one
+        self._rechecked: set[uuid.UUID] = set()   # asked again once their row was locked
         self.redirect: dict[uuid.UUID, uuid.UUID] = {}  # merged → survivor
         self.state: dict[uuid.UUID, dict] = {}    # rows this batch holds (new, or locked)
         self.dirty: set[uuid.UUID] = set()         # existing rows whose traits / consent changed
@@ -55,6 +56,17 @@ class Resolver:
                 self.known.update(self.owners[pair])
         self._unchecked |= {p for *_, p in found} - self.known
 
+    async def _still_anonymous(self, profile_id: uuid.UUID) -> bool:
+        """Whether the profile carries no userId, asked under its row lock: two batches must
+        not both give one anonymous profile their different userIds."""
+        if not self.state.get(profile_id, {}).get("_new"):
+            if profile_id not in self.state:
+                await self._lock([profile_id])
+            if profile_id not in self._rechecked:
+                self._rechecked.add(profile_id)
+                self._unchecked.add(profile_id)
+        return not await self._is_known(profile_id)
+
     async def _is_known(self, profile_id: uuid.UUID) -> bool:
         """Whether the profile carries a userId, asked of the database only when it matters."""
         if profile_id in self._unchecked:
@@ -73,9 +85,9 @@ class Resolver:
         if anonymous_owner and anonymous_owner != target:
             if target is None:
                 # An anonymousId already tied to another userId (a shared device) stays there.
-                if not (ids.user_id and await self._is_known(anonymous_owner)):
+                if not ids.user_id or await self._still_anonymous(anonymous_owner):
                     target = anonymous_owner
-            elif not await self._is_known(anonymous_owner):
+            elif await self._still_anonymous(anonymous_owner):
                 target = await self.merge(target, anonymous_owner)
         for identifier_type in self.unique_types:
             for value in ids.values(identifier_type):

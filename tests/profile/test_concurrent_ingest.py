@@ -62,3 +62,17 @@ async def test_requests_arriving_together_share_a_commit_and_keep_their_own_answ
     for i, answer in enumerate(answers):
         (view,) = await profile_service.lookup(ws, "test", "user_id", f"g{i}")
         assert answer[0].profile_id == str(view.row["id"])
+
+
+async def test_two_users_signing_in_on_one_anonymous_device_at_once_stay_two_people(profile_service,
+                                                                                   profile_replicas):
+    for attempt in range(10):
+        ws = f"shared-device-{attempt}-" + secrets.token_hex(3)
+        await profile_service.ingest(ws, [call("track", anonymous_id="tablet", event="Opened")])
+        await asyncio.gather(profile_replicas[0].ingest(ws, [call("identify", anonymous_id="tablet", user_id="alice")]),
+                             profile_replicas[1].ingest(ws, [call("identify", anonymous_id="tablet", user_id="bob")]))
+        (alice,) = await profile_service.lookup(ws, "test", "user_id", "alice")
+        (bob,) = await profile_service.lookup(ws, "test", "user_id", "bob")
+        assert alice.row["id"] != bob.row["id"]
+        (device,) = await profile_service.lookup(ws, "test", "anonymous_id", "tablet")
+        assert device.row["id"] in (alice.row["id"], bob.row["id"])
