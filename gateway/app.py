@@ -15,7 +15,8 @@ from gateway.settings import GatewaySettings
 from gateway.workspaces import open_store
 from kit.logs import setup_logging
 from kit.redis import connect, resolve_redis_url
-from kit.tracing import setup_tracing
+from kit.runtime import MESSAGE_SIZE_OPTIONS
+from kit.tracing import instrument_engine, setup_tracing
 from nudge.profile.v1 import profile_pb2_grpc
 
 
@@ -28,8 +29,9 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         store, engine = await open_store(settings)
+        instrument_engine(engine)
         redis = connect(await resolve_redis_url(settings))
-        channel = grpc.aio.insecure_channel(settings.profile_addr)
+        channel = grpc.aio.insecure_channel(settings.profile_addr, options=MESSAGE_SIZE_OPTIONS)
         app.state.settings = settings
         app.state.workspaces = store
         app.state.engine = engine

@@ -86,7 +86,7 @@ def _event_json(event: pb.Event) -> dict:
 
 class ConsentIn(BaseModel):
     granted: bool
-    at: datetime | None = Field(None, description="when the person gave or withdrew it; default now")
+    at: datetime | None = Field(None, description="when the person gave or withdrew it (1970–2099); default now")
     source: str = Field(..., min_length=1, max_length=200, description="where it was collected, e.g. signup_form")
 
 
@@ -105,7 +105,7 @@ async def update_consent(profile_id: str, body: ConsentUpdate, request: Request,
     for purpose, value in items:
         change = pb.ConsentChange(purpose=purpose, granted=value.granted, source=value.source)
         if value.at is not None:
-            change.at.FromDatetime(value.at if value.at.tzinfo else value.at.replace(tzinfo=None))
+            change.at.FromDatetime(value.at)  # naive times are read as UTC
         changes.append(change)
     reply = await _call(request, "UpdateConsent", pb.UpdateConsentRequest(
         context=_context(principal), profile_id=profile_id, changes=changes))

@@ -23,6 +23,7 @@ router = APIRouter(tags=["tracking"])
 
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 _MAX_ID = 200
+_EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)
 
 
 class CallError(Exception):
@@ -64,9 +65,21 @@ def _time(raw: dict, key: str) -> Timestamp | None:
         raise CallError(key, "expected an ISO-8601 date-time string") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
+    if not _EARLIEST <= parsed < _LATEST:
+        raise CallError(key, "expected a date-time between 1970 and 2099")
     stamp = Timestamp()
     stamp.FromDatetime(parsed.astimezone(timezone.utc))
     return stamp
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def parse_call(raw: object, call_type: str | None, received_at: Timestamp, batch_sent_at: Timestamp | None,
@@ -76,6 +89,9 @@ def parse_call(raw: object, call_type: str | None, received_at: Timestamp, batch
         raise CallError("", "expected a JSON object")
     if len(orjson.dumps(raw)) > max_bytes:
         raise CallError("", f"call larger than {max_bytes // 1024} KB")
+    for key, value in raw.items():
+        if _has_nul(key) or _has_nul(value):  # PostgreSQL text and JSONB cannot hold NUL
+            raise CallError(key.replace("\x00", "\\u0000"), "contains a NUL character (\\u0000)")
     kind = call_type or raw.get("type")
     if kind not in CALL_TYPES:
         raise CallError("type", f"expected one of {', '.join(CALL_TYPES)}")

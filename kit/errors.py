@@ -3,6 +3,10 @@
 import grpc
 from grpc import aio
 
+from kit.logs import get_logger
+
+log = get_logger(__name__)
+
 FIELD_METADATA_KEY = "nudge-error-field"
 
 
@@ -43,6 +47,11 @@ class DomainErrorInterceptor(aio.ServerInterceptor):
                 if err.field:
                     context.set_trailing_metadata(((FIELD_METADATA_KEY, err.field),))
                 await context.abort(err.code, err.message)
+            except Exception:
+                # The details of an unexpected failure (SQL, parameters: user data) stay in
+                # this service's log; the caller learns only that it failed.
+                log.exception("unexpected error", method=handler_call_details.method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,

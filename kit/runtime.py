@@ -22,6 +22,10 @@ from kit.tracing import instrument_engine, setup_tracing, shutdown_tracing
 
 log = get_logger(__name__)
 
+# A page of 500 events of 32 KB, or the export of a long history, is far above gRPC's 4 MB default.
+MESSAGE_SIZE_OPTIONS = [("grpc.max_send_message_length", 256 * 1024 * 1024),
+                        ("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+
 
 @dataclass
 class Runtime:
@@ -59,7 +63,8 @@ class GrpcServer:
     def __init__(self, add_servicers: Callable[[aio.Server], Iterable[str]]) -> None:
         # Connections are recycled so clients behind a Kubernetes Service spread over new replicas.
         self.server = aio.server(interceptors=[DomainErrorInterceptor()], options=[
-            ("grpc.max_connection_age_ms", 60_000), ("grpc.max_connection_age_grace_ms", 15_000)])
+            ("grpc.max_connection_age_ms", 60_000), ("grpc.max_connection_age_grace_ms", 15_000),
+            *MESSAGE_SIZE_OPTIONS])
         self.service_names = list(add_servicers(self.server))
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -54,5 +54,3 @@ def current_trace_headers() -> dict[str, str]:
 def context_from_headers(headers: dict[str, str]):
     return propagate.extract(headers)
 
-
-tracer = trace.get_tracer("nudge")

@@ -41,8 +41,8 @@ class Call:
             "name": self.name or None, "groupId": self.group_id or None,
             "previousId": self.previous_id or None, "properties": self.properties,
             "traits": self.traits, "context": self.context, "integrations": self.integrations,
-            "originalTimestamp": _iso(self.original_timestamp), "sentAt": _iso(self.sent_at),
-            "receivedAt": _iso(self.received_at), "timestamp": _iso(timestamp or self.timestamp),
+            "originalTimestamp": iso(self.original_timestamp), "sentAt": iso(self.sent_at),
+            "receivedAt": iso(self.received_at), "timestamp": iso(timestamp or self.timestamp),
         }
         return {k: v for k, v in record.items() if v not in (None, {}, "")}
 
@@ -50,13 +50,14 @@ class Call:
 def corrected_timestamp(original: datetime | None, sent_at: datetime | None,
                         received_at: datetime) -> datetime:
     """Segment's rule: the device clock may be wrong, but its offset between the event and
-    the send is right, so timestamp = receivedAt - (sentAt - originalTimestamp)."""
+    the send is right, so timestamp = receivedAt - (sentAt - originalTimestamp). A time after
+    receipt (a fast clock with no sentAt) would freeze traits at a future moment, so it is
+    taken as the receipt time."""
     if original is None:
         return received_at
-    if sent_at is None:
-        return original
-    return received_at - (sent_at - original)
+    corrected = original if sent_at is None else received_at - (sent_at - original)
+    return min(corrected, received_at)  # nothing happened after it was received
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None

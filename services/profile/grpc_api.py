@@ -9,7 +9,7 @@ from grpc import aio
 from kit.errors import InvalidArgument
 from nudge.profile.v1 import profile_pb2 as pb
 from nudge.profile.v1 import profile_pb2_grpc
-from services.profile.calls import Call
+from services.profile.calls import CALL_TYPES, Call
 from services.profile.service import DUPLICATE, REJECTED, STORED, ProfileService, ProfileView
 
 _OUTCOMES = {STORED: pb.IngestResult.STORED, DUPLICATE: pb.IngestResult.DUPLICATE,
@@ -99,6 +99,11 @@ def _call(message: pb.TrackingCall, index: int) -> Call:
     received_at = when("received_at")
     if received_at is None:
         raise InvalidArgument(f"calls[{index}].received_at is required", field=f"calls[{index}].received_at")
+    if message.type not in CALL_TYPES:
+        raise InvalidArgument(f"calls[{index}].type: expected one of {', '.join(CALL_TYPES)}",
+                              field=f"calls[{index}].type")
+    if not message.message_id:
+        raise InvalidArgument(f"calls[{index}].message_id is required", field=f"calls[{index}].message_id")
     return Call(
         type=message.type, message_id=message.message_id, received_at=received_at,
         user_id=message.user_id, anonymous_id=message.anonymous_id, event=message.event,

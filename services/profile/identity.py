@@ -157,6 +157,12 @@ def validate_consent_purpose(purpose: str, field_name: str) -> str:
         f"{', '.join(PURPOSES)} or channel:<{'|'.join(CHANNELS)}>", field=field_name)
 
 
+def validate_moment(at: datetime, field_name: str) -> datetime:
+    if not 1970 <= at.year < 2100:
+        raise InvalidArgument(f"{field_name}: expected a time between 1970 and 2099", field=field_name)
+    return at
+
+
 def apply_consent(consent: dict, purpose: str, granted: bool, at: datetime, source: str) -> bool:
     """Records a consent change unless a later one is already held. Returns whether it applied."""
     held = consent.get(purpose)

@@ -43,6 +43,12 @@ class ProfileRepository:
             index_elements=[identity_policies.c.workspace_id],
             set_={"unique_identifiers": stmt.excluded.unique_identifiers}))
 
+    async def existing_message_ids(self, workspace_id: str, message_ids: list[str]) -> set[str]:
+        rows = await self.session.execute(text(
+            "SELECT e.message_id FROM events AS e JOIN unnest(CAST(:ids AS text[])) AS m(id) "
+            "ON e.message_id = m.id WHERE e.workspace_id = :ws"), {"ids": message_ids, "ws": workspace_id})
+        return set(rows.scalars())
+
     async def owners(self, workspace_id: str, pairs: list[tuple[str, str]]) -> list[tuple[str, str, uuid.UUID]]:
         """(type, value, profile) of every identity among `pairs`, in one index-joined query."""
         if not pairs:

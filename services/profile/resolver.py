@@ -18,6 +18,9 @@ from services.profile.identity import ANONYMOUS_ID, USER_ID, Identifiers, MergeC
 from services.profile.repository import ProfileRepository
 
 
+_ABSENT = object()
+
+
 class ConcurrentMerge(Exception):
     """A profile this batch resolved to was merged away by a batch that committed first."""
 
@@ -39,6 +42,7 @@ class Resolver:
         self.state: dict[uuid.UUID, dict] = {}    # rows this batch holds (new, or locked)
         self.dirty: set[uuid.UUID] = set()         # existing rows whose traits / consent changed
         self.pending_traits: list[tuple[uuid.UUID, dict, datetime]] = []
+        self.trait_changes: dict[uuid.UUID, dict] = {}  # announced as profile.traits_changed
         self.outbox_entries: list[dict] = []
         self._new_identities: list[dict] = []
 
@@ -124,12 +128,16 @@ class Resolver:
         survivor_s, merged_s = identity.choose_survivor(*candidates)
         survivor, merged = uuid.UUID(survivor_s), uuid.UUID(merged_s)
         keep, gone = self.state[survivor], self.state.pop(merged)
+        before = dict(keep["traits"])
         keep["traits"], keep["trait_times"] = identity.merge_traits(
             (keep["traits"], keep["trait_times"]), (gone["traits"], gone["trait_times"]))
         keep["consent"] = identity.merge_consent(keep["consent"], gone["consent"])
         keep["last_seen_at"] = max(filter(None, [keep["last_seen_at"], gone["last_seen_at"]]), default=None)
         self.dirty.add(survivor)
         self.dirty.discard(merged)
+        self.trait_changes.setdefault(survivor, {}).update(
+            {k: v for k, v in keep["traits"].items() if before.get(k, _ABSENT) != v})
+        self.trait_changes.setdefault(survivor, {}).update(self.trait_changes.pop(merged, {}))
         await self.repo.move_to_survivor(self.workspace_id, merged, survivor)
         self.redirect[merged] = survivor
         for owners in self.owners.values():
@@ -153,13 +161,12 @@ class Resolver:
         # a profile merged away meanwhile is noticed before anything is written to it.
         touched = {self.live(p) for p, _, _ in self.pending_traits} | set(seen)
         await self._lock(list(touched - set(self.state)))
-        changes: dict[uuid.UUID, dict] = {}
         for profile_id, traits, at in self.pending_traits:
             profile_id = self.live(profile_id)
             row = self.state[profile_id]
             changed = identity.apply_traits(row["traits"], row["trait_times"], traits, at)
             if changed:
-                changes.setdefault(profile_id, {}).update(changed)
+                self.trait_changes.setdefault(profile_id, {}).update(changed)
                 self.dirty.add(profile_id)
         for profile_id, row in self.state.items():
             if row.get("_new"):  # written whole by the insert below
@@ -169,7 +176,9 @@ class Resolver:
                 seen[profile_id] = max(row["last_seen_at"], seen.get(profile_id, row["last_seen_at"]))
         await self._flush_new()
         await self.repo.write_profiles(self.workspace_id, [self.state[p] for p in self.dirty], seen)
-        for profile_id, changed in changes.items():
+        for profile_id, changed in self.trait_changes.items():
+            if not changed:
+                continue
             self.outbox_entries.append(self._event(profile_id, "profile.traits_changed", {"traits": changed}))
 
     async def _lock(self, profile_ids: list[uuid.UUID]) -> None:

@@ -19,7 +19,7 @@ from kit.outbox import Outbox
 from kit.streams import EVENTS
 from kit.tracing import current_trace_headers
 from services.profile import identity
-from services.profile.calls import Call
+from services.profile.calls import Call, iso
 from services.profile.errors import ProfileNotFound
 from services.profile.repository import ProfileRepository, lock_key
 from services.profile.resolver import ConcurrentMerge, Resolver
@@ -98,7 +98,7 @@ class ProfileService:
                            asyncio.get_running_loop().create_future())
         self._waiting.append(request)
         if self._writer is None or self._writer.done():
-            # An empty context: the writer's spans are linked to every request it serves.
+            # Its own context: each commit span is a child of its first request, linked to the others.
             self._writer = asyncio.get_running_loop().create_task(self._write_waiting(), context=contextvars.Context())
         return await asyncio.shield(request.done)
 
@@ -111,22 +111,35 @@ class ProfileService:
                     group.append(request)
                     size += len(request.calls)
                     self._waiting.remove(request)
-            accepted = [(call, ids, request.trace_headers) for request in group for call, ids in request.calls]
-            links = [trace.Link(r.span_context) for r in group if r.span_context.is_valid]
             try:
-                with tracer.start_as_current_span("profile.ingest.commit", links=links,
-                                                  attributes={"nudge.calls": len(accepted), "nudge.requests": len(group)}):
-                    results = await self._retrying(functools.partial(self._store, workspace_id, accepted))
-            except Exception as err:  # every request of the group learns why
+                await self._commit_group(workspace_id, group)
+            except Exception:
+                if len(group) == 1:
+                    continue
+                # One request's failure must not fail the others it shared a commit with.
                 for request in group:
-                    if not request.done.done():
-                        request.done.set_exception(err)
-                continue
-            self.on_commit()
-            offset = 0
-            for request in group:
+                    await self._commit_group(workspace_id, [request])
+
+    async def _commit_group(self, workspace_id: str, group: list[_Request]) -> None:
+        """Stores the group's calls in one transaction and answers each request; a failure
+        is the answer of a single request, and raised again for a group."""
+        accepted = [(call, ids, request.trace_headers) for request in group for call, ids in request.calls]
+        parent = trace.set_span_in_context(trace.NonRecordingSpan(group[0].span_context))
+        links = [trace.Link(r.span_context) for r in group[1:] if r.span_context.is_valid]
+        try:
+            with tracer.start_as_current_span("profile.ingest.commit", context=parent, links=links,
+                                              attributes={"nudge.calls": len(accepted), "nudge.requests": len(group)}):
+                results = await self._retrying(functools.partial(self._store, workspace_id, accepted))
+        except Exception as err:
+            if len(group) == 1 and not group[0].done.done():
+                group[0].done.set_exception(err)
+            raise
+        self.on_commit()
+        offset = 0
+        for request in group:
+            if not request.done.done():
                 request.done.set_result(results[offset:offset + len(request.calls)])
-                offset += len(request.calls)
+            offset += len(request.calls)
 
     async def _store(self, workspace_id: str, accepted, exclusive: bool) -> list[IngestResult]:
         now = self.clock.now()
@@ -152,10 +165,14 @@ class ProfileService:
                     await repo.lock([lock_key(workspace_id, *pair) for pair in unseen])
                     await resolver.load(unseen, again=True)
             placed: list[tuple[int, Call, datetime, uuid.UUID]] = []
-            # A resent call resolves to the same profile and changes nothing (traits and
-            # last_seen go by event time); its event row is the one thing it could repeat,
-            # and the unique messageId index turns that into DUPLICATE below.
+            # A resent messageId writes nothing. Two copies racing in from different replicas
+            # both get past this check; the unique index below stores one event, and the
+            # other copy resolves to the same profile (traits go by event time).
+            seen_before = await repo.existing_message_ids(workspace_id, [call.message_id for call, _, _ in accepted])
             for index, (call, ids, _) in enumerate(accepted):
+                if call.message_id in seen_before:
+                    results[index] = IngestResult(DUPLICATE)
+                    continue
                 at = call.timestamp
                 if call.type == "alias":
                     profile_id = await resolver.alias(call.previous_id, ids, at)
@@ -217,6 +234,9 @@ class ProfileService:
             for view in views:
                 await repo.audit(workspace_id, actor, "profile.lookup", str(view.row["id"]),
                                  {"identifier_type": identifier_type})
+            if not views:  # a search that found no one is access too
+                await repo.audit(workspace_id, actor, "profile.lookup", None,
+                                 {"identifier_type": identifier_type, "found": 0})
         return views
 
     async def list_events(self, workspace_id: str, actor: str, profile_id: str, size: int,
@@ -237,7 +257,8 @@ class ProfileService:
     async def update_consent(self, workspace_id: str, actor: str, profile_id: str,
                              changes: list[tuple[str, bool, datetime | None, str]]) -> ProfileView:
         now = self.clock.now()
-        checked = [(identity.validate_consent_purpose(purpose, f"changes[{i}].purpose"), granted, at or now, source)
+        checked = [(identity.validate_consent_purpose(purpose, f"changes[{i}].purpose"), granted,
+                    identity.validate_moment(at, f"changes[{i}].at") if at else now, source)
                    for i, (purpose, granted, at, source) in enumerate(changes)]
         if not checked:
             raise InvalidArgument("changes: at least one consent change is required", field="changes")
@@ -263,16 +284,16 @@ class ProfileService:
         async with self.sessions() as session, session.begin():
             repo = ProfileRepository(session)
             view = await self._view(repo, workspace_id, profile_id)
-            events = [await repo.all_events(workspace_id, i) for i in [view.row["id"], *view.merged_ids]]
+            events = await repo.all_events(workspace_id, view.row["id"])  # merged profiles' events moved here
             await repo.audit(workspace_id, actor, "profile.export", str(view.row["id"]))
             audit = await repo.audit_page(workspace_id, 10_000, None, str(view.row["id"]))
         return {
             "profile": {"id": str(view.row["id"]), "traits": view.row["traits"],
                         "consent": view.row["consent"], "created_at": view.row["created_at"].isoformat(),
-                        "last_seen_at": _iso(view.row["last_seen_at"]),
+                        "last_seen_at": iso(view.row["last_seen_at"]),
                         "merged_ids": [str(i) for i in view.merged_ids]},
             "identities": [{"type": t, "value": v, "first_seen": f.isoformat()} for t, v, f in view.identities],
-            "events": [{"id": str(e.id), **e.call} for rows in events for e in rows],
+            "events": [{"id": str(e.id), **e.call} for e in events],
             "access_log": [{"at": a.at.isoformat(), "actor": a.actor, "action": a.action} for a in audit],
         }
 
@@ -346,10 +367,8 @@ def _decode_event_cursor(cursor: str) -> tuple[datetime, uuid.UUID] | None:
 def _int_cursor(cursor: str) -> int | None:
     if not cursor:
         return None
-    if not cursor.isdigit():
+    if not cursor.isdigit() or len(cursor) > 18:
         raise InvalidArgument("cursor: not a cursor this API returned", field="cursor")
     return int(cursor)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

@@ -147,3 +147,34 @@ async def test_audit_log_records_each_read_with_its_key(workspace):
     entries = (await workspace.admin.get("/v1/audit", params={"profileId": profile["id"]})).json()["entries"]
     assert [e["action"] for e in entries] == ["events.read", "profile.read", "profile.lookup"]
     assert all(e["keyId"] and workspace.admin_key.split("_")[2] == e["keyId"] for e in entries)
+
+
+async def test_a_history_larger_than_a_grpc_message_pages_and_exports(workspace):
+    pad = "x" * 30_000
+    for start in range(0, 160, 10):
+        batch = [{"type": "track", "userId": "long-history", "event": f"E{i}", "properties": {"pad": pad}}
+                 for i in range(start, start + 10)]
+        assert (await workspace.tracking.post("/v1/batch", json={"batch": batch})).json()["stored"] == 10
+    profile = await the_profile(workspace, userId="long-history")
+    page = await workspace.admin.get(f"/v1/profiles/{profile['id']}/events", params={"limit": 500})
+    assert page.status_code == 200 and len(page.json()["events"]) == 160
+    export = await workspace.admin.get(f"/v1/profiles/{profile['id']}/export")
+    assert export.status_code == 200 and len(export.json()["events"]) == 160
+
+
+async def test_bad_consent_times_and_cursors_name_the_field(workspace):
+    await identify(workspace, userId="odd-times")
+    profile = await the_profile(workspace, userId="odd-times")
+    r = await workspace.admin.put(f"/v1/profiles/{profile['id']}/consent",
+                                  json={"marketing": {"granted": True, "at": "0999-01-01T00:00:00Z", "source": "x"}})
+    assert r.status_code == 422 and r.json()["error"]["details"] == {"field": "changes[0].at"}
+    assert (await workspace.admin.get(f"/v1/profiles/{profile['id']}")).status_code == 200
+    r = await workspace.admin.get("/v1/audit", params={"cursor": "9" * 30})
+    assert r.status_code == 422 and r.json()["error"]["details"] == {"field": "cursor"}
+
+
+async def test_a_lookup_that_finds_no_one_is_audited_too(workspace):
+    assert (await workspace.admin.get("/v1/profiles", params={"email": "nobody@example.com"})).json()["profiles"] == []
+    (entry,) = (await workspace.admin.get("/v1/audit")).json()["entries"]
+    assert entry["action"] == "profile.lookup" and entry["profileId"] is None
+    assert entry["detail"] == {"identifier_type": "email", "found": 0}

@@ -168,3 +168,43 @@ async def test_errors_never_leak_a_stack_trace(workspace):
     assert set(r.json()) == {"error"} and set(r.json()["error"]) == {"code", "message", "details"}
     assert "Traceback" not in r.text
 
+
+
+async def test_nul_characters_are_rejected_by_field_and_the_rest_of_the_batch_lands(workspace):
+    r = await workspace.tracking.post("/v1/track", json={"userId": "nul", "event": "E", "properties": {"a": "x\u0000y"}})
+    assert r.status_code == 422 and r.json()["error"]["details"] == {"field": "properties"}
+    batch = [{"type": "track", "userId": "nul", "event": "Fine"},
+             {"type": "track", "userId": "nul", "event": "E", "messageId": "m\u0000"}]
+    body = (await workspace.tracking.post("/v1/batch", json={"batch": batch})).json()
+    assert body["stored"] == 1 and [(x["index"], x["field"]) for x in body["rejected"]] == [(1, "messageId")]
+
+
+async def test_timestamps_outside_1970_to_2099_name_the_field(workspace):
+    for stamp in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59Z", "1969-12-31T23:59:59Z"):
+        r = await workspace.tracking.post("/v1/track", json={"userId": "t", "event": "E", "timestamp": stamp})
+        assert r.status_code == 422 and r.json()["error"]["details"] == {"field": "timestamp"}, stamp
+    assert await events_of(workspace, userId="t") == []
+
+
+async def test_a_device_clock_in_the_future_is_taken_as_the_receipt_time(workspace):
+    r = await workspace.tracking.post("/v1/identify", json={"userId": "fast-clock", "traits": {"plan": "free"},
+                                                            "timestamp": "2099-01-01T00:00:00Z"})
+    assert r.status_code == 200
+    (event,) = await events_of(workspace, userId="fast-clock")
+    assert event["timestamp"] < "2099" and event["originalTimestamp"].startswith("2099")
+    # so a later change of the trait is not ignored
+    await workspace.tracking.post("/v1/identify", json={"userId": "fast-clock", "traits": {"plan": "pro"}})
+    profile = (await workspace.admin.get("/v1/profiles", params={"userId": "fast-clock"})).json()["profiles"][0]
+    assert profile["traits"] == {"plan": "pro"}
+
+
+async def test_a_resent_message_id_changes_nothing_even_with_other_content(workspace):
+    await workspace.tracking.post("/v1/identify", json={"userId": "dup", "traits": {"plan": "free"}, "messageId": "d1"})
+    r = await workspace.tracking.post("/v1/identify", json={"userId": "dup", "traits": {"plan": "pro"},
+                                                            "messageId": "d1"})
+    assert r.json()["outcome"] == "duplicate"
+    r = await workspace.tracking.post("/v1/identify", json={"userId": "someone-else", "messageId": "d1"})
+    assert r.json()["outcome"] == "duplicate"
+    profile = (await workspace.admin.get("/v1/profiles", params={"userId": "dup"})).json()["profiles"][0]
+    assert profile["traits"] == {"plan": "free"}
+    assert (await workspace.admin.get("/v1/profiles", params={"userId": "someone-else"})).json()["profiles"] == []

@@ -180,7 +180,6 @@ async def test_failing_handler_is_retried_then_dead_lettered(sessions, redis):
 
 def test_one_profile_always_maps_to_one_partition():
     assert stream_name(EVENTS, "p-1", 1) == EVENTS
-    names = {stream_name(EVENTS, "p-1", 8) for _ in range(3)}
-    assert len(names) == 1 and names <= set(family_streams(EVENTS, 8))
+    assert stream_name(EVENTS, "p-1", 8) == "nudge.events.v1.7"  # crc32, stable across processes and hosts
     spread = {stream_name(EVENTS, f"p-{i}", 4) for i in range(200)}
     assert spread == set(family_streams(EVENTS, 4))

@@ -76,3 +76,14 @@ async def test_two_users_signing_in_on_one_anonymous_device_at_once_stay_two_peo
         assert alice.row["id"] != bob.row["id"]
         (device,) = await profile_service.lookup(ws, "test", "anonymous_id", "tablet")
         assert device.row["id"] in (alice.row["id"], bob.row["id"])
+
+
+async def test_a_request_that_fails_in_a_shared_commit_does_not_fail_the_others(profile_service):
+    ws = "isolate-" + secrets.token_hex(4)
+    good = [[call("track", user_id=f"ok{i}", event="E")] for i in range(5)]
+    bad = [call("track", user_id="bad", event="E", properties={"v": "nul\x00"})]  # PostgreSQL refuses NUL
+    answers = await asyncio.gather(*(profile_service.ingest(ws, r) for r in [*good, bad]), return_exceptions=True)
+    assert [a[0].outcome for a in answers[:5]] == [STORED] * 5
+    assert isinstance(answers[5], Exception)
+    for i in range(5):
+        assert len(await profile_service.lookup(ws, "test", "user_id", f"ok{i}")) == 1
