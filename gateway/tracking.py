@@ -151,6 +151,8 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise ApiError(400, "malformed_body", "body is not valid gzip") from None
     if len(data) > limit or inflater.unconsumed_tail:
         raise _too_large(limit)
+    if not inflater.eof:
+        raise ApiError(400, "malformed_body", "gzip body is truncated")
     return data
 
 

@@ -264,8 +264,7 @@ class ProfileService:
             raise InvalidArgument("changes: at least one consent change is required", field="changes")
         async with self.sessions() as session, session.begin():
             repo = ProfileRepository(session)
-            live = await self._live(repo, workspace_id, profile_id)
-            row = (await repo.lock_profiles(workspace_id, [live["id"]]))[live["id"]]
+            row = await self._locked_live(repo, workspace_id, profile_id)
             consent = dict(row["consent"])
             applied = {purpose: granted for purpose, granted, at, source in checked
                        if identity.apply_consent(consent, purpose, granted, at, source)}
@@ -301,8 +300,7 @@ class ProfileService:
         now = self.clock.now()
         async with self.sessions() as session, session.begin():
             repo = ProfileRepository(session)
-            row = await self._live(repo, workspace_id, profile_id)
-            await repo.lock_profiles(workspace_id, [row["id"]])
+            row = await self._locked_live(repo, workspace_id, profile_id)
             erased = await repo.erase(workspace_id, row["id"])
             await self.outbox.add(session, [self.outbox.event(
                 EVENTS, "profile.deleted", workspace_id, str(row["id"]), now, {})])
@@ -340,6 +338,14 @@ class ProfileService:
         if row is None:
             raise ProfileNotFound(profile_id)
         return row
+
+    async def _locked_live(self, repo: ProfileRepository, workspace_id: str, profile_id: str) -> dict:
+        """The live profile, row-locked; followed again if a merge moved it before the lock."""
+        while True:
+            live = await self._live(repo, workspace_id, profile_id)
+            row = (await repo.lock_profiles(workspace_id, [live["id"]])).get(live["id"])
+            if row is not None and row["merged_into"] is None:
+                return row
 
     async def _view(self, repo: ProfileRepository, workspace_id: str, profile_id: str) -> ProfileView:
         row = await self._live(repo, workspace_id, profile_id)

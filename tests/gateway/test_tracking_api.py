@@ -208,3 +208,10 @@ async def test_a_resent_message_id_changes_nothing_even_with_other_content(works
     profile = (await workspace.admin.get("/v1/profiles", params={"userId": "dup"})).json()["profiles"][0]
     assert profile["traits"] == {"plan": "free"}
     assert (await workspace.admin.get("/v1/profiles", params={"userId": "someone-else"})).json()["profiles"] == []
+
+
+async def test_truncated_gzip_is_400_and_stores_nothing(workspace):
+    whole = gzip.compress(orjson.dumps({"batch": [{"type": "track", "userId": "cut", "event": "E"}]}))
+    r = await workspace.tracking.post("/v1/batch", content=whole[:-12], headers={"Content-Encoding": "gzip"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "malformed_body"
+    assert await events_of(workspace, userId="cut") == []
