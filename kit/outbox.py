@@ -7,6 +7,7 @@ event id, so at-least-once delivery has exactly-once effect.
 """
 
 import asyncio
+import time
 import uuid
 from datetime import datetime
 
@@ -17,7 +18,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kit.logs import get_logger
-from kit.streams import StreamEvent, stream_name
+from kit.streams import StreamEvent, stream_name, trim_consumed
 from kit.tracing import current_trace_headers
 
 log = get_logger(__name__)
@@ -57,13 +58,15 @@ class Outbox:
 class OutboxRelay:
     def __init__(self, sessions: async_sessionmaker, table: Table, redis: Redis,
                  batch_size: int = 50, poll_interval: float = 0.5,
-                 stream_maxlen: int = 1_000_000) -> None:
+                 stream_cap: int = 10_000_000, trim_interval: float = 10.0) -> None:
         self.sessions = sessions
         self.table = table
         self.redis = redis
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self.stream_maxlen = stream_maxlen
+        self.stream_cap = stream_cap
+        self.trim_interval = trim_interval
+        self._published_to: set[str] = set()
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -81,8 +84,8 @@ class OutboxRelay:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for row in rows:
                     for entry in row.entries:
-                        pipe.xadd(entry["stream"], {k: v.encode() for k, v in entry["fields"].items()},
-                                  maxlen=self.stream_maxlen, approximate=True)
+                        pipe.xadd(entry["stream"], {k: v.encode() for k, v in entry["fields"].items()})
+                        self._published_to.add(entry["stream"])
                 await pipe.execute()
             await session.execute(delete(self.table).where(self.table.c.id.in_([r.id for r in rows])))
         return len(rows)
@@ -93,8 +96,19 @@ class OutboxRelay:
         with suppress_instrumentation():
             await self._loop()
 
+    async def trim_once(self) -> None:
+        for stream in sorted(self._published_to):
+            await trim_consumed(self.redis, stream, self.stream_cap)
+
     async def _loop(self) -> None:
+        next_trim = 0.0
         while True:
+            if time.monotonic() >= next_trim:
+                next_trim = time.monotonic() + self.trim_interval
+                try:
+                    await self.trim_once()
+                except Exception:
+                    log.exception("stream trim failed; retrying later")
             try:
                 published = await self.publish_once()
             except asyncio.CancelledError:

@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
+from redis.exceptions import ResponseError
+
+from kit.logs import get_logger
+
+log = get_logger(__name__)
 
 EVENTS = "nudge.events.v1"  # events, trait changes, merges, consent, erasures
 
@@ -53,3 +58,34 @@ class StreamEvent:
             payload=orjson.loads(text["payload"]),
             trace_headers={k: text[k].decode() for k in ("traceparent", "tracestate") if k in text},
         )
+
+
+def _entry_id(value) -> tuple[int, int]:
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def trim_consumed(redis, stream: str, hard_cap: int) -> None:
+    """Drops what every consumer group has acknowledged, never an entry a group still needs:
+    at-least-once must survive a slow consumer. Only past `hard_cap` entries (a consumer
+    gone for good, or a stream nobody reads) are the oldest dropped, to protect Redis."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:  # the stream does not exist yet
+        return
+    floors = []
+    for group in groups:
+        pending = await redis.xpending(stream, group["name"])
+        if pending["pending"]:
+            floors.append(_entry_id(pending["min"]))  # read, not yet acknowledged: kept
+        else:
+            ms, seq = _entry_id(group["last-delivered-id"])
+            floors.append((ms, seq + 1))  # everything up to the last delivery is acknowledged
+    if floors:
+        ms, seq = min(floors)
+        await redis.xtrim(stream, minid=f"{ms}-{seq}", approximate=False)
+    length = await redis.xlen(stream)
+    if length > hard_cap:
+        log.warning("stream over its cap: oldest entries dropped", stream=stream, length=length, cap=hard_cap)
+        await redis.xtrim(stream, maxlen=hard_cap, approximate=False)

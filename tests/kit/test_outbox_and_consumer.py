@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import UUID, insert
 from kit import db
 from kit.consumer import StreamConsumer, processed_table
 from kit.settings import REPO_ROOT
-from kit.streams import EVENTS, StreamEvent, family_streams, stream_name
+from kit.streams import EVENTS, StreamEvent, family_streams, stream_name, trim_consumed
 from nudge.common.v1 import common_pb2
 from nudge.profile.v1 import profile_pb2 as pb
 from nudge.profile.v1 import profile_pb2_grpc
@@ -183,3 +183,24 @@ def test_one_profile_always_maps_to_one_partition():
     assert stream_name(EVENTS, "p-1", 8) == "nudge.events.v1.7"  # crc32, stable across processes and hosts
     spread = {stream_name(EVENTS, f"p-{i}", 4) for i in range(200)}
     assert spread == set(family_streams(EVENTS, 4))
+
+
+async def test_trimming_keeps_every_entry_a_consumer_group_still_needs(redis):
+    stream = f"test.trim.{secrets.token_hex(4)}"
+    ids = [await redis.xadd(stream, _event().to_fields()) for _ in range(5)]
+    await redis.xgroup_create(stream, "fast", id="0")
+    await redis.xgroup_create(stream, "slow", id="0")
+    await redis.xreadgroup("fast", "f1", {stream: ">"}, count=5)
+    await redis.xack(stream, "fast", *ids)
+    await redis.xreadgroup("slow", "s1", {stream: ">"}, count=3)
+    await redis.xack(stream, "slow", ids[0])  # ids[1], ids[2] read but not acked; ids[3:] never read
+
+    await trim_consumed(redis, stream, hard_cap=100)
+    assert [entry_id for entry_id, _ in await redis.xrange(stream)] == ids[1:]
+
+    await redis.xack(stream, "slow", ids[1], ids[2])
+    await trim_consumed(redis, stream, hard_cap=100)
+    assert [entry_id for entry_id, _ in await redis.xrange(stream)] == ids[3:]  # delivered to fast, not to slow
+
+    await trim_consumed(redis, stream, hard_cap=1)  # the safety cap, for a consumer gone for good
+    assert [entry_id for entry_id, _ in await redis.xrange(stream)] == ids[4:]
