@@ -16,6 +16,7 @@ import socket
 import tempfile
 from pathlib import Path
 
+import asyncpg
 import grpc
 import httpx
 import pytest
@@ -28,6 +29,7 @@ from kit import db, embedded, migrations
 from kit.clock import SystemClock
 from kit.outbox import Outbox
 from kit.redis import connect
+from kit.streams import EVENTS
 from nudge.profile.v1 import profile_pb2_grpc
 from services.profile.__main__ import MIGRATIONS as PROFILE_MIGRATIONS
 from services.profile.models import outbox as profile_outbox
@@ -88,8 +90,25 @@ def redis_url(scratch_dir):
         embedded.stop_redis(scratch_dir / "embedded")
 
 
+_created_databases: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def drop_test_databases(database_server_url):
+    """The databases this run created are dropped at its end, so a shared server stays clean."""
+    yield
+    conn = await asyncpg.connect(db.asyncpg_dsn(database_server_url))
+    try:
+        for name in _created_databases:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 async def _fresh_database(server_url: str, service: str, migrations_dir: Path | None) -> str:
-    url = await db.ensure_database(server_url, f"nudge_test_{service}_{secrets.token_hex(4)}")
+    name = f"nudge_test_{service}_{secrets.token_hex(4)}"
+    _created_databases.append(name)
+    url = await db.ensure_database(server_url, name)
     if migrations_dir is not None:
         await migrations.upgrade(url, migrations_dir)
     return url
@@ -117,8 +136,16 @@ async def fresh_database(database_server_url):
 
 @pytest.fixture(scope="session")
 async def redis(redis_url):
+    """A client of the test Redis. At the end, what this run wrote is removed: the `test.*`
+    keys of the kit tests and the entries it published on nudge.events.v1."""
     client = connect(redis_url)
+    before = await client.xrevrange(EVENTS, count=1) if await client.exists(EVENTS) else []
     yield client
+    start = f"({before[0][0].decode()}" if before else "-"
+    while entries := await client.xrange(EVENTS, min=start, count=1000):
+        await client.xdel(EVENTS, *[entry_id for entry_id, _ in entries])
+    async for key in client.scan_iter(match="test.*"):
+        await client.delete(key)
     await client.aclose()
 
 
@@ -153,7 +180,7 @@ def profile_replicas(profile_runtime, profile_settings) -> list[ProfileService]:
 
 
 @pytest.fixture(scope="session")
-async def profile_server(profile_runtime, profile_settings):
+async def profile_server(profile_runtime, profile_settings, redis):  # redis: cleaned after the relay stops
     """The profile gRPC server and its outbox relay, in this process; yields its address."""
     server, relay = build_profile(profile_runtime, profile_settings)
     port = await server.start(0, host="127.0.0.1")
