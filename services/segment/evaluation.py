@@ -27,6 +27,7 @@ class EventSeries:
     sums and averages, the property's value at each."""
     times: list[datetime] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)  # event ids, so a redelivery adds nothing
 
 
 @dataclass
