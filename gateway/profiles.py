@@ -27,8 +27,8 @@ def _context(principal: Principal) -> common_pb2.RequestContext:
 
 
 async def _call(request: Request, method: str, message):
-    stub = request.app.state.profile
-    return await getattr(stub, method)(message, timeout=request.app.state.settings.rpc_timeout_seconds)
+    profile_service = request.app.state.profile
+    return await getattr(profile_service, method)(message, timeout=request.app.state.settings.rpc_timeout_seconds)
 
 
 def profile_json(profile: pb.Profile) -> dict:

@@ -37,7 +37,6 @@ class Resolver:
         self.owners: dict[tuple[str, str], list[uuid.UUID]] = {}
         self.known: set[uuid.UUID] = set()        # profiles that carry a userId
         self._unchecked: set[uuid.UUID] = set()   # found profiles not yet known to carry one
-        self._rechecked: set[uuid.UUID] = set()   # asked again once their row was locked
         self.redirect: dict[uuid.UUID, uuid.UUID] = {}  # merged → survivor
         self.state: dict[uuid.UUID, dict] = {}    # rows this batch holds (new, or locked)
         self.dirty: set[uuid.UUID] = set()         # existing rows whose traits / consent changed
@@ -61,14 +60,11 @@ class Resolver:
         self._unchecked |= {p for *_, p in found} - self.known
 
     async def _still_anonymous(self, profile_id: uuid.UUID) -> bool:
-        """Whether the profile carries no userId, asked under its row lock: two batches must
-        not both give one anonymous profile their different userIds."""
-        if not self.state.get(profile_id, {}).get("_new"):
-            if profile_id not in self.state:
-                await self._lock([profile_id])
-            if profile_id not in self._rechecked:
-                self._rechecked.add(profile_id)
-                self._unchecked.add(profile_id)
+        """Whether the profile carries no userId, asked under its row lock (its status is read
+        lazily, so only after locking): two batches must not both give one anonymous profile
+        their different userIds."""
+        if profile_id not in self.state:
+            await self._lock([profile_id])
         return not await self._is_known(profile_id)
 
     async def _is_known(self, profile_id: uuid.UUID) -> bool:

@@ -118,7 +118,10 @@ class ProfileService:
                     continue
                 # One request's failure must not fail the others it shared a commit with.
                 for request in group:
-                    await self._commit_group(workspace_id, [request])
+                    try:
+                        await self._commit_group(workspace_id, [request])
+                    except Exception:  # noqa: BLE001 - already that request's answer
+                        pass
 
     async def _commit_group(self, workspace_id: str, group: list[_Request]) -> None:
         """Stores the group's calls in one transaction and answers each request; a failure
@@ -165,6 +168,7 @@ class ProfileService:
                     await repo.lock([lock_key(workspace_id, *pair) for pair in unseen])
                     await resolver.load(unseen, again=True)
             placed: list[tuple[int, Call, datetime, uuid.UUID]] = []
+            last_seen: dict[uuid.UUID, datetime] = {}
             # A resent messageId writes nothing. Two copies racing in from different replicas
             # both get past this check; the unique index below stores one event, and the
             # other copy resolves to the same profile (traits go by event time).
@@ -181,8 +185,6 @@ class ProfileService:
                 if call.type == "identify" and call.traits:
                     resolver.set_traits(profile_id, call.traits, at)
                 placed.append((index, call, at, profile_id))
-            last_seen: dict[uuid.UUID, datetime] = {}
-            for _, _, at, profile_id in placed:
                 last_seen[profile_id] = max(at, last_seen.get(profile_id, at))
             await resolver.flush(last_seen)
 
