@@ -1,6 +1,6 @@
 """The clock is passed in, so rules run the same in production and in virtual time."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
 
@@ -12,3 +12,20 @@ class SystemClock:
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
 
+
+
+class ShiftedClock:
+    """Real time moved by an offset: tests jump days ahead (a window closing, a quiet
+    period passing) while events still arrive with real timestamps."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc) + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        self.offset += delta
+
+    def reset(self) -> None:
+        self.offset = timedelta(0)

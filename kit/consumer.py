@@ -4,6 +4,9 @@ pending entries, idempotent by event id.
 A handler runs inside the consumer's database transaction together with the insert of
 (group, event id) into `processed_events`; an entry seen before commits nothing and is
 acked again. Entries are acked only after that commit, so a crash replays them.
+
+A batch handler takes every new entry of one read in one transaction (throughput); when
+the batch fails, its entries are retried one by one, so one bad entry holds up no other.
 """
 
 import asyncio
@@ -24,6 +27,7 @@ log = get_logger(__name__)
 tracer = trace.get_tracer("nudge.consumer")
 
 Handler = Callable[[AsyncSession, StreamEvent], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, list[StreamEvent]], Awaitable[None]]
 
 
 def processed_table(metadata: MetaData) -> Table:
@@ -37,16 +41,19 @@ def processed_table(metadata: MetaData) -> Table:
 
 class StreamConsumer:
     def __init__(self, redis: Redis, sessions: async_sessionmaker, processed: Table,
-                 streams: list[str], group: str, consumer: str, handler: Handler,
+                 streams: list[str], group: str, consumer: str, handler: Handler | None = None,
                  batch_size: int = 100, block_ms: int = 1000, reclaim_idle_ms: int = 30_000,
-                 max_deliveries: int = 10) -> None:
+                 max_deliveries: int = 10, batch_handler: BatchHandler | None = None) -> None:
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("give exactly one of handler and batch_handler")
         self.redis = redis
         self.sessions = sessions
         self.processed = processed
         self.streams = streams
         self.group = group
         self.consumer = consumer
-        self.handler = handler
+        self.handler = handler or (lambda session, event: batch_handler(session, [event]))
+        self.batch_handler = batch_handler
         self.batch_size = batch_size
         self.block_ms = block_ms
         self.reclaim_idle_ms = reclaim_idle_ms
@@ -68,9 +75,7 @@ class StreamConsumer:
             # Redis 7 adds a third element (deleted ids) to the reply; 6.2 has two.
             reply = await self.redis.xautoclaim(
                 stream, self.group, self.consumer, self.reclaim_idle_ms, "0-0", count=self.batch_size)
-            for entry_id, fields in reply[1]:
-                if fields is not None:
-                    handled += await self._process(stream, entry_id, fields)
+            handled += await self._process_all(stream, [(i, f) for i, f in reply[1] if f is not None])
         return handled
 
     async def _dead_letter(self, stream: str) -> None:
@@ -94,8 +99,7 @@ class StreamConsumer:
             count=self.batch_size, block=self.block_ms if block_ms is None else block_ms)
         handled = 0
         for stream, entries in reply or []:
-            for entry_id, fields in entries:
-                handled += await self._process(stream, entry_id, fields)
+            handled += await self._process_all(stream, entries)
         return handled
 
     async def run(self) -> None:
@@ -109,6 +113,31 @@ class StreamConsumer:
             except Exception:
                 log.exception("stream consumer failed; retrying", group=self.group)
                 await asyncio.sleep(1)
+
+    async def _process_all(self, stream, entries: list) -> int:
+        if self.batch_handler is None or len(entries) < 2:
+            return sum([await self._process(stream, entry_id, fields) for entry_id, fields in entries])
+        events = [StreamEvent.from_fields(fields) for _, fields in entries]
+        with tracer.start_as_current_span(f"consume {len(events)} entries", kind=trace.SpanKind.CONSUMER,
+                                          links=[trace.Link(trace.get_current_span(
+                                              context_from_headers(e.trace_headers)).get_span_context())
+                                                 for e in events[:32] if e.trace_headers]):
+            try:
+                async with self.sessions() as session, session.begin():
+                    fresh = set((await session.execute(
+                        insert(self.processed)
+                        .values([{"consumer_group": self.group, "event_id": e.id} for e in events])
+                        .on_conflict_do_nothing()
+                        .returning(self.processed.c.event_id))).scalars())
+                    first_times = [e for e in events if e.id in fresh]
+                    if first_times:
+                        await self.batch_handler(session, first_times)
+            except Exception:
+                log.exception("batch failed; retrying its entries one by one", group=self.group,
+                              entries=len(entries))
+                return sum([await self._process(stream, entry_id, fields) for entry_id, fields in entries])
+        await self.redis.xack(stream, self.group, *[entry_id for entry_id, _ in entries])
+        return len(entries)
 
     async def _process(self, stream, entry_id, fields) -> int:
         """Returns 1 when the entry was handled and acked, 0 when the handler failed."""

@@ -31,33 +31,61 @@ class Conflict(DomainError):
     code = grpc.StatusCode.ALREADY_EXISTS
 
 
+class FailedPrecondition(DomainError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class DomainErrorInterceptor(aio.ServerInterceptor):
-    """Turns a DomainError raised by a unary handler into its status code and message."""
+    """Turns a DomainError raised by a unary or server-streaming handler into its status
+    code and message."""
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None or (handler.unary_unary is None and handler.unary_stream is None):
             return handler
-        inner = handler.unary_unary
+        method = handler_call_details.method
 
-        async def guarded(request, context: aio.ServicerContext):
-            try:
-                return await inner(request, context)
-            except DomainError as err:
-                if err.field:
-                    context.set_trailing_metadata(((FIELD_METADATA_KEY, err.field),))
-                await context.abort(err.code, err.message)
-            except Exception:
-                # The details of an unexpected failure (SQL, parameters: user data) stay in
-                # this service's log; the caller learns only that it failed.
-                log.exception("unexpected error", method=handler_call_details.method)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        if handler.unary_unary is not None:
+            inner = handler.unary_unary
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+            async def guarded(request, context: aio.ServicerContext):
+                async with _reported(context, method):
+                    return await inner(request, context)
+
+            make = grpc.unary_unary_rpc_method_handler
+        else:
+            streaming = handler.unary_stream
+
+            async def guarded(request, context: aio.ServicerContext):
+                async with _reported(context, method):
+                    async for item in streaming(request, context):
+                        yield item
+
+            make = grpc.unary_stream_rpc_method_handler
+        return make(guarded, request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer)
+
+
+class _reported:
+    """A DomainError becomes its status; anything else INTERNAL."""
+
+    def __init__(self, context: aio.ServicerContext, method: str) -> None:
+        self.context, self.method = context, method
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, kind, err, tb):
+        if err is None or isinstance(err, aio.AbortError) or not isinstance(err, Exception):
+            return False
+        if isinstance(err, DomainError):
+            if err.field:
+                self.context.set_trailing_metadata(((FIELD_METADATA_KEY, err.field),))
+            await self.context.abort(err.code, err.message)
+        # The details of an unexpected failure (SQL, parameters: user data) stay in this
+        # service's log; the caller learns only that it failed.
+        log.error("unexpected error", method=self.method, exc_info=(kind, err, tb))
+        await self.context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 
 def field_of(error: aio.AioRpcError) -> str | None:

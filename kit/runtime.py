@@ -88,7 +88,8 @@ class GrpcServer:
 
 async def serve_until_signal(runtime: Runtime, server: GrpcServer, port: int,
                              background: Iterable[Coroutine] = (), grace: float = 10.0) -> None:
-    """Serve until SIGTERM/SIGINT, then drain. A crashed background task stops the process."""
+    """Serve until SIGTERM/SIGINT, then drain. A crashed background task stops the process;
+    one that returns (a warm-up job) does not."""
     bound = await server.start(port)
     log.info("serving", port=bound, services=server.service_names)
     tasks = [asyncio.create_task(coro) for coro in background]
@@ -97,8 +98,10 @@ async def serve_until_signal(runtime: Runtime, server: GrpcServer, port: int,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    failed = [t for t in done if t is not stopper and t.exception() is not None]
+    running, failed = {stopper, *tasks}, []
+    while stopper in running and not failed:  # a task that simply finishes (a warm-up) is fine
+        done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        failed = [t for t in done if t is not stopper and t.exception() is not None]
     for task in failed:
         log.error("background task died", error=repr(task.exception()))
     log.info("draining", grace_seconds=grace)

@@ -30,12 +30,25 @@ class EventSeries:
     ids: list[str] = field(default_factory=list)  # event ids, so a redelivery adds nothing
 
 
+@dataclass(frozen=True)
+class RfmModel:
+    """A workspace's orders (event and revenue property) and the quintile edges of its
+    customers: recency in days, frequency in orders, monetary in revenue (ascending)."""
+    order_event: str
+    revenue_property: str
+    edges: dict | None = None         # {"r": [4 days], "f": [4 counts], "m": [4 sums]}
+
+    @property
+    def series_key(self) -> tuple:
+        return (self.order_event, (), self.revenue_property)
+
+
 @dataclass
 class ProfileFacts:
     traits: dict = field(default_factory=dict)
     last_seen: datetime | None = None
     series: dict[tuple, EventSeries] = field(default_factory=dict)
-    rfm: dict | None = None           # {"r": 1-5, "f": 1-5, "m": 1-5, "group": name}
+    rfm: RfmModel | None = None
     segments: frozenset[str] = frozenset()
     zone: tzinfo = SEOUL              # the profile's zone, for calendar rules
 
@@ -72,7 +85,8 @@ def evaluate(rule, facts: ProfileFacts, now: datetime) -> Outcome:
             threshold = facts.last_seen + ago
             return Outcome((now >= threshold) == (op == "more_than"), threshold if threshold > now else None)
         case RfmCondition():
-            return Outcome(_rfm(rule, facts.rfm), None)
+            scores, next_change = rfm_scores(facts, now)
+            return Outcome(_rfm(rule, scores), next_change)
         case SegmentRef(segment_id):
             return Outcome(segment_id in facts.segments, None)
     raise TypeError(f"not a rule: {rule!r}")
@@ -88,13 +102,7 @@ def _event(condition: EventCondition, series: EventSeries, now: datetime) -> Out
         inside = now < threshold
         member = inside if condition.op in ("within", "after") else not inside
         return Outcome(member, threshold if threshold > now else None)
-    start = now - condition.within if condition.within else None
-    window = [i for i, t in enumerate(series.times) if t <= now and (start is None or t > start)]
-    if condition.measure == "count":
-        measured = len(window)
-    else:
-        values = [series.values[i] for i in window]
-        measured = sum(values) if condition.measure == "sum" else (sum(values) / len(values) if values else None)
+    measured, window = measure(condition, series, now)
     member = measured is not None and _COMPARE[condition.op](measured, condition.value)
     # The oldest event in the window leaves it first; later events still to come (times in
     # the future, from clock skew) enter it at their own time.
@@ -103,6 +111,19 @@ def _event(condition: EventCondition, series: EventSeries, now: datetime) -> Out
         moments.append(series.times[window[0]] + condition.within)
     moments += [t for t in series.times if t > now]
     return Outcome(member, _earliest(moments))
+
+
+def measure(condition: EventCondition, series: EventSeries, now: datetime) -> tuple[float | None, list[int]]:
+    """The count, sum or average over the window (None: an average of nothing), and the
+    positions of the events in the window."""
+    start = now - condition.within if condition.within else None
+    window = [i for i, t in enumerate(series.times) if t <= now and (start is None or t > start)]
+    if condition.measure == "count":
+        return len(window), window
+    values = [series.values[i] for i in window]
+    if condition.measure == "sum":
+        return sum(values), window
+    return (sum(values) / len(values) if values else None), window
 
 
 def _trait(condition: TraitCondition, facts: ProfileFacts, now: datetime) -> Outcome:
@@ -165,6 +186,36 @@ def _test(op: str, expected, actual, present: bool) -> bool:
         return _COMPARE[op](actual, expected)
     except TypeError:  # a number compared with a string: not a match, never an error
         return False
+
+
+# (group, lowest R, highest R, lowest FM, highest FM), first match wins; FM = round((F + M) / 2).
+RFM_GRID = (("champions", 4, 5, 4, 5), ("loyal", 3, 3, 4, 5), ("potential_loyalists", 4, 5, 2, 3),
+            ("new_customers", 5, 5, 1, 1), ("promising", 4, 4, 1, 1), ("need_attention", 3, 3, 3, 3),
+            ("about_to_sleep", 3, 3, 1, 2), ("cannot_lose", 1, 1, 4, 5), ("at_risk", 1, 2, 3, 5),
+            ("hibernating", 2, 2, 1, 2), ("lost", 1, 1, 1, 2))
+DAY = timedelta(days=1)
+
+
+def rfm_scores(facts: ProfileFacts, now: datetime) -> tuple[dict | None, datetime | None]:
+    """The profile's R, F, M quintile scores and group (None without orders), and when the
+    recency score next drops by time alone."""
+    model = facts.rfm
+    if model is None or not model.edges:
+        return None, None
+    series = facts.series.get(model.series_key, EventSeries())
+    past = [i for i, t in enumerate(series.times) if t <= now]
+    upcoming = [t for t in series.times if t > now]
+    if not past:
+        return None, min(upcoming, default=None)
+    last = series.times[past[-1]]
+    days = (now - last) / DAY
+    r = 5 - sum(days >= edge for edge in model.edges["r"])
+    f = 1 + sum(len(past) > edge for edge in model.edges["f"])
+    m = 1 + sum(sum(series.values[i] for i in past) > edge for edge in model.edges["m"])
+    fm = int((f + m) / 2 + 0.5)
+    group = next(g for g, r_lo, r_hi, fm_lo, fm_hi in RFM_GRID if r_lo <= r <= r_hi and fm_lo <= fm <= fm_hi)
+    drops = [last + edge * DAY for edge in model.edges["r"] if edge > days]
+    return {"r": r, "f": f, "m": m, "group": group}, _earliest([min(drops, default=None), *upcoming])
 
 
 def _rfm(condition: RfmCondition, rfm: dict | None) -> bool:

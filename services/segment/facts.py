@@ -58,7 +58,7 @@ def apply_event(facts: ProfileFacts, index: SeriesIndex, event: Seen) -> set[str
         if not matches(condition.where, event.properties):
             continue
         series = facts.series.setdefault(key, EventSeries())
-        if _insert(series, event, condition.property):
+        if add_to_series(series, event, condition.property):
             touched |= index.segments_of[key]
     return touched
 
@@ -75,7 +75,7 @@ def merge_facts(survivor: ProfileFacts, merged: ProfileFacts) -> ProfileFacts:
     return united
 
 
-def _insert(series: EventSeries, event: Seen, prop: str | None) -> bool:
+def add_to_series(series: EventSeries, event: Seen, prop: str | None) -> bool:
     value = event.properties.get(prop) if prop else 1
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         value = 0  # a sum over a missing or non-numeric property counts the event as 0
