@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy import text
 
-from gateway import errors, profiles, tracking
+from gateway import errors, profiles, segments, tracking
 from gateway.settings import GatewaySettings
 from gateway.workspaces import open_store
 from kit.logs import setup_logging
@@ -18,6 +18,7 @@ from kit.redis import connect, resolve_redis_url
 from kit.runtime import MESSAGE_SIZE_OPTIONS
 from kit.tracing import instrument_engine, setup_tracing
 from nudge.profile.v1 import profile_pb2_grpc
+from nudge.segment.v1 import segment_pb2_grpc
 
 
 def create_app(settings: GatewaySettings | None = None, setup_observability: bool = True) -> FastAPI:
@@ -32,15 +33,19 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
         instrument_engine(engine)
         redis = connect(await resolve_redis_url(settings))
         channel = grpc.aio.insecure_channel(settings.profile_addr, options=MESSAGE_SIZE_OPTIONS)
+        segment_channel = grpc.aio.insecure_channel(settings.segment_addr, options=MESSAGE_SIZE_OPTIONS)
         app.state.settings = settings
         app.state.workspaces = store
         app.state.engine = engine
         app.state.redis = redis
         app.state.profile = profile_pb2_grpc.ProfileServiceStub(channel)
-        app.state.profile_health = health_pb2_grpc.HealthStub(channel)
+        app.state.segment = segment_pb2_grpc.SegmentServiceStub(segment_channel)
+        app.state.health = {"profile": health_pb2_grpc.HealthStub(channel),
+                            "segment": health_pb2_grpc.HealthStub(segment_channel)}
         try:
             yield
         finally:
+            await segment_channel.close()
             await channel.close()
             await redis.aclose()
             await engine.dispose()
@@ -51,6 +56,7 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
     errors.install(app)
     app.include_router(tracking.router)
     app.include_router(profiles.router)
+    app.include_router(segments.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:
@@ -70,11 +76,12 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
             checks["redis"] = "ok"
         except Exception as err:  # noqa: BLE001
             checks["redis"] = repr(err)
-        try:
-            reply = await request.app.state.profile_health.Check(health_pb2.HealthCheckRequest(), timeout=2)
-            checks["profile"] = "ok" if reply.status == health_pb2.HealthCheckResponse.SERVING else "not serving"
-        except grpc.aio.AioRpcError as err:
-            checks["profile"] = err.code().name
+        for service, stub in request.app.state.health.items():
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                checks[service] = "ok" if reply.status == health_pb2.HealthCheckResponse.SERVING else "not serving"
+            except grpc.aio.AioRpcError as err:
+                checks[service] = err.code().name
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 

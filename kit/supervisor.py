@@ -5,7 +5,7 @@ service and the gateway as child processes, creates a dev workspace on first run
 prints where to reach it. Ctrl-C stops everything; a child that dies is reported and
 stops the rest.
 
-    python -m kit.supervisor [--data-dir DIR] [--http-port 8080] [--profile-port 50051]
+    python -m kit.supervisor [--data-dir DIR] [--http-port 8080] [--profile-port 50051] [--segment-port 50052]
 """
 
 import argparse
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("NUDGE_DATA_DIR", REPO_ROOT / ".nudge")))
     parser.add_argument("--http-port", type=int, default=int(os.environ.get("NUDGE_HTTP_PORT", 8080)))
     parser.add_argument("--profile-port", type=int, default=50051)
+    parser.add_argument("--segment-port", type=int, default=50052)
     args = parser.parse_args(argv)
     data_dir = args.data_dir.resolve()
 
@@ -102,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     env.pop("NUDGE_DATABASE_URL", None)  # each service joins the embedded server with its own database
     commands = {
         "profile": ([sys.executable, "-m", "services.profile"], {"NUDGE_GRPC_PORT": str(args.profile_port)}),
+        "segment": ([sys.executable, "-m", "services.segment"], {"NUDGE_GRPC_PORT": str(args.segment_port)}),
         "gateway": ([sys.executable, "-m", "gateway"], {
-            "NUDGE_HTTP_PORT": str(args.http_port), "NUDGE_PROFILE_ADDR": f"localhost:{args.profile_port}"}),
+            "NUDGE_HTTP_PORT": str(args.http_port), "NUDGE_PROFILE_ADDR": f"localhost:{args.profile_port}",
+            "NUDGE_SEGMENT_ADDR": f"localhost:{args.segment_port}"}),
     }
     children: dict[str, subprocess.Popen] = {}
     stopping = False

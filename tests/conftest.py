@@ -36,6 +36,11 @@ from services.profile.models import outbox as profile_outbox
 from services.profile.service import ProfileService
 from services.profile.settings import ProfileSettings
 from services.profile.__main__ import build as build_profile
+from services.segment.__main__ import MIGRATIONS as SEGMENT_MIGRATIONS
+from services.segment.__main__ import build as build_segment
+from services.segment.service import SEGMENTS
+from services.segment.settings import SegmentSettings
+from kit.clock import ShiftedClock
 
 TEST_PEPPER = "test-pepper-" + secrets.token_hex(8)
 
@@ -137,15 +142,19 @@ async def fresh_database(database_server_url):
 @pytest.fixture(scope="session")
 async def redis(redis_url):
     """A client of the test Redis. At the end, what this run wrote is removed: the `test.*`
-    keys of the kit tests and the entries it published on nudge.events.v1."""
+    keys of the kit tests, the segment membership sets, and the entries it published on
+    nudge.events.v1 and nudge.segments.v1."""
     client = connect(redis_url)
-    before = await client.xrevrange(EVENTS, count=1) if await client.exists(EVENTS) else []
+    before = {stream: (await client.xrevrange(stream, count=1) if await client.exists(stream) else [])
+              for stream in (EVENTS, SEGMENTS)}
     yield client
-    start = f"({before[0][0].decode()}" if before else "-"
-    while entries := await client.xrange(EVENTS, min=start, count=1000):
-        await client.xdel(EVENTS, *[entry_id for entry_id, _ in entries])
-    async for key in client.scan_iter(match="test.*"):
-        await client.delete(key)
+    for stream, last in before.items():
+        start = f"({last[0][0].decode()}" if last else "-"
+        while entries := await client.xrange(stream, min=start, count=1000):
+            await client.xdel(stream, *[entry_id for entry_id, _ in entries])
+    for pattern in ("test.*", "nudge:segment:*"):
+        async for key in client.scan_iter(match=pattern):
+            await client.delete(key)
     await client.aclose()
 
 
@@ -198,9 +207,55 @@ async def profile_stub(profile_server):
 
 
 @pytest.fixture(scope="session")
-def gateway_settings(gateway_database_url, redis_url, profile_server, scratch_dir) -> GatewaySettings:
+async def segment_database_url(database_server_url):
+    return await _fresh_database(database_server_url, "segment", SEGMENT_MIGRATIONS)
+
+
+class SegmentPlatform:
+    """The segment service running in this process: gRPC server, stream consumer, timers,
+    backfills and relay, on a clock that tests move forward."""
+
+    def __init__(self, address, service, consumer, clock, sessions) -> None:
+        self.address, self.service, self.consumer, self.clock, self.sessions = (
+            address, service, consumer, clock, sessions)
+
+
+@pytest.fixture(scope="session")
+async def segment_platform(segment_database_url, redis_url, redis, scratch_dir, profile_server):
+    from kit.runtime import open_runtime
+
+    settings = SegmentSettings(database_url=segment_database_url, redis_url=redis_url, data_dir=scratch_dir,
+                               grpc_port=0, migrate_on_start=False, timer_poll_seconds=0.1,
+                               consumer_group=f"segment-test-{secrets.token_hex(4)}")  # destroyed at the end
+    runtime = await open_runtime("segment", settings, None, setup_observability=False)
+    clock = ShiftedClock()
+    server, service, consumer, _, loops = build_segment(runtime, settings, clock)
+    port = await server.start(0, host="127.0.0.1")
+    tasks = [asyncio.create_task(loop) for loop in loops]
+    yield SegmentPlatform(f"127.0.0.1:{port}", service, consumer, clock, runtime.sessions)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await server.stop(0)
+    for stream in consumer.streams:
+        await redis.xgroup_destroy(stream, settings.consumer_group)
+    await runtime.close()
+
+
+@pytest.fixture
+def segment_clock(segment_platform) -> ShiftedClock:
+    """The segment service's clock, back at real time for each test."""
+    segment_platform.clock.reset()
+    yield segment_platform.clock
+    segment_platform.clock.reset()
+
+
+@pytest.fixture(scope="session")
+def gateway_settings(gateway_database_url, redis_url, profile_server, segment_platform,
+                     scratch_dir) -> GatewaySettings:
     return GatewaySettings(database_url=gateway_database_url, redis_url=redis_url, data_dir=scratch_dir,
-                           profile_addr=profile_server, api_key_pepper=TEST_PEPPER,
+                           profile_addr=profile_server, segment_addr=segment_platform.address,
+                           api_key_pepper=TEST_PEPPER,
                            http_port=free_port(), migrate_on_start=False)
 
 

@@ -20,15 +20,27 @@ KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 K8S_VERSION = "1.32"  # the kubectl we render with; kubernetes-validate ships its schema
 
 GRPC_PORT = 50051  # profile; must equal ProfileSettings.grpc_port
+SEGMENT_GRPC_PORT = 50052  # segment; must equal SegmentSettings.grpc_port
 HTTP_PORT = 8080  # gateway; must equal GatewaySettings.http_port
-SETTINGS = {"gateway": "gateway.settings:GatewaySettings", "profile": "services.profile.settings:ProfileSettings"}
-# Nudge components that may call profile over gRPC.
-PROFILE_CALLERS = {"gateway", "segment", "journey", "dispatch", "metrics"}
+SETTINGS = {
+    "gateway": "gateway.settings:GatewaySettings",
+    "profile": "services.profile.settings:ProfileSettings",
+    "segment": "services.segment.settings:SegmentSettings",
+}
+GRPC_SERVICES = {"profile": GRPC_PORT, "segment": SEGMENT_GRPC_PORT}
+# Nudge components that may call each gRPC service.
+CALLERS = {
+    "profile": {"gateway", "segment", "journey", "dispatch", "metrics"},
+    "segment": {"gateway", "journey"},
+}
+# The gateway's variable with each service's address.
+GATEWAY_ADDRS = {"profile": "NUDGE_PROFILE_ADDR", "segment": "NUDGE_SEGMENT_ADDR"}
 EXTERNAL_SECRET = "nudge-secrets"  # created outside kustomize where no overlay generates it
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 
 each_overlay = pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
 each_component = pytest.mark.parametrize("component", sorted(SETTINGS))
+each_grpc_service = pytest.mark.parametrize("service", sorted(GRPC_SERVICES))
 
 
 @functools.cache
@@ -185,13 +197,14 @@ def test_every_deployment_has_a_network_policy_and_ingress_is_denied_by_default(
 
 
 @each_overlay
-def test_profile_admits_only_its_nudge_callers_on_grpc(overlay):
+@each_grpc_service
+def test_grpc_service_admits_only_its_nudge_callers_on_grpc(overlay, service):
     docs = render(overlay)
-    rules = ingress_rules(docs, pod_labels(deployment(docs, "profile")))
+    rules = ingress_rules(docs, pod_labels(deployment(docs, service)))
     assert rules
     for rule in rules:
         assert rule.get("from"), "an ingress rule without `from` admits every source"
-        assert rule.get("ports") and all(p["port"] in (GRPC_PORT, "grpc") for p in rule["ports"]), rule
+        assert rule.get("ports") and all(p["port"] in (GRPC_SERVICES[service], "grpc") for p in rule["ports"]), rule
         # pod selectors only: no ipBlock, no namespaceSelector (which would widen to other namespaces)
         assert all(set(peer) == {"podSelector"} for peer in rule["from"]), rule
     peers = [peer["podSelector"] for rule in rules for peer in rule["from"]]
@@ -202,7 +215,7 @@ def test_profile_admits_only_its_nudge_callers_on_grpc(overlay):
     assert admitted(pod_labels(deployment(docs, "gateway")))
     for d in of_kind(docs, "Deployment"):
         if admitted(pod_labels(d)):
-            assert pod_labels(d)["app.kubernetes.io/name"] in PROFILE_CALLERS, d["metadata"]["name"]
+            assert pod_labels(d)["app.kubernetes.io/name"] in CALLERS[service], d["metadata"]["name"]
     assert not admitted({})
     assert not admitted({"app.kubernetes.io/part-of": "nudge", "app.kubernetes.io/name": "intruder"})
     assert not admitted({"app.kubernetes.io/name": "gateway"}), "a pod merely named gateway is not Nudge's"
@@ -219,13 +232,14 @@ def test_gateway_http_port_is_open_to_anyone(overlay):
 
 
 @each_overlay
-def test_profile_serves_grpc_on_50051_with_grpc_probes(overlay):
+@each_grpc_service
+def test_grpc_service_serves_on_its_port_with_grpc_probes(overlay, service):
     docs = render(overlay)
-    c = container(docs, "profile")
-    assert ("grpc", GRPC_PORT) in named_ports(c)
-    assert probe_ports(c, "grpc") == {GRPC_PORT}
-    assert env(docs, c)["NUDGE_GRPC_PORT"] == str(GRPC_PORT)
-    assert c["command"] == ["python", "-m", "services.profile"]
+    c, port = container(docs, service), GRPC_SERVICES[service]
+    assert ("grpc", port) in named_ports(c)
+    assert probe_ports(c, "grpc") == {port}
+    assert env(docs, c)["NUDGE_GRPC_PORT"] == str(port)
+    assert c["command"] == ["python", "-m", f"services.{service}"]
 
 
 @each_overlay
@@ -241,14 +255,17 @@ def test_gateway_serves_http_on_8080_with_health_probes(overlay):
 
 
 @each_overlay
-def test_gateway_profile_addr_is_the_profile_service(overlay):
+@each_grpc_service
+def test_gateway_addr_is_the_grpc_service(overlay, service):
     docs = render(overlay)
-    host, port = env(docs, container(docs, "gateway"))["NUDGE_PROFILE_ADDR"].removeprefix("dns:///").rsplit(":", 1)
-    service = named(docs, "Service", host.split(".")[0])
-    assert service, f"no Service named {host.split('.')[0]}"
-    assert selects({"matchLabels": service["spec"]["selector"]}, pod_labels(deployment(docs, "profile")))
-    service_port = next(p for p in service["spec"]["ports"] if p["port"] == int(port))
-    assert service_port["targetPort"] in ("grpc", GRPC_PORT)
+    addr = env(docs, container(docs, "gateway"))[GATEWAY_ADDRS[service]]
+    host, port = addr.removeprefix("dns:///").rsplit(":", 1)
+    found = named(docs, "Service", host.split(".")[0])
+    assert found, f"no Service named {host.split('.')[0]}"
+    assert selects({"matchLabels": found["spec"]["selector"]}, pod_labels(deployment(docs, service)))
+    service_port = next((p for p in found["spec"]["ports"] if p["port"] == int(port)), None)
+    assert service_port, f"{GATEWAY_ADDRS[service]}={addr}: Service {found['metadata']['name']} has no port {port}"
+    assert service_port["targetPort"] in ("grpc", GRPC_SERVICES[service])
 
 
 @each_overlay
@@ -297,14 +314,25 @@ def test_config_values_parse_with_settings(overlay, component, monkeypatch):
 @each_overlay
 def test_ports_match_settings_defaults(overlay):
     docs = render(overlay)
-    grpc_port = settings_class("profile").model_fields["grpc_port"].default
+    for service, port in GRPC_SERVICES.items():
+        grpc_port = settings_class(service).model_fields["grpc_port"].default
+        assert grpc_port == port, service
+        c = container(docs, service)
+        assert grpc_port in [p["containerPort"] for p in c["ports"]], service
+        assert probe_ports(c, "grpc") == {grpc_port}, service
     http_port = settings_class("gateway").model_fields["http_port"].default
-    assert grpc_port == GRPC_PORT and http_port == HTTP_PORT
-    profile, gateway = container(docs, "profile"), container(docs, "gateway")
-    assert grpc_port in [p["containerPort"] for p in profile["ports"]]
-    assert probe_ports(profile, "grpc") == {grpc_port}
+    assert http_port == HTTP_PORT
+    gateway = container(docs, "gateway")
     assert http_port in [p["containerPort"] for p in gateway["ports"]]
     assert probe_ports(gateway, "httpGet") == {http_port}
+
+
+@each_grpc_service
+def test_gateway_addr_defaults_match_grpc_ports_settings(service):
+    field = GATEWAY_ADDRS[service].removeprefix("NUDGE_").lower()
+    fields = settings_class("gateway").model_fields
+    assert field in fields, f"GatewaySettings has no {field}"
+    assert fields[field].default == f"localhost:{settings_class(service).model_fields['grpc_port'].default}"
 
 
 @each_overlay

@@ -1,0 +1,297 @@
+"""The marketer's segments, driven by real events through the gateway: profile service →
+nudge.events.v1 → segment service → memberships, timers, nudge.segments.v1. The segment
+service's clock is moved a few minutes to cross a window's edge; the history before it is
+sent with past timestamps, as an SDK replaying a backlog would.
+"""
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from services.segment.service import SEGMENTS
+
+MINUTE = timedelta(minutes=1)
+
+
+async def track(ws, user: str, event: str, ago: timedelta = timedelta(0), message_id: str | None = None,
+                **properties) -> None:
+    at = datetime.now(timezone.utc) - ago
+    response = await ws.tracking.post("/v1/track", json={
+        "userId": user, "event": event, "properties": properties, "timestamp": at.isoformat(),
+        "messageId": message_id or str(uuid.uuid4())})
+    assert response.status_code == 200, response.text
+
+
+async def eventually(check, timeout: float = 30.0):
+    """Polls until check() returns a truthy value (the pipeline is asynchronous)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not reached within {timeout}s: {check.__qualname__}")
+        await asyncio.sleep(0.1)
+
+
+async def profile_of(ws, user: str) -> str:
+    async def lookup():
+        response = await ws.admin.get("/v1/profiles", params={"userId": user})
+        found = response.json().get("profiles") if response.status_code == 200 else None
+        return found[0]["id"] if found else None
+    return await eventually(lookup)
+
+
+async def create_segment(ws, name: str, rules: dict) -> str:
+    response = await ws.admin.post("/v1/segments", json={"name": name, "rules": rules})
+    assert response.status_code == 201, response.text
+    segment_id = response.json()["id"]
+
+    async def backfilled():
+        return (await ws.admin.get(f"/v1/segments/{segment_id}")).json()["backfill"]["state"] == "done"
+    await eventually(backfilled)
+    return segment_id
+
+
+async def is_member(ws, segment_id: str, profile_id: str) -> bool:
+    response = await ws.admin.get(f"/v1/segments/{segment_id}/members/{profile_id}")
+    assert response.status_code == 200, response.text
+    return response.json()["member"]
+
+
+async def becomes(ws, segment_id: str, profile_id: str, member: bool) -> None:
+    async def check():
+        return await is_member(ws, segment_id, profile_id) == member
+    await eventually(check)
+
+
+async def published(redis, ws, profile_id: str) -> list[dict]:
+    """The entered / exited events of one profile on nudge.segments.v1, in order."""
+    found = []
+    for _, fields in await redis.xrange(SEGMENTS):
+        if fields[b"workspace_id"].decode() == ws.id and fields[b"profile_id"].decode() == profile_id:
+            found.append({"type": fields[b"type"].decode(), **orjson.loads(fields[b"payload"])})
+    return found
+
+
+async def trail(redis, ws, profile_id: str, count: int) -> list[dict]:
+    async def enough():
+        found = await published(redis, ws, profile_id)
+        return found if len(found) >= count else None
+    found = await eventually(enough)
+    assert len(found) == count, found  # nothing emitted twice
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _clock(segment_clock):
+    return segment_clock
+
+
+async def test_viewed_a_product_three_times_in_three_days(workspace, segment_clock, redis):
+    segment = await create_segment(workspace, "viewed X 3× in 3 days", {
+        "event": "Product Viewed", "where": [{"property": "product_id", "op": "eq", "value": "X"}],
+        "count": {"op": "gte", "value": 3}, "within": "P3D"})
+    await track(workspace, "viewer", "Product Viewed", timedelta(days=3) - MINUTE, product_id="X")
+    await track(workspace, "viewer", "Product Viewed", timedelta(days=1), product_id="Y")  # another product
+    await track(workspace, "viewer", "Product Viewed", timedelta(days=1), product_id="X")
+    profile = await profile_of(workspace, "viewer")
+    await asyncio.sleep(0.5)
+    assert not await is_member(workspace, segment, profile)
+    await track(workspace, "viewer", "Product Viewed", timedelta(hours=1), product_id="X")
+    await becomes(workspace, segment, profile, True)
+
+    segment_clock.advance(2 * MINUTE)  # the oldest view leaves the 3-day window: time alone
+    await becomes(workspace, segment, profile, False)
+    await track(workspace, "viewer", "Product Viewed", product_id="X")
+    await becomes(workspace, segment, profile, True)
+
+    entered, exited, again = await trail(redis, workspace, profile, 3)
+    assert [entered["type"], exited["type"], again["type"]] == ["segment.entered", "segment.exited",
+                                                                 "segment.entered"]
+    assert entered["trigger"]["type"] == "event" and entered["segment_version"] == 1
+    assert exited["trigger"]["type"] == "timer"
+    # The exit is dated at the moment the view left the window, not when it was noticed.
+    assert datetime.fromisoformat(exited["at"]) < datetime.now(timezone.utc) + segment_clock.offset
+
+
+async def test_added_to_cart_and_did_not_buy_within_an_hour(workspace, segment_clock, redis):
+    segment = await create_segment(workspace, "cart abandoned", {"all": [
+        {"event": "Product Added", "last": {"op": "before", "ago": "PT1H"}},
+        {"event": "Order Completed", "absent": True, "within": "PT2H"}]})
+    await track(workspace, "shopper", "Product Added", timedelta(minutes=59), product_id="X")
+    profile = await profile_of(workspace, "shopper")
+    await asyncio.sleep(0.5)
+    assert not await is_member(workspace, segment, profile)
+    segment_clock.advance(2 * MINUTE)  # the hour passes with no order: entry by time alone
+    await becomes(workspace, segment, profile, True)
+    await track(workspace, "shopper", "Order Completed", revenue=30000)
+    await becomes(workspace, segment, profile, False)
+    entered, exited = await trail(redis, workspace, profile, 2)
+    assert entered["trigger"]["type"] == "timer" and exited["trigger"]["type"] == "event"
+
+
+async def test_no_visit_for_three_days_is_churn_risk(workspace, segment_clock, redis):
+    segment = await create_segment(workspace, "churn risk", {"last_seen": {"op": "more_than", "ago": "P3D"}})
+    await track(workspace, "quiet", "Page Viewed", timedelta(days=3) - MINUTE)
+    profile = await profile_of(workspace, "quiet")
+    await asyncio.sleep(0.5)
+    assert not await is_member(workspace, segment, profile)
+    segment_clock.advance(2 * MINUTE)
+    await becomes(workspace, segment, profile, True)
+    await track(workspace, "quiet", "App Opened")
+    await becomes(workspace, segment, profile, False)
+    await trail(redis, workspace, profile, 2)
+
+
+async def test_no_purchase_in_three_months_is_dormant(workspace, segment_clock, redis):
+    segment = await create_segment(workspace, "dormant", {"all": [
+        {"event": "Order Completed", "count": {"op": "gte", "value": 1}},
+        {"event": "Order Completed", "absent": True, "within": "P90D"}]})
+    await track(workspace, "sleeper", "Order Completed", timedelta(days=90) - MINUTE, revenue=10000)
+    await track(workspace, "sleeper", "Page Viewed", timedelta(days=10))  # visits do not count
+    profile = await profile_of(workspace, "sleeper")
+    await asyncio.sleep(0.5)
+    assert not await is_member(workspace, segment, profile)
+    segment_clock.advance(2 * MINUTE)
+    await becomes(workspace, segment, profile, True)
+    await track(workspace, "sleeper", "Order Completed", revenue=5000)
+    await becomes(workspace, segment, profile, False)
+    await trail(redis, workspace, profile, 2)
+
+
+async def test_three_purchases_a_month_is_vip(workspace, segment_clock, redis):
+    segment = await create_segment(workspace, "VIP", {
+        "event": "Order Completed", "count": {"op": "gte", "value": 3}, "within": "P30D"})
+    for ago in (timedelta(days=30) - MINUTE, timedelta(days=10), timedelta(days=1)):
+        await track(workspace, "vip", "Order Completed", ago, revenue=50000)
+    profile = await profile_of(workspace, "vip")
+    await becomes(workspace, segment, profile, True)
+    segment_clock.advance(2 * MINUTE)  # the first order is older than a month now
+    await becomes(workspace, segment, profile, False)
+    await track(workspace, "vip", "Order Completed", revenue=70000)
+    await becomes(workspace, segment, profile, True)
+    await trail(redis, workspace, profile, 3)
+
+
+async def test_merge_of_two_halves_makes_the_survivor_a_member(workspace):
+    segment = await create_segment(workspace, "pro viewers", {"all": [
+        {"trait": "plan", "op": "eq", "value": "pro"},
+        {"event": "Product Viewed", "count": {"op": "gte", "value": 2}, "within": "P7D"}]})
+    # An anonymous visitor viewed twice; a known user has the pro plan: each half a member.
+    for _ in range(2):
+        response = await workspace.tracking.post("/v1/track", json={
+            "anonymousId": "anon-1", "event": "Product Viewed", "properties": {"product_id": "X"}})
+        assert response.status_code == 200
+    response = await workspace.tracking.post("/v1/identify", json={"userId": "known-1", "traits": {"plan": "pro"}})
+    assert response.status_code == 200
+    known = await profile_of(workspace, "known-1")
+    await asyncio.sleep(0.5)
+    assert not await is_member(workspace, segment, known)
+    # They turn out to be one person.
+    response = await workspace.tracking.post("/v1/identify", json={"userId": "known-1", "anonymousId": "anon-1"})
+    assert response.status_code == 200
+
+    async def survivor_is_member():
+        survivor = (await workspace.admin.get("/v1/profiles", params={"userId": "known-1"})).json()["profiles"][0]
+        return survivor["mergedIds"] and await is_member(workspace, segment, survivor["id"])
+    await eventually(survivor_is_member)
+    count = (await workspace.admin.get(f"/v1/segments/{segment}/count")).json()
+    assert count["count"] == 1
+
+
+async def test_events_out_of_order_and_twice_give_the_in_order_memberships(workspace, redis):
+    """The same purchases: in order to one person, shuffled (a skewed SDK clock) and each sent
+    twice (a retry with the same messageId) to another."""
+    segment = await create_segment(workspace, "big spenders", {
+        "event": "Order Completed", "sum": "revenue", "op": "gte", "value": 100000, "within": "P7D"})
+    history = [(timedelta(days=9), 80000), (timedelta(days=5), 40000), (timedelta(days=2), 30000),
+               (timedelta(days=1), 35000)]
+    for ago, revenue in history:
+        await track(workspace, "in-order", "Order Completed", ago, revenue=revenue)
+    for ago, revenue in reversed(history):
+        message_id = str(uuid.uuid4())
+        for _ in range(2):
+            await track(workspace, "shuffled", "Order Completed", ago, message_id=message_id, revenue=revenue)
+    in_order, shuffled = await profile_of(workspace, "in-order"), await profile_of(workspace, "shuffled")
+    await becomes(workspace, segment, in_order, True)   # 40k + 30k + 35k in the last 7 days
+    await becomes(workspace, segment, shuffled, True)
+    assert [e["type"] for e in await trail(redis, workspace, shuffled, 1)] == ["segment.entered"]
+
+
+async def test_backfill_of_a_new_segment_counts_existing_profiles(workspace):
+    for n in range(5):
+        await track(workspace, f"buyer-{n}", "Order Completed", timedelta(days=n), revenue=1000 * n)
+    for n in range(5):
+        await profile_of(workspace, f"buyer-{n}")
+    await asyncio.sleep(1)  # the events reach the segment service
+    segment = await create_segment(workspace, "recent buyers", {
+        "event": "Order Completed", "count": {"op": "gte", "value": 1}, "within": "PT60H"})
+    body = (await workspace.admin.get(f"/v1/segments/{segment}")).json()
+    assert body["backfill"]["state"] == "done" and body["backfill"]["done"] == body["backfill"]["total"] == 5
+    assert (await workspace.admin.get(f"/v1/segments/{segment}/count")).json()["count"] == 3
+    members = (await workspace.admin.get(f"/v1/segments/{segment}/members", params={"limit": 2})).json()
+    rest = (await workspace.admin.get(f"/v1/segments/{segment}/members",
+                                      params={"limit": 2, "cursor": members["nextCursor"]})).json()
+    assert len(members["members"]) == 2 and len(rest["members"]) == 1 and rest["nextCursor"] is None
+
+    preview = (await workspace.admin.post("/v1/segments/preview", json={"rules": {
+        "event": "Order Completed", "sum": "revenue", "op": "gte", "value": 2000}})).json()
+    assert preview["count"] == 3 and preview["total"] == 5 and len(preview["sample"]) == 3
+
+    # An edit publishes version 2 and recomputes everyone.
+    response = await workspace.admin.patch(f"/v1/segments/{segment}", json={"rules": {
+        "event": "Order Completed", "count": {"op": "gte", "value": 1}, "within": "PT12H"}})
+    assert response.status_code == 200 and response.json()["version"] == 2
+
+    async def recomputed():
+        return (await workspace.admin.get(f"/v1/segments/{segment}/count")).json()["count"] == 1
+    await eventually(recomputed)
+
+
+async def test_explain_gives_each_condition_and_its_value(workspace):
+    await track(workspace, "explained", "Product Viewed", timedelta(hours=2), product_id="X")
+    await track(workspace, "explained", "Product Viewed", timedelta(hours=1), product_id="X")
+    profile = await profile_of(workspace, "explained")
+    segment = await create_segment(workspace, "viewed but no plan", {"all": [
+        {"event": "Product Viewed", "count": {"op": "gte", "value": 2}, "within": "P1D"},
+        {"trait": "plan", "op": "eq", "value": "pro"}]})
+    body = (await workspace.admin.get(f"/v1/segments/{segment}/explain/{profile}")).json()
+    assert body["member"] is False
+    root, views, plan = body["conditions"]
+    assert root["path"] == "rules" and root["value"] == 1
+    assert views["path"] == "rules.all[0]" and views["satisfied"] and views["value"] == 2
+    assert plan["path"] == "rules.all[1]" and not plan["satisfied"] and "not set" in plan["reason"]
+    assert body["nextChange"] is not None  # the first view leaves the day window
+
+
+async def test_rule_errors_name_the_node(workspace):
+    cases = [
+        ({"all": [{"trait": "a", "op": "exists"}, {"trait": "b", "op": "exists"},
+                  {"event": "X", "count": {"op": "gte", "value": 1}, "within": "3 days"}]}, "rules.all[2].within"),
+        ({"trait": "plan", "op": "resembles", "value": "pro"}, "rules.op"),
+        ({"any": []}, "rules.any"),
+        ({"event": "X", "count": {"op": "gte", "value": -1}}, "rules.count.value"),
+        ({"shape": "circle"}, "rules"),
+    ]
+    for rules, field in cases:
+        response = await workspace.admin.post("/v1/segments", json={"name": "bad", "rules": rules})
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["details"]["field"] == field and error["message"].startswith(field)
+    assert (await workspace.admin.get("/v1/segments")).json()["segments"] == []  # nothing half-written
+
+
+async def test_segment_references_refuse_cycles_and_deleting_a_used_segment(workspace):
+    base = await create_segment(workspace, "base", {"trait": "plan", "op": "exists"})
+    user = await create_segment(workspace, "user", {"not": {"segment": base}})
+    response = await workspace.admin.patch(f"/v1/segments/{base}", json={"rules": {"segment": user}})
+    assert response.status_code == 422 and "cycle" in response.json()["error"]["message"]
+    response = await workspace.admin.delete(f"/v1/segments/{base}")
+    assert response.status_code == 409 and "user" in response.json()["error"]["message"]
+    assert (await workspace.admin.delete(f"/v1/segments/{user}")).status_code == 204
+    assert (await workspace.admin.delete(f"/v1/segments/{base}")).status_code == 204
+    assert (await workspace.admin.get(f"/v1/segments/{base}")).status_code == 404
