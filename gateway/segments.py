@@ -9,21 +9,13 @@ from pydantic import BaseModel, Field
 
 from gateway import auth
 from gateway.errors import ApiError
+from gateway.rpc import call, context_of
 from gateway.workspaces import Principal
 from nudge.common.v1 import common_pb2
 from nudge.segment.v1 import segment_pb2 as pb
 
 router = APIRouter(tags=["segments"])
 Admin = Annotated[Principal, Depends(auth.admin)]
-
-
-def _context(principal: Principal) -> common_pb2.RequestContext:
-    return common_pb2.RequestContext(workspace_id=principal.workspace_id, actor=principal.key_id)
-
-
-async def _call(request: Request, method: str, message):
-    return await getattr(request.app.state.segment, method)(
-        message, timeout=request.app.state.settings.rpc_timeout_seconds)
 
 
 def _time(message, name: str) -> str | None:
@@ -51,14 +43,14 @@ def _explain_json(reply: pb.ExplainReply) -> dict:
 
 
 class SegmentIn(BaseModel):
-    name: str = Field(..., min_length=1, max_length=200)
-    description: str = Field("", max_length=2000)
+    name: str
+    description: str = ""
     rules: Any = Field(..., description="the rule tree: all / any / not, trait, event, last_seen, rfm, segment")
 
 
 class SegmentPatch(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=2000)
+    name: str | None = None
+    description: str | None = None
     rules: Any = Field(None, description="a new rule tree publishes a new version and recomputes members")
 
 
@@ -79,8 +71,8 @@ class RfmSettingsIn(BaseModel):
 
 @router.post("/v1/segments", status_code=201, summary="Create a segment (members are computed in the background)")
 async def create_segment(body: SegmentIn, request: Request, principal: Admin) -> dict:
-    reply = await _call(request, "CreateSegment", pb.CreateSegmentRequest(
-        context=_context(principal), name=body.name, description=body.description,
+    reply = await call(request, "segment", "CreateSegment", pb.CreateSegmentRequest(
+        context=context_of(principal), name=body.name, description=body.description,
         rules_json=orjson.dumps(body.rules).decode()))
     return segment_json(reply)
 
@@ -88,64 +80,64 @@ async def create_segment(body: SegmentIn, request: Request, principal: Admin) ->
 @router.get("/v1/segments", summary="Segments of the workspace")
 async def list_segments(request: Request, principal: Admin, limit: Annotated[int, Query(ge=1, le=500)] = 50,
                         cursor: str = "") -> dict:
-    reply = await _call(request, "ListSegments", pb.ListSegmentsRequest(
-        context=_context(principal), page=common_pb2.PageRequest(size=limit, cursor=cursor)))
+    reply = await call(request, "segment", "ListSegments", pb.ListSegmentsRequest(
+        context=context_of(principal), page=common_pb2.PageRequest(size=limit, cursor=cursor)))
     return {"segments": [segment_json(s) for s in reply.segments], "nextCursor": reply.next_cursor or None}
 
 
 @router.post("/v1/segments/preview", summary="Count and sample of an unsaved rule")
 async def preview(body: PreviewIn, request: Request, principal: Admin) -> dict:
-    reply = await _call(request, "Preview", pb.PreviewRequest(
-        context=_context(principal), rules_json=orjson.dumps(body.rules).decode(), sample_size=body.sampleSize))
+    reply = await call(request, "segment", "Preview", pb.PreviewRequest(
+        context=context_of(principal), rules_json=orjson.dumps(body.rules).decode(), sample_size=body.sampleSize))
     return {"count": reply.count, "total": reply.total, "sample": list(reply.sample_profile_ids)}
 
 
 @router.post("/v1/segments/explain", summary="Why a profile is in or out of an unsaved rule")
 async def explain_rule(body: ExplainIn, request: Request, principal: Admin) -> dict:
-    reply = await _call(request, "Explain", pb.ExplainRequest(
-        context=_context(principal), rules_json=orjson.dumps(body.rules).decode(), profile_id=body.profileId))
+    reply = await call(request, "segment", "Explain", pb.ExplainRequest(
+        context=context_of(principal), rules_json=orjson.dumps(body.rules).decode(), profile_id=body.profileId))
     return _explain_json(reply)
 
 
 @router.get("/v1/segments/{segment_id}", summary="A segment, with its backfill progress")
 async def get_segment(segment_id: str, request: Request, principal: Admin) -> dict:
-    return segment_json(await _call(request, "GetSegment", pb.GetSegmentRequest(
-        context=_context(principal), id=segment_id)))
+    return segment_json(await call(request, "segment", "GetSegment", pb.GetSegmentRequest(
+        context=context_of(principal), id=segment_id)))
 
 
 @router.patch("/v1/segments/{segment_id}", summary="Rename, describe or change the rules of a segment")
 async def update_segment(segment_id: str, body: SegmentPatch, request: Request, principal: Admin) -> dict:
-    given = body.model_dump(exclude_unset=True)
+    given = body.model_dump(exclude_unset=True, exclude_none=True)
     if not given:
         raise ApiError(422, "invalid_argument", "body: give at least one of name, description, rules",
                        {"field": "body"})
-    message = pb.UpdateSegmentRequest(context=_context(principal), id=segment_id)
+    message = pb.UpdateSegmentRequest(context=context_of(principal), id=segment_id)
     if "name" in given:
-        message.name = body.name or ""
+        message.name = body.name
     if "description" in given:
-        message.description = body.description or ""
+        message.description = body.description
     if "rules" in given:
         message.rules_json = orjson.dumps(body.rules).decode()
-    return segment_json(await _call(request, "UpdateSegment", message))
+    return segment_json(await call(request, "segment", "UpdateSegment", message))
 
 
 @router.delete("/v1/segments/{segment_id}", status_code=204, summary="Delete a segment no other segment uses")
 async def delete_segment(segment_id: str, request: Request, principal: Admin) -> Response:
-    await _call(request, "DeleteSegment", pb.DeleteSegmentRequest(context=_context(principal), id=segment_id))
+    await call(request, "segment", "DeleteSegment", pb.DeleteSegmentRequest(context=context_of(principal), id=segment_id))
     return Response(status_code=204)
 
 
 @router.get("/v1/segments/{segment_id}/count", summary="How many profiles are members now")
 async def count_members(segment_id: str, request: Request, principal: Admin) -> dict:
-    reply = await _call(request, "CountMembers", pb.CountMembersRequest(context=_context(principal), id=segment_id))
+    reply = await call(request, "segment", "CountMembers", pb.CountMembersRequest(context=context_of(principal), id=segment_id))
     return {"count": reply.count, "version": reply.version, "backfill": _backfill(reply.backfill)}
 
 
 @router.get("/v1/segments/{segment_id}/members", summary="Members, by profile id, a page at a time")
 async def list_members(segment_id: str, request: Request, principal: Admin,
                        limit: Annotated[int, Query(ge=1, le=1000)] = 100, cursor: str = "") -> dict:
-    reply = await _call(request, "ListMembers", pb.ListMembersRequest(
-        context=_context(principal), id=segment_id, page=common_pb2.PageRequest(size=limit, cursor=cursor)))
+    reply = await call(request, "segment", "ListMembers", pb.ListMembersRequest(
+        context=context_of(principal), id=segment_id, page=common_pb2.PageRequest(size=limit, cursor=cursor)))
     return {"members": [{"profileId": m.profile_id, "since": m.since.ToJsonString(), "version": m.version}
                         for m in reply.members],
             "nextCursor": reply.next_cursor or None}
@@ -153,27 +145,27 @@ async def list_members(segment_id: str, request: Request, principal: Admin,
 
 @router.get("/v1/segments/{segment_id}/members/{profile_id}", summary="Is this profile a member now")
 async def is_member(segment_id: str, profile_id: str, request: Request, principal: Admin) -> dict:
-    reply = await _call(request, "IsMember", pb.IsMemberRequest(
-        context=_context(principal), id=segment_id, profile_id=profile_id))
+    reply = await call(request, "segment", "IsMember", pb.IsMemberRequest(
+        context=context_of(principal), id=segment_id, profile_id=profile_id))
     return {"member": reply.member, "profileId": reply.profile_id}
 
 
 @router.get("/v1/segments/{segment_id}/explain/{profile_id}", summary="Why a profile is in or out")
 async def explain_segment(segment_id: str, profile_id: str, request: Request, principal: Admin) -> dict:
-    reply = await _call(request, "Explain", pb.ExplainRequest(
-        context=_context(principal), id=segment_id, profile_id=profile_id))
+    reply = await call(request, "segment", "Explain", pb.ExplainRequest(
+        context=context_of(principal), id=segment_id, profile_id=profile_id))
     return _explain_json(reply)
 
 
 @router.get("/v1/segment-settings/rfm", summary="Which event is an order, for RFM scores")
 async def get_rfm_settings(request: Request, principal: Admin) -> dict:
-    reply = await _call(request, "GetRfmSettings", pb.GetRfmSettingsRequest(context=_context(principal)))
+    reply = await call(request, "segment", "GetRfmSettings", pb.GetRfmSettingsRequest(context=context_of(principal)))
     return {"orderEvent": reply.order_event, "revenueProperty": reply.revenue_property}
 
 
 @router.put("/v1/segment-settings/rfm", summary="Set which event is an order, for RFM scores")
 async def set_rfm_settings(body: RfmSettingsIn, request: Request, principal: Admin) -> dict:
-    reply = await _call(request, "SetRfmSettings", pb.SetRfmSettingsRequest(
-        context=_context(principal),
+    reply = await call(request, "segment", "SetRfmSettings", pb.SetRfmSettingsRequest(
+        context=context_of(principal),
         settings=pb.RfmSettings(order_event=body.orderEvent, revenue_property=body.revenueProperty)))
     return {"orderEvent": reply.order_event, "revenueProperty": reply.revenue_property}

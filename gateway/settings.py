@@ -6,7 +6,7 @@ from kit.settings import ServiceSettings
 class GatewaySettings(ServiceSettings):
     http_port: int = 8080
     profile_addr: str = "localhost:50051"
-    segment_addr: str = "localhost:50052"
+    segment_addr: str = "localhost:50052"  # host:port of the segment service
     # Keyed hash of API keys; unset in the embedded mode → a random pepper kept in data_dir.
     api_key_pepper: SecretStr | None = None
     # Requests per second per workspace.

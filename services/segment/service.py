@@ -350,7 +350,7 @@ class SegmentService:
         return catalog
 
     async def create(self, workspace_id: str, name: str, description: str, rules_json: str) -> dict:
-        name = _name(name)
+        name, description = _name(name), _description(description)
         tree, rule = _parse(rules_json)
         now = self.clock.now()
         segment_id = str(uuid.uuid4())
@@ -376,7 +376,7 @@ class SegmentService:
             if name is not None:
                 values["name"] = _name(name)
             if description is not None:
-                values["description"] = description
+                values["description"] = _description(description)
             if rules_json is not None:
                 tree, rule = _parse(rules_json)
                 if tree != row.rules:
@@ -585,9 +585,15 @@ def _zone(traits: dict):
 
 
 def _name(name: str) -> str:
-    if not name or not name.strip():
-        raise InvalidArgument("name: expected a non-empty string", field="name")
+    if not name or not name.strip() or len(name) > 200:
+        raise InvalidArgument("name: expected 1 to 200 characters", field="name")
     return name.strip()
+
+
+def _description(description: str) -> str:
+    if len(description) > 2000:
+        raise InvalidArgument("description: expected at most 2000 characters", field="description")
+    return description
 
 
 def _parse(rules_json: str) -> tuple[object, object]:

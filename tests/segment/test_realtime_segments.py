@@ -295,3 +295,75 @@ async def test_segment_references_refuse_cycles_and_deleting_a_used_segment(work
     assert (await workspace.admin.delete(f"/v1/segments/{user}")).status_code == 204
     assert (await workspace.admin.delete(f"/v1/segments/{base}")).status_code == 204
     assert (await workspace.admin.get(f"/v1/segments/{base}")).status_code == 404
+
+
+async def test_rfm_scores_and_groups_follow_the_workspace_order_event(workspace):
+    response = await workspace.admin.put("/v1/segment-settings/rfm",
+                                         json={"orderEvent": "Purchase", "revenueProperty": "amount"})
+    assert response.json() == {"orderEvent": "Purchase", "revenueProperty": "amount"}
+    # Customer i: i + 1 purchases of (i + 1) × 10,000, the last one 10 - i days ago.
+    for i in range(10):
+        for k in range(i + 1):
+            await track(workspace, f"c{i}", "Purchase", timedelta(days=10 - i, hours=k), amount=10000 * (i + 1))
+            await track(workspace, f"c{i}", "Order Completed", timedelta(days=10 - i), revenue=1)  # not an order here
+    ids = {await profile_of(workspace, f"c{i}"): i for i in range(10)}
+
+    async def all_consumed():  # the stream is in order: c9's tenth purchase came last
+        body = (await workspace.admin.post("/v1/segments/preview", json={"rules": {
+            "event": "Purchase", "count": {"op": "gte", "value": 10}}})).json()
+        return body["count"] == 1
+    await eventually(all_consumed)
+
+    async def members(segment: str) -> set[int]:
+        page = (await workspace.admin.get(f"/v1/segments/{segment}/members", params={"limit": 100})).json()
+        return {ids[m["profileId"]] for m in page["members"]}
+
+    # Quintile edges over the 10 customers: recency 2.8 / 4.6 / 6.4 / 8.2 days, frequency
+    # 2.8 / 4.6 / 6.4 / 8.2 orders, monetary 8 / 21.4 / 41.2 / 67.4 × 10,000.
+    champions = await create_segment(workspace, "champions", {"rfm": "champions"})
+    lost = await create_segment(workspace, "lost", {"rfm": "lost"})
+    big = await create_segment(workspace, "m ≥ 4", {"rfm": {"score": "m", "op": "gte", "value": 4}})
+    assert await members(champions) == {6, 7, 8, 9}
+    assert await members(lost) == {0, 1}
+    assert await members(big) == {6, 7, 8, 9}
+    explained = (await workspace.admin.get(f"/v1/segments/{champions}/explain/"
+                                           f"{next(p for p, i in ids.items() if i == 5)}")).json()
+    assert explained["conditions"][0]["value"] == {"r": 3, "f": 3, "m": 3, "group": "need_attention"}
+    assert explained["nextChange"] is not None  # recency drops to 2 when 6.4 days have passed
+
+
+async def test_export_streams_every_member_over_grpc(workspace, segment_platform):
+    import grpc
+
+    from nudge.common.v1 import common_pb2
+    from nudge.segment.v1 import segment_pb2, segment_pb2_grpc
+
+    for n in range(7):
+        await track(workspace, f"exported-{n}", "Signed Up")
+    profiles = {await profile_of(workspace, f"exported-{n}") for n in range(7)}
+    segment = await create_segment(workspace, "signed up", {"event": "Signed Up", "count": {"op": "gte", "value": 1}})
+    await eventually(lambda: _count_is(workspace, segment, 7))
+    context = common_pb2.RequestContext(workspace_id=workspace.id)
+    async with grpc.aio.insecure_channel(segment_platform.address) as channel:
+        stub = segment_pb2_grpc.SegmentServiceStub(channel)
+        streamed = [m async for m in stub.ExportMembers(segment_pb2.ExportMembersRequest(context=context,
+                                                                                        id=segment))]
+        assert {m.profile_id for m in streamed} == profiles and all(m.version == 1 for m in streamed)
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            [m async for m in stub.ExportMembers(segment_pb2.ExportMembersRequest(context=context, id="nope"))]
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def _count_is(workspace, segment: str, count: int) -> bool:
+    return (await workspace.admin.get(f"/v1/segments/{segment}/count")).json()["count"] == count
+
+
+async def test_an_erased_profile_leaves_every_segment(workspace, redis):
+    segment = await create_segment(workspace, "anyone active", {"last_seen": {"op": "less_than", "ago": "P1D"}})
+    await track(workspace, "forget-me", "App Opened")
+    profile = await profile_of(workspace, "forget-me")
+    await becomes(workspace, segment, profile, True)
+    assert (await workspace.admin.delete(f"/v1/profiles/{profile}")).status_code == 200
+    await becomes(workspace, segment, profile, False)
+    entered, exited = await trail(redis, workspace, profile, 2)
+    assert exited["type"] == "segment.exited" and exited["trigger"] == {"type": "deleted"}
