@@ -5,7 +5,7 @@ PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 PROTOS      := $(shell find proto -name '*.proto')
 
-.PHONY: venv run test proto proto-check bench k8s-check workspace clean
+.PHONY: venv run test proto proto-check bench bench-segments k8s-check workspace clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: $(STAMP) proto-check
 ## bench: ingest benchmark with same-run baselines
 bench: $(STAMP)
 	$(PY) -m bench.ingest
+
+## bench-segments: segment service benchmark (throughput, latency, backfill) with same-run baselines
+bench-segments: $(STAMP)
+	$(PY) -m bench.segments $(BENCH_ARGS)
 
 ## workspace: create a workspace and print its keys (NAME=…)
 workspace: $(STAMP)

@@ -10,13 +10,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy import text
 
-from gateway import errors, profiles, segments, tracking
+from gateway import dispatch, errors, profiles, segments, tracking
 from gateway.settings import GatewaySettings
 from gateway.workspaces import open_store
 from kit.logs import setup_logging
 from kit.redis import connect, resolve_redis_url
 from kit.runtime import MESSAGE_SIZE_OPTIONS
 from kit.tracing import instrument_engine, setup_tracing
+from nudge.dispatch.v1 import dispatch_pb2_grpc
 from nudge.profile.v1 import profile_pb2_grpc
 from nudge.segment.v1 import segment_pb2_grpc
 
@@ -34,17 +35,21 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
         redis = connect(await resolve_redis_url(settings))
         channel = grpc.aio.insecure_channel(settings.profile_addr, options=MESSAGE_SIZE_OPTIONS)
         segment_channel = grpc.aio.insecure_channel(settings.segment_addr, options=MESSAGE_SIZE_OPTIONS)
+        dispatch_channel = grpc.aio.insecure_channel(settings.dispatch_addr, options=MESSAGE_SIZE_OPTIONS)
         app.state.settings = settings
         app.state.workspaces = store
         app.state.engine = engine
         app.state.redis = redis
         app.state.profile = profile_pb2_grpc.ProfileServiceStub(channel)
         app.state.segment = segment_pb2_grpc.SegmentServiceStub(segment_channel)
+        app.state.dispatch = dispatch_pb2_grpc.DispatchServiceStub(dispatch_channel)
         app.state.health = {"profile": health_pb2_grpc.HealthStub(channel),
-                            "segment": health_pb2_grpc.HealthStub(segment_channel)}
+                            "segment": health_pb2_grpc.HealthStub(segment_channel),
+                            "dispatch": health_pb2_grpc.HealthStub(dispatch_channel)}
         try:
             yield
         finally:
+            await dispatch_channel.close()
             await segment_channel.close()
             await channel.close()
             await redis.aclose()
@@ -57,6 +62,7 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
     app.include_router(tracking.router)
     app.include_router(profiles.router)
     app.include_router(segments.router)
+    app.include_router(dispatch.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:

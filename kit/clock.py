@@ -29,3 +29,7 @@ class ShiftedClock:
 
     def reset(self) -> None:
         self.offset = timedelta(0)
+
+    def set(self, moment: datetime) -> None:
+        """From now on, real time runs on from `moment`."""
+        self.offset = moment - datetime.now(timezone.utc)

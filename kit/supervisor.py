@@ -6,6 +6,7 @@ prints where to reach it. Ctrl-C stops everything; a child that dies is reported
 stops the rest.
 
     python -m kit.supervisor [--data-dir DIR] [--http-port 8080] [--profile-port 50051] [--segment-port 50052]
+                             [--dispatch-port 50053]
 """
 
 import argparse
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, default=int(os.environ.get("NUDGE_HTTP_PORT", 8080)))
     parser.add_argument("--profile-port", type=int, default=50051)
     parser.add_argument("--segment-port", type=int, default=50052)
+    parser.add_argument("--dispatch-port", type=int, default=50053)
     args = parser.parse_args(argv)
     data_dir = args.data_dir.resolve()
 
@@ -104,9 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = {
         "profile": ([sys.executable, "-m", "services.profile"], {"NUDGE_GRPC_PORT": str(args.profile_port)}),
         "segment": ([sys.executable, "-m", "services.segment"], {"NUDGE_GRPC_PORT": str(args.segment_port)}),
+        "dispatch": ([sys.executable, "-m", "services.dispatch"], {
+            "NUDGE_GRPC_PORT": str(args.dispatch_port), "NUDGE_PROFILE_ADDR": f"localhost:{args.profile_port}"}),
         "gateway": ([sys.executable, "-m", "gateway"], {
             "NUDGE_HTTP_PORT": str(args.http_port), "NUDGE_PROFILE_ADDR": f"localhost:{args.profile_port}",
-            "NUDGE_SEGMENT_ADDR": f"localhost:{args.segment_port}"}),
+            "NUDGE_SEGMENT_ADDR": f"localhost:{args.segment_port}",
+            "NUDGE_DISPATCH_ADDR": f"localhost:{args.dispatch_port}"}),
     }
     children: dict[str, subprocess.Popen] = {}
     stopping = False

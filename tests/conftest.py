@@ -41,6 +41,8 @@ from services.segment.__main__ import build as build_segment
 from services.segment.service import SEGMENTS
 from services.segment.settings import SegmentSettings
 from kit.clock import ShiftedClock
+from services.dispatch.models import DELIVERIES
+from services.dispatch.settings import DispatchSettings
 
 TEST_PEPPER = "test-pepper-" + secrets.token_hex(8)
 
@@ -142,17 +144,17 @@ async def fresh_database(database_server_url):
 @pytest.fixture(scope="session")
 async def redis(redis_url):
     """A client of the test Redis. At the end, what this run wrote is removed: the `test.*`
-    keys of the kit tests, the segment membership sets, and the entries it published on
-    nudge.events.v1 and nudge.segments.v1."""
+    keys of the kit tests, the segment membership sets, dispatch's fatigue and rate-limit
+    keys, and the entries it published on nudge.events.v1, .segments.v1 and .deliveries.v1."""
     client = connect(redis_url)
     before = {stream: (await client.xrevrange(stream, count=1) if await client.exists(stream) else [])
-              for stream in (EVENTS, SEGMENTS)}
+              for stream in (EVENTS, SEGMENTS, DELIVERIES)}
     yield client
     for stream, last in before.items():
         start = f"({last[0][0].decode()}" if last else "-"
         while entries := await client.xrange(stream, min=start, count=1000):
             await client.xdel(stream, *[entry_id for entry_id, _ in entries])
-    for pattern in ("test.*", "nudge:segment:*"):
+    for pattern in ("test.*", "nudge:segment:*", "nudge:dispatch:*"):
         async for key in client.scan_iter(match=pattern):
             await client.delete(key)
     await client.aclose()
@@ -250,11 +252,52 @@ def segment_clock(segment_platform) -> ShiftedClock:
     segment_platform.clock.reset()
 
 
+class DispatchPlatform:
+    """The dispatch service in this process (gRPC server, deferred sends, relay) on a clock
+    tests can set (22:30 KST, say)."""
+
+    def __init__(self, address, service, clock, settings) -> None:
+        self.address, self.service, self.clock, self.settings = address, service, clock, settings
+
+
 @pytest.fixture(scope="session")
-def gateway_settings(gateway_database_url, redis_url, profile_server, segment_platform,
+async def dispatch_platform(database_server_url, redis_url, redis, scratch_dir, profile_server):
+    from kit.runtime import open_runtime
+    from services.dispatch.__main__ import MIGRATIONS, build as build_dispatch
+
+    url = await _fresh_database(database_server_url, "dispatch", MIGRATIONS)
+    settings = DispatchSettings(database_url=url, redis_url=redis_url, data_dir=scratch_dir, grpc_port=0,
+                                migrate_on_start=False, profile_addr=profile_server, deferred_poll_seconds=0.1,
+                                provider_timeout_seconds=5)
+    runtime = await open_runtime("dispatch", settings, None, setup_observability=False)
+    clock = ShiftedClock()
+    server, service, loops = build_dispatch(runtime, settings, clock)
+    port = await server.start(0, host="127.0.0.1")
+    tasks = [asyncio.create_task(loop) for loop in loops]
+    yield DispatchPlatform(f"127.0.0.1:{port}", service, clock, settings)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await server.stop(0)
+    await service.http.aclose()
+    await service.profiles.close()
+    await runtime.close()
+
+
+@pytest.fixture
+def dispatch_clock(dispatch_platform) -> ShiftedClock:
+    """The dispatch service's clock, back at real time for each test."""
+    dispatch_platform.clock.reset()
+    yield dispatch_platform.clock
+    dispatch_platform.clock.reset()
+
+
+@pytest.fixture(scope="session")
+def gateway_settings(gateway_database_url, redis_url, profile_server, segment_platform, dispatch_platform,
                      scratch_dir) -> GatewaySettings:
     return GatewaySettings(database_url=gateway_database_url, redis_url=redis_url, data_dir=scratch_dir,
                            profile_addr=profile_server, segment_addr=segment_platform.address,
+                           dispatch_addr=dispatch_platform.address,
                            api_key_pepper=TEST_PEPPER,
                            http_port=free_port(), migrate_on_start=False)
 

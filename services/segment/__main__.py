@@ -38,7 +38,7 @@ def build(runtime: Runtime, settings: SegmentSettings, clock: Clock | None = Non
         return [segment_pb2.DESCRIPTOR.services_by_name["SegmentService"].full_name]
 
     loops = [consumer.run(), service.run_timers(settings.timer_poll_seconds), service.run_backfills(), service.run_rfm_refresh(),
-             service.rebuild_all_caches()]
+             service.run_cache_reconcile()]
     if settings.outbox_relay:
         loops.append(relay.run())
     return GrpcServer(add_servicers), service, consumer, relay, loops

@@ -70,6 +70,8 @@ class Catalog:
                     needs.add(series_key(leaf))
                 elif isinstance(leaf, TraitCondition):
                     self.by_trait.setdefault(leaf.trait, set()).add(s.id)
+                    if leaf.op in ("anniversary_within", "before", "after"):  # calendar days follow the zone
+                        self.by_trait.setdefault("timezone", set()).add(s.id)
                 elif isinstance(leaf, LastSeen):
                     self.on_activity.add(s.id)
                 elif isinstance(leaf, RfmCondition) and rfm is not None:

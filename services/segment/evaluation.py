@@ -6,14 +6,13 @@ re-evaluates at that moment on a durable timer instead of polling. Pure: time is
 import operator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
-from zoneinfo import ZoneInfo
 
+from kit.zones import SEOUL
 from services.segment.rules import (All, Any, EventCondition, LastSeen, Not, PropertyFilter, RfmCondition,
                                     SegmentRef, TraitCondition)
 
 _COMPARE = {"eq": operator.eq, "neq": operator.ne, "gt": operator.gt, "gte": operator.ge,
             "lt": operator.lt, "lte": operator.le}
-SEOUL = ZoneInfo("Asia/Seoul")
 
 
 def series_key(condition: EventCondition) -> tuple:
@@ -36,7 +35,7 @@ class RfmModel:
     customers: recency in days, frequency in orders, monetary in revenue (ascending)."""
     order_event: str
     revenue_property: str
-    edges: dict | None = None         # {"r": [4 days], "f": [4 counts], "m": [4 sums]}
+    edges: dict | None = None         # {"r": [4 epoch seconds, newest first], "f": [4 counts], "m": [4 sums]}
 
     @property
     def series_key(self) -> tuple:
@@ -193,12 +192,13 @@ RFM_GRID = (("champions", 4, 5, 4, 5), ("loyal", 3, 3, 4, 5), ("potential_loyali
             ("new_customers", 5, 5, 1, 1), ("promising", 4, 4, 1, 1), ("need_attention", 3, 3, 3, 3),
             ("about_to_sleep", 3, 3, 1, 2), ("cannot_lose", 1, 1, 4, 5), ("at_risk", 1, 2, 3, 5),
             ("hibernating", 2, 2, 1, 2), ("lost", 1, 1, 1, 2))
-DAY = timedelta(days=1)
 
 
 def rfm_scores(facts: ProfileFacts, now: datetime) -> tuple[dict | None, datetime | None]:
-    """The profile's R, F, M quintile scores and group (None without orders), and when the
-    recency score next drops by time alone."""
+    """The profile's R, F, M quintile scores and group (None without orders), and when an
+    order dated in the future (clock skew) starts to count. Recency is ranked against the
+    last-order moments of the workspace's customers at the latest refresh of the edges, so
+    scores move when the edges are refreshed (hourly), not with every passing second."""
     model = facts.rfm
     if model is None or not model.edges:
         return None, None
@@ -207,15 +207,13 @@ def rfm_scores(facts: ProfileFacts, now: datetime) -> tuple[dict | None, datetim
     upcoming = [t for t in series.times if t > now]
     if not past:
         return None, min(upcoming, default=None)
-    last = series.times[past[-1]]
-    days = (now - last) / DAY
-    r = 5 - sum(days >= edge for edge in model.edges["r"])
+    last = series.times[past[-1]].timestamp()
+    r = 5 - sum(last <= edge for edge in model.edges["r"])
     f = 1 + sum(len(past) > edge for edge in model.edges["f"])
     m = 1 + sum(sum(series.values[i] for i in past) > edge for edge in model.edges["m"])
     fm = int((f + m) / 2 + 0.5)
     group = next(g for g, r_lo, r_hi, fm_lo, fm_hi in RFM_GRID if r_lo <= r <= r_hi and fm_lo <= fm <= fm_hi)
-    drops = [last + edge * DAY for edge in model.edges["r"] if edge > days]
-    return {"r": r, "f": f, "m": m, "group": group}, _earliest([min(drops, default=None), *upcoming])
+    return {"r": r, "f": f, "m": m, "group": group}, min(upcoming, default=None)
 
 
 def _rfm(condition: RfmCondition, rfm: dict | None) -> bool:

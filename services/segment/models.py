@@ -39,8 +39,14 @@ profiles = Table(
     Column("traits", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("last_seen", DateTime(timezone=True), nullable=True),
     Column("series", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # when each trait was set (the profile service's time), so a late, older change loses
+    Column("trait_times", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     # set once merged away: later events for the old id count for the survivor
     Column("merged_into", Text, nullable=True),
+    # set once erased: the row stays as a tombstone so late events for it are dropped
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Index("ix_profiles_merged_into", "workspace_id", "merged_into",
+          postgresql_where=text("merged_into IS NOT NULL")),
 )
 
 # The history that new and edited segments are computed from (each profile's events).

@@ -35,9 +35,9 @@ class SegmentRepository:
         self.session = session
 
     # -- segments ---------------------------------------------------------------------
-    async def segments(self, workspace_id: str) -> list:
-        return list((await self.session.execute(
-            select(segments).where(segments.c.workspace_id == workspace_id).order_by(segments.c.id))).all())
+    async def segments(self, workspace_id: str, lock: bool = False) -> list:
+        query = select(segments).where(segments.c.workspace_id == workspace_id).order_by(segments.c.id)
+        return list((await self.session.execute(query.with_for_update() if lock else query)).all())
 
     async def segment(self, workspace_id: str, segment_id: str, lock: bool = False):
         query = select(segments).where(segments.c.workspace_id == workspace_id, segments.c.id == segment_id)
@@ -72,12 +72,14 @@ class SegmentRepository:
 
     async def count_profiles(self, workspace_id: str) -> int:
         return await self.session.scalar(select(func.count()).select_from(profiles).where(
-            profiles.c.workspace_id == workspace_id, profiles.c.merged_into.is_(None)))
+            profiles.c.workspace_id == workspace_id, profiles.c.merged_into.is_(None),
+            profiles.c.deleted_at.is_(None)))
 
     async def profile_ids_after(self, workspace_id: str, cursor: str, limit: int) -> list[str]:
         return list((await self.session.execute(
             select(profiles.c.profile_id).where(profiles.c.workspace_id == workspace_id,
-                                                profiles.c.merged_into.is_(None), profiles.c.profile_id > cursor)
+                                                profiles.c.merged_into.is_(None), profiles.c.deleted_at.is_(None),
+                                                profiles.c.profile_id > cursor)
             .order_by(profiles.c.profile_id).limit(limit))).scalars())
 
     # -- RFM --------------------------------------------------------------------------
@@ -92,8 +94,9 @@ class SegmentRepository:
 
     async def rfm_edges(self, workspace_id: str, order_event: str, revenue_property: str,
                         now: datetime) -> dict | None:
-        """Quintile edges of the workspace's customers: days since their last order, their
-        number of orders and their revenue."""
+        """Quintile edges of the workspace's customers: the moments of their last order (as
+        epoch seconds: a fixed moment, so a later refresh over the same orders gives the same
+        edges), their number of orders and their revenue."""
         row = (await self.session.execute(text(
             "WITH c AS (SELECT profile_id, EXTRACT(EPOCH FROM (:now - max(at))) / 86400 AS days, count(*) AS n, "
             "  sum(CASE WHEN jsonb_typeof(properties -> :prop) = 'number' "
@@ -105,7 +108,8 @@ class SegmentRepository:
             {"ws": workspace_id, "event": order_event, "prop": revenue_property, "now": now})).one()
         if not row[3]:
             return None
-        return {"r": [float(x) for x in row[0]], "f": [float(x) for x in row[1]], "m": [float(x) for x in row[2]]}
+        return {"r": [round(now.timestamp() - days * 86400) for days in row[0]],
+                "f": [float(x) for x in row[1]], "m": [float(x) for x in row[2]]}
 
     # -- profiles and their events ----------------------------------------------------
     async def survivors(self, workspace_id: str, profile_ids: list[str]) -> dict[str, str]:
@@ -158,7 +162,7 @@ class SegmentRepository:
     async def read_profiles(self, workspace_id: str, after: str, limit: int) -> list:
         return list((await self.session.execute(
             select(profiles).where(profiles.c.workspace_id == workspace_id, profiles.c.merged_into.is_(None),
-                                   profiles.c.profile_id > after)
+                                   profiles.c.deleted_at.is_(None), profiles.c.profile_id > after)
             .order_by(profiles.c.profile_id).limit(limit))).all())
 
     async def profile(self, workspace_id: str, profile_id: str):
@@ -178,26 +182,44 @@ class SegmentRepository:
             found[r.profile_id].append(StoredEvent(str(r.id), r.name, r.at, r.properties))
         return found
 
+    async def move_events(self, workspace_id: str, event_ids: list[str], profile_id: str) -> None:
+        if event_ids:
+            await self.session.execute(update(events).where(
+                events.c.workspace_id == workspace_id, events.c.id.in_(event_ids)).values(profile_id=profile_id))
+
+    async def delete_events(self, workspace_id: str, event_ids: list[str]) -> None:
+        if event_ids:
+            await self.session.execute(delete(events).where(
+                events.c.workspace_id == workspace_id, events.c.id.in_(event_ids)))
+
     async def write_profiles(self, workspace_id: str, rows: list[dict]) -> None:
         if not rows:
             return
         await self.session.execute(text(
-            "UPDATE profiles AS p SET traits = u.traits, last_seen = u.last_seen, series = u.series "
-            "FROM unnest(CAST(:ids AS text[]), CAST(:traits AS jsonb[]), CAST(:seen AS timestamptz[]), "
-            "  CAST(:series AS jsonb[])) AS u(id, traits, last_seen, series) "
+            "UPDATE profiles AS p SET traits = u.traits, trait_times = u.trait_times, last_seen = u.last_seen, "
+            "  series = u.series "
+            "FROM unnest(CAST(:ids AS text[]), CAST(:traits AS jsonb[]), CAST(:times AS jsonb[]), "
+            "  CAST(:seen AS timestamptz[]), CAST(:series AS jsonb[])) "
+            "  AS u(id, traits, trait_times, last_seen, series) "
             "WHERE p.workspace_id = :ws AND p.profile_id = u.id"),
             {"ws": workspace_id, "ids": [r["profile_id"] for r in rows],
              "traits": [orjson.dumps(r["traits"]).decode() for r in rows],
+             "times": [orjson.dumps(r["trait_times"]).decode() for r in rows],
              "seen": [r["last_seen"] for r in rows],
              "series": [orjson.dumps(r["series"]).decode() for r in rows]})
 
-    async def retire_profile(self, workspace_id: str, profile_id: str, merged_into: str | None) -> None:
-        """A profile merged away keeps a row that redirects; an erased one leaves nothing."""
+    async def retire_profile(self, workspace_id: str, profile_id: str, merged_into: str | None,
+                             now: datetime) -> None:
+        """A profile merged away keeps a row that redirects to the survivor; an erased one
+        keeps an empty tombstone (so late events for it, or for ids merged into it, are
+        dropped) and loses its events."""
         if merged_into is None:
             await self.session.execute(delete(events).where(
                 events.c.workspace_id == workspace_id, events.c.profile_id == profile_id))
-            await self.session.execute(delete(profiles).where(
-                profiles.c.workspace_id == workspace_id, profiles.c.profile_id == profile_id))
+            await self.session.execute(update(profiles).where(
+                profiles.c.workspace_id == workspace_id,
+                (profiles.c.profile_id == profile_id) | (profiles.c.merged_into == profile_id))
+                .values(deleted_at=now, traits={}, trait_times={}, series={}, last_seen=None))
         else:
             await self.session.execute(update(events).where(
                 events.c.workspace_id == workspace_id, events.c.profile_id == profile_id)
@@ -262,11 +284,11 @@ class SegmentRepository:
         """Profiles with a due timer, locked for this transaction; a profile another replica
         (or an event batch) holds is skipped and taken on a later pass."""
         rows = await self.session.execute(text(
-            "SELECT p.workspace_id, p.profile_id FROM profiles AS p "
-            "WHERE (p.workspace_id, p.profile_id) IN (SELECT workspace_id, profile_id FROM timers "
-            "  WHERE due_at <= :now ORDER BY due_at LIMIT :limit) "
-            "ORDER BY p.workspace_id, p.profile_id FOR UPDATE OF p SKIP LOCKED"), {"now": now, "limit": limit})
-        return [(r.workspace_id, r.profile_id) for r in rows]
+            "SELECT p.workspace_id, p.profile_id FROM timers AS t JOIN profiles AS p "
+            "  ON p.workspace_id = t.workspace_id AND p.profile_id = t.profile_id "
+            "WHERE t.due_at <= :now ORDER BY t.due_at LIMIT :limit FOR UPDATE OF p SKIP LOCKED"),
+            {"now": now, "limit": limit})
+        return list(dict.fromkeys((r.workspace_id, r.profile_id) for r in rows))
 
     async def due_timers(self, workspace_id: str, profile_ids: list[str], now: datetime) -> dict[str, dict]:
         """profile → {segment: due_at} of its due timers."""

@@ -10,7 +10,6 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from opentelemetry import trace
@@ -24,9 +23,10 @@ from kit.logs import get_logger
 from kit.outbox import Outbox
 from kit.streams import StreamEvent
 from kit.tracing import context_from_headers
+from kit.zones import zone_of
 from services.segment import rules as rule_language
 from services.segment.engine import Catalog, SegmentDef, build_series, digest, leaves, reevaluate
-from services.segment.evaluation import SEOUL, ProfileFacts, RfmModel, evaluate
+from services.segment.evaluation import ProfileFacts, RfmModel, evaluate
 from services.segment.explain import explain
 from services.segment.facts import Seen, apply_event
 from services.segment.repository import SegmentRepository, decode_series, encode_series
@@ -38,6 +38,7 @@ SEGMENTS = "nudge.segments.v1"  # segment.entered / segment.exited
 DEFAULT_ORDER_EVENT = "Order Completed"
 DEFAULT_REVENUE_PROPERTY = "revenue"
 PREVIEW = "__preview__"
+CACHE_TTL_SECONDS = 600
 
 
 def cache_key(workspace_id: str, segment_id: str) -> str:
@@ -49,10 +50,26 @@ class Plan:
     """What to re-evaluate for one profile, and why."""
     affected: set[str] = field(default_factory=set)
     seen: list[Seen] = field(default_factory=list)
-    traits: dict = field(default_factory=dict)
+    traits: dict = field(default_factory=dict)  # name → (value, set at)
     trigger: dict = field(default_factory=dict)
     trace_headers: dict = field(default_factory=dict)
     at: dict[str, datetime] = field(default_factory=dict)  # segment → when its change took effect
+    last_seen: datetime | None = None  # activity carried over from a merged profile
+
+    def set_trait(self, name: str, value, at: datetime) -> None:
+        """traits: name → (value, when the profile service set it); the newest wins."""
+        if name not in self.traits or self.traits[name][1] <= at:
+            self.traits[name] = (value, at)
+
+    def absorb(self, other: "Plan") -> None:
+        """Takes over the plan of a profile that turned out to be merged into this one."""
+        self.affected |= other.affected
+        self.seen += other.seen
+        for name, (value, at) in other.traits.items():
+            self.set_trait(name, value, at)
+        self.last_seen = max(filter(None, [self.last_seen, other.last_seen]), default=None)
+        self.trigger = other.trigger or self.trigger
+        self.trace_headers = other.trace_headers or self.trace_headers
 
 
 class SegmentService:
@@ -74,20 +91,20 @@ class SegmentService:
     async def handle(self, session: AsyncSession, batch: list[StreamEvent]) -> None:
         """Consumer batch handler: events and trait changes are evaluated together per
         workspace; merges and erasures in stream order between them."""
-        now = self.clock.now()
         pending: dict[str, list[StreamEvent]] = {}
         for event in batch:
             if event.type in ("profile.merged", "profile.deleted"):
-                await self._flush(session, pending, now)
+                await self._flush(session, pending)
                 pending = {}
-                await self._retire(session, event, now)
+                await self._retire(session, event)
             elif event.type.startswith("event.") or event.type == "profile.traits_changed":
                 pending.setdefault(event.workspace_id, []).append(event)
-        await self._flush(session, pending, now)
+        await self._flush(session, pending)
 
-    async def _flush(self, session: AsyncSession, pending: dict[str, list[StreamEvent]], now: datetime) -> None:
+    async def _flush(self, session: AsyncSession, pending: dict[str, list[StreamEvent]]) -> None:
         repo = SegmentRepository(session)
-        for workspace_id, events in pending.items():
+        for workspace_id in sorted(pending):  # one order for every replica: fewer deadlocks
+            events = pending[workspace_id]
             live = await repo.survivors(workspace_id, sorted({e.profile_id for e in events}))
             log_rows = [{"id": e.payload["event_id"], "profile_id": live.get(e.profile_id, e.profile_id),
                          "name": _label(e.payload), "at": e.occurred_at,
@@ -98,19 +115,22 @@ class SegmentService:
             for e in sorted(events, key=lambda e: e.occurred_at):
                 plan = plans.setdefault(live.get(e.profile_id, e.profile_id), Plan())
                 if e.type == "profile.traits_changed":
-                    plan.traits.update(e.payload.get("traits") or {})
+                    for name, value in (e.payload.get("traits") or {}).items():
+                        plan.set_trait(name, value, e.occurred_at)
+                    plan.trigger = {"type": "traits", "event_id": str(e.id)}
                 elif e.payload["event_id"] in fresh:
                     plan.seen.append(Seen(e.payload["event_id"], _label(e.payload), e.occurred_at,
                                           e.payload.get("properties") or {}))
+                    plan.trigger = {"type": "event", "event_id": e.payload["event_id"]}
                 else:
                     continue  # an event stored before: a redelivery changes nothing
-                plan.trigger = {"type": "event", "event_id": e.payload.get("event_id", str(e.id))}
                 plan.trace_headers = e.trace_headers
-            await self._evaluate(repo, workspace_id, plans, now)
+            await self._evaluate(repo, workspace_id, plans)
 
-    async def _retire(self, session: AsyncSession, event: StreamEvent, now: datetime) -> None:
+    async def _retire(self, session: AsyncSession, event: StreamEvent) -> None:
         """A merge moves the merged profile's events to the survivor, whose memberships are
-        recomputed; an erasure forgets the profile. Either way its memberships end."""
+        recomputed; an erasure forgets the profile and keeps a tombstone. Either way its
+        memberships end."""
         repo = SegmentRepository(session)
         workspace_id = event.workspace_id
         if event.type == "profile.merged":
@@ -119,46 +139,78 @@ class SegmentService:
         else:
             gone, survivor, trigger = event.profile_id, None, {"type": "deleted"}
         rows, _ = await repo.lock_profiles(workspace_id, [p for p in (gone, survivor) if p])
+        if rows[gone].merged_into or rows[gone].deleted_at:
+            return  # already retired: a redelivered or overtaken announcement
+        while survivor and rows[survivor].merged_into:  # the survivor was merged on since: follow it
+            survivor = rows[survivor].merged_into
+            rows.update((await repo.lock_profiles(workspace_id, [survivor]))[0])
+        if survivor and rows[survivor].deleted_at:
+            survivor = None  # merged into someone erased since: forget this one too
+        now = self.clock.now()
         memberships = await repo.memberships_of(workspace_id, [gone])
         catalog = await self._catalog(repo, workspace_id)
         with tracer.start_as_current_span("segment.retire", context=context_from_headers(event.trace_headers)):
             entries = [self._change_event(workspace_id, gone, segment_id, version, False, now, trigger)
                        for segment_id, version in memberships[gone].items()]
-            await repo.retire_profile(workspace_id, gone, survivor)
+            await repo.retire_profile(workspace_id, gone, survivor, now)
             cache = [(cache_key(workspace_id, segment_id), gone, False) for segment_id in memberships[gone]]
             await self.outbox.add(session, entries)
             self._after_commit(session, cache)
             if survivor:
-                merged_seen = rows[gone].last_seen
-                plan = Plan(affected=set(catalog.defs), trigger=trigger, trace_headers=event.trace_headers)
-                await self._evaluate(repo, workspace_id, {survivor: plan}, now, extra_seen={survivor: merged_seen},
-                                     rematerialize=True)
+                plan = Plan(affected=set(catalog.defs), trigger=trigger, trace_headers=event.trace_headers,
+                            last_seen=rows[gone].last_seen)
+                await self._evaluate(repo, workspace_id, {survivor: plan}, rematerialize=True)
 
     # -- evaluation shared by the stream, timers and backfills ------------------------
-    async def _evaluate(self, repo: SegmentRepository, workspace_id: str, plans: dict[str, Plan], now: datetime,
-                        extra_seen: dict | None = None, rematerialize: bool = False) -> int:
+    async def _evaluate(self, repo: SegmentRepository, workspace_id: str, plans: dict[str, Plan],
+                        rematerialize: bool = False) -> int:
         """Applies each plan to its profile (locked here) and writes what changed. Returns
         the number of membership changes."""
         if not plans:
             return 0
         rows, new = await repo.lock_profiles(workspace_id, list(plans))
+        # Merged away or erased while this change was on its way (another partition, a
+        # replica that was faster): the change belongs to the survivor, or to nobody.
+        while moved := {p: rows[p].merged_into for p in plans if rows[p].merged_into}:
+            for gone, target in moved.items():
+                plan = plans.pop(gone)
+                await repo.move_events(workspace_id, [s.id for s in plan.seen], target)
+                plans.setdefault(target, Plan()).absorb(plan)
+            more, more_new = await repo.lock_profiles(workspace_id, sorted(set(moved.values())))
+            rows.update(more)
+            new |= more_new
+        for erased in [p for p in plans if rows[p].deleted_at]:
+            await repo.delete_events(workspace_id, [s.id for s in plans.pop(erased).seen])
+        if not plans:
+            return 0
+        now = self.clock.now()  # read after the locks: a timer that fired meanwhile is seen
         catalog = await self._catalog(repo, workspace_id)
-        for profile_id in new:  # someone new: every segment may want them (`not …`, `count ≥ 0`)
+        for profile_id in new & set(plans):  # someone new: every segment may want them (`not …`, `count ≥ 0`)
             plans[profile_id].affected |= set(catalog.defs)
         members = await repo.memberships_of(workspace_id, list(plans))
         facts: dict[str, ProfileFacts] = {}
         missing: dict[str, set[tuple]] = {}
+        times_of: dict[str, dict] = {}
         for profile_id, plan in plans.items():
             row = rows[profile_id]
             for seen in plan.seen:
                 plan.affected |= catalog.affected_by_event(seen.name)
-            plan.affected |= catalog.affected_by_traits(plan.traits)
-            traits = {k: v for k, v in {**row.traits, **plan.traits}.items() if v is not None}
-            last_seen = max(filter(None, [row.last_seen, (extra_seen or {}).get(profile_id)]), default=None)
+            traits, trait_times = dict(row.traits), dict(row.trait_times)
+            for name, (value, at) in plan.traits.items():
+                if name in trait_times and datetime.fromisoformat(trait_times[name]) > at:
+                    continue  # a newer value is already here: this change arrived late
+                trait_times[name] = at.isoformat()
+                if value is None:
+                    traits.pop(name, None)
+                else:
+                    traits[name] = value
+                plan.affected |= catalog.affected_by_traits({name})
+            times_of[profile_id] = trait_times
+            last_seen = max(filter(None, [row.last_seen, plan.last_seen]), default=None)
             stored = {} if rematerialize else row.series
             keys = catalog.needed_keys(plan.affected)
             facts[profile_id] = ProfileFacts(
-                traits=traits, last_seen=last_seen, rfm=catalog.rfm, zone=_zone(traits),
+                traits=traits, last_seen=last_seen, rfm=catalog.rfm, zone=zone_of(traits),
                 segments=frozenset(members[profile_id]),
                 series={k: decode_series(stored[digest(k)]) for k in keys if digest(k) in stored})
             missing[profile_id] = keys - set(facts[profile_id].series)
@@ -188,7 +240,8 @@ class SegmentService:
             series = {} if rematerialize else {d: v for d, v in rows[profile_id].series.items() if d in catalog.keys}
             series.update({digest(k): encode_series(v) for k, v in profile.series.items()})
             profile_rows.append({"profile_id": profile_id, "traits": profile.traits,
-                                 "last_seen": profile.last_seen, "series": series})
+                                 "trait_times": times_of[profile_id], "last_seen": profile.last_seen,
+                                 "series": series})
         await repo.write_profiles(workspace_id, profile_rows)
         await repo.write_memberships(workspace_id, entered, exited)
         await repo.write_timers(workspace_id, timers)
@@ -248,7 +301,7 @@ class SegmentService:
                 catalog = await self._catalog(repo, workspace_id)
                 gone = [(s, p, None) for p, timers in due.items() for s in timers if s not in catalog.defs]
                 await repo.write_timers(workspace_id, gone)
-                await self._evaluate(repo, workspace_id, plans, now)
+                await self._evaluate(repo, workspace_id, plans)
         return len(claimed)
 
     async def run_timers(self, poll_seconds: float = 1.0) -> None:
@@ -280,7 +333,7 @@ class SegmentService:
             else:
                 plans = {p: Plan(affected={segment.id}, trigger={"type": "backfill", "version": segment.version})
                          for p in ids}
-                await self._evaluate(repo, segment.workspace_id, plans, now)
+                await self._evaluate(repo, segment.workspace_id, plans)
                 await repo.update_segment(segment.workspace_id, segment.id, backfill_cursor=ids[-1],
                                           backfill_done=segment.backfill_done + len(ids),
                                           backfill_total=max(segment.backfill_total,
@@ -308,7 +361,8 @@ class SegmentService:
 
     async def rebuild_cache(self, workspace_id: str, segment_id: str) -> None:
         """Loads a segment's members into its Redis set; IsMember reads the database until
-        the set is marked ready."""
+        the set is marked ready. The mark expires, so a set that drifted (a Redis write lost
+        after a commit) is rebuilt within CACHE_TTL_SECONDS."""
         key = cache_key(workspace_id, segment_id)
         await self.redis.delete(f"{key}:ready", key)
         after = ""
@@ -319,13 +373,22 @@ class SegmentService:
                 break
             await self.redis.sadd(key, *[m.profile_id for m in page])
             after = page[-1].profile_id
-        await self.redis.set(f"{key}:ready", "1")
+        await self.redis.set(f"{key}:ready", "1", ex=CACHE_TTL_SECONDS)
 
-    async def rebuild_all_caches(self) -> None:
-        async with self.sessions() as session:
-            pairs = await SegmentRepository(session).all_segment_ids()
-        for workspace_id, segment_id in pairs:
-            await self.rebuild_cache(workspace_id, segment_id)
+    async def run_cache_reconcile(self, every_seconds: float = 60.0) -> None:
+        """Rebuilds the membership sets that are not marked ready (new replica, expired mark)."""
+        while True:
+            try:
+                async with self.sessions() as session:
+                    pairs = await SegmentRepository(session).all_segment_ids()
+                for workspace_id, segment_id in pairs:
+                    if not await self.redis.exists(f"{cache_key(workspace_id, segment_id)}:ready"):
+                        await self.rebuild_cache(workspace_id, segment_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("membership cache reconcile failed; retrying later")
+            await asyncio.sleep(every_seconds)
 
     # -- segment definitions ----------------------------------------------------------
     async def _catalog(self, repo: SegmentRepository, workspace_id: str) -> Catalog:
@@ -371,7 +434,8 @@ class SegmentService:
         now = self.clock.now()
         async with self.sessions() as session, session.begin():
             repo = SegmentRepository(session)
-            row = await self._existing(repo, workspace_id, segment_id, lock=True)
+            await repo.segments(workspace_id, lock=True)  # all of them, in id order: edits queue, never deadlock
+            row = await self._existing(repo, workspace_id, segment_id)
             values: dict = {"updated_at": now}
             if name is not None:
                 values["name"] = _name(name)
@@ -420,8 +484,11 @@ class SegmentService:
             raise NotFound(f"segment {segment_id!r} not found", field="id")
         return row
 
-    async def _check_references(self, repo: SegmentRepository, workspace_id: str, segment_id: str, rule) -> None:
-        stored = {r.id: r.rules for r in await repo.segments(workspace_id)}
+    async def _check_references(self, repo: SegmentRepository, workspace_id: str, segment_id: str, rule,
+                                lock: bool = True) -> None:
+        """Refuses cycles. Locks the workspace's segments, so two edits that would close a
+        cycle together are checked one after the other."""
+        stored = {r.id: r.rules for r in await repo.segments(workspace_id, lock=lock)}
 
         def rule_of(ref: str):
             return rule_language.parse(stored[ref]) if ref in stored else None
@@ -441,13 +508,14 @@ class SegmentService:
         await repo.set_rfm(workspace_id, order_event=event, revenue_property=prop, edges=edges, edges_at=now)
         return edges != (row.edges if row else None)
 
-    async def refresh_rfm(self, workspace_id: str) -> None:
-        """Recomputes the workspace's RFM edges; when they moved, every RFM segment is
-        recomputed for every profile (a backfill at the same version)."""
+    async def refresh_rfm(self, workspace_id: str, force: bool = False) -> None:
+        """Recomputes the workspace's RFM edges; when they moved (new orders), or `force`
+        (other settings), every RFM segment is recomputed for every profile (a backfill at
+        the same version)."""
         now = self.clock.now()
         async with self.sessions() as session, session.begin():
             repo = SegmentRepository(session)
-            if not await self._refresh_rfm_edges(repo, workspace_id, now):
+            if not await self._refresh_rfm_edges(repo, workspace_id, now) and not force:
                 return
             catalog = await self._catalog(repo, workspace_id)
             for segment_id in catalog.rfm_segments:
@@ -480,7 +548,7 @@ class SegmentService:
         async with self.sessions() as session, session.begin():
             await SegmentRepository(session).set_rfm(workspace_id, order_event=order_event,
                                                      revenue_property=revenue_property, edges=None, edges_at=None)
-        await self.refresh_rfm(workspace_id)
+        await self.refresh_rfm(workspace_id, force=True)
         return await self.rfm_settings(workspace_id)
 
     # -- queries ----------------------------------------------------------------------
@@ -517,7 +585,7 @@ class SegmentService:
         count, total, sample, after = 0, 0, [], ""
         async with self.sessions() as session:
             repo = SegmentRepository(session)
-            await self._check_references(repo, workspace_id, PREVIEW, rule)
+            await self._check_references(repo, workspace_id, PREVIEW, rule, lock=False)
             catalog = await self._preview_catalog(repo, workspace_id, rule)
             while rows := await repo.read_profiles(workspace_id, after, 2000):
                 for profile_id, facts in (await self._facts(repo, workspace_id, catalog, rows)).items():
@@ -556,14 +624,14 @@ class SegmentService:
                      rows: list) -> dict[str, ProfileFacts]:
         """Facts of profiles for a read-only evaluation: every series rebuilt from history."""
         ids = [r.profile_id for r in rows]
-        keys = catalog.needed_keys(set(catalog.defs))
+        keys = catalog.needs[PREVIEW]  # other segments count through their stored memberships
         history = await repo.history(workspace_id, ids, {k[0] for k in keys})
         members = await repo.memberships_of(workspace_id, ids)
         found = {}
         for row in rows:
             traits = dict(row.traits)
             found[row.profile_id] = ProfileFacts(
-                traits=traits, last_seen=row.last_seen, rfm=catalog.rfm, zone=_zone(traits),
+                traits=traits, last_seen=row.last_seen, rfm=catalog.rfm, zone=zone_of(traits),
                 segments=frozenset(members[row.profile_id]),
                 series={k: build_series(catalog.condition_of(k), history[row.profile_id]) for k in keys})
         return found
@@ -572,16 +640,6 @@ class SegmentService:
 def _label(payload: dict) -> str:
     """The event's name as rules name it: the track event, the page or screen name, else the call type."""
     return payload.get("event") or payload.get("name") or payload.get("type", "")
-
-
-def _zone(traits: dict):
-    name = traits.get("timezone")
-    if isinstance(name, str):
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    return SEOUL
 
 
 def _name(name: str) -> str:

@@ -198,8 +198,9 @@ def test_data_survives_a_restart_of_make_run(launcher_factory):
         # (Processes of the first run that outlived it were ended by stop(), so the second run
         # starts its own PostgreSQL: the data has to come back from disk.)
 
-        second: Launcher = launcher_factory(data_dir, http_port=first.http_port,
-                                            profile_port=first.profile_port).start()
+        second: Launcher = launcher_factory(data_dir, http_port=first.http_port, profile_port=first.profile_port,
+                                            segment_port=first.segment_port,
+                                            dispatch_port=first.dispatch_port).start()
         for name in ("workspace_id", "write_key", "admin_key"):
             assert second.banner[name] == first.banner[name], (name, first.banner, second.banner)
         with second.admin() as admin:

@@ -21,26 +21,36 @@ K8S_VERSION = "1.32"  # the kubectl we render with; kubernetes-validate ships it
 
 GRPC_PORT = 50051  # profile; must equal ProfileSettings.grpc_port
 SEGMENT_GRPC_PORT = 50052  # segment; must equal SegmentSettings.grpc_port
+DISPATCH_GRPC_PORT = 50053  # dispatch; must equal DispatchSettings.grpc_port
 HTTP_PORT = 8080  # gateway; must equal GatewaySettings.http_port
 SETTINGS = {
     "gateway": "gateway.settings:GatewaySettings",
     "profile": "services.profile.settings:ProfileSettings",
     "segment": "services.segment.settings:SegmentSettings",
+    "dispatch": "services.dispatch.settings:DispatchSettings",
 }
-GRPC_SERVICES = {"profile": GRPC_PORT, "segment": SEGMENT_GRPC_PORT}
+GRPC_SERVICES = {"profile": GRPC_PORT, "segment": SEGMENT_GRPC_PORT, "dispatch": DISPATCH_GRPC_PORT}
 # Nudge components that may call each gRPC service.
 CALLERS = {
     "profile": {"gateway", "segment", "journey", "dispatch", "metrics"},
     "segment": {"gateway", "journey"},
+    "dispatch": {"gateway", "journey"},
 }
-# The gateway's variable with each service's address.
-GATEWAY_ADDRS = {"profile": "NUDGE_PROFILE_ADDR", "segment": "NUDGE_SEGMENT_ADDR"}
+# The calls made today: (caller, service) -> the caller's variable with the service's address.
+# Each caller must be admitted by the service's ingress policy.
+ADDRS = {
+    ("gateway", "profile"): "NUDGE_PROFILE_ADDR",
+    ("gateway", "segment"): "NUDGE_SEGMENT_ADDR",
+    ("gateway", "dispatch"): "NUDGE_DISPATCH_ADDR",
+    ("dispatch", "profile"): "NUDGE_PROFILE_ADDR",
+}
 EXTERNAL_SECRET = "nudge-secrets"  # created outside kustomize where no overlay generates it
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 
 each_overlay = pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
 each_component = pytest.mark.parametrize("component", sorted(SETTINGS))
 each_grpc_service = pytest.mark.parametrize("service", sorted(GRPC_SERVICES))
+each_call = pytest.mark.parametrize(("caller", "service"), sorted(ADDRS))
 
 
 @functools.cache
@@ -212,7 +222,9 @@ def test_grpc_service_admits_only_its_nudge_callers_on_grpc(overlay, service):
     def admitted(labels: dict) -> bool:
         return any(selects(peer, labels) for peer in peers)
 
-    assert admitted(pod_labels(deployment(docs, "gateway")))
+    for caller, callee in ADDRS:
+        if callee == service:
+            assert admitted(pod_labels(deployment(docs, caller))), f"{service} does not admit its caller {caller}"
     for d in of_kind(docs, "Deployment"):
         if admitted(pod_labels(d)):
             assert pod_labels(d)["app.kubernetes.io/name"] in CALLERS[service], d["metadata"]["name"]
@@ -255,16 +267,17 @@ def test_gateway_serves_http_on_8080_with_health_probes(overlay):
 
 
 @each_overlay
-@each_grpc_service
-def test_gateway_addr_is_the_grpc_service(overlay, service):
+@each_call
+def test_caller_addr_is_the_grpc_service(overlay, caller, service):
     docs = render(overlay)
-    addr = env(docs, container(docs, "gateway"))[GATEWAY_ADDRS[service]]
+    addr = env(docs, container(docs, caller))[ADDRS[caller, service]]
     host, port = addr.removeprefix("dns:///").rsplit(":", 1)
     found = named(docs, "Service", host.split(".")[0])
     assert found, f"no Service named {host.split('.')[0]}"
     assert selects({"matchLabels": found["spec"]["selector"]}, pod_labels(deployment(docs, service)))
     service_port = next((p for p in found["spec"]["ports"] if p["port"] == int(port)), None)
-    assert service_port, f"{GATEWAY_ADDRS[service]}={addr}: Service {found['metadata']['name']} has no port {port}"
+    where = f"{caller} {ADDRS[caller, service]}={addr}"
+    assert service_port, f"{where}: Service {found['metadata']['name']} has no port {port}"
     assert service_port["targetPort"] in ("grpc", GRPC_SERVICES[service])
 
 
@@ -327,11 +340,11 @@ def test_ports_match_settings_defaults(overlay):
     assert probe_ports(gateway, "httpGet") == {http_port}
 
 
-@each_grpc_service
-def test_gateway_addr_defaults_match_grpc_ports_settings(service):
-    field = GATEWAY_ADDRS[service].removeprefix("NUDGE_").lower()
-    fields = settings_class("gateway").model_fields
-    assert field in fields, f"GatewaySettings has no {field}"
+@each_call
+def test_addr_defaults_match_grpc_ports_settings(caller, service):
+    field = ADDRS[caller, service].removeprefix("NUDGE_").lower()
+    fields = settings_class(caller).model_fields
+    assert field in fields, f"{settings_class(caller).__name__} has no {field}"
     assert fields[field].default == f"localhost:{settings_class(service).model_fields['grpc_port'].default}"
 
 

@@ -1,0 +1,171 @@
+"""Messages: direct transactional sends (`Idempotency-Key`), templates, channel providers,
+the sending policy and delivery lookups with the admin key; the SDK's in-app inbox and
+providers' delivery receipts with the write key."""
+
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import BaseModel, Field
+
+from gateway import auth
+from gateway.errors import ApiError
+from gateway.keys import WRITE
+from gateway.rpc import call, context_of
+from gateway.workspaces import Principal
+from nudge.common.v1 import common_pb2
+from nudge.dispatch.v1 import dispatch_pb2 as pb
+from nudge.profile.v1 import profile_pb2
+
+router = APIRouter(tags=["messages"])
+Admin = Annotated[Principal, Depends(auth.admin)]
+
+
+async def writer(request: Request) -> Principal:
+    return await auth.authenticate(request, auth.basic_user(request), WRITE)
+
+
+Writer = Annotated[Principal, Depends(writer)]
+
+
+def _time(message, name: str) -> str | None:
+    return getattr(message, name).ToJsonString() if message.HasField(name) else None
+
+
+def delivery_json(d: pb.Delivery) -> dict:
+    return {"id": d.id, "idempotencyKey": d.idempotency_key, "profileId": d.profile_id, "status": d.status,
+            "channel": d.channel or None, "provider": d.provider or None,
+            "providerMessageId": d.provider_message_id or None, "reason": d.reason or None,
+            "rule": d.rule or None, "deferredUntil": _time(d, "deferred_until"),
+            "nextAllowedAt": _time(d, "next_allowed_at"), "consent": orjson.loads(d.consent_json or "{}"),
+            "attempts": [{"channel": a.channel, "provider": a.provider or None, "outcome": a.outcome,
+                          "reason": a.reason or None, "at": _time(a, "at")} for a in d.attempts],
+            "templateId": d.template_id, "templateVersion": d.template_version or None,
+            "advertising": d.advertising, "journeyId": d.journey_id or None, "nodeId": d.node_id or None,
+            "createdAt": _time(d, "created_at"), "updatedAt": _time(d, "updated_at")}
+
+
+def _template_json(t: pb.Template) -> dict:
+    return {"id": t.id, "name": t.name, "version": t.version, "channels": orjson.loads(t.channels_json),
+            "createdAt": _time(t, "created_at")}
+
+
+def _config_json(c: pb.ChannelConfig) -> dict:
+    return {"channel": c.channel, "provider": c.provider, "config": orjson.loads(c.config_json),
+            "updatedAt": _time(c, "updated_at")}
+
+
+class MessageIn(BaseModel):
+    profileId: str = Field(..., min_length=1)
+    channels: list[str] = Field(..., min_length=1, description="fallback order, e.g. [\"alimtalk\", \"sms\"]")
+    templateId: str = Field(..., min_length=1)
+    advertising: bool = False
+    transactional: bool = Field(True, description="exempt from fatigue limits when the policy allows")
+    variables: dict[str, Any] = Field(default_factory=dict, description="{\"event\": {...}, \"journey\": {...}}")
+
+
+class TemplateIn(BaseModel):
+    name: str = ""
+    channels: dict[str, Any] = Field(..., description="content per channel, e.g. {\"sms\": {\"text\": \"...\"}}")
+
+
+class ChannelConfigIn(BaseModel):
+    provider: str = Field(..., min_length=1)
+    config: dict[str, Any]
+
+
+@router.post("/v1/messages", summary="Send one message now (transactional by default), idempotently")
+async def send_message(body: MessageIn, request: Request, principal: Admin,
+                       idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1,
+                                                              max_length=200)]) -> dict:
+    reply = await call(request, "dispatch", "Send", pb.SendRequest(
+        context=context_of(principal), idempotency_key=idempotency_key, profile_id=body.profileId,
+        channels=body.channels, template_id=body.templateId, advertising=body.advertising,
+        transactional=body.transactional, variables_json=orjson.dumps(body.variables).decode()))
+    return delivery_json(reply)
+
+
+@router.get("/v1/deliveries/{delivery_id}", summary="One send: status, channel, consent evidence, attempts")
+async def get_delivery(delivery_id: str, request: Request, principal: Admin) -> dict:
+    return delivery_json(await call(request, "dispatch", "GetDelivery",
+                                    pb.GetDeliveryRequest(context=context_of(principal), id=delivery_id)))
+
+
+@router.get("/v1/profiles/{profile_id}/deliveries",
+            summary="Why a person did or did not get messages: sends, suppressions, deferrals, newest first")
+async def list_deliveries(profile_id: str, request: Request, principal: Admin,
+                          limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str = "") -> dict:
+    reply = await call(request, "dispatch", "ListDeliveries", pb.ListDeliveriesRequest(
+        context=context_of(principal), profile_id=profile_id, page=common_pb2.PageRequest(size=limit, cursor=cursor)))
+    return {"deliveries": [delivery_json(d) for d in reply.deliveries], "nextCursor": reply.next_cursor or None}
+
+
+@router.put("/v1/templates/{template_id}", summary="Create a template or publish its next version")
+async def put_template(template_id: str, body: TemplateIn, request: Request, principal: Admin) -> dict:
+    return _template_json(await call(request, "dispatch", "PutTemplate", pb.PutTemplateRequest(
+        context=context_of(principal), id=template_id, name=body.name,
+        channels_json=orjson.dumps(body.channels).decode())))
+
+
+@router.get("/v1/templates", summary="Templates, latest versions")
+async def list_templates(request: Request, principal: Admin) -> dict:
+    reply = await call(request, "dispatch", "ListTemplates", pb.ListTemplatesRequest(context=context_of(principal)))
+    return {"templates": [_template_json(t) for t in reply.templates]}
+
+
+@router.get("/v1/templates/{template_id}", summary="A template (the latest version unless `version`)")
+async def get_template(template_id: str, request: Request, principal: Admin,
+                       version: Annotated[int, Query(ge=0)] = 0) -> dict:
+    return _template_json(await call(request, "dispatch", "GetTemplate", pb.GetTemplateRequest(
+        context=context_of(principal), id=template_id, version=version)))
+
+
+@router.put("/v1/channels/{channel}", summary="The provider, endpoint and credentials behind a channel")
+async def put_channel(channel: str, body: ChannelConfigIn, request: Request, principal: Admin) -> dict:
+    return _config_json(await call(request, "dispatch", "PutChannelConfig", pb.PutChannelConfigRequest(
+        context=context_of(principal), channel=channel, provider=body.provider,
+        config_json=orjson.dumps(body.config).decode())))
+
+
+@router.get("/v1/channels", summary="Channel providers (credentials masked)")
+async def list_channels(request: Request, principal: Admin) -> dict:
+    reply = await call(request, "dispatch", "ListChannelConfigs",
+                       pb.ListChannelConfigsRequest(context=context_of(principal)))
+    return {"channels": [_config_json(c) for c in reply.configs]}
+
+
+@router.get("/v1/dispatch-policy", summary="Fatigue limits, quiet hours, sender name and opt-out details")
+async def get_policy(request: Request, principal: Admin) -> dict:
+    reply = await call(request, "dispatch", "GetPolicy", pb.GetPolicyRequest(context=context_of(principal)))
+    return orjson.loads(reply.policy_json)
+
+
+@router.put("/v1/dispatch-policy", summary="Set fatigue limits, quiet hours, sender name and opt-out details")
+async def set_policy(body: dict[str, Any], request: Request, principal: Admin) -> dict:
+    reply = await call(request, "dispatch", "SetPolicy", pb.SetPolicyRequest(
+        context=context_of(principal), policy_json=orjson.dumps(body).decode()))
+    return orjson.loads(reply.policy_json)
+
+
+@router.get("/v1/inapp", summary="The in-app messages waiting for a person (write key); fetching marks them seen")
+async def inbox(request: Request, principal: Writer, userId: str = "", anonymousId: str = "") -> dict:
+    given = [(kind, value) for kind, value in (("user_id", userId), ("anonymous_id", anonymousId)) if value]
+    if len(given) != 1:
+        raise ApiError(422, "invalid_argument", "give exactly one of userId, anonymousId", {"field": "query"})
+    (kind, value), = given
+    found = await call(request, "profile", "LookupProfiles", profile_pb2.LookupProfilesRequest(
+        context=context_of(principal), identifier_type=kind, value=value))
+    if not found.profiles:
+        return {"messages": []}
+    reply = await call(request, "dispatch", "FetchInApp", pb.FetchInAppRequest(
+        context=context_of(principal), profile_id=found.profiles[0].id))
+    return {"messages": [{"id": m.id, "deliveryId": m.delivery_id, "title": m.title or None, "body": m.body,
+                          "url": m.url or None, "createdAt": _time(m, "created_at")} for m in reply.messages]}
+
+
+@router.post("/v1/webhooks/{provider}", summary="A provider's delivery receipts (write key as Basic user name)")
+async def receipt(provider: Literal["smtp", "nhn_sms", "nhn_kakao", "fcm", "apns", "webpush", "webhook"],
+                  request: Request, principal: Writer) -> dict:
+    reply = await call(request, "dispatch", "RecordReceipt", pb.RecordReceiptRequest(
+        context=context_of(principal), provider=provider, payload_json=(await request.body()).decode() or "{}"))
+    return {"updated": reply.updated}

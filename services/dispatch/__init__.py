@@ -1,0 +1,1 @@
+"""Dispatch service: channels, templates, consent, quiet hours and fatigue, idempotent sends."""

@@ -1,0 +1,51 @@
+"""python -m services.dispatch: the dispatch gRPC server, deferred sends and outbox relay."""
+
+import asyncio
+from pathlib import Path
+
+import httpx
+
+from kit.clock import Clock, SystemClock
+from kit.outbox import Outbox, OutboxRelay
+from kit.runtime import GrpcServer, Runtime, open_runtime, serve_until_signal
+from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
+from services.dispatch.grpc_api import DispatchServicer
+from services.dispatch.models import outbox as outbox_table
+from services.dispatch.profiles import ProfileDirectory
+from services.dispatch.service import DispatchService
+from services.dispatch.settings import DispatchSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build(runtime: Runtime, settings: DispatchSettings, clock: Clock | None = None):
+    relay = OutboxRelay(runtime.sessions, outbox_table, runtime.redis)
+    # Redirects are never followed by the client: the webhook adapter re-checks each hop.
+    http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds, follow_redirects=False)
+    service = DispatchService(runtime.sessions, runtime.redis, Outbox(outbox_table, settings.events_partitions),
+                              clock or SystemClock(), ProfileDirectory(settings.profile_addr), http, settings,
+                              on_commit=relay.wake)
+
+    def add_servicers(server):
+        dispatch_pb2_grpc.add_DispatchServiceServicer_to_server(DispatchServicer(service), server)
+        return [dispatch_pb2.DESCRIPTOR.services_by_name["DispatchService"].full_name]
+
+    loops = [service.run_deferred()]
+    if settings.outbox_relay:
+        loops.append(relay.run())
+    return GrpcServer(add_servicers), service, loops
+
+
+async def main() -> None:
+    settings = DispatchSettings()
+    runtime = await open_runtime("dispatch", settings, MIGRATIONS)
+    server, service, loops = build(runtime, settings)
+    try:
+        await serve_until_signal(runtime, server, settings.grpc_port, background=loops)
+    finally:
+        await service.http.aclose()
+        await service.profiles.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,315 @@
+"""Fatigue limits: the workspace's policy, and one atomic Redis decision per send.
+
+A send is checked against every rule that applies to it and, when allowed, recorded in
+every counter, by one Lua script: replicas deciding for the same person at the same time
+are serialized by Redis, so a limit is never overshot.
+
+Policy (JSON)::
+
+    {"exempt_transactional": true,
+     "rules": [{"kind": "channel", "limit": 2, "window": "day"},
+               {"kind": "channel", "limit": 1, "window": "PT12H", "channels": ["sms"]},
+               {"kind": "all_channels", "limit": 5, "window": "week"},
+               {"kind": "template", "limit": 1, "window": "P7D"},
+               {"kind": "journey", "limit": 3, "window": "week"}]}
+
+A window is a rolling ISO-8601 duration (weeks, days, hours, minutes, whole seconds) or a
+calendar `day` / `week` (ISO week, from Monday) in the profile's time zone.
+
+Keys, all hash-tagged by workspace and profile so one script touches one Redis Cluster slot
+(`P` = `nudge:dispatch:fatigue:{<workspace>:<profile>}`; scope = `channel:<channel>`, `all`,
+`template:<template id>` or `journey:<journey id>`):
+
+- `P:<scope>:roll:<window seconds>` — sorted set of the sends in a rolling window (member
+  `<send id>|<channel>`, score = epoch ms); trimmed on each record, expires one window
+  after its last send.
+- `P:<scope>:day:<local date>` / `P:<scope>:week:<local date of Monday>` — counter of a
+  calendar bucket; expires an hour after the bucket ends.
+- `P:sent:<send id>|<channel>` — the send's reservation (the counters it was recorded in,
+  as JSON): makes `decide` idempotent and `release` exact; expires with the longest of them.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo
+
+import orjson
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from kit.errors import InvalidArgument
+from services.dispatch.channels import CHANNELS
+
+KINDS = ("channel", "all_channels", "template", "journey")
+CALENDAR = ("day", "week")
+MAX_LIMIT = 10_000                     # a rolling set holds at most `limit` sends: bounded memory
+MAX_WINDOW = timedelta(days=366)
+SLACK_MS = 3_600_000                   # keys outlive their window a little: replicas' clocks differ
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+_DURATION = re.compile(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
+
+
+@dataclass(frozen=True)
+class Window:
+    text: str                          # as written: "PT12H", "P7D", "day", "week"
+    rolling: timedelta | None = None   # None: the calendar unit `text`
+
+    def __str__(self) -> str:
+        return f"calendar {self.text}" if self.rolling is None else self.text
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str
+    limit: int
+    window: Window
+    channels: tuple[str, ...] | None = None   # kind "channel" only: the channels it limits
+
+    def describe(self) -> str:
+        per = {"channel": " per channel" + (f" ({', '.join(self.channels)})" if self.channels else ""),
+               "all_channels": " across all channels", "template": " of the same template",
+               "journey": " per journey"}[self.kind]
+        return f"at most {self.limit}{per} per {self.window}"
+
+    def scope(self, channel: str, template_id: str | None, journey_id: str | None) -> str | None:
+        """The counter this send falls in, or None when the rule does not apply to it."""
+        if self.kind == "channel":
+            return f"channel:{channel}" if self.channels is None or channel in self.channels else None
+        if self.kind == "all_channels":
+            return "all"
+        if self.kind == "template":
+            return f"template:{template_id}" if template_id else None
+        return f"journey:{journey_id}" if journey_id else None
+
+
+@dataclass(frozen=True)
+class Policy:
+    rules: tuple[Rule, ...] = ()
+    exempt_transactional: bool = True
+
+
+@dataclass(frozen=True)
+class DeniedRule:
+    index: int
+    description: str
+
+    def __str__(self) -> str:
+        return f"rules[{self.index}] {self.description}"
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What an allowed send was counted in, so `release` can take it back."""
+    marker: str
+    member: str
+    counters: tuple[tuple[str, str], ...]   # (kind "r" rolling / "c" calendar, key)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    rule: DeniedRule | None = None
+    next_allowed_at: datetime | None = None
+    reservation: Reservation | None = None   # None when nothing was counted (exempt, no rule applies)
+
+
+ALLOWED = Decision(True)
+
+
+def parse_policy(raw: str | bytes | dict | None, path: str = "policy") -> Policy:
+    """The policy from JSON text or a decoded object; InvalidArgument names the bad field."""
+    if raw is None:
+        return Policy()
+    if isinstance(raw, (str, bytes)):
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError as err:
+            _fail(path, f"not valid JSON ({err})")
+    if not isinstance(raw, dict):
+        _fail(path, "expected an object")
+    for name in raw:
+        if name not in ("rules", "exempt_transactional"):
+            _fail(f"{path}.{name}", "not a fatigue policy field; expected rules, exempt_transactional")
+    exempt = raw.get("exempt_transactional", True)
+    if not isinstance(exempt, bool):
+        _fail(f"{path}.exempt_transactional", "expected true or false")
+    rules = raw.get("rules", [])
+    if not isinstance(rules, list):
+        _fail(f"{path}.rules", "expected a list of rules")
+    return Policy(tuple(_rule(rule, f"{path}.rules[{i}]") for i, rule in enumerate(rules)), exempt)
+
+
+def _rule(raw, path: str) -> Rule:
+    if not isinstance(raw, dict):
+        _fail(path, "expected an object with kind, limit and window")
+    for name in raw:
+        if name not in ("kind", "limit", "window", "channels"):
+            _fail(f"{path}.{name}", "not a rule field; expected kind, limit, window, channels")
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        _fail(f"{path}.kind", f"expected one of {', '.join(KINDS)}")
+    limit = raw.get("limit")
+    if type(limit) is not int or not 1 <= limit <= MAX_LIMIT:  # type(): true is an int too
+        _fail(f"{path}.limit", f"expected a whole number from 1 to {MAX_LIMIT}")
+    channels = raw.get("channels")
+    if channels is not None:
+        if kind != "channel":
+            _fail(f"{path}.channels", "only a rule of kind channel lists channels")
+        if not isinstance(channels, list) or not channels:
+            _fail(f"{path}.channels", "expected a non-empty list of channels")
+        for j, channel in enumerate(channels):
+            if channel not in CHANNELS:
+                _fail(f"{path}.channels[{j}]", f"expected one of {', '.join(CHANNELS)}")
+        channels = tuple(dict.fromkeys(channels))
+    return Rule(kind, limit, _window(raw.get("window"), f"{path}.window"), channels)
+
+
+def _window(raw, path: str) -> Window:
+    if raw in CALENDAR:
+        return Window(raw)
+    match = _DURATION.fullmatch(raw) if isinstance(raw, str) and raw != "P" else None
+    if match is None:
+        _fail(path, "expected day, week or an ISO-8601 duration in weeks, days, hours, minutes and "
+                    "whole seconds, like PT12H or P7D")
+    weeks, days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    span = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if not timedelta(0) < span <= MAX_WINDOW:
+        _fail(path, f"expected a duration above zero and at most {MAX_WINDOW.days} days")
+    return Window(raw, span)
+
+
+def _fail(field: str, what: str):
+    raise InvalidArgument(f"{field}: {what}", field=field)
+
+
+# KEYS[1]: the send's marker; KEYS[2..]: one counter per applicable rule, in rule order.
+# ARGV: now ms, member, marker ttl ms, then per rule: kind, limit, a, ttl ms, where
+# a = window ms (rolling, "r") or the bucket's end ms (calendar, "c").
+# Replies {1, reservation JSON} or {0, denying rule's position, ms when all rules allow again}.
+_DECIDE = AsyncScript(None, b"""
+local done = redis.call('GET', KEYS[1])
+if done then return {1, done} end
+local now = tonumber(ARGV[1])
+local worst, free = 0, -1
+for i = 2, #KEYS do
+  local j = 4 * i - 4
+  local kind, limit, a = ARGV[j], tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2])
+  local at
+  if kind == 'r' then
+    local since = string.format('(%d', now - a)
+    local count = redis.call('ZCOUNT', KEYS[i], since, '+inf')
+    if count >= limit then
+      -- allowed again when enough of the counted sends have left the window to leave limit - 1
+      local nth = redis.call('ZRANGEBYSCORE', KEYS[i], since, '+inf', 'WITHSCORES', 'LIMIT', count - limit, 1)
+      at = tonumber(nth[2]) + a
+    end
+  elseif tonumber(redis.call('GET', KEYS[i]) or '0') >= limit then
+    at = a
+  end
+  -- every denying rule must have let go: report the one that holds longest
+  if at and at > free then worst, free = i - 1, at end
+end
+if worst > 0 then return {0, worst, free} end
+local taken, seen = {}, {}
+for i = 2, #KEYS do
+  local key, j = KEYS[i], 4 * i - 4
+  if not seen[key] then  -- two rules may share a counter; count the send once
+    seen[key] = true
+    local kind, a, ttl = ARGV[j], tonumber(ARGV[j + 2]), ARGV[j + 3]
+    if kind == 'r' then
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - a))
+      redis.call('ZADD', key, now, ARGV[2])
+    else
+      redis.call('INCR', key)
+    end
+    redis.call('PEXPIRE', key, ttl)
+    taken[#taken + 1] = {kind, key}
+  end
+end
+local reservation = cjson.encode(taken)
+redis.call('SET', KEYS[1], reservation, 'PX', ARGV[3])
+return {1, reservation}
+""")
+
+# KEYS[1]: the marker; KEYS[2..]: its counters; ARGV[1]: member; ARGV[2..]: their kinds.
+# The marker goes first, so a second release (or one after the windows passed) does nothing.
+_RELEASE = AsyncScript(None, b"""
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+for i = 2, #KEYS do
+  if ARGV[i] == 'r' then
+    redis.call('ZREM', KEYS[i], ARGV[1])
+  elseif tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then
+    redis.call('DECR', KEYS[i])
+  end
+end
+return 1
+""")
+
+
+async def decide(redis: Redis, policy: Policy, *, workspace_id: str, profile_id: str, channel: str,
+                 template_id: str | None, journey_id: str | None, transactional: bool, now: datetime,
+                 zone: tzinfo | str, send_id: str) -> Decision:
+    """Whether this send may go now under every rule; if so it is counted in the same step.
+    Deciding again for the same send id and channel returns the first allowed decision
+    without counting again (a denial counted nothing, so it is simply decided anew)."""
+    if transactional and policy.exempt_transactional:
+        return ALLOWED
+    zone = ZoneInfo(zone) if isinstance(zone, str) else zone
+    now_ms = _ms(now)
+    prefix = f"nudge:dispatch:fatigue:{{{workspace_id}:{profile_id}}}"
+    keys, args, applied = [], [], []
+    for index, rule in enumerate(policy.rules):
+        scope = rule.scope(channel, template_id, journey_id)
+        if scope is None:
+            continue
+        if rule.window.rolling is not None:
+            span = _ms_of(rule.window.rolling)
+            keys.append(f"{prefix}:{scope}:roll:{span // 1000}")
+            args += ["r", rule.limit, span, span + SLACK_MS]
+        else:
+            start, end = _bucket(now, zone, rule.window.text)
+            end_ms = _ms(end)
+            keys.append(f"{prefix}:{scope}:{rule.window.text}:{start.isoformat()}")
+            args += ["c", rule.limit, end_ms, max(end_ms - now_ms, 0) + SLACK_MS]
+        applied.append(index)
+    if not keys:
+        return ALLOWED
+    member = f"{send_id}|{channel}"
+    marker = f"{prefix}:sent:{member}"
+    marker_ttl = max(args[3::4])
+    reply = await _DECIDE([marker, *keys], [now_ms, member, marker_ttl, *args], client=redis)
+    if reply[0] == 0:
+        index = applied[reply[1] - 1]
+        return Decision(False, DeniedRule(index, policy.rules[index].describe()),
+                        EPOCH + timedelta(milliseconds=reply[2]))
+    counters = tuple((kind, key) for kind, key in orjson.loads(reply[1]))
+    return Decision(True, reservation=Reservation(marker, member, counters))
+
+
+async def release(redis: Redis, reservation: Reservation | None) -> bool:
+    """Takes back a recorded send that was not made after all. True if it was still held."""
+    if reservation is None:
+        return False
+    kinds = [kind for kind, _ in reservation.counters]
+    keys = [key for _, key in reservation.counters]
+    return bool(await _RELEASE([reservation.marker, *keys], [reservation.member, *kinds], client=redis))
+
+
+def _bucket(now: datetime, zone: tzinfo, unit: str):
+    """First local date of the calendar day / ISO week holding `now`, and the moment it ends."""
+    start = now.astimezone(zone).date()
+    if unit == "week":
+        start -= timedelta(days=start.weekday())
+    return start, datetime.combine(start + timedelta(days=1 if unit == "day" else 7), time(), zone)
+
+
+def _ms(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError("fatigue needs an aware datetime")
+    return _ms_of(moment - EPOCH)
+
+
+def _ms_of(span: timedelta) -> int:
+    return (span.days * 86_400 + span.seconds) * 1000 + span.microseconds // 1000

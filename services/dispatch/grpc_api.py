@@ -1,0 +1,126 @@
+"""gRPC transport of the dispatch service: decode request → call the service → encode reply."""
+
+from datetime import datetime
+
+import orjson
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from kit.errors import InvalidArgument
+from nudge.dispatch.v1 import dispatch_pb2 as pb
+from nudge.dispatch.v1 import dispatch_pb2_grpc
+from services.dispatch.service import DispatchService, SendSpec
+
+
+class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
+    def __init__(self, service: DispatchService) -> None:
+        self.service = service
+
+    async def Send(self, request, context) -> pb.Delivery:
+        return _delivery(await self.service.send(_workspace(request), _spec(request)))
+
+    async def SendBatch(self, request, context) -> pb.SendBatchReply:
+        workspace_id = _workspace(request)
+        specs = [_spec(s, f"sends[{i}].") for i, s in enumerate(request.sends)]
+        return pb.SendBatchReply(deliveries=[_delivery(await self.service.send(workspace_id, s)) for s in specs])
+
+    async def PutTemplate(self, request, context) -> pb.Template:
+        return _template(await self.service.put_template(_workspace(request), request.id, request.name,
+                                                         request.channels_json))
+
+    async def GetTemplate(self, request, context) -> pb.Template:
+        return _template(await self.service.template(_workspace(request), request.id, request.version))
+
+    async def ListTemplates(self, request, context) -> pb.ListTemplatesReply:
+        return pb.ListTemplatesReply(templates=[_template(t) for t in
+                                                await self.service.list_templates(_workspace(request))])
+
+    async def PutChannelConfig(self, request, context) -> pb.ChannelConfig:
+        return _config(await self.service.put_channel_config(_workspace(request), request.channel, request.provider,
+                                                             request.config_json))
+
+    async def ListChannelConfigs(self, request, context) -> pb.ListChannelConfigsReply:
+        return pb.ListChannelConfigsReply(configs=[_config(c) for c in
+                                                   await self.service.channel_configs(_workspace(request))])
+
+    async def GetPolicy(self, request, context) -> pb.Policy:
+        return pb.Policy(policy_json=orjson.dumps(await self.service.policy(_workspace(request))).decode())
+
+    async def SetPolicy(self, request, context) -> pb.Policy:
+        policy = await self.service.set_policy(_workspace(request), request.policy_json)
+        return pb.Policy(policy_json=orjson.dumps(policy).decode())
+
+    async def GetDelivery(self, request, context) -> pb.Delivery:
+        return _delivery(await self.service.delivery(_workspace(request), request.id))
+
+    async def ListDeliveries(self, request, context) -> pb.ListDeliveriesReply:
+        rows, cursor = await self.service.deliveries(_workspace(request), request.profile_id, request.page.size,
+                                                     request.page.cursor)
+        return pb.ListDeliveriesReply(deliveries=[_delivery(r) for r in rows], next_cursor=cursor)
+
+    async def FetchInApp(self, request, context) -> pb.FetchInAppReply:
+        rows = await self.service.fetch_inapp(_workspace(request), request.profile_id)
+        return pb.FetchInAppReply(messages=[pb.InAppMessage(
+            id=r.id, delivery_id=r.delivery_id, title=r.title, body=r.body, url=r.url or "",
+            created_at=_timestamp(r.created_at)) for r in rows])
+
+    async def RecordReceipt(self, request, context) -> pb.RecordReceiptReply:
+        try:
+            payload = orjson.loads(request.payload_json)
+        except orjson.JSONDecodeError:
+            raise InvalidArgument("payload: not valid JSON", field="payload") from None
+        return pb.RecordReceiptReply(updated=await self.service.record_receipt(request.provider, payload))
+
+
+def _workspace(request) -> str:
+    if not request.context.workspace_id:
+        raise InvalidArgument("context.workspace_id: required", field="context.workspace_id")
+    return request.context.workspace_id
+
+
+def _spec(request: pb.SendRequest, prefix: str = "") -> SendSpec:
+    try:
+        variables = orjson.loads(request.variables_json or "{}")
+    except orjson.JSONDecodeError:
+        raise InvalidArgument(f"{prefix}variables: not valid JSON", field=f"{prefix}variables") from None
+    if not isinstance(variables, dict):
+        raise InvalidArgument(f"{prefix}variables: expected a JSON object", field=f"{prefix}variables")
+    return SendSpec(idempotency_key=request.idempotency_key, profile_id=request.profile_id,
+                    channels=list(request.channels), template_id=request.template_id,
+                    advertising=request.advertising, transactional=request.transactional,
+                    journey_id=request.journey_id, node_id=request.node_id, variables=variables)
+
+
+def _timestamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def _delivery(row: dict) -> pb.Delivery:
+    request = row["request"]
+    reply = pb.Delivery(
+        id=row["id"], idempotency_key=row["idempotency_key"], profile_id=row["profile_id"], status=row["status"],
+        channel=row["channel"] or "", provider=row["provider"] or "",
+        provider_message_id=row["provider_message_id"] or "", reason=row["reason"], rule=row["rule"],
+        consent_json=orjson.dumps(row["consent"]).decode(), template_id=request["template_id"],
+        template_version=row["template_version"] or 0, advertising=request["advertising"],
+        journey_id=request["journey_id"], node_id=request["node_id"],
+        created_at=_timestamp(row["created_at"]), updated_at=_timestamp(row["updated_at"]),
+        attempts=[pb.Attempt(channel=a["channel"], provider=a["provider"], outcome=a["outcome"],
+                             reason=a["reason"], at=_timestamp(datetime.fromisoformat(a["at"])))
+                  for a in row["attempts"]])
+    for name in ("deferred_until", "next_allowed_at"):
+        if row[name]:
+            getattr(reply, name).CopyFrom(_timestamp(row[name]))
+    return reply
+
+
+def _template(row) -> pb.Template:
+    return pb.Template(id=row.id, name=row.name, version=row.version,
+                       channels_json=orjson.dumps(row.channels).decode(), created_at=_timestamp(row.created_at))
+
+
+def _config(config: dict) -> pb.ChannelConfig:
+    return pb.ChannelConfig(channel=config["channel"], provider=config["provider"],
+                            config_json=orjson.dumps(config["config"]).decode(),
+                            updated_at=_timestamp(config["updated_at"]))

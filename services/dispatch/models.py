@@ -1,0 +1,79 @@
+"""Tables of the dispatch service. Every row carries its workspace."""
+
+from sqlalchemy import Boolean, Column, DateTime, Index, Integer, MetaData, Table, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
+
+from kit.outbox import outbox_table
+
+metadata = MetaData()
+
+DELIVERIES = "nudge.deliveries.v1"  # delivery.sent / .delivered / .failed / .suppressed / .deferred
+
+templates = Table(
+    "templates", metadata,
+    Column("workspace_id", Text, primary_key=True),
+    Column("id", Text, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("channels", JSONB, nullable=False),   # {channel: fields}
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+channel_configs = Table(
+    "channel_configs", metadata,
+    Column("workspace_id", Text, primary_key=True),
+    Column("channel", Text, primary_key=True),
+    Column("provider", Text, nullable=False),
+    Column("config", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+policies = Table(
+    "policies", metadata,
+    Column("workspace_id", Text, primary_key=True),
+    Column("policy", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per send: the idempotency record, its outcome and the evidence behind it.
+deliveries = Table(
+    "deliveries", metadata,
+    Column("workspace_id", Text, primary_key=True),
+    Column("id", Text, primary_key=True),
+    Column("idempotency_key", Text, nullable=False),
+    Column("profile_id", Text, nullable=False),
+    Column("request", JSONB, nullable=False),      # the send as asked, to resume a deferral
+    Column("status", Text, nullable=False),        # pending deferred sending sent delivered suppressed failed
+    Column("channel", Text, nullable=True),
+    Column("provider", Text, nullable=True),
+    Column("provider_message_id", Text, nullable=True),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("rule", Text, nullable=False, server_default=""),
+    Column("deferred_until", DateTime(timezone=True), nullable=True),
+    Column("next_allowed_at", DateTime(timezone=True), nullable=True),
+    Column("consent", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("attempts", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("template_version", Integer, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ux_deliveries_key", "workspace_id", "idempotency_key", unique=True),
+    Index("ix_deliveries_profile", "workspace_id", "profile_id", "created_at"),
+    Index("ix_deliveries_provider_id", "provider", "provider_message_id"),
+    Index("ix_deliveries_deferred", "deferred_until", postgresql_where=text("status = 'deferred'")),
+)
+
+inapp_messages = Table(
+    "inapp_messages", metadata,
+    Column("workspace_id", Text, primary_key=True),
+    Column("id", Text, primary_key=True),
+    Column("profile_id", Text, nullable=False),
+    Column("delivery_id", Text, nullable=False),
+    Column("title", Text, nullable=False, server_default=""),
+    Column("body", Text, nullable=False),
+    Column("url", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("seen", Boolean, nullable=False, server_default=text("false")),
+    Index("ix_inapp_unseen", "workspace_id", "profile_id", postgresql_where=text("NOT seen")),
+)
+
+outbox = outbox_table(metadata)

@@ -1,0 +1,57 @@
+"""The person a send is for, read from the profile service: contacts, traits, consent."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import grpc
+import orjson
+
+from kit.runtime import MESSAGE_SIZE_OPTIONS
+from kit.zones import zone_of
+from nudge.common.v1 import common_pb2
+from nudge.profile.v1 import profile_pb2, profile_pb2_grpc
+
+ACTOR = "service:dispatch"  # how the profile service's access log names these reads
+
+
+@dataclass
+class Person:
+    id: str
+    traits: dict
+    identities: dict[str, list[str]] = field(default_factory=dict)   # type → values, oldest first
+    consent: dict[str, dict] = field(default_factory=dict)            # purpose → {granted, at, source}
+
+    @property
+    def zone(self):
+        return zone_of(self.traits)
+
+
+class ProfileDirectory:
+    def __init__(self, address: str, timeout: float = 5.0) -> None:
+        self.channel = grpc.aio.insecure_channel(address, options=MESSAGE_SIZE_OPTIONS)
+        self.stub = profile_pb2_grpc.ProfileServiceStub(self.channel)
+        self.timeout = timeout
+
+    async def get(self, workspace_id: str, profile_id: str) -> Person | None:
+        """None when there is no such profile (erased, or never existed)."""
+        try:
+            reply = await self.stub.GetProfile(profile_pb2.GetProfileRequest(
+                context=common_pb2.RequestContext(workspace_id=workspace_id, actor=ACTOR), profile_id=profile_id),
+                timeout=self.timeout)
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        identities: dict[str, list[str]] = {}
+        for identity in sorted(reply.identities, key=lambda i: i.first_seen.ToDatetime()):
+            identities.setdefault(identity.type, []).append(identity.value)
+        consent = {c.purpose: {"granted": c.granted, "at": _iso(c.at.ToDatetime()), "source": c.source}
+                   for c in reply.consent}
+        return Person(reply.id, orjson.loads(reply.traits_json or "{}"), identities, consent)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat() + "Z" if moment.tzinfo is None else moment.isoformat()

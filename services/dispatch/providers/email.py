@@ -1,0 +1,81 @@
+"""Email over SMTP (any relay: Postfix, SES/SendGrid SMTP endpoints, a local catcher)."""
+
+from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
+
+import aiosmtplib
+import httpx
+
+from services.dispatch.channels import EMAIL, ConfigError, Outgoing, ProviderError, ProviderResult
+from services.dispatch.providers import required, timeout_of
+
+
+def _domain(address: str) -> str:
+    return parseaddr(address)[1].rpartition("@")[2] or "nudge.local"
+
+
+def build_message(config: dict, outgoing: Outgoing) -> EmailMessage:
+    content = outgoing.content
+    message = EmailMessage()
+    message["From"] = config["sender"]
+    message["To"] = outgoing.to
+    message["Subject"] = content.subject or ""
+    message["Date"] = formatdate(localtime=False)
+    # Derived from the delivery id, so a resend of the same attempt carries the same id and
+    # receivers (and our bounce matching) can recognize it.
+    message["Message-ID"] = f"<{outgoing.delivery_id}@{_domain(config['sender'])}>"
+    if config.get("reply_to"):
+        message["Reply-To"] = config["reply_to"]
+    if unsubscribe_url := content.data.get("unsubscribe_url"):
+        # RFC 2369 + RFC 8058 one-click: Gmail and Yahoo require both for bulk senders.
+        message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(content.body or "")
+    if content.html:
+        message.add_alternative(content.html, subtype="html")
+    return message
+
+
+class SmtpAdapter:
+    channel, name = EMAIL, "smtp"
+
+    def check_config(self, config: dict) -> dict:
+        required(config, "host", "port", "sender")
+        try:
+            port = int(config["port"])
+        except (TypeError, ValueError):
+            raise ConfigError("config.port must be an integer", field="config.port") from None
+        if "@" not in parseaddr(config["sender"])[1]:
+            raise ConfigError("config.sender must be an email address", field="config.sender")
+        if config.get("password") and not config.get("username"):
+            raise ConfigError("config.username is required with a password", field="config.username")
+        return {**config, "port": port, "starttls": bool(config.get("starttls", False)),
+                "use_tls": bool(config.get("use_tls", False)), "timeout_seconds": timeout_of(config, 30)}
+
+    async def send(self, config: dict, outgoing: Outgoing, http: httpx.AsyncClient) -> ProviderResult:
+        message = build_message(config, outgoing)
+        try:
+            await aiosmtplib.send(
+                message, hostname=config["host"], port=config["port"],
+                username=config.get("username") or None, password=config.get("password") or None,
+                use_tls=config["use_tls"], start_tls=config["starttls"] and not config["use_tls"],
+                timeout=config["timeout_seconds"])
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            first = exc.recipients[0]  # one message, one recipient
+            raise _smtp_error(first.code, f"recipient refused: {first.code} {first.message}", recipient=True) from None
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise ProviderError(f"smtp: authentication failed ({exc.code})") from None
+        except aiosmtplib.SMTPResponseException as exc:
+            raise _smtp_error(exc.code, f"server answered {exc.code} {exc.message}") from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            # Connect failures, timeouts, dropped connections: the relay may be back soon.
+            raise ProviderError(f"smtp: {type(exc).__name__}: {exc}", retryable=True) from None
+        return ProviderResult(provider=self.name, provider_message_id=message["Message-ID"])
+
+
+def _smtp_error(code: int, text: str, recipient: bool = False) -> ProviderError:
+    # 4xx is temporary by definition (greylisting, mailbox busy); a 5xx on RCPT means this
+    # address will not take mail (unknown user, disabled mailbox), so fall back to the next channel.
+    if 400 <= code < 500:
+        return ProviderError(f"smtp: {text}", retryable=True)
+    return ProviderError(f"smtp: {text}", unreachable=recipient)

@@ -1,0 +1,108 @@
+"""SMS/LMS/MMS through NHN Cloud Notification SMS API v3.0.
+
+Wire format (docs.nhncloud.com → Notification > SMS > API v3.0 Guide):
+POST {endpoint}/sms/v3.0/appKeys/{appKey}/sender/{sms|mms|ad-sms|ad-mms}, header X-Secret-Key,
+body {"body", "sendNo", "title" (LMS/MMS), "recipientList": [{"recipientNo" |
+"internationalRecipientNo", "recipientGroupingKey"}]}; answer {"header": {"isSuccessful",
+"resultCode", "resultMessage"}, "body": {"data": {"requestId", "sendResultList":
+[{"recipientNo", "resultCode", "resultMessage", "recipientSeq"}]}}}. Result codes from
+Notification > SMS > Result Code. The shared NHN call is here; kakao.py uses it too.
+"""
+
+import httpx
+
+from services.dispatch.channels import SMS, ConfigError, Outgoing, ProviderError, ProviderResult
+from services.dispatch.providers import json_or_empty, required, status_error, timeout_of, transport_error
+
+SMS_ENDPOINT = "https://api-sms.cloud.toast.com"
+SMS_UNREACHABLE = {-2018: "recipient number missing", -2019: "recipient number invalid",
+                   -6001: "recipient refused messages (080 opt-out)"}
+NHN_RETRYABLE = {-9999, -2021}  # system error, queue insert failure on their side
+
+
+def recipient_number(to: str) -> dict:
+    """NHN wants Korean numbers in domestic form (01012345678); others with the country code."""
+    digits = to.replace("-", "").replace(" ", "")
+    if digits.startswith("+82"):
+        return {"recipientNo": "0" + digits[3:].lstrip("0")}
+    if digits.startswith("+"):
+        return {"internationalRecipientNo": digits[1:]}
+    return {"recipientNo": digits}
+
+
+async def nhn_post(provider: str, http: httpx.AsyncClient, url: str, config: dict, payload: dict,
+                   unreachable: dict[int, str], extra_headers: dict | None = None,
+                   accepted: frozenset[int] = frozenset()) -> dict:
+    """POST one NHN Notification request; returns the parsed answer (also when its result code
+    is in `accepted`) or raises ProviderError."""
+    headers = {"X-Secret-Key": config["secret_key"], "Content-Type": "application/json;charset=UTF-8",
+               **(extra_headers or {})}
+    try:
+        response = await http.post(url, json=payload, headers=headers, timeout=config["timeout_seconds"],
+                                   follow_redirects=False)
+    except httpx.HTTPError as exc:
+        raise transport_error(provider, exc) from None
+    answer = json_or_empty(response)
+    header = answer.get("header") or {}
+    if not header:
+        raise status_error(provider, response.status_code, "no NHN result header")
+    if not header.get("isSuccessful") and header.get("resultCode") not in accepted:
+        raise _nhn_error(provider, header.get("resultCode"), header.get("resultMessage"), unreachable,
+                         response.status_code)
+    return answer
+
+
+def check_recipient(provider: str, result: dict, unreachable: dict[int, str]) -> None:
+    code = result.get("resultCode", 0)
+    if code not in (0, 1000, None):  # Kakao reports delivery success as 1000
+        raise _nhn_error(provider, code, result.get("resultMessage"), unreachable, 200)
+
+
+def _nhn_error(provider: str, code, message, unreachable: dict[int, str], status: int) -> ProviderError:
+    text = f"{provider}: NHN result {code} {message or ''}".rstrip()
+    if code in unreachable:
+        return ProviderError(f"{text} ({unreachable[code]})", unreachable=True)
+    return ProviderError(text, retryable=code in NHN_RETRYABLE or status == 429 or status >= 500)
+
+
+def nhn_config(config: dict, default_endpoint: str, *extra: str) -> dict:
+    required(config, "app_key", "secret_key", *extra)
+    endpoint = (config.get("endpoint") or default_endpoint).rstrip("/")
+    if not endpoint.startswith(("https://", "http://")):
+        raise ConfigError("config.endpoint must be an http(s) URL", field="config.endpoint")
+    return {**config, "endpoint": endpoint, "timeout_seconds": timeout_of(config)}
+
+
+def sms_type_of(outgoing: Outgoing) -> str:
+    content = outgoing.content
+    if content.sms_type:
+        return content.sms_type.upper()
+    # The 90-byte SMS limit is counted in EUC-KR, where a Hangul syllable takes two bytes.
+    return "LMS" if len(content.body.encode("euc-kr", errors="replace")) > 90 else "SMS"
+
+
+class NhnSmsAdapter:
+    channel, name = SMS, "nhn_sms"
+
+    def check_config(self, config: dict) -> dict:
+        config = nhn_config(config, SMS_ENDPOINT, "send_no")
+        return {**config, "send_no": str(config["send_no"]).replace("-", "")}
+
+    async def send(self, config: dict, outgoing: Outgoing, http: httpx.AsyncClient) -> ProviderResult:
+        content, kind = outgoing.content, sms_type_of(outgoing)
+        if kind == "MMS" and content.media_urls:
+            # MMS images must first be uploaded to NHN (attachfile API) and sent by id.
+            raise ProviderError("nhn_sms: MMS images are not supported yet; send as LMS")
+        path = ("ad-" if outgoing.advertising else "") + ("sms" if kind == "SMS" else "mms")
+        payload = {"body": content.body, "sendNo": config["send_no"],
+                   # The grouping key lets receipts and support look the message up by our id.
+                   "recipientList": [{**recipient_number(outgoing.to), "recipientGroupingKey": outgoing.delivery_id}]}
+        if kind != "SMS":
+            payload["title"] = content.subject or ""
+        url = f"{config['endpoint']}/sms/v3.0/appKeys/{config['app_key']}/sender/{path}"
+        answer = await nhn_post(self.name, http, url, config, payload, SMS_UNREACHABLE)
+        data = (answer.get("body") or {}).get("data") or {}
+        results = data.get("sendResultList") or [{}]
+        check_recipient(self.name, results[0], SMS_UNREACHABLE)
+        message_id = f"{data.get('requestId', '')}:{results[0].get('recipientSeq', '')}"
+        return ProviderResult(provider=self.name, provider_message_id=message_id)

@@ -1,0 +1,148 @@
+"""Queries of the dispatch service. Every method takes the workspace and scopes by it."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kit.errors import InvalidArgument
+from services.dispatch.channels import Content
+from services.dispatch.models import channel_configs, deliveries, inapp_messages, policies, templates
+
+
+class DispatchRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # -- deliveries -------------------------------------------------------------------
+    async def claim(self, workspace_id: str, delivery_id: str, key: str, profile_id: str, request: dict,
+                    now: datetime) -> bool:
+        """True when this call created the delivery for the key (and so runs it)."""
+        created = await self.session.execute(
+            insert(deliveries).values(workspace_id=workspace_id, id=delivery_id, idempotency_key=key,
+                                      profile_id=profile_id, request=request, status="pending",
+                                      created_at=now, updated_at=now)
+            .on_conflict_do_nothing().returning(deliveries.c.id))
+        return created.first() is not None
+
+    async def by_key(self, workspace_id: str, key: str):
+        return (await self.session.execute(select(deliveries).where(
+            deliveries.c.workspace_id == workspace_id, deliveries.c.idempotency_key == key))).first()
+
+    async def delivery(self, workspace_id: str, delivery_id: str):
+        return (await self.session.execute(select(deliveries).where(
+            deliveries.c.workspace_id == workspace_id, deliveries.c.id == delivery_id))).first()
+
+    async def by_provider_id(self, provider: str, provider_message_id: str):
+        return (await self.session.execute(select(deliveries).where(
+            deliveries.c.provider == provider, deliveries.c.provider_message_id == provider_message_id)
+            .with_for_update())).first()
+
+    async def take_over(self, workspace_id: str, delivery_id: str, now: datetime) -> bool:
+        """A `pending` send whose runner died before any provider call: this caller runs it."""
+        taken = await self.session.execute(
+            update(deliveries).where(deliveries.c.workspace_id == workspace_id, deliveries.c.id == delivery_id,
+                                     deliveries.c.status == "pending")
+            .values(updated_at=now).returning(deliveries.c.id))
+        return taken.first() is not None
+
+    async def mark_sending(self, workspace_id: str, delivery_id: str, channel: str, provider: str,
+                           now: datetime) -> None:
+        await self.session.execute(update(deliveries).where(
+            deliveries.c.workspace_id == workspace_id, deliveries.c.id == delivery_id)
+            .values(status="sending", channel=channel, provider=provider, updated_at=now))
+
+    async def finish(self, workspace_id: str, delivery_id: str, **values) -> None:
+        if values.get("template_version") is None:
+            values.pop("template_version", None)
+        await self.session.execute(update(deliveries).where(
+            deliveries.c.workspace_id == workspace_id, deliveries.c.id == delivery_id).values(**values))
+
+    async def claim_due_deferred(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """Deferred sends whose moment has come, moved back to `pending` for this replica."""
+        rows = await self.session.execute(
+            select(deliveries.c.workspace_id, deliveries.c.id)
+            .where(deliveries.c.status == "deferred", deliveries.c.deferred_until <= now)
+            .order_by(deliveries.c.deferred_until).limit(limit).with_for_update(skip_locked=True))
+        due = [(r.workspace_id, r.id) for r in rows]
+        for workspace_id, delivery_id in due:
+            await self.session.execute(update(deliveries).where(
+                deliveries.c.workspace_id == workspace_id, deliveries.c.id == delivery_id)
+                .values(status="pending", updated_at=now))
+        return due
+
+    async def deliveries_of(self, workspace_id: str, profile_id: str, limit: int, cursor: str) -> list:
+        query = select(deliveries).where(deliveries.c.workspace_id == workspace_id,
+                                         deliveries.c.profile_id == profile_id)
+        if cursor:
+            try:
+                at_text, _, last_id = cursor.partition("|")
+                at = datetime.fromisoformat(at_text)
+            except ValueError:
+                raise InvalidArgument("cursor: not a cursor this API gave", field="cursor") from None
+            query = query.where(or_(deliveries.c.created_at < at,
+                                    and_(deliveries.c.created_at == at, deliveries.c.id < last_id)))
+        rows = await self.session.execute(
+            query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc()).limit(limit))
+        return list(rows)
+
+    # -- in-app -----------------------------------------------------------------------
+    async def add_inapp(self, workspace_id: str, delivery_id: str, profile_id: str, content: Content,
+                        now: datetime) -> None:
+        await self.session.execute(insert(inapp_messages).values(
+            workspace_id=workspace_id, id=str(uuid.uuid4()), profile_id=profile_id, delivery_id=delivery_id,
+            title=content.subject or "", body=content.body, url=content.url, created_at=now))
+
+    async def take_inapp(self, workspace_id: str, profile_id: str) -> list:
+        """The unseen messages, marked seen in the same statement."""
+        rows = await self.session.execute(text(
+            "UPDATE inapp_messages SET seen = true WHERE workspace_id = :ws AND profile_id = :profile "
+            "AND NOT seen RETURNING id, delivery_id, title, body, url, created_at"),
+            {"ws": workspace_id, "profile": profile_id})
+        return sorted(rows, key=lambda r: r.created_at)
+
+    # -- templates, channel configs, policy -------------------------------------------
+    async def template(self, workspace_id: str, template_id: str, version: int | None = None):
+        query = select(templates).where(templates.c.workspace_id == workspace_id, templates.c.id == template_id)
+        if version:
+            query = query.where(templates.c.version == version)
+        return (await self.session.execute(query.order_by(templates.c.version.desc()).limit(1))).first()
+
+    async def latest_templates(self, workspace_id: str) -> list:
+        rows = await self.session.execute(
+            select(templates).distinct(templates.c.id).where(templates.c.workspace_id == workspace_id)
+            .order_by(templates.c.id, templates.c.version.desc()))
+        return list(rows)
+
+    async def add_template_version(self, workspace_id: str, template_id: str, name: str, channels: dict,
+                                   now: datetime):
+        # Saves of one template queue on this lock, so versions never collide.
+        await self.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                                   {"key": f"template:{workspace_id}:{template_id}"})
+        latest = await self.session.scalar(select(func.max(templates.c.version)).where(
+            templates.c.workspace_id == workspace_id, templates.c.id == template_id))
+        row = (await self.session.execute(insert(templates).values(
+            workspace_id=workspace_id, id=template_id, version=(latest or 0) + 1, name=name, channels=channels,
+            created_at=now).returning(*templates.c))).one()
+        return row
+
+    async def channel_configs(self, workspace_id: str) -> dict:
+        rows = await self.session.execute(select(channel_configs).where(channel_configs.c.workspace_id == workspace_id))
+        return {r.channel: r for r in rows}
+
+    async def put_channel_config(self, workspace_id: str, channel: str, provider: str, config: dict, now: datetime):
+        stmt = insert(channel_configs).values(workspace_id=workspace_id, channel=channel, provider=provider,
+                                              config=config, updated_at=now)
+        return (await self.session.execute(stmt.on_conflict_do_update(
+            index_elements=[channel_configs.c.workspace_id, channel_configs.c.channel],
+            set_={"provider": provider, "config": config, "updated_at": now}).returning(*channel_configs.c))).one()
+
+    async def policy(self, workspace_id: str) -> dict | None:
+        return await self.session.scalar(select(policies.c.policy).where(policies.c.workspace_id == workspace_id))
+
+    async def set_policy(self, workspace_id: str, policy: dict, now: datetime) -> None:
+        stmt = insert(policies).values(workspace_id=workspace_id, policy=policy, updated_at=now)
+        await self.session.execute(stmt.on_conflict_do_update(
+            index_elements=[policies.c.workspace_id], set_={"policy": policy, "updated_at": now}))

@@ -1,0 +1,446 @@
+"""One send, in order: idempotency → contact and consent → quiet hours, night rule and
+Kakao's window (defer, never drop) → fatigue → render → provider rate limit → send with
+timeout and retries → fallback to the next channel → delivery record → receipts.
+
+The delivery row is the idempotency record. It is claimed by one insert; whoever inserted
+it runs the pipeline and everybody else waits for its outcome. It is marked `sending`
+(committed) before the provider call, so a crash during the call leaves a `sending` row
+that is reported as failed with an unknown outcome after a lease, never sent again.
+"""
+
+import asyncio
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+import orjson
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from kit.clock import Clock
+from kit.errors import InvalidArgument, NotFound
+from kit.logs import get_logger
+from kit.outbox import Outbox
+from services.dispatch import fatigue, ratelimit, templates, timing
+from services.dispatch.channels import (ALIMTALK, CHANNELS, INAPP, ConfigError, Content, Outgoing, ProviderError)
+from services.dispatch.profiles import Person, ProfileDirectory
+from services.dispatch.providers.registry import adapter_for
+from services.dispatch.reach import address_of, check_consent, night_consent
+from services.dispatch.models import DELIVERIES
+from services.dispatch.repository import DispatchRepository
+
+log = get_logger(__name__)
+
+FINAL = ("sent", "delivered", "suppressed", "failed")
+SECRET_HINTS = ("secret", "password", "token", "key")
+
+
+@dataclass
+class SendSpec:
+    idempotency_key: str
+    profile_id: str
+    channels: list[str]
+    template_id: str
+    advertising: bool = False
+    transactional: bool = False
+    journey_id: str = ""
+    node_id: str = ""
+    variables: dict = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """What the pipeline decided, written to the delivery row in one transaction."""
+    status: str
+    channel: str | None = None
+    provider: str | None = None
+    provider_message_id: str | None = None
+    reason: str = ""
+    rule: str = ""
+    deferred_until: datetime | None = None
+    next_allowed_at: datetime | None = None
+    consent: dict = field(default_factory=dict)
+
+
+class DispatchService:
+    def __init__(self, sessions: async_sessionmaker, redis: Redis, outbox: Outbox, clock: Clock,
+                 profiles: ProfileDirectory, http: httpx.AsyncClient, settings, on_commit=lambda: None) -> None:
+        self.sessions = sessions
+        self.redis = redis
+        self.outbox = outbox
+        self.clock = clock
+        self.profiles = profiles
+        self.http = http
+        self.settings = settings
+        self.on_commit = on_commit
+
+    # -- sending ----------------------------------------------------------------------
+    async def send(self, workspace_id: str, spec: SendSpec) -> dict:
+        await self._check_spec(workspace_id, spec)
+        now = self.clock.now()
+        delivery_id = str(uuid.uuid4())
+        async with self.sessions() as session, session.begin():
+            claimed = await DispatchRepository(session).claim(workspace_id, delivery_id, spec.idempotency_key,
+                                                             spec.profile_id, asdict(spec), now)
+        if claimed:
+            return await self._run(workspace_id, delivery_id)
+        return await self._outcome_of(workspace_id, spec.idempotency_key)
+
+    async def _check_spec(self, workspace_id: str, spec: SendSpec) -> None:
+        if not spec.idempotency_key or len(spec.idempotency_key) > 200:
+            raise InvalidArgument("idempotency_key: expected 1 to 200 characters", field="idempotency_key")
+        if not spec.profile_id:
+            raise InvalidArgument("profile_id: required", field="profile_id")
+        if not spec.channels:
+            raise InvalidArgument("channels: give at least one channel, in fallback order", field="channels")
+        for i, channel in enumerate(spec.channels):
+            if channel not in CHANNELS:
+                raise InvalidArgument(f"channels[{i}]: unknown channel {channel!r}; expected one of "
+                                      f"{', '.join(CHANNELS)}", field=f"channels[{i}]")
+            if channel == ALIMTALK and spec.advertising:
+                raise InvalidArgument(f"channels[{i}]: AlimTalk carries informational messages only; "
+                                      "send advertising by FriendTalk or another channel", field=f"channels[{i}]")
+        if len(set(spec.channels)) != len(spec.channels):
+            raise InvalidArgument("channels: each channel at most once", field="channels")
+        async with self.sessions() as session:
+            template = await DispatchRepository(session).template(workspace_id, spec.template_id)
+        if template is None:
+            raise InvalidArgument(f"template_id: no template {spec.template_id!r}", field="template_id")
+        for i, channel in enumerate(spec.channels):
+            if channel not in template.channels:
+                raise InvalidArgument(f"channels[{i}]: template {spec.template_id!r} has no {channel} content",
+                                      field=f"channels[{i}]")
+
+    async def _outcome_of(self, workspace_id: str, key: str) -> dict:
+        """The first send with this key: its result once it has one (waiting for the replica
+        that runs it), or, when that replica died before calling a provider, run here."""
+        lease = timedelta(seconds=self.settings.sending_lease_seconds)
+        deadline = asyncio.get_running_loop().time() + self.settings.provider_timeout_seconds * (
+            self.settings.provider_attempts + 1) + 5
+        while True:
+            async with self.sessions() as session, session.begin():
+                repo = DispatchRepository(session)
+                row = await repo.by_key(workspace_id, key)
+                stale = self.clock.now() - row.updated_at > lease
+                if row.status == "pending" and stale and await repo.take_over(workspace_id, row.id, self.clock.now()):
+                    take_over = True
+                elif row.status == "sending" and stale:
+                    await self._finish(repo, row, Outcome(
+                        "failed", row.channel, row.provider, reason="the send was cut off by a crash while the "
+                        "provider was being called; its outcome is unknown, so it is not sent again",
+                        rule="unknown_outcome"), [])
+                    take_over = False
+                else:
+                    take_over = False
+            if take_over:
+                return await self._run(workspace_id, row.id)
+            if row.status in (*FINAL, "deferred") or asyncio.get_running_loop().time() > deadline:
+                return await self.delivery(workspace_id, row.id)
+            await asyncio.sleep(0.05)
+
+    async def _run(self, workspace_id: str, delivery_id: str) -> dict:
+        async with self.sessions() as session:
+            repo = DispatchRepository(session)
+            row = await repo.delivery(workspace_id, delivery_id)
+            policy = await repo.policy(workspace_id) or {}
+            configs = await repo.channel_configs(workspace_id)
+        spec = SendSpec(**row.request)
+        template = None
+        async with self.sessions() as session:
+            template = await DispatchRepository(session).template(workspace_id, spec.template_id,
+                                                                  row.template_version)
+        attempts: list[dict] = []
+        try:
+            outcome = await self._pipeline(workspace_id, row, spec, template, policy, configs, attempts)
+        except Exception as err:  # the record must say what happened, whatever happened
+            log.exception("send failed", delivery_id=delivery_id)
+            outcome = Outcome("failed", reason=f"internal error: {type(err).__name__}", rule="internal")
+        async with self.sessions() as session, session.begin():
+            await self._finish(DispatchRepository(session), row, outcome, attempts, template.version)
+        self.on_commit()
+        return await self.delivery(workspace_id, delivery_id)
+
+    async def _pipeline(self, workspace_id: str, row, spec: SendSpec, template, policy: dict, configs: dict,
+                        attempts: list[dict]) -> Outcome:
+        person = await self.profiles.get(workspace_id, spec.profile_id)
+        if person is None:
+            return Outcome("failed", reason=f"no profile {spec.profile_id}", rule="no_profile")
+        now = self.clock.now()
+        suppressed: Outcome | None = None
+        for channel in spec.channels:
+            def attempt(outcome: str, reason: str, provider: str = "") -> None:
+                attempts.append({"channel": channel, "provider": provider, "outcome": outcome, "reason": reason,
+                                 "at": self.clock.now().isoformat()})
+
+            config_row = configs.get(channel)
+            if config_row is None and channel != INAPP:
+                attempt("failed", f"no provider configured for {channel}")
+                continue
+            provider = config_row.provider if config_row else "inapp"
+            config = config_row.config if config_row else {}
+            address = address_of(person, channel, config)
+            if address is None:
+                attempt("unreachable", f"the profile has no address for {channel}", provider)
+                continue
+            consent = check_consent(person, channel, spec.advertising)
+            if not consent.allowed:
+                attempt("suppressed", consent.reason, provider)
+                suppressed = suppressed or Outcome("suppressed", channel, provider, reason=consent.reason,
+                                                   rule=consent.rule, consent=consent.evidence)
+                continue
+            quiet = policy.get("quiet_hours") or {}
+            deferral = timing.next_allowed(
+                now, channel=channel, advertising=spec.advertising, profile_zone=person.zone,
+                quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
+                night_consent=night_consent(person), quiet_hours_informational=quiet.get("informational", False))
+            if deferral is not None:
+                attempt("deferred", f"{deferral.reason} until {deferral.until.isoformat()}", provider)
+                return Outcome("deferred", channel, provider, reason=f"deferred by {deferral.reason} until "
+                               f"{deferral.until.isoformat()}", rule=deferral.reason, deferred_until=deferral.until,
+                               consent=consent.evidence)
+            decision = await fatigue.decide(
+                self.redis, fatigue.parse_policy(policy.get("fatigue") or {}, path="policy.fatigue"), workspace_id=workspace_id,
+                profile_id=spec.profile_id, channel=channel, template_id=spec.template_id,
+                journey_id=spec.journey_id or None, transactional=spec.transactional, now=now, zone=person.zone,
+                send_id=row.id)
+            if not decision.allowed:
+                reason = f"fatigue limit: {decision.rule}"
+                attempt("suppressed", reason, provider)
+                suppressed = suppressed or Outcome("suppressed", channel, provider, reason=reason,
+                                                   rule=f"fatigue:{decision.rule}",
+                                                   next_allowed_at=decision.next_allowed_at, consent=consent.evidence)
+                continue
+            try:
+                content = templates.render(channel, template.channels[channel], _variables(person, spec),
+                                           advertising=spec.advertising, sender_name=policy.get("sender_name", ""),
+                                           opt_out={"phone": policy.get("opt_out_phone", ""),
+                                                    "url": policy.get("unsubscribe_url", "")})
+            except templates.RenderError as err:
+                await fatigue.release(self.redis, decision.reservation)
+                attempt("failed", f"template: {err}", provider)
+                continue
+            sent = await self._deliver(workspace_id, row, spec, channel, provider, config, address, content,
+                                       attempt, decision)
+            if sent is not None:
+                sent.consent = consent.evidence
+                return sent
+        if suppressed is not None:
+            return suppressed
+        return Outcome("failed", reason="; ".join(f"{a['channel']}: {a['reason']}" for a in attempts)
+                       or "no channel could carry it", rule="no_channel")
+
+    async def _deliver(self, workspace_id: str, row, spec: SendSpec, channel: str, provider: str, config: dict,
+                       address, content: Content, attempt, decision) -> Outcome | None:
+        """Rate limit, consent checked once more, `sending` committed, then the provider."""
+        await ratelimit.wait_for_token(
+            self.redis, f"nudge:dispatch:rate:{workspace_id}:{provider}",
+            float(config.get("rate_per_second", self.settings.provider_rate_per_second)),
+            int(config.get("burst", self.settings.provider_burst)), self.clock)
+        # An opt-out that committed while this send was on its way stops it here.
+        fresh = await self.profiles.get(workspace_id, spec.profile_id)
+        recheck = check_consent(fresh, channel, spec.advertising) if fresh else None
+        if recheck is None or not recheck.allowed:
+            await fatigue.release(self.redis, decision.reservation)
+            reason = recheck.reason if recheck else "the profile was erased"
+            attempt("suppressed", reason, provider)
+            return Outcome("suppressed", channel, provider, reason=reason,
+                           rule=recheck.rule if recheck else "no_profile")
+        async with self.sessions() as session, session.begin():
+            await DispatchRepository(session).mark_sending(workspace_id, row.id, channel, provider, self.clock.now())
+        if channel == INAPP:
+            async with self.sessions() as session, session.begin():
+                await DispatchRepository(session).add_inapp(workspace_id, row.id, spec.profile_id, content,
+                                                            self.clock.now())
+            attempt("sent", "", provider)
+            return Outcome("sent", channel, provider, provider_message_id=row.id)
+        outgoing = Outgoing(delivery_id=row.id, workspace_id=workspace_id, profile_id=spec.profile_id,
+                            channel=channel, to=address.to, content=content, advertising=spec.advertising,
+                            platform=address.platform)
+        adapter = adapter_for(channel, provider)
+        for try_number in range(1, self.settings.provider_attempts + 1):
+            try:
+                result = await asyncio.wait_for(adapter.send(config, outgoing, self.http),
+                                                self.settings.provider_timeout_seconds)
+            except (ProviderError, TimeoutError, httpx.TransportError) as err:
+                retryable = not isinstance(err, ProviderError) or err.retryable
+                if retryable and try_number < self.settings.provider_attempts:
+                    await asyncio.sleep(0.2 * 2 ** (try_number - 1))  # 0.2 s, 0.4 s, …
+                    continue
+                await fatigue.release(self.redis, decision.reservation)
+                unreachable = isinstance(err, ProviderError) and err.unreachable
+                attempt("unreachable" if unreachable else "failed", str(err) or type(err).__name__, provider)
+                return None  # the next channel in the order, if any
+            attempt("sent", "", result.provider)
+            return Outcome(result.status if result.status == "delivered" else "sent", channel, result.provider,
+                           provider_message_id=result.provider_message_id)
+        return None
+
+    async def _finish(self, repo: DispatchRepository, row, outcome: Outcome, attempts: list[dict],
+                      template_version: int | None = None) -> None:
+        now = self.clock.now()
+        await repo.finish(row.workspace_id, row.id, status=outcome.status, channel=outcome.channel,
+                          provider=outcome.provider, provider_message_id=outcome.provider_message_id,
+                          reason=outcome.reason, rule=outcome.rule, deferred_until=outcome.deferred_until,
+                          next_allowed_at=outcome.next_allowed_at, consent=outcome.consent,
+                          attempts=[*row.attempts, *attempts], template_version=template_version, updated_at=now)
+        request = row.request
+        await self.outbox.add(repo.session, [self.outbox.event(
+            DELIVERIES, f"delivery.{outcome.status}", row.workspace_id, row.profile_id, now,
+            {"delivery_id": row.id, "channel": outcome.channel, "provider": outcome.provider,
+             "template_id": request["template_id"], "template_version": template_version,
+             "journey_id": request["journey_id"], "node_id": request["node_id"],
+             "advertising": request["advertising"], "rule": outcome.rule, "reason": outcome.reason,
+             "deferred_until": outcome.deferred_until.isoformat() if outcome.deferred_until else None})])
+
+    async def run_deferred_once(self) -> int:
+        """Sends whose deferral has ended go through the pipeline again (consent, timing and
+        fatigue are checked anew at that moment)."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            due = await DispatchRepository(session).claim_due_deferred(now, 100)
+        for workspace_id, delivery_id in due:
+            await self._run(workspace_id, delivery_id)
+        return len(due)
+
+    async def run_deferred(self) -> None:
+        while True:
+            try:
+                handled = await self.run_deferred_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("deferred sends pass failed; retrying")
+                handled = 0
+            if not handled:
+                await asyncio.sleep(self.settings.deferred_poll_seconds)
+
+    # -- receipts and in-app ----------------------------------------------------------
+    async def record_receipt(self, provider: str, payload: dict) -> int:
+        """Updates deliveries from a provider's receipt: {"provider_message_id" or
+        "messageId", "status": delivered|failed, "reason"?}, or a list of them."""
+        items = payload if isinstance(payload, list) else payload.get("receipts", [payload])
+        updated = 0
+        async with self.sessions() as session, session.begin():
+            repo = DispatchRepository(session)
+            for i, item in enumerate(items):
+                message_id = item.get("provider_message_id") or item.get("messageId") if isinstance(item, dict) else None
+                status = item.get("status") if isinstance(item, dict) else None
+                if not message_id or status not in ("delivered", "failed"):
+                    raise InvalidArgument(f"receipts[{i}]: expected provider_message_id and status "
+                                          "delivered|failed", field=f"receipts[{i}]")
+                row = await repo.by_provider_id(provider, message_id)
+                if row is None or row.status not in ("sent", "delivered"):
+                    continue
+                outcome = Outcome(status, row.channel, row.provider, row.provider_message_id,
+                                  reason=str(item.get("reason", "")), rule="receipt" if status == "failed" else "",
+                                  consent=row.consent)
+                await self._finish(repo, row, outcome, [], row.template_version)
+                updated += 1
+        self.on_commit()
+        return updated
+
+    async def fetch_inapp(self, workspace_id: str, profile_id: str) -> list:
+        async with self.sessions() as session, session.begin():
+            return await DispatchRepository(session).take_inapp(workspace_id, profile_id)
+
+    # -- configuration ----------------------------------------------------------------
+    async def put_template(self, workspace_id: str, template_id: str, name: str, channels_json: str) -> dict:
+        if not template_id or len(template_id) > 100:
+            raise InvalidArgument("id: expected 1 to 100 characters", field="id")
+        channels = _json_object(channels_json, "channels")
+        if not channels:
+            raise InvalidArgument("channels: give the content of at least one channel", field="channels")
+        checked = {}
+        for channel, fields in channels.items():
+            if channel not in CHANNELS:
+                raise InvalidArgument(f"channels.{channel}: unknown channel; expected one of {', '.join(CHANNELS)}",
+                                      field=f"channels.{channel}")
+            checked[channel] = templates.validate_template(channel, fields, path=f"channels.{channel}")
+        async with self.sessions() as session, session.begin():
+            return await DispatchRepository(session).add_template_version(
+                workspace_id, template_id, name or template_id, checked, self.clock.now())
+
+    async def template(self, workspace_id: str, template_id: str, version: int = 0):
+        async with self.sessions() as session:
+            row = await DispatchRepository(session).template(workspace_id, template_id, version or None)
+        if row is None:
+            raise NotFound(f"template {template_id!r} not found", field="id")
+        return row
+
+    async def list_templates(self, workspace_id: str) -> list:
+        async with self.sessions() as session:
+            return await DispatchRepository(session).latest_templates(workspace_id)
+
+    async def put_channel_config(self, workspace_id: str, channel: str, provider: str, config_json: str):
+        if channel not in CHANNELS or channel == INAPP:
+            raise InvalidArgument(f"channel: expected one of {', '.join(c for c in CHANNELS if c != INAPP)}",
+                                  field="channel")
+        try:
+            config = adapter_for(channel, provider).check_config(_json_object(config_json, "config"))
+        except ConfigError as err:
+            raise InvalidArgument(str(err), field=err.field) from None
+        async with self.sessions() as session, session.begin():
+            row = await DispatchRepository(session).put_channel_config(workspace_id, channel, provider, config,
+                                                                       self.clock.now())
+        return masked(row)
+
+    async def channel_configs(self, workspace_id: str) -> list:
+        async with self.sessions() as session:
+            return [masked(r) for r in (await DispatchRepository(session).channel_configs(workspace_id)).values()]
+
+    async def policy(self, workspace_id: str) -> dict:
+        async with self.sessions() as session:
+            return await DispatchRepository(session).policy(workspace_id) or {}
+
+    async def set_policy(self, workspace_id: str, policy_json: str) -> dict:
+        policy = _json_object(policy_json, "policy")
+        allowed = {"fatigue", "quiet_hours", "sender_name", "opt_out_phone", "unsubscribe_url"}
+        if extra := sorted(set(policy) - allowed):
+            raise InvalidArgument(f"policy.{extra[0]}: not a policy field; expected {', '.join(sorted(allowed))}",
+                                  field=f"policy.{extra[0]}")
+        fatigue.parse_policy(policy.get("fatigue") or {}, path="policy.fatigue")
+        if quiet := policy.get("quiet_hours"):
+            timing.parse_quiet_hours(quiet, path="policy.quiet_hours")
+        for name in ("sender_name", "opt_out_phone", "unsubscribe_url"):
+            if not isinstance(policy.get(name, ""), str):
+                raise InvalidArgument(f"policy.{name}: expected a string", field=f"policy.{name}")
+        async with self.sessions() as session, session.begin():
+            await DispatchRepository(session).set_policy(workspace_id, policy, self.clock.now())
+        return policy
+
+    # -- lookups ----------------------------------------------------------------------
+    async def delivery(self, workspace_id: str, delivery_id: str) -> dict:
+        async with self.sessions() as session:
+            row = await DispatchRepository(session).delivery(workspace_id, delivery_id)
+        if row is None:
+            raise NotFound(f"delivery {delivery_id!r} not found", field="id")
+        return dict(row._mapping)
+
+    async def deliveries(self, workspace_id: str, profile_id: str, size: int, cursor: str) -> tuple[list, str]:
+        size = min(max(size or 50, 1), 500)
+        async with self.sessions() as session:
+            rows = await DispatchRepository(session).deliveries_of(workspace_id, profile_id, size + 1, cursor)
+        page = [dict(r._mapping) for r in rows[:size]]
+        return page, (f"{page[-1]['created_at'].isoformat()}|{page[-1]['id']}" if len(rows) > size else "")
+
+
+def _variables(person: Person, spec: SendSpec) -> dict:
+    return {"profile": person.traits, "event": spec.variables.get("event", {}),
+            "journey": spec.variables.get("journey", {})}
+
+
+def _json_object(text: str, path: str) -> dict:
+    try:
+        value = orjson.loads(text or "{}")
+    except orjson.JSONDecodeError as err:
+        raise InvalidArgument(f"{path}: not valid JSON ({err})", field=path) from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{path}: expected a JSON object", field=path)
+    return value
+
+
+def masked(row) -> dict:
+    """A channel config as the API shows it: credentials replaced by dots."""
+    config = {k: ("••••" if any(h in k.lower() for h in SECRET_HINTS) and v else v) for k, v in row.config.items()}
+    return {"channel": row.channel, "provider": row.provider, "config": config, "updated_at": row.updated_at}

@@ -1,0 +1,17 @@
+from kit.settings import ServiceSettings
+
+
+class DispatchSettings(ServiceSettings):
+    grpc_port: int = 50053
+    profile_addr: str = "localhost:50051"  # contact and consent come from the profile service
+    # Provider calls: deadline of one try, and tries for a retryable failure (backoff between).
+    provider_timeout_seconds: float = 10.0
+    provider_attempts: int = 3
+    # Default provider rate limit (messages per second, burst) when a channel config sets none.
+    provider_rate_per_second: float = 100.0
+    provider_burst: int = 100
+    # A send found `sending` for longer than this was cut off by a crash: it is reported
+    # as failed (unknown outcome), never sent again.
+    sending_lease_seconds: float = 120.0
+    # How often each replica looks for deferred sends that are due.
+    deferred_poll_seconds: float = 1.0

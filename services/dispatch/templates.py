@@ -1,0 +1,364 @@
+"""Message templates: per-channel fields checked when saved, rendered per send in a sandbox.
+
+Rendering adds what 정보통신망법 article 50 asks of advertising: "(광고)" where the message
+starts, the sender's name, and a free way to refuse at the end; informational messages get
+neither. SMS / LMS / MMS is decided on the final text's length in EUC-KR bytes. Pure."""
+
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache, partial
+from typing import Any, Iterator
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.runtime import missing
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import escape
+
+from kit.errors import InvalidArgument
+from services.dispatch import timing
+from services.dispatch.channels import (ALIMTALK, EMAIL, FRIENDTALK, INAPP, PUSH, SMS, WEBHOOK, WEBPUSH,
+                                        Content)
+
+NAMESPACES = ("profile", "event", "journey")
+MAX_TEMPLATE_CHARS = 100_000  # Gmail clips messages over 102 KB: no channel needs more
+MAX_OUTPUT_CHARS = 200_000    # per rendered string; loops over profile data stay bounded
+SMS_BYTES, LMS_BYTES = 90, 2_000
+MAX_BUTTONS, MAX_MEDIA = 5, 3  # Kakao shows at most 5 buttons; carriers take at most 3 MMS images
+AD_PREFIX, OPT_OUT_SMS = "(광고)", "무료수신거부"
+
+# Field kinds. text: one template string; json: object whose string leaves are templates;
+# urls / buttons / variables: structured, with template strings inside; code: a fixed string.
+TEXT, JSON, URLS, BUTTONS, VARIABLES, CODE = "text", "json", "urls", "buttons", "variables", "code"
+_NOTICE = {"title": (TEXT, True), "body": (TEXT, True), "url": (TEXT, False)}
+FIELDS: dict[str, dict[str, tuple[str, bool]]] = {  # channel → field → (kind, required)
+    EMAIL: {"subject": (TEXT, True), "text": (TEXT, True), "html": (TEXT, False)},
+    SMS: {"text": (TEXT, True), "title": (TEXT, False), "media_urls": (URLS, False)},
+    ALIMTALK: {"template_code": (CODE, True), "variables": (VARIABLES, True), "buttons": (BUTTONS, False)},
+    FRIENDTALK: {"text": (TEXT, True), "buttons": (BUTTONS, False), "image_url": (TEXT, False)},
+    PUSH: {**_NOTICE, "data": (JSON, False)},
+    WEBPUSH: _NOTICE,
+    INAPP: _NOTICE,
+    WEBHOOK: {"body": (JSON, True)},
+}
+
+
+class RenderError(Exception):
+    """A template that cannot be rendered for this person: `variable` is the missing one,
+    else `reason` says what went wrong (unsafe access, too long, no opt-out number…)."""
+
+    def __init__(self, field: str, variable: str | None = None, reason: str | None = None) -> None:
+        self.field, self.variable = field, variable
+        self.reason = reason or f"variable {variable!r} is missing"
+        super().__init__(f"{field}: {self.reason}")
+
+
+# -- helpers templates may call -----------------------------------------------------------
+def comma(value: Any) -> str:
+    """39000 → "39,000" (numbers may arrive as JSON strings)."""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    if not number.is_finite() or abs(number.adjusted()) > 30:  # "1e999999999" from a profile must stay text
+        return str(value)
+    if number == number.to_integral_value():
+        return f"{int(number):,}"
+    return f"{number:,.2f}".rstrip("0").rstrip(".")
+
+
+def won(value: Any) -> str:
+    return f"{comma(value)}원"
+
+
+HELPERS = {"comma": comma, "won": won}
+# Filters that cannot build huge strings from a short template (center, indent, format do)
+# nor leak object internals (pprint) nor bypass escaping (safe).
+_FILTERS = ("abs", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "first", "float",
+            "groupby", "int", "items", "join", "last", "length", "list", "lower", "map", "max", "min",
+            "reject", "rejectattr", "replace", "reverse", "round", "select", "selectattr", "slice", "sort",
+            "string", "striptags", "sum", "title", "tojson", "trim", "truncate", "unique", "upper",
+            "urlencode", "wordcount")
+_STR_BLOCKED = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "format", "format_map"})
+
+
+class _MissingVariable(UndefinedError):
+    def __init__(self, message: str, obj: Any, name: Any) -> None:
+        super().__init__(message)
+        self.obj, self.name = obj, name
+
+
+class _Undefined(StrictUndefined):
+    """StrictUndefined that remembers what was looked up, so the error can name it."""
+    __slots__ = ()
+
+    def __init__(self, hint=None, obj=missing, name=None, exc=UndefinedError) -> None:
+        if exc is UndefinedError:  # the sandbox passes SecurityError for unsafe access: keep it
+            exc = partial(_MissingVariable, obj=obj, name=name)
+        super().__init__(hint, obj, name, exc)
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    # Sizes a template could blow up on purpose: "x" * 10**9, 2 ** 10**8, "%999999999s" % x.
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def __init__(self, html: bool) -> None:
+        super().__init__(autoescape=html, undefined=_Undefined)
+        self.globals = dict(HELPERS)  # no range, lipsum, cycler, joiner, namespace, dict
+        self.filters = {name: self.filters[name] for name in _FILTERS} | HELPERS
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "**" and isinstance(left, int) and isinstance(right, int) and \
+                (right > 64 or left.bit_length() * right > 4096):
+            raise SecurityError("exponent too large")
+        if operator == "*":
+            seq, times = (left, right) if isinstance(left, (str, list, tuple)) else (right, left)
+            if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and \
+                    len(seq) * times > MAX_OUTPUT_CHARS:
+                raise SecurityError("repetition too large")
+        if operator == "%" and isinstance(left, str):
+            raise SecurityError("% string formatting is not available; use filters")
+        return super().call_binop(context, operator, left, right)
+
+    # A dict's attributes are its keys only: a trait named "items" is the trait, and dict
+    # methods (items, update, get…) are never reachable from a template.
+    def getattr(self, obj, attribute):
+        if isinstance(obj, dict):
+            return obj[attribute] if attribute in obj else self.undefined(obj=obj, name=attribute)
+        if isinstance(obj, str) and attribute in _STR_BLOCKED:  # checked before the sandbox's own format wrapper
+            return self.unsafe_undefined(obj, attribute)
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj, argument):
+        if isinstance(obj, dict):
+            try:
+                return obj[argument]
+            except (KeyError, TypeError):
+                return self.undefined(obj=obj, name=argument)
+        if isinstance(obj, str) and isinstance(argument, str):
+            return self.getattr(obj, argument)
+        return super().getitem(obj, argument)
+
+
+_TEXT_ENV, _HTML_ENV = _Sandbox(html=False), _Sandbox(html=True)
+_ALLOWED_NAMES = frozenset(NAMESPACES) | frozenset(HELPERS)
+
+
+# -- save time ------------------------------------------------------------------------------
+def validate_template(channel: str, fields: Any, path: str = "fields") -> dict:
+    """The channel's fields, checked: known names, required ones present, types right, every
+    template string compiles and uses only profile / event / journey and the helpers.
+    Raises InvalidArgument naming the field (`<path>.<field>`)."""
+    spec = FIELDS.get(channel)
+    if spec is None:
+        raise InvalidArgument(f"{path}: unknown channel {channel!r}; expected one of {', '.join(FIELDS)}",
+                              field=path)
+    if not isinstance(fields, dict):
+        raise InvalidArgument(f"{path}: expected an object with {', '.join(spec)}", field=path)
+    for name in fields:
+        if name not in spec:
+            raise InvalidArgument(f"{path}.{name}: not a field of {channel}; expected {', '.join(spec)}",
+                                  field=f"{path}.{name}")
+    checked, strings = {}, []
+    for name, (kind, required) in spec.items():
+        value = fields.get(name)
+        if value is None or value == "" or value == [] or value == {}:
+            if required:
+                raise InvalidArgument(f"{path}.{name}: required for {channel}", field=f"{path}.{name}")
+            continue
+        html = (channel, name) == (EMAIL, "html")
+        strings += [(where, source, html) for where, source in _template_strings(kind, value, f"{path}.{name}")]
+        checked[name] = value
+    if (size := sum(len(source) for _, source, _ in strings)) > MAX_TEMPLATE_CHARS:
+        raise InvalidArgument(f"{path}: {size} characters; at most {MAX_TEMPLATE_CHARS}", field=path)
+    for where, source, html in strings:
+        _compile_checked(source, where, html)
+    return checked
+
+
+def _template_strings(kind: str, value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(path, source) of each template string in a field, after checking its shape."""
+    def bad(expected: str, where: str = path):
+        return InvalidArgument(f"{where}: expected {expected}", field=where)
+
+    if kind in (TEXT, CODE):
+        if not isinstance(value, str):
+            raise bad("a string")
+        if kind == TEXT:  # a template code is Kakao's approved id, never rendered
+            yield path, value
+    elif kind == URLS:
+        if not isinstance(value, list) or not all(isinstance(u, str) and u for u in value) \
+                or len(value) > MAX_MEDIA:
+            raise bad(f"a list of at most {MAX_MEDIA} URLs")
+        yield from ((f"{path}[{i}]", u) for i, u in enumerate(value))
+    elif kind == BUTTONS:
+        if not isinstance(value, list) or len(value) > MAX_BUTTONS:
+            raise bad(f"a list of at most {MAX_BUTTONS} buttons")
+        for i, button in enumerate(value):
+            where = f"{path}[{i}]"
+            if not isinstance(button, dict) or not isinstance(button.get("name"), str) or not button["name"] \
+                    or set(button) - {"name", "type", "url"} \
+                    or not all(isinstance(v, str) for v in button.values()):
+                raise bad('{"name", "type"?, "url"?} with string values', where)
+            yield from ((f"{where}.{k}", v) for k, v in button.items())
+    elif kind == VARIABLES:
+        if not isinstance(value, dict) or not all(isinstance(k, str) and k and isinstance(v, str)
+                                                  for k, v in value.items()):
+            raise bad("an object of variable name → template string")
+        yield from ((f"{path}.{k}", v) for k, v in value.items())
+    elif kind == JSON:
+        if not isinstance(value, dict):
+            raise bad("a JSON object")
+        yield from _json_strings(value, path)
+
+
+def _json_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidArgument(f"{path}: keys must be strings", field=path)
+            yield from _json_strings(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _json_strings(v, f"{path}[{i}]")
+    elif not (value is None or isinstance(value, (bool, int, float))):
+        raise InvalidArgument(f"{path}: not a JSON value", field=path)
+
+
+def _compile_checked(source: str, field: str, html: bool) -> None:
+    env = _HTML_ENV if html else _TEXT_ENV
+    try:
+        tree = env.parse(source)
+        unknown = sorted(meta.find_undeclared_variables(tree) - _ALLOWED_NAMES)  # also finds unknown filters
+        env.from_string(tree)
+    except TemplateSyntaxError as err:
+        raise InvalidArgument(f"{field}: template error on line {err.lineno}: {err.message}", field=field) from None
+    if unknown:
+        raise InvalidArgument(f"{field}: unknown variable {unknown[0]!r}; use profile.…, event.…, journey.… "
+                              f"or {', '.join(HELPERS)}", field=field)
+    # The sandbox refuses these at render time too; saying so when saving is clearer.
+    if any(tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport))):
+        raise InvalidArgument(f"{field}: extends, include and import are not available", field=field)
+    names = [n.attr for n in tree.find_all(nodes.Getattr)] + [n.name for n in tree.find_all(nodes.Name)] + [
+        n.arg.value for n in tree.find_all(nodes.Getitem) if isinstance(n.arg, nodes.Const)]
+    if bad := next((n for n in names if isinstance(n, str) and (n.startswith("_") or n == "self")), None):
+        raise InvalidArgument(f"{field}: {bad!r} is not available in templates", field=field)
+
+
+# -- send time ------------------------------------------------------------------------------
+@lru_cache(maxsize=4096)
+def _compiled(source: str, html: bool):
+    return (_HTML_ENV if html else _TEXT_ENV).from_string(source)
+
+
+def _render_string(source: str, field: str, variables: dict, html: bool = False) -> str:
+    try:
+        out, size = [], 0
+        for chunk in _compiled(source, html).generate(variables):
+            size += len(chunk)
+            if size > MAX_OUTPUT_CHARS:
+                raise RenderError(field, reason=f"renders to more than {MAX_OUTPUT_CHARS} characters")
+            out.append(chunk)
+        return "".join(out)
+    except _MissingVariable as err:
+        namespace = next((n for n in NAMESPACES if variables.get(n) is err.obj), None)
+        raise RenderError(field, f"{namespace}.{err.name}" if namespace else str(err.name)) from None
+    except SecurityError as err:
+        raise RenderError(field, reason=f"unsafe template: {err}") from None
+    except RenderError:
+        raise
+    except Exception as err:  # the author's template failed (1/0, "a" + 1, bad syntax never saved)
+        raise RenderError(field, reason=f"{type(err).__name__}: {err}") from None
+
+
+def _render_value(value: Any, field: str, variables: dict) -> Any:
+    """Strings rendered, structure (JSON objects, lists, numbers) kept."""
+    if isinstance(value, str):
+        return _render_string(value, field, variables)
+    if isinstance(value, dict):
+        return {k: _render_value(v, f"{field}.{k}", variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render_value(v, f"{field}[{i}]", variables) for i, v in enumerate(value)]
+    return value
+
+
+def euc_kr_length(text: str) -> int:
+    """Length in EUC-KR bytes, as Korean carriers count SMS: ASCII 1, Hangul and the KS X 1001
+    symbols 2. Counted with CP949, EUC-KR's superset that gateways use: the same bytes for every
+    EUC-KR character, and 2 (not Python euc-kr's 8-byte fill sequence) for Hangul outside
+    KS X 1001 such as 똠. A character neither encodes (emoji) counts 2: never under-counted."""
+    try:
+        return len(text.encode("cp949"))
+    except UnicodeEncodeError:
+        return sum(len(c.encode("cp949", "ignore")) or 2 for c in text)
+
+
+def render(channel: str, fields: dict, variables: dict, advertising: bool, sender_name: str,
+           opt_out: dict | None) -> Content:
+    """The channel's Content for one person. `variables` holds the namespaces profile (traits),
+    event (properties) and journey (context). Advertising gets "(광고)" + the sender name at the
+    start and the free opt-out at the end; an SMS over 90 bytes becomes an LMS, with media an
+    MMS, and over 2,000 bytes is refused. Raises RenderError (field, variable or reason)."""
+    timing.check_channel_kind(channel, advertising)
+    if channel not in FIELDS:
+        raise RenderError("channel", reason=f"unknown channel {channel!r}")
+    ns = {n: (variables or {}).get(n) or {} for n in NAMESPACES}
+    opt_out = opt_out or {}
+    if advertising and not sender_name.strip():
+        raise RenderError("policy.sender_name", reason="advertising must name its sender (policy.sender_name)")
+
+    def text(name: str) -> str | None:
+        return _render_string(fields[name], name, ns) if fields.get(name) else None
+
+    def rendered(name: str, default: Any) -> Any:
+        return _render_value(fields[name], name, ns) if fields.get(name) else default
+
+    if channel == EMAIL:
+        subject, body = text("subject") or "", text("text") or ""
+        html = _render_string(fields["html"], "html", ns, html=True) if fields.get("html") else None
+        if not advertising:
+            return Content(subject=subject, body=body, html=html)
+        url = _required(opt_out, "url", "policy.unsubscribe_url", "advertising email needs an unsubscribe URL")
+        body += f"\n\n{sender_name} | 수신거부(unsubscribe): {url}"
+        if html is not None:
+            footer = (f'<p style="font-size:12px;color:#888">{escape(sender_name)} | '
+                      f'<a href="{escape(url)}">수신거부(unsubscribe)</a></p>')
+            at = html.lower().rfind("</body>")
+            html = html[:at] + footer + html[at:] if at >= 0 else html + footer
+        return Content(subject=f"{AD_PREFIX} {subject}", body=body, html=html, data={"unsubscribe_url": url})
+    if channel in (SMS, FRIENDTALK):
+        body = text("text") or ""
+        if advertising:
+            phone = _required(opt_out, "phone", "policy.opt_out_phone",
+                              "advertising SMS and FriendTalk need a free 080 opt-out number")
+            if not phone.replace("-", "").replace(" ", "").startswith("080"):
+                raise RenderError("policy.opt_out_phone", reason=f"opt-out number {phone!r} is not a free 080 number")
+            body = f"{AD_PREFIX}{sender_name}\n{body}\n{OPT_OUT_SMS} {phone}"
+        if channel == FRIENDTALK:
+            image = text("image_url")
+            return Content(body=body, buttons=tuple(rendered("buttons", [])), media_urls=(image,) if image else ())
+        media = tuple(rendered("media_urls", []))
+        size = euc_kr_length(body)
+        if size > LMS_BYTES:
+            raise RenderError("text", reason=f"{size} EUC-KR bytes: too long for LMS (at most {LMS_BYTES})")
+        kind = "MMS" if media else "LMS" if size > SMS_BYTES else "SMS"
+        # A short SMS has no title on Korean carriers: the title is kept for LMS / MMS only.
+        return Content(body=body, subject=text("title") if kind != "SMS" else None, sms_type=kind,
+                       media_urls=media)
+    if channel == ALIMTALK:
+        return Content(template_code=fields["template_code"], variables=rendered("variables", {}),
+                       buttons=tuple(rendered("buttons", [])))
+    if channel == WEBHOOK:
+        return Content(data=rendered("body", {}))
+    # push, web push, in-app: a space, not a line break, keeps the message on a collapsed notification's line.
+    body = text("body") or ""
+    return Content(subject=text("title") or "", body=f"{AD_PREFIX}{sender_name} {body}" if advertising else body,
+                   url=text("url"), data=rendered("data", {}) if channel == PUSH else {})
+
+
+def _required(opt_out: dict, key: str, field: str, reason: str) -> str:
+    value = opt_out.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise RenderError(field, reason=reason)
+    return value.strip()

@@ -1,0 +1,238 @@
+"""One send through the gateway, the dispatch pipeline and a provider: idempotency, consent,
+the night rule, fatigue, the opt-out race, in-app, receipts and the "why" of each outcome."""
+
+import asyncio
+import uuid
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from kit.outbox import Outbox
+from services.dispatch import ratelimit
+from services.dispatch.models import outbox as dispatch_outbox
+from services.dispatch.service import DispatchService
+from tests.conftest import free_port
+
+KST = ZoneInfo("Asia/Seoul")
+
+
+class Receiver:
+    """A local HTTP endpoint standing in for a customer's webhook; it records each request."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+
+    async def handle(self, request: Request) -> JSONResponse:
+        self.requests.append({"headers": dict(request.headers), "body": await request.json()})
+        return JSONResponse({"ok": True})
+
+
+@pytest.fixture
+async def receiver():
+    hook = Receiver()
+    app = Starlette(routes=[Route("/hook", hook.handle, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=hook.port, log_config=None,
+                                           access_log=False, lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    yield hook
+    server.should_exit = True
+    await task
+
+
+async def person(ws, user: str, **traits) -> str:
+    response = await ws.tracking.post("/v1/identify", json={"userId": user, "traits": traits})
+    assert response.status_code == 200, response.text
+    for _ in range(100):
+        found = (await ws.admin.get("/v1/profiles", params={"userId": user})).json()["profiles"]
+        if found:
+            return found[0]["id"]
+        await asyncio.sleep(0.05)
+    raise AssertionError("profile not stored")
+
+
+async def consent(ws, profile_id: str, **purposes) -> None:
+    """consent(ws, p, sms=True, advertising=True): channels and purposes, granted or withdrawn."""
+    body: dict = {"channels": {}}
+    for purpose, granted in purposes.items():
+        entry = {"granted": granted, "source": "test"}
+        if purpose in ("marketing", "advertising", "night_advertising"):
+            body[purpose] = entry
+        else:
+            body["channels"][purpose] = entry
+    response = await ws.admin.put(f"/v1/profiles/{profile_id}/consent", json=body)
+    assert response.status_code == 200, response.text
+
+
+async def setup(ws, channels: dict, configs: dict | None = None, policy: dict | None = None) -> None:
+    response = await ws.admin.put("/v1/templates/hello", json={"name": "hello", "channels": channels})
+    assert response.status_code == 200, response.text
+    for channel, (provider, config) in (configs or {}).items():
+        response = await ws.admin.put(f"/v1/channels/{channel}", json={"provider": provider, "config": config})
+        assert response.status_code == 200, response.text
+    if policy is not None:
+        response = await ws.admin.put("/v1/dispatch-policy", json=policy)
+        assert response.status_code == 200, response.text
+
+
+async def send(ws, profile_id: str, channels: list[str], key: str | None = None, **extra) -> dict:
+    response = await ws.admin.post("/v1/messages", headers={"Idempotency-Key": key or str(uuid.uuid4())},
+                                   json={"profileId": profile_id, "channels": channels, "templateId": "hello",
+                                         **extra})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def inbox(ws, user: str) -> list[dict]:
+    response = await ws.tracking.get("/v1/inapp", params={"userId": user})
+    assert response.status_code == 200, response.text
+    return response.json()["messages"]
+
+
+def webhook_config(hook: Receiver) -> dict:
+    return {"url": hook.url, "secret": "s3cret", "allowed_hosts": ["127.0.0.1"]}
+
+
+async def test_in_app_message_is_held_for_the_sdk_and_marked_seen_on_fetch(workspace):
+    profile = await person(workspace, "reader", name="Kim")
+    await setup(workspace, {"inapp": {"title": "Hi {{ profile.name }}", "body": "Your order shipped"}})
+    delivery = await send(workspace, profile, ["inapp"])
+    assert delivery["status"] == "sent" and delivery["channel"] == "inapp"
+    messages = await inbox(workspace, "reader")
+    assert [(m["title"], m["body"], m["deliveryId"]) for m in messages] == [
+        ("Hi Kim", "Your order shipped", delivery["id"])]
+    assert await inbox(workspace, "reader") == []  # seen
+
+
+async def test_the_same_key_twenty_times_and_after_a_restart_calls_the_provider_once(workspace, receiver,
+                                                                                   dispatch_platform):
+    profile = await person(workspace, "once")
+    await setup(workspace, {"webhook": {"body": {"text": "paid {{ event.amount }}"}}},
+                {"webhook": ("webhook", webhook_config(receiver))})
+    key = f"order-{uuid.uuid4()}"
+    results = await asyncio.gather(*[send(workspace, profile, ["webhook"], key=key,
+                                          variables={"event": {"amount": 39000}}) for _ in range(20)])
+    assert {r["id"] for r in results} == {results[0]["id"]} and {r["status"] for r in results} == {"sent"}
+    assert len(receiver.requests) == 1
+    assert receiver.requests[0]["body"]["data"] == {"text": "paid 39000"}
+
+    # A new dispatch process on the same database answers from the record.
+    platform = dispatch_platform
+    restarted = DispatchService(platform.service.sessions, platform.service.redis, Outbox(dispatch_outbox),
+                                platform.clock, platform.service.profiles, platform.service.http, platform.settings)
+    from services.dispatch.service import SendSpec
+    again = await restarted.send(workspace.id, SendSpec(key, profile, ["webhook"], "hello"))
+    assert again["id"] == results[0]["id"] and again["status"] == "sent"
+    assert len(receiver.requests) == 1
+
+
+async def test_advertising_at_night_waits_for_eight_unless_night_consent(workspace, dispatch_clock):
+    night = datetime.combine(datetime.now(KST).date(), time(22, 30), KST)
+    dispatch_clock.set(night)
+    await setup(workspace, {"inapp": {"title": "Sale", "body": "50% off"}},
+                policy={"sender_name": "Nudge Shop", "opt_out_phone": "080-000-0000"})
+    sleeper = await person(workspace, "sleeper")
+    owl = await person(workspace, "owl")
+    await consent(workspace, sleeper, inapp=True, advertising=True)
+    await consent(workspace, owl, inapp=True, advertising=True, night_advertising=True)
+
+    deferred = await send(workspace, sleeper, ["inapp"], advertising=True)
+    eight = datetime.combine(night.date() + timedelta(days=1), time(8), KST)
+    assert deferred["status"] == "deferred" and deferred["rule"] == "night_rule"
+    assert datetime.fromisoformat(deferred["deferredUntil"].replace("Z", "+00:00")) == eight
+    assert (await send(workspace, owl, ["inapp"], advertising=True))["status"] == "sent"
+    assert (await send(workspace, sleeper, ["inapp"]))["status"] == "sent"  # informational: not deferred
+    assert (await inbox(workspace, "sleeper"))[0]["title"] == "Sale"  # the informational one
+
+    dispatch_clock.set(eight + timedelta(seconds=1))
+    for _ in range(100):
+        current = (await workspace.admin.get(f"/v1/deliveries/{deferred['id']}")).json()
+        if current["status"] == "sent":
+            break
+        await asyncio.sleep(0.1)
+    assert current["status"] == "sent" and current["consent"]["advertising"]["granted"] is True
+    body = (await inbox(workspace, "sleeper"))[0]["body"]
+    assert body.startswith("(광고)")
+
+
+async def test_advertising_without_consent_is_suppressed_with_its_reason(workspace):
+    profile = await person(workspace, "no-ads")
+    await setup(workspace, {"inapp": {"title": "Sale", "body": "50% off"}})
+    await consent(workspace, profile, inapp=True)
+    delivery = await send(workspace, profile, ["inapp"], advertising=True)
+    assert delivery["status"] == "suppressed" and delivery["rule"] == "consent:advertising"
+    history = (await workspace.admin.get(f"/v1/profiles/{profile}/deliveries")).json()["deliveries"]
+    assert history[0]["id"] == delivery["id"] and "advertising" in history[0]["reason"]
+    assert await inbox(workspace, "no-ads") == []
+
+
+async def test_fatigue_suppresses_the_third_message_of_the_day_and_says_when(workspace):
+    profile = await person(workspace, "tired")
+    await setup(workspace, {"inapp": {"title": "t", "body": "b"}},
+                policy={"fatigue": {"rules": [{"kind": "channel", "limit": 2, "window": "day"}],
+                                    "exempt_transactional": True}})
+    outcomes = [await send(workspace, profile, ["inapp"], transactional=False) for _ in range(3)]
+    assert [o["status"] for o in outcomes] == ["sent", "sent", "suppressed"]
+    assert outcomes[2]["rule"].startswith("fatigue:") and outcomes[2]["nextAllowedAt"] is not None
+    assert (await send(workspace, profile, ["inapp"]))["status"] == "sent"  # transactional: exempt
+
+
+async def test_an_opt_out_committed_before_the_provider_call_stops_the_send(workspace, receiver, redis):
+    profile = await person(workspace, "leaving")
+    await consent(workspace, profile, webhook=True)
+    config = {**webhook_config(receiver), "rate_per_second": 0.5, "burst": 1}
+    await setup(workspace, {"webhook": {"body": {"text": "hello"}}}, {"webhook": ("webhook", config)})
+    # The provider's only token is taken: this send waits about 2 s at the rate limit.
+    await ratelimit.acquire(redis, f"nudge:dispatch:rate:{workspace.id}:webhook", 0.5, 1,
+                            datetime.now(KST))
+    pending = asyncio.create_task(send(workspace, profile, ["webhook"]))
+    await asyncio.sleep(0.3)
+    await consent(workspace, profile, webhook=False)  # committed while the send waits
+    delivery = await pending
+    assert delivery["status"] == "suppressed" and delivery["rule"] == "consent:channel:webhook"
+    assert receiver.requests == []
+
+
+async def test_a_receipt_marks_the_delivery_delivered(workspace, receiver):
+    profile = await person(workspace, "receipted")
+    await setup(workspace, {"webhook": {"body": {"text": "hello"}}},
+                {"webhook": ("webhook", webhook_config(receiver))})
+    delivery = await send(workspace, profile, ["webhook"])
+    assert delivery["status"] == "sent" and delivery["providerMessageId"]
+    response = await workspace.tracking.post("/v1/webhooks/webhook", json={
+        "provider_message_id": delivery["providerMessageId"], "status": "delivered"})
+    assert response.json() == {"updated": 1}
+    assert (await workspace.admin.get(f"/v1/deliveries/{delivery['id']}")).json()["status"] == "delivered"
+
+
+async def test_bad_input_is_refused_with_the_field_and_nothing_is_sent(workspace, receiver):
+    profile = await person(workspace, "careful")
+    response = await workspace.admin.put("/v1/templates/bad", json={"channels": {"sms": {"text": "{{ secret }}"}}})
+    assert response.status_code == 422 and response.json()["error"]["details"]["field"].startswith("channels.sms")
+    response = await workspace.admin.put("/v1/templates/bad", json={"channels": {"pigeon": {"text": "hi"}}})
+    assert response.json()["error"]["details"]["field"] == "channels.pigeon"
+    await setup(workspace, {"webhook": {"body": {"text": "hi {{ profile.nickname }}"}},
+                            "sms": {"text": "hi"}}, {"webhook": ("webhook", webhook_config(receiver))})
+    response = await workspace.admin.post("/v1/messages", headers={"Idempotency-Key": "k1"}, json={
+        "profileId": profile, "channels": ["fax"], "templateId": "hello"})
+    assert response.status_code == 422 and response.json()["error"]["details"]["field"] == "channels[0]"
+    response = await workspace.admin.post("/v1/messages", json={
+        "profileId": profile, "channels": ["webhook"], "templateId": "hello"})
+    assert response.status_code == 422  # no Idempotency-Key
+    response = await workspace.admin.put("/v1/dispatch-policy", json={"fatigue": {"rules": [{"kind": "channel",
+                                                                                              "limit": "two"}]}})
+    assert response.status_code == 422 and response.json()["error"]["details"]["field"].startswith("policy.")
+    # A variable the profile lacks fails the send clearly; the SMS has no number to go to.
+    delivery = await send(workspace, profile, ["webhook", "sms"])
+    assert delivery["status"] == "failed" and receiver.requests == []
+    reasons = {a["channel"]: a["reason"] for a in delivery["attempts"]}
+    assert "nickname" in reasons["webhook"] and "sms" in reasons
