@@ -23,7 +23,8 @@ from kit.errors import InvalidArgument, NotFound
 from kit.logs import get_logger
 from kit.outbox import Outbox
 from services.dispatch import fatigue, ratelimit, templates, timing
-from services.dispatch.channels import (ALIMTALK, CHANNELS, INAPP, ConfigError, Content, Outgoing, ProviderError)
+from services.dispatch.channels import (ALIMTALK, CHANNELS, FRIENDTALK, INAPP, ConfigError, Content, Outgoing,
+                                        ProviderError)
 from services.dispatch.profiles import Person, ProfileDirectory
 from services.dispatch.providers.registry import adapter_for
 from services.dispatch.reach import address_of, check_consent, night_consent
@@ -402,6 +403,13 @@ class DispatchService:
         fatigue.parse_policy(policy.get("fatigue") or {}, path="policy.fatigue")
         if quiet := policy.get("quiet_hours"):
             timing.parse_quiet_hours(quiet, path="policy.quiet_hours")
+            try:  # with the night rule and Kakao's window, some time of day must stay open
+                timing.next_allowed(self.clock.now(), channel=FRIENDTALK, advertising=True,
+                                    quiet_hours=(quiet["start"], quiet["end"]))
+            except timing.NeverAllowed:
+                raise InvalidArgument("policy.quiet_hours: together with the night rule (21:00–08:00 KST) and "
+                                      "Kakao's advertising window (08:00–20:00 KST) no time is left to send "
+                                      "advertising", field="policy.quiet_hours") from None
         for name in ("sender_name", "opt_out_phone", "unsubscribe_url"):
             if not isinstance(policy.get(name, ""), str):
                 raise InvalidArgument(f"policy.{name}: expected a string", field=f"policy.{name}")

@@ -236,3 +236,10 @@ async def test_bad_input_is_refused_with_the_field_and_nothing_is_sent(workspace
     assert delivery["status"] == "failed" and receiver.requests == []
     reasons = {a["channel"]: a["reason"] for a in delivery["attempts"]}
     assert "nickname" in reasons["webhook"] and "sms" in reasons
+
+
+async def test_quiet_hours_that_leave_no_time_for_advertising_are_refused(workspace):
+    response = await workspace.admin.put("/v1/dispatch-policy", json={"quiet_hours": {"start": "07:30",
+                                                                                      "end": "21:30"}})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["field"] == "policy.quiet_hours"
