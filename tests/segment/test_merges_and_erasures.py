@@ -117,3 +117,18 @@ async def test_refreshing_rfm_edges_over_the_same_orders_changes_nothing(isolate
         assert state == "done"
     isolated.clock.at = NOW
     assert await members(isolated, ws, segment) == before
+
+
+async def test_events_arriving_while_a_backfill_runs_are_not_lost(isolated):
+    ws = f"ws_during_{uuid.uuid4().hex[:8]}"
+    await deliver(isolated, *[order(ws, f"p{n:02d}", timedelta(days=40)) for n in range(12)])  # old orders
+    segment = (await isolated.create(ws, "recent", "", '{"event": "Order Completed", "count": '
+                                                       '{"op": "gte", "value": 1}, "within": "P30D"}'))["id"]
+    # Batches of 3 profiles, in id order; new orders arrive between them, before and behind the cursor.
+    for n in range(8):
+        if n % 2 == 0:
+            assert await isolated.backfill_once()
+        await deliver(isolated, order(ws, f"p{(n * 5) % 12:02d}"))
+    while await isolated.backfill_once():
+        pass
+    assert await members(isolated, ws, segment) == {f"p{(n * 5) % 12:02d}" for n in range(8)}
