@@ -2,13 +2,14 @@
 the sending policy and delivery lookups with the admin key; the SDK's in-app inbox and
 providers' delivery receipts with the write key."""
 
+import hmac
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, Field
 
-from gateway import auth
+from gateway import auth, keys
 from gateway.errors import ApiError
 from gateway.keys import WRITE
 from gateway.rpc import call, context_of
@@ -60,7 +61,8 @@ class MessageIn(BaseModel):
     channels: list[str] = Field(..., min_length=1, description="fallback order, e.g. [\"alimtalk\", \"sms\"]")
     templateId: str = Field(..., min_length=1)
     advertising: bool = False
-    transactional: bool = Field(True, description="exempt from fatigue limits when the policy allows")
+    transactional: bool | None = Field(None, description="exempt from fatigue limits when the policy allows; "
+                                                          "default: true unless advertising")
     variables: dict[str, Any] = Field(default_factory=dict, description="{\"event\": {...}, \"journey\": {...}}")
 
 
@@ -81,7 +83,8 @@ async def send_message(body: MessageIn, request: Request, principal: Admin,
     reply = await call(request, "dispatch", "Send", pb.SendRequest(
         context=context_of(principal), idempotency_key=idempotency_key, profile_id=body.profileId,
         channels=body.channels, template_id=body.templateId, advertising=body.advertising,
-        transactional=body.transactional, variables_json=orjson.dumps(body.variables).decode()))
+        transactional=not body.advertising if body.transactional is None else body.transactional,
+        variables_json=orjson.dumps(body.variables).decode()))
     return delivery_json(reply)
 
 
@@ -163,9 +166,32 @@ async def inbox(request: Request, principal: Writer, userId: str = "", anonymous
                           "url": m.url or None, "createdAt": _time(m, "created_at")} for m in reply.messages]}
 
 
-@router.post("/v1/webhooks/{provider}", summary="A provider's delivery receipts (write key as Basic user name)")
-async def receipt(provider: Literal["smtp", "nhn_sms", "nhn_kakao", "fcm", "apns", "webpush", "webhook"],
-                  request: Request, principal: Writer) -> dict:
+PROVIDERS = Literal["smtp", "nhn_sms", "nhn_kakao", "fcm", "apns", "webpush", "webhook"]
+
+
+def receipt_token(request: Request, workspace_id: str, provider: str) -> str:
+    """Signs the receipt URL given to a provider: the write key is public (browser SDKs
+    carry it), so it cannot authenticate a provider's callback."""
+    return keys.key_hash(request.app.state.workspaces.pepper, f"receipt|{workspace_id}|{provider}")[:40]
+
+
+@router.get("/v1/channels/{provider}/receipt-url", summary="The URL to give a provider for delivery receipts")
+async def receipt_url(provider: PROVIDERS, request: Request, principal: Admin) -> dict:
+    token = receipt_token(request, principal.workspace_id, provider)
+    return {"url": str(request.url_for("receipt", provider=provider, workspace_id=principal.workspace_id,
+                                       token=token))}
+
+
+@router.post("/v1/webhooks/{provider}/{workspace_id}/{token}", name="receipt",
+             summary="A provider's delivery receipts, on the signed URL from /v1/channels/{provider}/receipt-url")
+async def receipt(provider: PROVIDERS, workspace_id: str, token: str, request: Request) -> dict:
+    if not hmac.compare_digest(token, receipt_token(request, workspace_id, provider)):
+        raise ApiError(404, "not_found", "unknown receipt URL")
+    try:
+        payload = (await request.body()).decode() or "{}"
+    except UnicodeDecodeError:
+        raise ApiError(400, "bad_request", "body: expected UTF-8 JSON") from None
     reply = await call(request, "dispatch", "RecordReceipt", pb.RecordReceiptRequest(
-        context=context_of(principal), provider=provider, payload_json=(await request.body()).decode() or "{}"))
+        context=common_pb2.RequestContext(workspace_id=workspace_id, actor=f"provider:{provider}"),
+        provider=provider, payload_json=payload))
     return {"updated": reply.updated}

@@ -68,7 +68,8 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
             payload = orjson.loads(request.payload_json)
         except orjson.JSONDecodeError:
             raise InvalidArgument("payload: not valid JSON", field="payload") from None
-        return pb.RecordReceiptReply(updated=await self.service.record_receipt(request.provider, payload))
+        return pb.RecordReceiptReply(updated=await self.service.record_receipt(_workspace(request), request.provider,
+                                                                               payload))
 
 
 def _workspace(request) -> str:

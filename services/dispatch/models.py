@@ -44,6 +44,9 @@ deliveries = Table(
     Column("profile_id", Text, nullable=False),
     Column("request", JSONB, nullable=False),      # the send as asked, to resume a deferral
     Column("status", Text, nullable=False),        # pending deferred sending sent delivered suppressed failed
+    # The runner working on it now: every write of a runner is conditional on it, so a
+    # runner that was taken over (it looked dead) can no longer send or record anything.
+    Column("owner", Text, nullable=False, server_default=""),
     Column("channel", Text, nullable=True),
     Column("provider", Text, nullable=True),
     Column("provider_message_id", Text, nullable=True),

@@ -18,11 +18,11 @@ class DispatchRepository:
 
     # -- deliveries -------------------------------------------------------------------
     async def claim(self, workspace_id: str, delivery_id: str, key: str, profile_id: str, request: dict,
-                    now: datetime) -> bool:
-        """True when this call created the delivery for the key (and so runs it)."""
+                    owner: str, now: datetime) -> bool:
+        """True when this call created the delivery for the key (and so runs it, as `owner`)."""
         created = await self.session.execute(
             insert(deliveries).values(workspace_id=workspace_id, id=delivery_id, idempotency_key=key,
-                                      profile_id=profile_id, request=request, status="pending",
+                                      profile_id=profile_id, request=request, status="pending", owner=owner,
                                       created_at=now, updated_at=now)
             .on_conflict_do_nothing().returning(deliveries.c.id))
         return created.first() is not None
@@ -35,43 +35,66 @@ class DispatchRepository:
         return (await self.session.execute(select(deliveries).where(
             deliveries.c.workspace_id == workspace_id, deliveries.c.id == delivery_id))).first()
 
-    async def by_provider_id(self, provider: str, provider_message_id: str):
+    async def by_provider_id(self, workspace_id: str, provider: str, provider_message_id: str):
         return (await self.session.execute(select(deliveries).where(
-            deliveries.c.provider == provider, deliveries.c.provider_message_id == provider_message_id)
-            .with_for_update())).first()
+            deliveries.c.workspace_id == workspace_id, deliveries.c.provider == provider,
+            deliveries.c.provider_message_id == provider_message_id).with_for_update())).first()
 
-    async def take_over(self, workspace_id: str, delivery_id: str, now: datetime) -> bool:
-        """A `pending` send whose runner died before any provider call: this caller runs it."""
+    async def take_over(self, workspace_id: str, delivery_id: str, seen_owner: str, now: datetime) -> str | None:
+        """A `pending` send whose runner looks dead (before any provider call): the new
+        owner's token, or None when someone else took it first."""
+        owner = str(uuid.uuid4())
         taken = await self.session.execute(
             update(deliveries).where(deliveries.c.workspace_id == workspace_id, deliveries.c.id == delivery_id,
-                                     deliveries.c.status == "pending")
-            .values(updated_at=now).returning(deliveries.c.id))
-        return taken.first() is not None
+                                     deliveries.c.status == "pending", deliveries.c.owner == seen_owner)
+            .values(owner=owner, updated_at=now).returning(deliveries.c.id))
+        return owner if taken.first() else None
 
-    async def mark_sending(self, workspace_id: str, delivery_id: str, channel: str, provider: str,
-                           now: datetime) -> None:
-        await self.session.execute(update(deliveries).where(
-            deliveries.c.workspace_id == workspace_id, deliveries.c.id == delivery_id)
-            .values(status="sending", channel=channel, provider=provider, updated_at=now))
+    async def mark_sending(self, workspace_id: str, delivery_id: str, owner: str, channel: str, provider: str,
+                           now: datetime) -> bool:
+        marked = await self.session.execute(update(deliveries).where(
+            deliveries.c.workspace_id == workspace_id, deliveries.c.id == delivery_id, deliveries.c.owner == owner,
+            deliveries.c.status.in_(("pending", "sending")))
+            .values(status="sending", channel=channel, provider=provider, updated_at=now).returning(deliveries.c.id))
+        return marked.first() is not None
 
-    async def finish(self, workspace_id: str, delivery_id: str, **values) -> None:
+    async def finish(self, workspace_id: str, delivery_id: str, owner: str, expect: str | None, **values) -> bool:
+        """Writes the outcome while `owner` owns the send (and, given `expect`, in that
+        status); the send then has no owner until a deferral is claimed again."""
         if values.get("template_version") is None:
             values.pop("template_version", None)
-        await self.session.execute(update(deliveries).where(
-            deliveries.c.workspace_id == workspace_id, deliveries.c.id == delivery_id).values(**values))
+        query = update(deliveries).where(deliveries.c.workspace_id == workspace_id, deliveries.c.id == delivery_id,
+                                         deliveries.c.owner == owner)
+        if expect:
+            query = query.where(deliveries.c.status == expect)
+        done = await self.session.execute(query.values(owner="", **values).returning(deliveries.c.id))
+        return done.first() is not None
 
-    async def claim_due_deferred(self, now: datetime, limit: int) -> list[tuple[str, str]]:
-        """Deferred sends whose moment has come, moved back to `pending` for this replica."""
+    async def claim_due_deferred(self, now: datetime, limit: int) -> list[tuple[str, str, str]]:
+        """Deferred sends whose moment has come, moved back to `pending` for this replica:
+        (workspace, delivery, owner token)."""
         rows = await self.session.execute(
             select(deliveries.c.workspace_id, deliveries.c.id)
             .where(deliveries.c.status == "deferred", deliveries.c.deferred_until <= now)
             .order_by(deliveries.c.deferred_until).limit(limit).with_for_update(skip_locked=True))
-        due = [(r.workspace_id, r.id) for r in rows]
-        for workspace_id, delivery_id in due:
+        due = [(r.workspace_id, r.id, str(uuid.uuid4())) for r in rows]
+        for workspace_id, delivery_id, owner in due:
             await self.session.execute(update(deliveries).where(
                 deliveries.c.workspace_id == workspace_id, deliveries.c.id == delivery_id)
-                .values(status="pending", updated_at=now))
+                .values(status="pending", owner=owner, updated_at=now))
         return due
+
+    async def requeue_stale_pending(self, cutoff: datetime, now: datetime) -> None:
+        """`pending` sends whose runner died before a provider call go back to the deferred
+        queue, due now; a runner that was only slow finds it no longer owns them."""
+        await self.session.execute(update(deliveries).where(
+            deliveries.c.status == "pending", deliveries.c.updated_at < cutoff)
+            .values(status="deferred", deferred_until=now, owner="", updated_at=now))
+
+    async def stale_sending(self, cutoff: datetime, limit: int) -> list:
+        return list(await self.session.execute(
+            select(deliveries).where(deliveries.c.status == "sending", deliveries.c.updated_at < cutoff)
+            .limit(limit).with_for_update(skip_locked=True)))
 
     async def deliveries_of(self, workspace_id: str, profile_id: str, limit: int, cursor: str) -> list:
         query = select(deliveries).where(deliveries.c.workspace_id == workspace_id,

@@ -35,6 +35,11 @@ log = get_logger(__name__)
 
 FINAL = ("sent", "delivered", "suppressed", "failed")
 SECRET_HINTS = ("secret", "password", "token", "key")
+RETRY_SECONDS = 30  # after an outage interrupted a send
+
+
+class TakenOver(Exception):
+    """Another runner owns this send now (this one looked dead); this one stops."""
 
 
 @dataclass
@@ -75,18 +80,27 @@ class DispatchService:
         self.http = http
         self.settings = settings
         self.on_commit = on_commit
+        self._running: set[asyncio.Task] = set()
 
     # -- sending ----------------------------------------------------------------------
     async def send(self, workspace_id: str, spec: SendSpec) -> dict:
         await self._check_spec(workspace_id, spec)
-        now = self.clock.now()
-        delivery_id = str(uuid.uuid4())
+        delivery_id, owner = str(uuid.uuid4()), str(uuid.uuid4())
         async with self.sessions() as session, session.begin():
             claimed = await DispatchRepository(session).claim(workspace_id, delivery_id, spec.idempotency_key,
-                                                             spec.profile_id, asdict(spec), now)
+                                                             spec.profile_id, asdict(spec), owner, self.clock.now())
         if claimed:
-            return await self._run(workspace_id, delivery_id)
+            await self._detached(self._run(workspace_id, delivery_id, owner))
+            return await self.delivery(workspace_id, delivery_id)
         return await self._outcome_of(workspace_id, spec.idempotency_key)
+
+    async def _detached(self, work) -> None:
+        """A send belongs to this service, not to the RPC that asked for it: a caller's
+        deadline or disconnect must not cut it off between the provider call and its record."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        await asyncio.shield(task)
 
     async def _check_spec(self, workspace_id: str, spec: SendSpec) -> None:
         if not spec.idempotency_key or len(spec.idempotency_key) > 200:
@@ -104,6 +118,9 @@ class DispatchService:
                                       "send advertising by FriendTalk or another channel", field=f"channels[{i}]")
         if len(set(spec.channels)) != len(spec.channels):
             raise InvalidArgument("channels: each channel at most once", field="channels")
+        if spec.advertising and spec.transactional:
+            raise InvalidArgument("transactional: an advertising message is never transactional (fatigue "
+                                  "limits apply to it)", field="transactional")
         async with self.sessions() as session:
             template = await DispatchRepository(session).template(workspace_id, spec.template_id)
         if template is None:
@@ -117,53 +134,57 @@ class DispatchService:
         """The first send with this key: its result once it has one (waiting for the replica
         that runs it), or, when that replica died before calling a provider, run here."""
         lease = timedelta(seconds=self.settings.sending_lease_seconds)
-        deadline = asyncio.get_running_loop().time() + self.settings.provider_timeout_seconds * (
-            self.settings.provider_attempts + 1) + 5
+        deadline = asyncio.get_running_loop().time() + lease.total_seconds()
         while True:
+            owner = None
             async with self.sessions() as session, session.begin():
                 repo = DispatchRepository(session)
                 row = await repo.by_key(workspace_id, key)
                 stale = self.clock.now() - row.updated_at > lease
-                if row.status == "pending" and stale and await repo.take_over(workspace_id, row.id, self.clock.now()):
-                    take_over = True
+                if row.status == "pending" and stale:
+                    owner = await repo.take_over(workspace_id, row.id, row.owner, self.clock.now())
                 elif row.status == "sending" and stale:
-                    await self._finish(repo, row, Outcome(
-                        "failed", row.channel, row.provider, reason="the send was cut off by a crash while the "
-                        "provider was being called; its outcome is unknown, so it is not sent again",
-                        rule="unknown_outcome"), [])
-                    take_over = False
-                else:
-                    take_over = False
-            if take_over:
-                return await self._run(workspace_id, row.id)
-            if row.status in (*FINAL, "deferred") or asyncio.get_running_loop().time() > deadline:
+                    await self._give_up(repo, row)
+            if owner:
+                await self._detached(self._run(workspace_id, row.id, owner))
+            if owner or row.status in (*FINAL, "deferred") or asyncio.get_running_loop().time() > deadline:
                 return await self.delivery(workspace_id, row.id)
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)
 
-    async def _run(self, workspace_id: str, delivery_id: str) -> dict:
+    async def _give_up(self, repo: DispatchRepository, row) -> None:
+        """A send left `sending` past its lease was cut off during the provider call: its
+        outcome is unknown, so it is reported failed and never sent again."""
+        await self._finish(repo, row, row.owner, Outcome(
+            "failed", row.channel, row.provider, reason="the send was cut off (a crash or restart) while the "
+            "provider was being called; its outcome is unknown, so it is not sent again", rule="unknown_outcome"),
+            [], expect="sending")
+        self.on_commit()
+
+    async def _run(self, workspace_id: str, delivery_id: str, owner: str) -> None:
         async with self.sessions() as session:
             repo = DispatchRepository(session)
             row = await repo.delivery(workspace_id, delivery_id)
             policy = await repo.policy(workspace_id) or {}
             configs = await repo.channel_configs(workspace_id)
-        spec = SendSpec(**row.request)
-        template = None
-        async with self.sessions() as session:
-            template = await DispatchRepository(session).template(workspace_id, spec.template_id,
-                                                                  row.template_version)
+            spec = SendSpec(**row.request)
+            template = await repo.template(workspace_id, spec.template_id, row.template_version)
         attempts: list[dict] = []
         try:
-            outcome = await self._pipeline(workspace_id, row, spec, template, policy, configs, attempts)
-        except Exception as err:  # the record must say what happened, whatever happened
-            log.exception("send failed", delivery_id=delivery_id)
-            outcome = Outcome("failed", reason=f"internal error: {type(err).__name__}", rule="internal")
+            outcome = await self._pipeline(workspace_id, row, owner, spec, template, policy, configs, attempts)
+        except TakenOver:
+            return  # another runner owns it now and records its outcome
+        except Exception as err:
+            # A service or Redis outage is not the send's outcome: it is tried again shortly.
+            log.exception("send interrupted; retrying later", delivery_id=delivery_id)
+            retry_at = self.clock.now() + timedelta(seconds=RETRY_SECONDS)
+            outcome = Outcome("deferred", reason=f"interrupted by {type(err).__name__}; retrying at "
+                              f"{retry_at.isoformat()}", rule="retry", deferred_until=retry_at)
         async with self.sessions() as session, session.begin():
-            await self._finish(DispatchRepository(session), row, outcome, attempts, template.version)
+            await self._finish(DispatchRepository(session), row, owner, outcome, attempts, template.version)
         self.on_commit()
-        return await self.delivery(workspace_id, delivery_id)
 
-    async def _pipeline(self, workspace_id: str, row, spec: SendSpec, template, policy: dict, configs: dict,
-                        attempts: list[dict]) -> Outcome:
+    async def _pipeline(self, workspace_id: str, row, owner: str, spec: SendSpec, template, policy: dict,
+                        configs: dict, attempts: list[dict]) -> Outcome:
         person = await self.profiles.get(workspace_id, spec.profile_id)
         if person is None:
             return Outcome("failed", reason=f"no profile {spec.profile_id}", rule="no_profile")
@@ -190,19 +211,15 @@ class DispatchService:
                 suppressed = suppressed or Outcome("suppressed", channel, provider, reason=consent.reason,
                                                    rule=consent.rule, consent=consent.evidence)
                 continue
-            quiet = policy.get("quiet_hours") or {}
-            deferral = timing.next_allowed(
-                now, channel=channel, advertising=spec.advertising, profile_zone=person.zone,
-                quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
-                night_consent=night_consent(person), quiet_hours_informational=quiet.get("informational", False))
+            deferral = self._deferral(policy, channel, spec, person, now)
             if deferral is not None:
                 attempt("deferred", f"{deferral.reason} until {deferral.until.isoformat()}", provider)
                 return Outcome("deferred", channel, provider, reason=f"deferred by {deferral.reason} until "
                                f"{deferral.until.isoformat()}", rule=deferral.reason, deferred_until=deferral.until,
                                consent=consent.evidence)
             decision = await fatigue.decide(
-                self.redis, fatigue.parse_policy(policy.get("fatigue") or {}, path="policy.fatigue"), workspace_id=workspace_id,
-                profile_id=spec.profile_id, channel=channel, template_id=spec.template_id,
+                self.redis, fatigue.parse_policy(policy.get("fatigue") or {}, path="policy.fatigue"),
+                workspace_id=workspace_id, profile_id=spec.profile_id, channel=channel, template_id=spec.template_id,
                 journey_id=spec.journey_id or None, transactional=spec.transactional, now=now, zone=person.zone,
                 send_id=row.id)
             if not decision.allowed:
@@ -212,49 +229,67 @@ class DispatchService:
                                                    rule=f"fatigue:{decision.rule}",
                                                    next_allowed_at=decision.next_allowed_at, consent=consent.evidence)
                 continue
+            outcome = None
             try:
-                content = templates.render(channel, template.channels[channel], _variables(person, spec),
-                                           advertising=spec.advertising, sender_name=policy.get("sender_name", ""),
-                                           opt_out={"phone": policy.get("opt_out_phone", ""),
-                                                    "url": policy.get("unsubscribe_url", "")})
-            except templates.RenderError as err:
-                await fatigue.release(self.redis, decision.reservation)
-                attempt("failed", f"template: {err}", provider)
-                continue
-            sent = await self._deliver(workspace_id, row, spec, channel, provider, config, address, content,
-                                       attempt, decision)
-            if sent is not None:
-                sent.consent = consent.evidence
-                return sent
+                try:
+                    content = templates.render(channel, template.channels[channel], _variables(person, spec),
+                                               advertising=spec.advertising, sender_name=policy.get("sender_name", ""),
+                                               opt_out={"phone": policy.get("opt_out_phone", ""),
+                                                        "url": policy.get("unsubscribe_url", "")})
+                except templates.RenderError as err:
+                    attempt("failed", f"template: {err}", provider)
+                    continue
+                outcome = await self._deliver(workspace_id, row, owner, spec, policy, channel, provider, config,
+                                              address, content, attempt)
+            finally:
+                # A message not sent, for whatever reason, does not count against the person.
+                if outcome is None or outcome.status not in ("sent", "delivered"):
+                    await fatigue.release(self.redis, decision.reservation)
+            if outcome is not None:
+                return outcome
         if suppressed is not None:
             return suppressed
         return Outcome("failed", reason="; ".join(f"{a['channel']}: {a['reason']}" for a in attempts)
                        or "no channel could carry it", rule="no_channel")
 
-    async def _deliver(self, workspace_id: str, row, spec: SendSpec, channel: str, provider: str, config: dict,
-                       address, content: Content, attempt, decision) -> Outcome | None:
-        """Rate limit, consent checked once more, `sending` committed, then the provider."""
+    def _deferral(self, policy: dict, channel: str, spec: SendSpec, person: Person, now: datetime):
+        quiet = policy.get("quiet_hours") or {}
+        return timing.next_allowed(
+            now, channel=channel, advertising=spec.advertising, profile_zone=person.zone,
+            quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
+            night_consent=night_consent(person), quiet_hours_informational=quiet.get("informational", False))
+
+    async def _deliver(self, workspace_id: str, row, owner: str, spec: SendSpec, policy: dict, channel: str,
+                       provider: str, config: dict, address, content: Content, attempt) -> Outcome | None:
+        """Rate limit; consent and timing checked once more, right before the call (an
+        opt-out that committed meanwhile, a wait that ran into the night); `sending`
+        committed; then the provider. None: try the next channel."""
         await ratelimit.wait_for_token(
             self.redis, f"nudge:dispatch:rate:{workspace_id}:{provider}",
             float(config.get("rate_per_second", self.settings.provider_rate_per_second)),
             int(config.get("burst", self.settings.provider_burst)), self.clock)
-        # An opt-out that committed while this send was on its way stops it here.
         fresh = await self.profiles.get(workspace_id, spec.profile_id)
         recheck = check_consent(fresh, channel, spec.advertising) if fresh else None
         if recheck is None or not recheck.allowed:
-            await fatigue.release(self.redis, decision.reservation)
             reason = recheck.reason if recheck else "the profile was erased"
             attempt("suppressed", reason, provider)
             return Outcome("suppressed", channel, provider, reason=reason,
                            rule=recheck.rule if recheck else "no_profile")
+        if deferral := self._deferral(policy, channel, spec, fresh, self.clock.now()):
+            attempt("deferred", f"{deferral.reason} until {deferral.until.isoformat()}", provider)
+            return Outcome("deferred", channel, provider, reason=f"deferred by {deferral.reason} until "
+                           f"{deferral.until.isoformat()}", rule=deferral.reason, deferred_until=deferral.until,
+                           consent=recheck.evidence)
         async with self.sessions() as session, session.begin():
-            await DispatchRepository(session).mark_sending(workspace_id, row.id, channel, provider, self.clock.now())
+            if not await DispatchRepository(session).mark_sending(workspace_id, row.id, owner, channel, provider,
+                                                                  self.clock.now()):
+                raise TakenOver(row.id)
         if channel == INAPP:
             async with self.sessions() as session, session.begin():
                 await DispatchRepository(session).add_inapp(workspace_id, row.id, spec.profile_id, content,
                                                             self.clock.now())
             attempt("sent", "", provider)
-            return Outcome("sent", channel, provider, provider_message_id=row.id)
+            return Outcome("sent", channel, provider, provider_message_id=row.id, consent=recheck.evidence)
         outgoing = Outgoing(delivery_id=row.id, workspace_id=workspace_id, profile_id=spec.profile_id,
                             channel=channel, to=address.to, content=content, advertising=spec.advertising,
                             platform=address.platform)
@@ -268,40 +303,49 @@ class DispatchService:
                 if retryable and try_number < self.settings.provider_attempts:
                     await asyncio.sleep(0.2 * 2 ** (try_number - 1))  # 0.2 s, 0.4 s, …
                     continue
-                await fatigue.release(self.redis, decision.reservation)
                 unreachable = isinstance(err, ProviderError) and err.unreachable
                 attempt("unreachable" if unreachable else "failed", str(err) or type(err).__name__, provider)
-                return None  # the next channel in the order, if any
+                return None
             attempt("sent", "", result.provider)
             return Outcome(result.status if result.status == "delivered" else "sent", channel, result.provider,
-                           provider_message_id=result.provider_message_id)
+                           provider_message_id=result.provider_message_id, consent=recheck.evidence)
         return None
 
-    async def _finish(self, repo: DispatchRepository, row, outcome: Outcome, attempts: list[dict],
-                      template_version: int | None = None) -> None:
+    async def _finish(self, repo: DispatchRepository, row, owner: str, outcome: Outcome, attempts: list[dict],
+                      template_version: int | None = None, expect: str | None = None) -> bool:
+        """Records the outcome and announces it, only while `owner` still owns the send."""
         now = self.clock.now()
-        await repo.finish(row.workspace_id, row.id, status=outcome.status, channel=outcome.channel,
-                          provider=outcome.provider, provider_message_id=outcome.provider_message_id,
-                          reason=outcome.reason, rule=outcome.rule, deferred_until=outcome.deferred_until,
-                          next_allowed_at=outcome.next_allowed_at, consent=outcome.consent,
-                          attempts=[*row.attempts, *attempts], template_version=template_version, updated_at=now)
-        request = row.request
-        await self.outbox.add(repo.session, [self.outbox.event(
-            DELIVERIES, f"delivery.{outcome.status}", row.workspace_id, row.profile_id, now,
-            {"delivery_id": row.id, "channel": outcome.channel, "provider": outcome.provider,
-             "template_id": request["template_id"], "template_version": template_version,
-             "journey_id": request["journey_id"], "node_id": request["node_id"],
-             "advertising": request["advertising"], "rule": outcome.rule, "reason": outcome.reason,
-             "deferred_until": outcome.deferred_until.isoformat() if outcome.deferred_until else None})])
+        recorded = await repo.finish(
+            row.workspace_id, row.id, owner, expect, status=outcome.status, channel=outcome.channel,
+            provider=outcome.provider, provider_message_id=outcome.provider_message_id, reason=outcome.reason,
+            rule=outcome.rule, deferred_until=outcome.deferred_until, next_allowed_at=outcome.next_allowed_at,
+            consent=outcome.consent, attempts=[*row.attempts, *attempts], template_version=template_version,
+            updated_at=now)
+        if recorded:
+            request = row.request
+            await self.outbox.add(repo.session, [self.outbox.event(
+                DELIVERIES, f"delivery.{outcome.status}", row.workspace_id, row.profile_id, now,
+                {"delivery_id": row.id, "channel": outcome.channel, "provider": outcome.provider,
+                 "template_id": request["template_id"], "template_version": template_version,
+                 "journey_id": request["journey_id"], "node_id": request["node_id"],
+                 "advertising": request["advertising"], "rule": outcome.rule, "reason": outcome.reason,
+                 "deferred_until": outcome.deferred_until.isoformat() if outcome.deferred_until else None})])
+        return recorded
 
     async def run_deferred_once(self) -> int:
         """Sends whose deferral has ended go through the pipeline again (consent, timing and
-        fatigue are checked anew at that moment)."""
+        fatigue are checked anew at that moment), several at a time. Sends whose runner died
+        are swept up: before the provider call they are deferred to now; during it, they
+        are reported failed with an unknown outcome."""
         now = self.clock.now()
+        cutoff = now - timedelta(seconds=self.settings.sending_lease_seconds)
         async with self.sessions() as session, session.begin():
-            due = await DispatchRepository(session).claim_due_deferred(now, 100)
-        for workspace_id, delivery_id in due:
-            await self._run(workspace_id, delivery_id)
+            repo = DispatchRepository(session)
+            await repo.requeue_stale_pending(cutoff, now)
+            for row in await repo.stale_sending(cutoff, 100):
+                await self._give_up(repo, row)
+            due = await repo.claim_due_deferred(now, 20)
+        await asyncio.gather(*[self._detached(self._run(*claimed)) for claimed in due], return_exceptions=True)
         return len(due)
 
     async def run_deferred(self) -> None:
@@ -317,27 +361,31 @@ class DispatchService:
                 await asyncio.sleep(self.settings.deferred_poll_seconds)
 
     # -- receipts and in-app ----------------------------------------------------------
-    async def record_receipt(self, provider: str, payload: dict) -> int:
-        """Updates deliveries from a provider's receipt: {"provider_message_id" or
-        "messageId", "status": delivered|failed, "reason"?}, or a list of them."""
-        items = payload if isinstance(payload, list) else payload.get("receipts", [payload])
+    async def record_receipt(self, workspace_id: str, provider: str, payload) -> int:
+        """Updates deliveries from a provider's receipt: {"provider_message_id" (or
+        "messageId"), "status": delivered|failed, "reason"?}, a list of them, or
+        {"receipts": [...]}. A receipt that changes nothing is ignored."""
+        items = payload if isinstance(payload, list) else (
+            payload.get("receipts", [payload]) if isinstance(payload, dict) else None)
+        if not isinstance(items, list):
+            raise InvalidArgument("receipts: expected a receipt object or a list of them", field="receipts")
         updated = 0
         async with self.sessions() as session, session.begin():
             repo = DispatchRepository(session)
             for i, item in enumerate(items):
-                message_id = item.get("provider_message_id") or item.get("messageId") if isinstance(item, dict) else None
-                status = item.get("status") if isinstance(item, dict) else None
-                if not message_id or status not in ("delivered", "failed"):
+                item = item if isinstance(item, dict) else {}
+                message_id = item.get("provider_message_id") or item.get("messageId")
+                status = item.get("status")
+                if not isinstance(message_id, str) or status not in ("delivered", "failed"):
                     raise InvalidArgument(f"receipts[{i}]: expected provider_message_id and status "
                                           "delivered|failed", field=f"receipts[{i}]")
-                row = await repo.by_provider_id(provider, message_id)
-                if row is None or row.status not in ("sent", "delivered"):
+                row = await repo.by_provider_id(workspace_id, provider, message_id)
+                if row is None or row.status not in ("sent", "delivered") or row.status == status:
                     continue
                 outcome = Outcome(status, row.channel, row.provider, row.provider_message_id,
                                   reason=str(item.get("reason", "")), rule="receipt" if status == "failed" else "",
                                   consent=row.consent)
-                await self._finish(repo, row, outcome, [], row.template_version)
-                updated += 1
+                updated += await self._finish(repo, row, row.owner, outcome, [], row.template_version)
         self.on_commit()
         return updated
 

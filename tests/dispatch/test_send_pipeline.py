@@ -208,9 +208,14 @@ async def test_a_receipt_marks_the_delivery_delivered(workspace, receiver):
                 {"webhook": ("webhook", webhook_config(receiver))})
     delivery = await send(workspace, profile, ["webhook"])
     assert delivery["status"] == "sent" and delivery["providerMessageId"]
-    response = await workspace.tracking.post("/v1/webhooks/webhook", json={
-        "provider_message_id": delivery["providerMessageId"], "status": "delivered"})
+    url = (await workspace.admin.get("/v1/channels/webhook/receipt-url")).json()["url"]
+    receipt = {"provider_message_id": delivery["providerMessageId"], "status": "delivered"}
+    forged = url.rsplit("/", 1)[0] + "/" + "0" * 40
+    assert (await workspace.tracking.post(forged, json=receipt)).status_code == 404
+    assert (await workspace.tracking.post(url, json=42)).status_code == 422
+    response = await workspace.tracking.post(url, json=receipt)
     assert response.json() == {"updated": 1}
+    assert (await workspace.tracking.post(url, json=receipt)).json() == {"updated": 0}  # nothing new
     assert (await workspace.admin.get(f"/v1/deliveries/{delivery['id']}")).json()["status"] == "delivered"
 
 

@@ -15,6 +15,7 @@ server) goes over the shared HTTP/1.1 client.
 """
 
 import json
+import hashlib
 import time
 import uuid
 
@@ -86,7 +87,7 @@ class ApnsAdapter:
     channel, name = PUSH, "apns"
 
     def __init__(self) -> None:
-        self._tokens: dict[tuple[str, str], tuple[float, str]] = {}
+        self._tokens: dict[tuple[str, str, str], tuple[float, str]] = {}
         self._http2: httpx.AsyncClient | None = None
 
     def check_config(self, config: dict) -> dict:
@@ -102,8 +103,10 @@ class ApnsAdapter:
                 "timeout_seconds": timeout_of(config)}
 
     def provider_token(self, config: dict) -> str:
-        """One JWT per key, reused for 50 minutes, as Apple asks."""
-        key = (config["team_id"], config["key_id"])
+        """One JWT per key, reused for 50 minutes, as Apple asks. Cached by the private key
+        itself too: team and key ids are public, so another workspace naming them must not
+        get this workspace's token."""
+        key = self._token_key(config)
         issued, token = self._tokens.get(key, (0.0, ""))
         now = time.time()
         if now - issued > APNS_TOKEN_LIFETIME:
@@ -111,6 +114,10 @@ class ApnsAdapter:
                                algorithm="ES256", headers={"kid": config["key_id"]})
             self._tokens[key] = (now, token)
         return token
+
+    @staticmethod
+    def _token_key(config: dict) -> tuple:
+        return config["team_id"], config["key_id"], hashlib.sha256(config["private_key"].encode()).hexdigest()
 
     def _client(self, config: dict, shared: httpx.AsyncClient) -> httpx.AsyncClient:
         if not config["endpoint"].startswith("https://"):
@@ -144,7 +151,7 @@ class ApnsAdapter:
         if response.status_code == 410 or reason in APNS_UNREACHABLE:
             raise ProviderError(f"apns: HTTP {response.status_code} {reason}", unreachable=True)
         if reason == "ExpiredProviderToken":
-            self._tokens.pop((config["team_id"], config["key_id"]), None)  # the retry signs a fresh one
+            self._tokens.pop(self._token_key(config), None)  # the retry signs a fresh one
             raise ProviderError("apns: provider token expired", retryable=True)
         raise status_error(self.name, response.status_code, reason)
 
