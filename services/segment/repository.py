@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 
 import orjson
 from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import Text as TextType
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +30,12 @@ def encode_series(series: EventSeries) -> dict:
 def decode_series(stored: dict) -> EventSeries:
     return EventSeries([datetime.fromtimestamp(t, timezone.utc) for t in stored["t"]],
                        list(stored["v"]), list(stored["i"]))
+
+
+def any_of(column, values: list):
+    """column = ANY(array): one bind parameter whatever the count, so the plan stays an index
+    lookup (an IN list of thousands gets a generic plan that scans)."""
+    return column == func.any(func.cast(list(values), ARRAY(TextType)))
 
 
 class SegmentRepository:
@@ -119,7 +127,7 @@ class SegmentRepository:
         while pending:
             rows = await self.session.execute(
                 select(profiles.c.profile_id, profiles.c.merged_into).where(
-                    profiles.c.workspace_id == workspace_id, profiles.c.profile_id.in_(pending),
+                    profiles.c.workspace_id == workspace_id, any_of(profiles.c.profile_id, pending),
                     profiles.c.merged_into.is_not(None)))
             step = {r.profile_id: r.merged_into for r in rows}
             for merged, into in step.items():
@@ -155,7 +163,7 @@ class SegmentRepository:
             "ORDER BY p ON CONFLICT DO NOTHING RETURNING profile_id"), {"ws": workspace_id, "ids": ids})
         new = set(created.scalars())
         rows = await self.session.execute(
-            select(profiles).where(profiles.c.workspace_id == workspace_id, profiles.c.profile_id.in_(ids))
+            select(profiles).where(profiles.c.workspace_id == workspace_id, any_of(profiles.c.profile_id, ids))
             .order_by(profiles.c.profile_id).with_for_update())
         return {r.profile_id: r for r in rows}, new
 
@@ -239,7 +247,7 @@ class SegmentRepository:
         found: dict[str, dict[str, int]] = {p: {} for p in profile_ids}
         rows = await self.session.execute(
             select(memberships.c.profile_id, memberships.c.segment_id, memberships.c.version).where(
-                memberships.c.workspace_id == workspace_id, memberships.c.profile_id.in_(profile_ids)))
+                memberships.c.workspace_id == workspace_id, any_of(memberships.c.profile_id, profile_ids)))
         for r in rows:
             found[r.profile_id][r.segment_id] = r.version
         return found
@@ -261,8 +269,19 @@ class SegmentRepository:
                 "AND m.profile_id = x.profile_id"),
                 {"ws": workspace_id, "segs": [e[0] for e in exited], "profiles": [e[1] for e in exited]})
 
-    async def write_timers(self, workspace_id: str, due: list[tuple[str, str, datetime | None]]) -> None:
-        """(segment, profile, due_at): a None clears that timer."""
+    async def timers_of(self, workspace_id: str, profile_ids: list[str]) -> dict[tuple[str, str], datetime]:
+        rows = await self.session.execute(
+            select(timers.c.segment_id, timers.c.profile_id, timers.c.due_at).where(
+                timers.c.workspace_id == workspace_id, any_of(timers.c.profile_id, profile_ids)))
+        return {(r.segment_id, r.profile_id): r.due_at for r in rows}
+
+    async def write_timers(self, workspace_id: str, due: list[tuple[str, str, datetime | None]],
+                           current: dict[tuple[str, str], datetime] | None = None) -> None:
+        """(segment, profile, due_at): a None clears that timer. Given the `current` timers,
+        only the ones that change are written."""
+        if current is not None:
+            due = [(s, p, at) for s, p, at in due if current.get((s, p)) != at]
+            due = [(s, p, at) for s, p, at in due if at is not None or (s, p) in current]
         clear = [(s, p) for s, p, at in due if at is None]
         arm = [(s, p, at) for s, p, at in due if at is not None]
         if clear:
@@ -294,7 +313,7 @@ class SegmentRepository:
         """profile → {segment: due_at} of its due timers."""
         rows = await self.session.execute(
             select(timers.c.profile_id, timers.c.segment_id, timers.c.due_at).where(
-                timers.c.workspace_id == workspace_id, timers.c.profile_id.in_(profile_ids),
+                timers.c.workspace_id == workspace_id, any_of(timers.c.profile_id, profile_ids),
                 timers.c.due_at <= now))
         found: dict[str, dict] = {}
         for r in rows:

@@ -188,6 +188,7 @@ class SegmentService:
         for profile_id in new & set(plans):  # someone new: every segment may want them (`not …`, `count ≥ 0`)
             plans[profile_id].affected |= set(catalog.defs)
         members = await repo.memberships_of(workspace_id, list(plans))
+        current_timers = await repo.timers_of(workspace_id, list(plans))
         facts: dict[str, ProfileFacts] = {}
         missing: dict[str, set[tuple]] = {}
         times_of: dict[str, dict] = {}
@@ -244,7 +245,7 @@ class SegmentService:
                                  "series": series})
         await repo.write_profiles(workspace_id, profile_rows)
         await repo.write_memberships(workspace_id, entered, exited)
-        await repo.write_timers(workspace_id, timers)
+        await repo.write_timers(workspace_id, timers, current_timers)
         await self.outbox.add(repo.session, entries)
         self._after_commit(repo.session, cache)
         return len(entries)

@@ -259,7 +259,11 @@ async def test_explain_gives_each_condition_and_its_value(workspace):
     segment = await create_segment(workspace, "viewed but no plan", {"all": [
         {"event": "Product Viewed", "count": {"op": "gte", "value": 2}, "within": "P1D"},
         {"trait": "plan", "op": "eq", "value": "pro"}]})
-    body = (await workspace.admin.get(f"/v1/segments/{segment}/explain/{profile}")).json()
+    async def explained():  # once both views have reached the segment service
+        response = await workspace.admin.get(f"/v1/segments/{segment}/explain/{profile}")
+        return response.json() if response.status_code == 200 and response.json()["conditions"][1]["value"] == 2 \
+            else None
+    body = await eventually(explained)
     assert body["member"] is False
     root, views, plan = body["conditions"]
     assert root["path"] == "rules" and root["value"] == 1
