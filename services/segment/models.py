@@ -80,6 +80,7 @@ timers = Table(
     Column("profile_id", Text, primary_key=True),
     Column("due_at", DateTime(timezone=True), nullable=False),
     Index("ix_timers_due", "due_at"),
+    Index("ix_timers_profile", "workspace_id", "profile_id"),
 )
 
 rfm_settings = Table(

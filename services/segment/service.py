@@ -271,10 +271,14 @@ class SegmentService:
         sa_event.listen(session.sync_session, "after_commit", committed, once=True)
 
     async def _apply_cache(self, cache: list[tuple[str, str, bool]]) -> None:
+        final = {(key, profile_id): entered for key, profile_id, entered in cache}  # the last change wins
+        grouped: dict[tuple[str, bool], list[str]] = {}
+        for (key, profile_id), entered in final.items():
+            grouped.setdefault((key, entered), []).append(profile_id)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for key, profile_id, entered in cache:
-                    (pipe.sadd if entered else pipe.srem)(key, profile_id)
+                for (key, entered), profile_ids in grouped.items():  # one command per set and direction
+                    (pipe.sadd if entered else pipe.srem)(key, *profile_ids)
                 await pipe.execute()
         except Exception:
             log.exception("membership cache update failed; the cache is rebuilt from the database")
