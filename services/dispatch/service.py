@@ -23,7 +23,7 @@ from kit.errors import InvalidArgument, NotFound
 from kit.logs import get_logger
 from kit.outbox import Outbox
 from services.dispatch import fatigue, ratelimit, templates, timing
-from services.dispatch.channels import (ALIMTALK, CHANNELS, FRIENDTALK, INAPP, ConfigError, Content, Outgoing,
+from services.dispatch.channels import (ALIMTALK, CHANNELS, FRIENDTALK, INAPP, PUSH, ConfigError, Content, Outgoing,
                                         ProviderError)
 from services.dispatch.profiles import Person, ProfileDirectory
 from services.dispatch.providers.registry import adapter_for
@@ -204,6 +204,10 @@ class DispatchService:
             address = address_of(person, channel, config)
             if address is None:
                 attempt("unreachable", f"the profile has no address for {channel}", provider)
+                continue
+            if channel == PUSH and provider == "apns" and address.platform != "ios":
+                # FCM reaches both platforms; APNs only Apple devices.
+                attempt("unreachable", f"a {address.platform} device cannot be reached through APNs", provider)
                 continue
             consent = check_consent(person, channel, spec.advertising)
             if not consent.allowed:

@@ -20,9 +20,6 @@ ADAPTERS: dict[str, dict[str, Adapter]] = {
     WEBHOOK: {"webhook": WebhookAdapter()},
 }
 
-# A device token belongs to one push service: iOS tokens to APNs, Android and web to FCM.
-PUSH_PROVIDER_BY_PLATFORM = {"ios": "apns", "android": "fcm", "web": "fcm"}
-
 
 def adapter_for(channel: str, provider_name: str) -> Adapter:
     try:
