@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kit.streams import StreamEvent
 from services.dispatch.models import DELIVERIES
 from tests.dispatch import provider_servers as fake
-from tests.dispatch.test_send_pipeline import consent, send
+from tests.dispatch.test_send_pipeline import consent, person, send
 from tests.dispatch.test_send_pipeline import setup as configure
 
 KST = ZoneInfo("Asia/Seoul")
@@ -30,19 +30,6 @@ AD_POLICY = {"sender_name": "넛지샵", "opt_out_phone": "080-123-4567",
 
 
 # ---- helpers ----------------------------------------------------------------------------------
-
-async def identify(ws, user: str, traits: dict, context: dict | None = None) -> str:
-    """An identify call through the tracking API; the profile id once the profile service has it."""
-    body = {"userId": user, "traits": traits, **({"context": context} if context else {})}
-    response = await ws.tracking.post("/v1/identify", json=body)
-    assert response.status_code == 200, response.text
-    for _ in range(100):
-        found = (await ws.admin.get("/v1/profiles", params={"userId": user})).json()["profiles"]
-        if found:
-            return found[0]["id"]
-        await asyncio.sleep(0.05)
-    raise AssertionError("profile not stored")
-
 
 def daytime() -> datetime:
     """14:00 KST today: advertising is allowed by the night rule and Kakao's window."""
@@ -111,7 +98,7 @@ def kakao_config(url: str) -> tuple[str, dict]:
 
 async def test_informational_sms_goes_to_the_sms_endpoint_with_the_rendered_body(workspace):
     async with fake.HttpProvider(fake.nhn_sms("sms-app", "sms-secret")) as nhn:
-        profile = await identify(workspace, "sms-info", {"name": "김민수", "phone": "010-1234-5678"})
+        profile = await person(workspace, "sms-info", {"name": "김민수", "phone": "010-1234-5678"})
         await configure(workspace, {"sms": {"text": "{{ profile.name }}님, 주문하신 상품이 발송되었습니다.",
                                             "title": "배송 안내"}},
                         {"sms": sms_config(nhn)})
@@ -129,7 +116,7 @@ async def test_informational_sms_goes_to_the_sms_endpoint_with_the_rendered_body
 async def test_sms_turns_into_lms_past_90_euc_kr_bytes(workspace):
     """45 Hangul syllables are 90 EUC-KR bytes (an SMS); one more ASCII byte makes an LMS."""
     async with fake.HttpProvider(fake.nhn_sms("sms-app", "sms-secret")) as nhn:
-        profile = await identify(workspace, "sms-edge", {"phone": "010-1234-5678"})
+        profile = await person(workspace, "sms-edge", {"phone": "010-1234-5678"})
         await configure(workspace, {"sms": {"text": "가" * 45, "title": "안내"}}, {"sms": sms_config(nhn)})
         short = await send(workspace, profile, ["sms"])
         await configure(workspace, {"sms": {"text": "가" * 45 + "!", "title": "안내"}})
@@ -148,7 +135,7 @@ async def test_advertising_sms_is_marked_and_offers_the_080_opt_out_and_long_one
                                                                                            dispatch_clock):
     dispatch_clock.set(daytime())
     async with fake.HttpProvider(fake.nhn_sms("sms-app", "sms-secret")) as nhn:
-        profile = await identify(workspace, "sms-ad", {"name": "김민수", "phone": "010-1234-5678"})
+        profile = await person(workspace, "sms-ad", {"name": "김민수", "phone": "010-1234-5678"})
         await consent(workspace, profile, sms=True, advertising=True)
         await configure(workspace, {"sms": {"text": "봄 세일 20%", "title": "봄 세일"}}, {"sms": sms_config(nhn)},
                         policy=AD_POLICY)
@@ -183,7 +170,7 @@ EMAIL_TEMPLATE = {"subject": "{{ profile.name }}님, 봄 세일", "text": "{{ pr
 
 async def test_informational_email_arrives_over_smtp_without_unsubscribe_headers(workspace):
     with fake.SmtpProvider("mailer", "pw") as smtp:
-        profile = await identify(workspace, "mail-info", {"name": "<Kim>", "email": "Kim@Example.kr"})
+        profile = await person(workspace, "mail-info", {"name": "<Kim>", "email": "Kim@Example.kr"})
         await configure(workspace, {"email": EMAIL_TEMPLATE}, {"email": smtp_config(smtp)})
         delivery = await send(workspace, profile, ["email"])
     assert delivery["status"] == "sent" and (delivery["channel"], delivery["provider"]) == ("email", "smtp")
@@ -204,7 +191,7 @@ async def test_informational_email_arrives_over_smtp_without_unsubscribe_headers
 async def test_advertising_email_is_marked_and_carries_one_click_unsubscribe(workspace, dispatch_clock):
     dispatch_clock.set(daytime())
     with fake.SmtpProvider("mailer", "pw") as smtp:
-        profile = await identify(workspace, "mail-ad", {"name": "Kim", "email": "kim@example.kr"})
+        profile = await person(workspace, "mail-ad", {"name": "Kim", "email": "kim@example.kr"})
         await consent(workspace, profile, email=True, advertising=True)
         await configure(workspace, {"email": EMAIL_TEMPLATE}, {"email": smtp_config(smtp)}, policy=AD_POLICY)
         delivery = await send(workspace, profile, ["email"], advertising=True, transactional=False)
@@ -231,7 +218,7 @@ async def test_alimtalk_to_a_number_without_kakaotalk_falls_back_to_sms(workspac
     async with fake.HttpProvider(fake.nhn_kakao("kakao-app", "kakao-secret")) as kakao, \
             fake.HttpProvider(fake.nhn_sms("sms-app", "sms-secret")) as nhn:
         # The fake Kakao answers 3018 (no KakaoTalk account) for this number.
-        profile = await identify(workspace, "no-kakao", {"name": "김민수", "phone": "010-3333-3333"})
+        profile = await person(workspace, "no-kakao", {"name": "김민수", "phone": "010-3333-3333"})
         await configure(workspace, FALLBACK_TEMPLATE, {"alimtalk": kakao_config(kakao.url), "sms": sms_config(nhn)})
         delivery = await send(workspace, profile, ["alimtalk", "sms"])
     [tried] = kakao.received
@@ -258,7 +245,7 @@ async def test_alimtalk_to_a_number_without_kakaotalk_falls_back_to_sms(workspac
 async def test_alimtalk_provider_down_is_retried_then_sms_carries_the_message(workspace, redis):
     down = f"http://127.0.0.1:{fake.free_port()}"  # nothing listens: connection refused
     async with fake.HttpProvider(fake.nhn_sms("sms-app", "sms-secret")) as nhn:
-        profile = await identify(workspace, "kakao-down", {"name": "김민수", "phone": "010-1234-5678"})
+        profile = await person(workspace, "kakao-down", {"name": "김민수", "phone": "010-1234-5678"})
         await configure(workspace, FALLBACK_TEMPLATE, {"alimtalk": kakao_config(down), "sms": sms_config(nhn)})
         delivery = await send(workspace, profile, ["alimtalk", "sms"])
     [got] = nhn.received
@@ -273,7 +260,7 @@ async def test_alimtalk_provider_down_is_retried_then_sms_carries_the_message(wo
 async def test_alimtalk_cannot_carry_advertising_and_nothing_is_sent(workspace):
     async with fake.HttpProvider(fake.nhn_kakao("kakao-app", "kakao-secret")) as kakao, \
             fake.HttpProvider(fake.nhn_sms("sms-app", "sms-secret")) as nhn:
-        profile = await identify(workspace, "ad-alimtalk", {"name": "김민수", "phone": "010-1234-5678"})
+        profile = await person(workspace, "ad-alimtalk", {"name": "김민수", "phone": "010-1234-5678"})
         await configure(workspace, FALLBACK_TEMPLATE, {"alimtalk": kakao_config(kakao.url), "sms": sms_config(nhn)},
                         policy=AD_POLICY)
         for channels, field in ((["alimtalk", "sms"], "channels[0]"), (["sms", "alimtalk"], "channels[1]")):
@@ -296,7 +283,7 @@ async def test_friendtalk_ad_after_20_waits_for_8_and_the_deferred_worker_sends_
     eight = datetime.combine(evening.date() + timedelta(days=1), time(8), KST)
     dispatch_clock.set(evening)
     async with fake.HttpProvider(fake.nhn_kakao("kakao-app", "kakao-secret")) as kakao:
-        profile = await identify(workspace, "friend", {"name": "김민수", "phone": "010-1234-5678"})
+        profile = await person(workspace, "friend", {"name": "김민수", "phone": "010-1234-5678"})
         await consent(workspace, profile, kakao=True, advertising=True)
         await configure(workspace, {"friendtalk": {
             "text": "{{ profile.name }}님, 봄 신상품 20% 할인",
@@ -341,7 +328,7 @@ PUSH_TEMPLATE = {"title": "장바구니", "body": "{{ profile.name }}님, 잊으
 
 async def test_android_push_goes_to_fcm_with_string_data(workspace):
     async with fake.HttpProvider(fake.fcm("nudge-demo", "ya29.token")) as google:
-        profile = await identify(workspace, "android", {"name": "김민수", "device_platform": "android"},
+        profile = await person(workspace, "android", {"name": "김민수", "device_platform": "android"},
                                  {"device": {"token": "fcm-token-1"}})
         await configure(workspace, {"push": PUSH_TEMPLATE}, {"push": ("fcm", {
             "project_id": "nudge-demo", "access_token": "ya29.token", "endpoint": google.url})})
@@ -360,7 +347,7 @@ async def test_ios_push_goes_to_apns_signed_with_the_team_key(workspace):
     key = ec.generate_private_key(ec.SECP256R1())
     team, key_id = "TEAM" + uuid.uuid4().hex[:6].upper(), "KEY" + uuid.uuid4().hex[:7].upper()
     async with fake.HttpProvider(fake.apns(public_pem(key), team, key_id, "kr.shop.app")) as apple:
-        profile = await identify(workspace, "iphone", {"name": "김민수", "device_platform": "ios"},
+        profile = await person(workspace, "iphone", {"name": "김민수", "device_platform": "ios"},
                                  {"device": {"token": "apns-device-1"}})
         await configure(workspace, {"push": PUSH_TEMPLATE}, {"push": ("apns", {
             "team_id": team, "key_id": key_id, "private_key": pem(key), "bundle_id": "kr.shop.app",
@@ -393,7 +380,7 @@ async def test_apns_token_of_one_workspace_is_never_used_for_another(workspace, 
     try:
         async with fake.HttpProvider(fake.apns(public_pem(real_key), team, key_id, "kr.shop.app")) as apple:
             for ws, private_key in ((workspace, real_key), (other, ec.generate_private_key(ec.SECP256R1()))):
-                profile = await identify(ws, "iphone", {"device_platform": "ios"}, {"device": {"token": "dev-1"}})
+                profile = await person(ws, "iphone", {"device_platform": "ios"}, {"device": {"token": "dev-1"}})
                 await configure(ws, {"push": {"title": "t", "body": "b"}}, {"push": ("apns", {
                     "team_id": team, "key_id": key_id, "private_key": pem(private_key), "bundle_id": "kr.shop.app",
                     "endpoint": apple.url})})
@@ -420,7 +407,7 @@ async def test_web_push_is_encrypted_for_the_subscription_and_signed_with_vapid(
     async with fake.HttpProvider(fake.push_service(browser_key, auth)) as service:
         subscription = {"endpoint": f"{service.url}/push/abc", "keys": {"p256dh": b64url(browser_public),
                                                                         "auth": b64url(auth)}}
-        profile = await identify(workspace, "browser", {"name": "김민수", "webpush_subscription": subscription})
+        profile = await person(workspace, "browser", {"name": "김민수", "webpush_subscription": subscription})
         await configure(workspace, {"webpush": {"title": "타임세일", "body": "{{ profile.name }}님, 1시간 남았어요",
                                                 "url": "https://shop.kr/sale"}},
                         {"webpush": ("webpush", {"vapid_private_key": pem(vapid_key),

@@ -49,8 +49,10 @@ async def receiver():
     await task
 
 
-async def person(ws, user: str, **traits) -> str:
-    response = await ws.tracking.post("/v1/identify", json={"userId": user, "traits": traits})
+async def person(ws, user: str, traits: dict | None = None, context: dict | None = None, **more_traits) -> str:
+    """An identify call through the tracking API; the profile id once the profile service has it."""
+    body = {"userId": user, "traits": {**(traits or {}), **more_traits}, **({"context": context} if context else {})}
+    response = await ws.tracking.post("/v1/identify", json=body)
     assert response.status_code == 200, response.text
     for _ in range(100):
         found = (await ws.admin.get("/v1/profiles", params={"userId": user})).json()["profiles"]
