@@ -41,6 +41,11 @@ bench: $(STAMP)
 bench-segments: $(STAMP)
 	$(PY) -m bench.segments $(BENCH_ARGS)
 
+## bench-dispatch: dispatch benchmark (fatigue decisions/s, webhook sends/s) with same-run baselines
+.PHONY: bench-dispatch
+bench-dispatch: $(STAMP)
+	$(PY) -m bench.dispatch $(BENCH_ARGS)
+
 ## workspace: create a workspace and print its keys (NAME=…)
 workspace: $(STAMP)
 	$(PY) -m gateway.workspaces create "$(NAME)"

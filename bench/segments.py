@@ -10,7 +10,8 @@ to a baseline measured in the same run.
 
 The segment service runs as a subprocess (`python -m services.segment`) on a fresh database
 of the local PostgreSQL; the backfill runs in this process on another fresh database.
-Everything the run creates (databases, Redis keys and entries) is removed at the end.
+Everything the run creates (databases, Redis keys, stream entries and consumer groups) is
+removed at the end, and only that: other runs may share the Redis database.
 """
 
 import argparse
@@ -253,17 +254,25 @@ async def wait_consumed(redis: Redis, stream: str, group: str, last_id: bytes, p
     return time.perf_counter()
 
 
-async def bare_consumer(redis: Redis, stream: str, group: str, start_id: bytes, count: int, batch: int) -> Row:
+async def bare_consumer(redis: Redis, stream: str, group: str, start_id: bytes, last_id: bytes,
+                        workspace_id: str, count: int, batch: int) -> Row:
     """XREADGROUP (same batch size) + XACK of the same entries, no work."""
     await redis.xgroup_create(stream, group, id=start_id)
-    seen, started = 0, time.perf_counter()
-    while seen < count:
-        reply = await redis.xreadgroup(group, "bare", {stream: ">"}, count=batch, block=1000)
-        for _, entries in reply or []:
-            await redis.xack(stream, group, *[entry_id for entry_id, _ in entries])
-            seen += len(entries)
-    seconds = time.perf_counter() - started
-    await redis.xgroup_destroy(stream, group)
+    workspace, mine = workspace_id.encode(), 0
+    try:
+        done, started = False, time.perf_counter()
+        while not done:
+            reply = await redis.xreadgroup(group, "bare", {stream: ">"}, count=batch, block=1000)
+            for _, entries in reply or []:
+                await redis.xack(stream, group, *[entry_id for entry_id, _ in entries])
+                mine += sum(fields.get(b"workspace_id") == workspace for _, fields in entries)
+                done = done or _id_tuple(entries[-1][0]) >= _id_tuple(last_id)
+        seconds = time.perf_counter() - started
+    finally:
+        await redis.xgroup_destroy(stream, group)
+    if mine != count:
+        raise RuntimeError(f"the bare consumer read {mine:,} of the run's {count:,} entries: something else "
+                           f"deleted entries of {stream} meanwhile (a test suite on the same Redis database?)")
     return Row("bare XREADGROUP + XACK", rate=count / seconds, seconds=seconds)
 
 
@@ -349,38 +358,52 @@ def hop_match(fields: dict) -> str | None:
 
 
 # -- setup ---------------------------------------------------------------------------
-class RedisKeys:
-    """Undoes what the run did to Redis: new keys are deleted; in streams that existed
-    before, the run's entries are deleted and its consumer groups destroyed."""
+class RedisUndo:
+    """Removes what this run put in Redis and nothing else, since another run may share the
+    database: the membership sets of its workspace, the stream entries of its workspace,
+    the consumer groups it created, and the streams it created once they are empty."""
 
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-        self.before: set[bytes] = set()
-        self.stream_tails: dict[str, bytes] = {}
+    def __init__(self, redis: Redis, workspace_id: str) -> None:
+        self.redis, self.workspace = redis, workspace_id.encode()
+        self.tails: dict[bytes, bytes] = {}
         self.groups: set[tuple[str, str]] = set()
 
-    async def snapshot(self, streams: list[str]) -> None:
-        self.before = set(await self.redis.keys("*"))
-        for stream in streams:
-            if stream.encode() in self.before:
-                last = await self.redis.xrevrange(stream, count=1)
-                self.stream_tails[stream] = last[0][0] if last else b"0-0"
+    async def snapshot(self) -> None:
+        async for stream in self.redis.scan_iter(_type="stream", count=1000):
+            last = await self.redis.xrevrange(stream, count=1)
+            self.tails[stream] = last[0][0] if last else b"0-0"
 
     async def create_group(self, stream: str, group: str, start: str = "$") -> None:
         await self.redis.xgroup_create(stream, group, id=start, mkstream=True)
         self.groups.add((stream, group))
 
     async def restore(self) -> None:
-        for stream, tail in self.stream_tails.items():
-            while entries := await self.redis.xrange(stream, min=f"({tail.decode()}", count=1000):
-                await self.redis.xdel(stream, *[entry_id for entry_id, _ in entries])
+        batch = []
+        async for key in self.redis.scan_iter(match=f"nudge:segment:{self.workspace.decode()}:*", count=5000):
+            batch.append(key)
+        for start in range(0, len(batch), 5000):
+            await self.redis.unlink(*batch[start:start + 5000])
         for stream, group in self.groups:
-            if stream.encode() in self.before:
-                with contextlib.suppress(ResponseError):
-                    await self.redis.xgroup_destroy(stream, group)
-        created = set(await self.redis.keys("*")) - self.before
-        if created:
-            await self.redis.delete(*created)
+            with contextlib.suppress(ResponseError):
+                await self.redis.xgroup_destroy(stream, group)
+        async for stream in self.redis.scan_iter(_type="stream", count=1000):
+            start = self.tails.get(stream, b"0-0")
+            while entries := await self.redis.xrange(stream, min=b"(" + start, count=2000):
+                start = entries[-1][0]
+                mine = [entry_id for entry_id, fields in entries if fields.get(b"workspace_id") == self.workspace]
+                if mine:
+                    await self.redis.xdel(stream, *mine)
+            created = stream not in self.tails
+            if created and await self.redis.xlen(stream) == 0 and not await self.redis.xinfo_groups(stream):
+                await self.redis.delete(stream)
+
+
+async def count_entries(redis: Redis, stream: str, after: bytes, workspace_id: str) -> int:
+    found, workspace = 0, workspace_id.encode()
+    while entries := await redis.xrange(stream, min=b"(" + after, count=2000):
+        after = entries[-1][0]
+        found += sum(fields.get(b"workspace_id") == workspace for _, fields in entries)
+    return found
 
 
 async def count(url: str, query: str, *params) -> int:
@@ -486,8 +509,7 @@ async def bench_throughput(args, procs: Processes, url: str, redis: Redis, group
     time runs from SIGCONT until the group has read and acknowledged the last entry."""
     encoded = [e.to_fields() for e in events]
     tail = (await redis.xrevrange(EVENTS, count=1))[0][0]
-    expected_processed = await count(url, "SELECT count(*) FROM processed_events WHERE consumer_group = $1", group)
-    changes_before = await redis.xlen(SEGMENTS)
+    published_tail = (await redis.xrevrange(SEGMENTS, count=1) or [(b"0-0", None)])[0][0]
     pause(procs, "segment")
     try:
         last = await xadd_all(redis, EVENTS, encoded)
@@ -496,17 +518,20 @@ async def bench_throughput(args, procs: Processes, url: str, redis: Redis, group
     started = time.perf_counter()
     ended = await wait_consumed(redis, EVENTS, group, last, procs, "segment", timeout=1800)
     seconds = ended - started
-    processed = await count(url, "SELECT count(*) FROM processed_events WHERE consumer_group = $1", group)
-    if processed != expected_processed + len(events):
-        raise RuntimeError(f"processed_events has {processed:,} rows for {expected_processed + len(events):,} entries")
+    tracked = [uuid.UUID(e.payload["event_id"]) for e in events if e.type.startswith("event.")]
+    stored = await count(url, "SELECT count(*) FROM events WHERE workspace_id = $1 AND id = ANY($2::uuid[])",
+                         workspace_id, tracked)
+    if stored != len(tracked):
+        raise RuntimeError(f"the service stored {stored:,} of the run's {len(tracked):,} events")
     await wait_outbox_empty(url, procs)
-    changes = await redis.xlen(SEGMENTS) - changes_before
+    changes = await count_entries(redis, SEGMENTS, published_tail, workspace_id)
     nudge = Row("Nudge segment service", rate=len(events) / seconds, seconds=seconds)
 
     pause(procs, "segment")  # quiet while the baselines run
     try:
         status("bare XREADGROUP + XACK")
-        bare = await bare_consumer(redis, EVENTS, f"{group}-bare", tail, len(events), args.batch)
+        bare = await bare_consumer(redis, EVENTS, f"{group}-bare", tail, last, workspace_id, len(events),
+                                   args.batch)
         status("asyncpg INSERT")
         insert = await bare_insert(url, workspace_id, events, args.batch)
     finally:
@@ -514,7 +539,7 @@ async def bench_throughput(args, procs: Processes, url: str, redis: Redis, group
     return Throughput(nudge, [bare, insert], changes)
 
 
-async def bench_latency(args, procs: Processes, redis: Redis, keys: RedisKeys, run_id: str,
+async def bench_latency(args, procs: Processes, redis: Redis, keys: RedisUndo, run_id: str,
                         probe_segments: set[str], probes: list[StreamEvent], hop_probes: list[StreamEvent]) -> Latency:
     latencies, missing = await paced_latencies(redis, EVENTS, SEGMENTS, probes, args.rate,
                                                segment_trigger(probe_segments))
@@ -616,8 +641,8 @@ async def run(args) -> None:
     dbs = {"segment": f"bench_segment_{run_id}", "backfill": f"bench_backfill_{run_id}"}
     urls = {name: db.with_database(args.database_url, database) for name, database in dbs.items()}
     redis = Redis.from_url(args.redis_url)
-    keys = RedisKeys(redis)
-    await keys.snapshot([EVENTS, SEGMENTS])
+    keys = RedisUndo(redis, workspace_id)
+    await keys.snapshot()
     throughput = latency = backfill = None
     server = ""
     locals_: list[InProcess] = []
@@ -755,8 +780,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500, help="consumer batch (NUDGE_CONSUMER_BATCH)")
     parser.add_argument("--rate", type=float, default=500, help="events/s of the latency run")
     parser.add_argument("--seconds", type=float, default=10, help="length of the latency run")
-    parser.add_argument("--profiles", type=int, default=500_000,
-                        help="profiles of the backfill run (the README reports 1,000,000)")
+    parser.add_argument("--profiles", type=int, default=1_000_000, help="profiles of the backfill run")
     parser.add_argument("--backfill-batch", type=int, default=5_000, help="profiles per backfill batch")
     parser.add_argument("--only", nargs="+", choices=["throughput", "latency", "backfill"],
                         default=["throughput", "latency", "backfill"], help="run only these measurements")

@@ -56,7 +56,6 @@ class Catalog:
         self.defs = {s.id: s for s in segments}
         self.rfm = rfm
         self.index = SeriesIndex.of({s.id: s.rule for s in segments})
-        self.by_event: dict[str, set[str]] = {}
         self.by_trait: dict[str, set[str]] = {}
         self.on_activity: set[str] = set()
         self.rfm_segments: set[str] = set()
@@ -66,7 +65,6 @@ class Catalog:
             needs: set[tuple] = set()
             for leaf in leaves(s.rule):
                 if isinstance(leaf, EventCondition):
-                    self.by_event.setdefault(leaf.event, set()).add(s.id)
                     needs.add(series_key(leaf))
                 elif isinstance(leaf, TraitCondition):
                     self.by_trait.setdefault(leaf.trait, set()).add(s.id)
@@ -76,7 +74,6 @@ class Catalog:
                     self.on_activity.add(s.id)
                 elif isinstance(leaf, RfmCondition) and rfm is not None:
                     self.rfm_segments.add(s.id)
-                    self.by_event.setdefault(rfm.order_event, set()).add(s.id)
                     needs.add(rfm.series_key)
             self.needs[s.id] = needs
             for ref in referenced_segments(s.rule):
@@ -102,9 +99,6 @@ class Catalog:
         for segment_id in sorted(self.defs):
             visit(segment_id)
         return order
-
-    def affected_by_event(self, name: str) -> set[str]:
-        return self.by_event.get(name, set()) | self.on_activity
 
     def affected_by_traits(self, names) -> set[str]:
         return set().union(*(self.by_trait.get(n, set()) for n in names))

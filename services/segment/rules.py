@@ -233,7 +233,9 @@ class _Parser:
         op = self.choice(tree.get("op"), PROPERTY_OPS, f"{path}.op")
         if op == "exists":
             return PropertyFilter(name, op)
-        return PropertyFilter(name, op, self.operand(op, tree.get("value"), f"{path}.value", "value" in tree))
+        value = self.operand(op, tree.get("value"), f"{path}.value", "value" in tree)
+        # A tuple, not a list: filters are part of the (hashable) key of the series they feed.
+        return PropertyFilter(name, op, tuple(value) if isinstance(value, list) else value)
 
     def last_seen(self, tree: object, path: str) -> LastSeen:
         if not isinstance(tree, dict):

@@ -194,8 +194,11 @@ class SegmentService:
         times_of: dict[str, dict] = {}
         for profile_id, plan in plans.items():
             row = rows[profile_id]
-            for seen in plan.seen:
-                plan.affected |= catalog.affected_by_event(seen.name)
+            if plan.seen:
+                plan.affected |= catalog.on_activity
+            # The series the events can feed are loaded too; which segments they change is
+            # known once the events are applied (property filters decide).
+            fed = {k for seen in plan.seen for k in catalog.index.by_event.get(seen.name, {})}
             traits, trait_times = dict(row.traits), dict(row.trait_times)
             for name, (value, at) in plan.traits.items():
                 if name in trait_times and datetime.fromisoformat(trait_times[name]) > at:
@@ -209,7 +212,8 @@ class SegmentService:
             times_of[profile_id] = trait_times
             last_seen = max(filter(None, [row.last_seen, plan.last_seen]), default=None)
             stored = {} if rematerialize else row.series
-            keys = catalog.needed_keys(plan.affected)
+            could_change = set().union(*(catalog.index.segments_of[k] for k in fed)) if fed else set()
+            keys = catalog.needed_keys(plan.affected | could_change) | fed
             facts[profile_id] = ProfileFacts(
                 traits=traits, last_seen=last_seen, rfm=catalog.rfm, zone=zone_of(traits),
                 segments=frozenset(members[profile_id]),
@@ -222,8 +226,10 @@ class SegmentService:
             profile = facts[profile_id]
             for key in missing[profile_id]:
                 profile.series[key] = build_series(catalog.condition_of(key), history[profile_id])
+                if plan.seen:  # built from a history that already holds this batch's events
+                    plan.affected |= catalog.index.segments_of.get(key, set())
             for seen in plan.seen:
-                apply_event(profile, catalog.index, seen)
+                plan.affected |= apply_event(profile, catalog.index, seen)
             with tracer.start_as_current_span("segment.evaluate", context=context_from_headers(plan.trace_headers),
                                               attributes={"nudge.profile_id": profile_id,
                                                           "nudge.segments": len(plan.affected)}):

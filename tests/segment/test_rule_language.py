@@ -86,3 +86,12 @@ def test_segment_reference_cycles_are_refused():
         rules.check_no_cycle("d", rules.parse({"any": [DORMANT, {"segment": "d"}]}), stored.get)
     with pytest.raises(InvalidArgument, match="unknown segment 'zzz'"):
         rules.check_no_cycle("d", rules.parse({"segment": "zzz"}), stored.get)
+
+
+def test_a_list_valued_property_filter_can_key_a_series():
+    from services.segment.engine import Catalog, SegmentDef
+
+    rule = rules.parse({"event": "A", "where": [{"property": "x", "op": "in", "value": [1, 2]}],
+                        "count": {"op": "gte", "value": 1}})
+    catalog = Catalog([SegmentDef("s", 1, rule)])
+    assert catalog.needed_keys({"s"})
