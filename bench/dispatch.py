@@ -1,0 +1,478 @@
+"""python -m bench.dispatch: the dispatch service's fatigue decisions per second and its sends
+per second, each next to baselines measured by the same client in the same run.
+
+1. fatigue: `services.dispatch.fatigue.decide` with a realistic policy over 100,000 distinct
+   profiles (each once, then random repeats), against a bare EVALSHA of `return 1` and a bare
+   INCR from the same Redis client at the same concurrency;
+2. sends: the real pipeline (`DispatchService.send` as built by `services.dispatch.__main__`,
+   in this process, with its outbox relay running) sending webhooks to a local HTTP server,
+   against the same server hit directly by httpx at the same concurrency.
+
+The profile service runs as a subprocess (`python -m services.profile`) and the webhook
+receiver as another; the dispatch service and the profile service each get a fresh database
+of the local PostgreSQL. Everything the run creates (databases, its Redis keys and stream
+entries) is removed at the end, and only that: other runs may share the Redis database.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import io
+import os
+import pstats
+import random
+import secrets
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import asyncpg
+import grpc
+import httpx
+import orjson
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from redis.asyncio import Redis
+
+from bench.ingest import Processes, Result, admin_execute, drive, free_port, wait_ready
+from kit.db import with_database
+
+HOST = "127.0.0.1"
+POLICY = {"rules": [{"kind": "channel", "limit": 2, "window": "day"},
+                    {"kind": "template", "limit": 1, "window": "P7D"},
+                    {"kind": "all_channels", "limit": 5, "window": "P7D"}]}
+FATIGUE_CHANNELS = ["sms", "email", "push", "alimtalk"]
+FATIGUE_WEIGHTS = [0.3, 0.3, 0.25, 0.15]
+TEMPLATE = '{"webhook": {"body": {"text": "hi {{ profile.name }}"}}}'
+AIM_FATIGUE_SHARE, AIM_SENDS_PER_SECOND = 0.50, 2_000
+
+
+async def measure(send, payloads, concurrency: int, result: Result) -> Result:
+    """`drive`, also taking this process's CPU time over the run (result.cpu, seconds)."""
+    before = os.times()
+    await drive(send, payloads, concurrency, result)
+    after = os.times()
+    result.cpu = (after.user + after.system) - (before.user + before.system)
+    return result
+
+
+def proc_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far; None where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def status(message: str) -> None:
+    print(f"bench.dispatch: {message}", file=sys.stderr, flush=True)
+
+
+class Profiler:
+    """cProfile around one measured run when --cprofile is given; writes PREFIX-<name>.pstats."""
+
+    def __init__(self, prefix: str | None, name: str) -> None:
+        self.prefix, self.name = prefix, name
+        self.profile = cProfile.Profile() if prefix else None
+
+    def __enter__(self):
+        if self.profile:
+            self.profile.enable()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.profile:
+            return
+        self.profile.disable()
+        path = f"{self.prefix}-{self.name}.pstats"
+        self.profile.dump_stats(path)
+        text = io.StringIO()
+        pstats.Stats(self.profile, stream=text).sort_stats("tottime").print_stats(25)
+        status(f"cProfile of {self.name} written to {path}; by own time:\n{text.getvalue()}")
+
+
+# -- Redis clean-up ------------------------------------------------------------------
+class RedisUndo:
+    """Removes what this run put in Redis, and nothing else (another run may share the
+    database): keys under the run's own prefixes, and the stream entries of its workspaces."""
+
+    def __init__(self, redis: Redis, workspaces: list[str], patterns: list[str]) -> None:
+        self.redis, self.workspaces, self.patterns = redis, {w.encode() for w in workspaces}, patterns
+        self.tails: dict[bytes, bytes] = {}
+
+    async def snapshot(self) -> None:
+        async for stream in self.redis.scan_iter(_type="stream", count=1000):
+            last = await self.redis.xrevrange(stream, count=1)
+            self.tails[stream] = last[0][0] if last else b"0-0"
+
+    async def delete_keys(self, pattern: str) -> int:
+        deleted, batch = 0, []
+        async for key in self.redis.scan_iter(match=pattern, count=5000):
+            batch.append(key)
+            if len(batch) == 5000:
+                deleted += await self.redis.unlink(*batch)
+                batch = []
+        if batch:
+            deleted += await self.redis.unlink(*batch)
+        return deleted
+
+    async def restore(self) -> None:
+        for pattern in self.patterns:
+            await self.delete_keys(pattern)
+        async for stream in self.redis.scan_iter(_type="stream", count=1000):
+            start, removed = self.tails.get(stream, b"0-0"), 0
+            while entries := await self.redis.xrange(stream, min=b"(" + start, count=2000):
+                start = entries[-1][0]
+                mine = [entry_id for entry_id, fields in entries if fields.get(b"workspace_id") in self.workspaces]
+                if mine:
+                    removed += await self.redis.xdel(stream, *mine)
+            # a stream this run created and only it wrote to
+            if removed and stream not in self.tails and await self.redis.xlen(stream) == 0:
+                await self.redis.delete(stream)
+
+
+# -- 1. fatigue decisions ------------------------------------------------------------
+def fatigue_workload(profiles: int, decisions: int, rng: random.Random, prefix: str) -> list[tuple]:
+    """Every profile once, then random repeats, shuffled: (profile, channel, template, journey, send id)."""
+    ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(profiles)]
+    order = ids[:decisions] + [rng.choice(ids) for _ in range(decisions - profiles)]
+    rng.shuffle(order)
+    channels = rng.choices(FATIGUE_CHANNELS, FATIGUE_WEIGHTS, k=len(order))
+    return [(f"{prefix}{profile}", channel, f"t-{rng.randrange(20)}",
+             f"j-{rng.randrange(10)}" if rng.random() < 0.5 else None, str(uuid.uuid4()))
+            for profile, channel in zip(order, channels)]
+
+
+async def bench_fatigue(args, redis: Redis, workspace_id: str, run_id: str, rng: random.Random) -> tuple:
+    from services.dispatch import fatigue
+
+    policy = fatigue.parse_policy(POLICY)
+    measured = fatigue_workload(args.profiles, args.decisions, rng, "")
+    warm = fatigue_workload(args.warmup, args.warmup, rng, "warm-")
+    tally = {"allowed": 0, "denied": 0}
+
+    async def decide(item: tuple) -> None:
+        profile, channel, template, journey, send_id = item
+        decision = await fatigue.decide(redis, policy, workspace_id=workspace_id, profile_id=profile,
+                                        channel=channel, template_id=template, journey_id=journey,
+                                        transactional=False, now=datetime.now(timezone.utc), zone="Asia/Seoul",
+                                        send_id=send_id)
+        tally["allowed" if decision.allowed else "denied"] += 1
+
+    sha = await redis.script_load("return 1")
+
+    async def evalsha(item: tuple) -> None:
+        await redis.evalsha(sha, 0)
+
+    async def incr(item: tuple) -> None:
+        await redis.incr(f"bench:dispatch:{run_id}:incr:{item[0]}")
+
+    results = []
+    for name, send in (("bare EVALSHA (return 1)", evalsha), ("bare INCR", incr)):
+        status(f"fatigue: {name}")
+        await drive(send, warm, args.concurrency, Result("warm-up"))
+        result = await measure(send, measured, args.concurrency, Result(name))
+        result.items = len(measured)
+        results.append(result)
+    status(f"fatigue: decide() over {len(measured):,} decisions")
+    await drive(decide, warm, args.concurrency, Result("warm-up"))
+    tally.update(allowed=0, denied=0)
+    with Profiler(args.cprofile, "fatigue"):
+        nudge = await measure(decide, measured, args.concurrency, Result("Nudge fatigue.decide"))
+    nudge.items = len(measured)
+    if tally["allowed"] + tally["denied"] != len(measured):
+        raise RuntimeError(f"{len(measured)} decisions asked, {tally} answered")
+    distinct = len({item[0] for item in measured})
+    return nudge, results, tally, distinct
+
+
+# -- 2. sends ------------------------------------------------------------------------
+async def wait_grpc(address: str, procs: Processes, name: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            proc = procs.running[name]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{procs.log(name)}")
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{name} not serving after {timeout:.0f}s:\n{procs.log(name)}")
+
+
+async def create_profiles(address: str, workspace_id: str, count: int, run_id: str) -> list[str]:
+    """`count` people through the profile service's Ingest (identify calls), in batches of 500."""
+    from nudge.common.v1 import common_pb2
+    from nudge.profile.v1 import profile_pb2, profile_pb2_grpc
+
+    now = Timestamp()
+    now.FromDatetime(datetime.now(timezone.utc))
+    ids: list[str] = []
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = profile_pb2_grpc.ProfileServiceStub(channel)
+        for start in range(0, count, 500):
+            calls = [profile_pb2.TrackingCall(
+                type="identify", message_id=f"bench-{run_id}-identify-{n}", user_id=f"user-{n}",
+                traits_json=orjson.dumps({"name": f"User {n}", "email": f"user{n}@example.com"}).decode(),
+                context_json="{}", received_at=now) for n in range(start, min(count, start + 500))]
+            reply = await stub.Ingest(profile_pb2.IngestRequest(
+                context=common_pb2.RequestContext(workspace_id=workspace_id, actor="bench"), calls=calls), timeout=120)
+            for result in reply.results:
+                if result.outcome != profile_pb2.IngestResult.STORED:
+                    raise RuntimeError(f"Ingest did not store a call: {result}")
+                ids.append(result.profile_id)
+    if len(set(ids)) != count:
+        raise RuntimeError(f"asked for {count} profiles, got {len(set(ids))}")
+    return ids
+
+
+async def receiver_count(client: httpx.AsyncClient, base: str) -> dict:
+    return (await client.get(f"{base}/count")).json()
+
+
+async def bench_sends(args, procs: Processes, client: httpx.AsyncClient, run_id: str, workspace_id: str,
+                      dbs: dict) -> tuple:
+    from kit.runtime import open_runtime
+    from services.dispatch.__main__ import MIGRATIONS, build
+    from services.dispatch.service import SendSpec
+    from services.dispatch.settings import DispatchSettings
+
+    grpc_port, http_port = free_port(), free_port()
+    procs.start("profile", ["-m", "services.profile"], {
+        "NUDGE_DATABASE_URL": with_database(args.database_url, dbs["profile"]), "NUDGE_REDIS_URL": args.redis_url,
+        "NUDGE_GRPC_PORT": str(grpc_port), "NUDGE_LOG_LEVEL": "WARNING"})
+    procs.start("receiver", ["-m", "bench.dispatch", "--serve-receiver", str(http_port)], {})
+    profile_addr, base = f"{HOST}:{grpc_port}", f"http://{HOST}:{http_port}"
+    url = f"{base}/hook"
+    await wait_ready(client, f"{base}/healthz", procs, "receiver")
+    await wait_grpc(profile_addr, procs, "profile")
+
+    status(f"sends: {args.sends + args.send_warmup:,} profiles through the profile service's Ingest")
+    people = await create_profiles(profile_addr, workspace_id, args.sends + args.send_warmup, run_id)
+
+    # The baselines: the same server, hit directly with the same concurrency.
+    body = orjson.dumps({"delivery_id": str(uuid.uuid4()), "workspace_id": workspace_id, "profile_id": people[0],
+                         "data": {"text": "hi User 0"}})
+    baselines = []
+    for name, headers in (("bare httpx POST, keep-alive", {}),
+                          ("bare httpx POST, Connection: close", {"Connection": "close"})):
+        status(f"sends: {name}")
+
+        async def post(_, headers=headers) -> None:
+            reply = await client.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+            if reply.status_code != 200:
+                raise RuntimeError(f"POST {url} → {reply.status_code}")
+
+        await drive(post, range(args.send_warmup), args.concurrency, Result("warm-up"))
+        before = (await receiver_count(client, base))["requests"]
+        result = await measure(post, range(args.sends), args.concurrency, Result(name))
+        result.items = (await receiver_count(client, base))["requests"] - before
+        if result.items != args.sends:
+            raise RuntimeError(f"{name}: {args.sends} requests made, the server counted {result.items}")
+        baselines.append(result)
+
+    status("sends: the dispatch service (migrations, channel config, template, policy)")
+    settings = DispatchSettings(database_url=with_database(args.database_url, dbs["dispatch"]),
+                                redis_url=args.redis_url, profile_addr=profile_addr, grpc_port=0,
+                                log_level="WARNING", otlp_endpoint=None)
+    runtime = await open_runtime("dispatch", settings, MIGRATIONS, setup_observability=False)
+    server, service, loops = build(runtime, settings)  # the gRPC server is not started: sends are direct calls
+    tasks = [asyncio.create_task(loop) for loop in loops]
+    try:
+        await service.put_template(workspace_id, "t", "t", TEMPLATE)
+        await service.put_channel_config(workspace_id, "webhook", "webhook", orjson.dumps({
+            "url": url, "secret": "x", "allowed_hosts": [HOST], "rate_per_second": 100_000,
+            "burst": 100_000}).decode())
+        await service.set_policy(workspace_id, orjson.dumps({"fatigue": POLICY}).decode())
+        outcomes: dict[str, int] = {}
+
+        async def send(item: tuple[int, str]) -> None:
+            n, profile_id = item
+            delivery = await service.send(workspace_id, SendSpec(f"bench-{run_id}-{n}", profile_id, ["webhook"], "t"))
+            outcomes[delivery["status"]] = outcomes.get(delivery["status"], 0) + 1
+            if delivery["status"] != "sent":
+                raise RuntimeError(f"send {n}: {delivery['status']} ({delivery['rule']}: {delivery['reason']})")
+
+        status(f"sends: warm-up ({args.send_warmup:,}), then {args.sends:,} sends")
+        warm = list(enumerate(people[args.sends:], start=args.sends))
+        await drive(send, warm, args.concurrency, Result("warm-up"))
+        before = await receiver_count(client, base)
+        outcomes.clear()
+        others = {name: proc_cpu(procs.running[name].pid) for name in ("profile", "receiver")}
+        with Profiler(args.cprofile, "sends"):
+            nudge = await measure(send, list(enumerate(people[:args.sends])), args.concurrency,
+                                  Result("Nudge DispatchService.send"))
+        for name, cpu in others.items():
+            now = proc_cpu(procs.running[name].pid)
+            others[name] = None if cpu is None or now is None else now - cpu
+        after = await receiver_count(client, base)
+        nudge.items = after["requests"] - before["requests"]
+        new_ids = after["deliveries"] - before["deliveries"]
+        sent = await count_sent(settings.database_url, workspace_id)
+        expected = args.sends + args.send_warmup
+        if not (nudge.items == new_ids == outcomes.get("sent", 0) == args.sends and sent == expected):
+            raise RuntimeError(f"{args.sends} sends: replies {outcomes}, the server got {nudge.items} requests "
+                               f"for {new_ids} new deliveries, the deliveries table has {sent} sent "
+                               f"(with {args.send_warmup} warm-up sends)")
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await service.http.aclose()
+        await service.profiles.close()
+        await runtime.close()
+    return nudge, baselines, others
+
+
+async def count_sent(url: str, workspace_id: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM deliveries WHERE workspace_id = $1 AND status = 'sent'",
+                                   workspace_id)
+    finally:
+        await conn.close()
+
+
+# -- the run -------------------------------------------------------------------------
+async def run(args) -> None:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    rng, run_id = random.Random(args.seed), secrets.token_hex(4)
+    fatigue_ws, send_ws = f"bench-fatigue-{run_id}", f"bench-dispatch-{run_id}"
+    dbs = {name: f"bench_{name}_{run_id}" for name in ("dispatch", "profile")}
+    redis = Redis.from_url(args.redis_url)
+    undo = RedisUndo(redis, [fatigue_ws, send_ws], [
+        f"nudge:dispatch:fatigue:{{{fatigue_ws}:*", f"nudge:dispatch:fatigue:{{{send_ws}:*",
+        f"nudge:dispatch:rate:{send_ws}:*", f"bench:dispatch:{run_id}:*"])
+    await undo.snapshot()
+    fatigue_part = sends_part = None
+    with tempfile.TemporaryDirectory(prefix="nudge-bench-") as log_dir:
+        procs = Processes(Path(log_dir))
+        try:
+            if args.part in ("all", "fatigue"):
+                fatigue_part = await bench_fatigue(args, redis, fatigue_ws, run_id, rng)
+                await undo.delete_keys(f"nudge:dispatch:fatigue:{{{fatigue_ws}:*")
+            if args.part in ("all", "sends"):
+                await admin_execute(args.database_url, *(f'CREATE DATABASE "{db}"' for db in dbs.values()))
+                limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+                async with httpx.AsyncClient(limits=limits, timeout=60, trust_env=False) as client:
+                    sends_part = await bench_sends(args, procs, client, run_id, send_ws, dbs)
+        except Exception:
+            for name in list(procs.running):
+                print(f"--- last lines of the {name} log ---\n{procs.log(name)}", file=sys.stderr)
+            raise
+        finally:
+            procs.stop_all()
+            if args.part in ("all", "sends"):
+                await admin_execute(args.database_url,
+                                    *(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)' for db in dbs.values()))
+            await undo.restore()
+            await redis.aclose()
+    print(f"\n{datetime.now(timezone.utc):%Y-%m-%d}, {os.cpu_count()} CPUs, {args.concurrency} concurrent tasks"
+          + ("  (under cProfile: rates not comparable)" if args.cprofile else ""))
+    if fatigue_part:
+        print_fatigue(args, *fatigue_part)
+    if sends_part:
+        print_sends(args, *sends_part)
+
+
+def row(r: Result, nudge: Result, cpu_scale: float) -> str:
+    ratio = "" if r is nudge else f"{nudge.rate / r.rate:.1%}"
+    return (f"{r.name:<36}{r.rate:>12,.0f}{r.percentile(50):>9.2f}{r.percentile(99):>9.2f}"
+            f"{r.cpu / r.items * cpu_scale:>9.0f}{ratio:>14}")
+
+
+def print_fatigue(args, nudge: Result, baselines: list[Result], tally: dict, distinct: int) -> None:
+    print(f"\nfatigue: {nudge.items:,} decisions over {distinct:,} distinct profiles, "
+          f"{tally['allowed']:,} allowed / {tally['denied']:,} denied, one redis-py client "
+          f"(CPU µs: this process's CPU time per decision)")
+    print(f"{'':36}{'decisions/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'CPU µs':>9}{'Nudge ÷ this':>14}")
+    for r in (nudge, *baselines):
+        print(row(r, nudge, 1e6))
+    share = nudge.rate / baselines[0].rate
+    print(f"aim ≥ {AIM_FATIGUE_SHARE:.0%} of bare EVALSHA: {'met' if share >= AIM_FATIGUE_SHARE else 'NOT met'}")
+
+
+def print_sends(args, nudge: Result, baselines: list[Result], others: dict) -> None:
+    print(f"\nsends: {nudge.items:,} webhooks through the pipeline to a local uvicorn server "
+          f"(requests received = sends; CPU µs: this process's CPU time per send)")
+    print(f"{'':36}{'sends/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'CPU µs':>9}{'Nudge ÷ this':>14}")
+    for r in (nudge, *baselines):
+        print(row(r, nudge, 1e6))
+    if None not in others.values():
+        print(f"CPU per send elsewhere: profile service {others['profile'] / nudge.items * 1e6:,.0f} µs, "
+              f"receiver {others['receiver'] / nudge.items * 1e6:,.0f} µs (PostgreSQL and Redis not counted)")
+    print(f"aim ≥ {AIM_SENDS_PER_SECOND:,} sends/s: {'met' if nudge.rate >= AIM_SENDS_PER_SECOND else 'NOT met'}")
+
+
+# -- the webhook receiver, served in its own process ------------------------------------
+def serve_receiver(port: int) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    counts = {"requests": 0}
+    deliveries: set[str] = set()
+
+    async def hook(request: Request) -> JSONResponse:
+        await request.body()
+        counts["requests"] += 1
+        if delivery := request.headers.get("x-nudge-delivery-id"):
+            deliveries.add(delivery)
+        return JSONResponse({"ok": True})
+
+    async def count(request: Request) -> JSONResponse:
+        return JSONResponse({"requests": counts["requests"], "deliveries": len(deliveries)})
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(routes=[Route("/hook", hook, methods=["POST"]), Route("/count", count),
+                            Route("/healthz", healthz)])
+    uvicorn.run(app, host=HOST, port=port, log_config=None, access_log=False, lifespan="off",
+                timeout_graceful_shutdown=5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.dispatch", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=("all", "fatigue", "sends"), default="all")
+    parser.add_argument("--concurrency", type=int, default=32, help="concurrent tasks, for every row")
+    parser.add_argument("--profiles", type=int, default=100_000, help="fatigue: distinct profiles")
+    parser.add_argument("--decisions", type=int, default=150_000,
+                        help="fatigue: measured decisions (each profile once, the rest random repeats)")
+    parser.add_argument("--warmup", type=int, default=5_000, help="fatigue: decisions before each measurement")
+    parser.add_argument("--sends", type=int, default=3_000, help="sends: measured sends (one per profile)")
+    parser.add_argument("--send-warmup", type=int, default=300, help="sends: sends before each measurement")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test",
+                        help="local PostgreSQL; the run creates and drops its own databases there")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
+    parser.add_argument("--cprofile", metavar="PREFIX",
+                        help="profile the measured Nudge runs in this process; writes PREFIX-<part>.pstats")
+    parser.add_argument("--serve-receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_receiver:
+        serve_receiver(args.serve_receiver)
+        return
+    if min(args.concurrency, args.profiles, args.decisions, args.sends) < 1 or min(args.warmup, args.send_warmup) < 0:
+        parser.error("--concurrency, --profiles, --decisions and --sends must be positive, warm-ups not negative")
+    try:
+        asyncio.run(run(args))
+    except RuntimeError as err:
+        sys.exit(f"bench.dispatch failed: {err}")
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        sys.exit("bench.dispatch: interrupted; processes stopped, databases dropped, Redis keys removed")
+
+
+if __name__ == "__main__":
+    main()
