@@ -12,6 +12,7 @@ from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
 from services.dispatch.grpc_api import DispatchServicer
 from services.dispatch.models import outbox as outbox_table
 from services.dispatch.profiles import ProfileDirectory
+from services.dispatch.providers.registry import close_adapters
 from services.dispatch.service import DispatchService
 from services.dispatch.settings import DispatchSettings
 
@@ -45,6 +46,7 @@ async def main() -> None:
     finally:
         await service.http.aclose()
         await service.profiles.close()
+        await close_adapters()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ import httpx
 EMAIL, SMS, ALIMTALK, FRIENDTALK, PUSH, WEBPUSH, INAPP, WEBHOOK = (
     "email", "sms", "alimtalk", "friendtalk", "push", "webpush", "inapp", "webhook")
 CHANNELS = (EMAIL, SMS, ALIMTALK, FRIENDTALK, PUSH, WEBPUSH, INAPP, WEBHOOK)
-INFORMATIONAL, ADVERTISING = "informational", "advertising"
 
 
 @dataclass(frozen=True)

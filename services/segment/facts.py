@@ -1,6 +1,6 @@
 """Keeping a profile's facts current from its events: which series an event feeds, adding
 it idempotently and in event-time order (retries and clock skew deliver events twice and
-out of order), and uniting two profiles' facts on a merge. Pure: no I/O, no clock.
+out of order). Pure: no I/O, no clock.
 """
 
 import bisect
@@ -63,18 +63,6 @@ def apply_event(facts: ProfileFacts, index: SeriesIndex, event: Seen) -> set[str
     return touched
 
 
-def merge_facts(survivor: ProfileFacts, merged: ProfileFacts) -> ProfileFacts:
-    """The facts of two profiles that turned out to be one person."""
-    united = ProfileFacts(traits=survivor.traits, rfm=survivor.rfm, segments=survivor.segments | merged.segments,
-                          zone=survivor.zone, series={k: _copy(s) for k, s in survivor.series.items()},
-                          last_seen=max(filter(None, [survivor.last_seen, merged.last_seen]), default=None))
-    for key, series in merged.series.items():
-        target = united.series.setdefault(key, EventSeries())
-        for i, event_id in enumerate(series.ids):
-            _place(target, event_id, series.times[i], series.values[i])
-    return united
-
-
 def add_to_series(series: EventSeries, event: Seen, prop: str | None) -> bool:
     value = event.properties.get(prop) if prop else 1
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -90,7 +78,3 @@ def _place(series: EventSeries, event_id: str, at: datetime, value: float) -> bo
     series.values.insert(position, value)
     series.ids.insert(position, event_id)
     return True
-
-
-def _copy(series: EventSeries) -> EventSeries:
-    return EventSeries(list(series.times), list(series.values), list(series.ids))

@@ -320,9 +320,6 @@ class SegmentRepository:
             found.setdefault(r.profile_id, {})[r.segment_id] = r.due_at
         return found
 
-    async def next_due(self) -> datetime | None:
-        return await self.session.scalar(select(func.min(timers.c.due_at)))
-
     async def count_members(self, workspace_id: str, segment_id: str) -> int:
         return await self.session.scalar(select(func.count()).select_from(memberships).where(
             memberships.c.workspace_id == workspace_id, memberships.c.segment_id == segment_id))

@@ -1,5 +1,6 @@
 """Facts kept from events: the same memberships whatever the order and however often events
-arrive, and on a merge the union of both people's histories."""
+arrive, and only the segments an event can change are re-evaluated. (Merges are tested on
+PostgreSQL: the service rebuilds the survivor's series from the moved events.)"""
 
 from datetime import datetime, timedelta, timezone
 
@@ -8,7 +9,7 @@ from hypothesis import strategies as st
 
 from services.segment import rules
 from services.segment.evaluation import ProfileFacts, evaluate
-from services.segment.facts import Seen, SeriesIndex, apply_event, merge_facts
+from services.segment.facts import Seen, SeriesIndex, apply_event
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 SEGMENTS = {
@@ -52,25 +53,6 @@ def test_out_of_order_and_repeated_delivery_gives_the_in_order_memberships(histo
     for hours in (0, 6, 30, 80):
         at = NOW + timedelta(hours=hours)
         assert memberships(incremental, at) == memberships(in_order, at)
-
-
-@settings(max_examples=200, deadline=None)
-@given(history=events, data=st.data())
-def test_a_merge_sees_the_union_of_both_histories(history, data):
-    mine = data.draw(st.lists(st.sampled_from(history), unique_by=lambda e: e.id) if history else st.just([]))
-    theirs = [e for e in history if e not in mine]
-    united = merge_facts(facts_of(mine), facts_of(theirs))
-    for hours in (0, 12, 50):
-        at = NOW + timedelta(hours=hours)
-        assert memberships(united, at) == memberships(facts_of(history), at)
-
-
-def test_half_a_rule_each_makes_the_survivor_a_member():
-    rule = SEGMENTS["viewed-x-3-in-1d"]
-    web = facts_of([Seen(f"w{i}", "Viewed", NOW - timedelta(hours=i), {"sku": "x"}) for i in range(2)])
-    app = facts_of([Seen("a1", "Viewed", NOW - timedelta(hours=3), {"sku": "x"})])
-    assert not evaluate(rule, web, NOW).member and not evaluate(rule, app, NOW).member
-    assert evaluate(rule, merge_facts(web, app), NOW).member
 
 
 def test_an_event_re_evaluates_only_the_segments_it_can_affect():
