@@ -24,6 +24,8 @@ def test_a_message_sent_through_the_gateway_is_in_the_inbox_and_in_the_trace(pla
         inbox = tracking.get("/v1/inapp", params={"userId": user}).json()["messages"]
         assert [(m["title"], m["body"]) for m in inbox] == [("Hi Kim", "Your order shipped")]
 
-    spans = otlp_receiver.wait_for(
-        lambda spans: any(s.trace_id == trace_id and s.service == "dispatch" for s in spans), timeout=30)
-    assert {"gateway", "dispatch"} <= {s.service for s in spans if s.trace_id == trace_id}
+    def services_of(spans):
+        return {s.service for s in spans if s.trace_id == trace_id}
+
+    spans = otlp_receiver.wait_for(lambda spans: {"gateway", "dispatch"} <= services_of(spans), timeout=30)
+    assert {"gateway", "dispatch"} <= services_of(spans)
