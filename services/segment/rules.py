@@ -102,7 +102,7 @@ class SegmentRef:
 
 def parse(tree: object, path: str = "rules"):
     """The typed rule of a JSON tree, or InvalidArgument naming the first bad node."""
-    return _Parser().node(tree, path, 0)
+    return Parser().node(tree, path, 0)
 
 
 def referenced_segments(rule) -> set[str]:
@@ -131,7 +131,7 @@ def check_no_cycle(segment_id: str, rule, rule_of: Callable[[str], object | None
     visit(rule, [segment_id])
 
 
-class _Parser:
+class Parser:
     def node(self, tree: object, path: str, depth: int):
         if depth > MAX_DEPTH:
             self.fail(path, f"nested deeper than {MAX_DEPTH} levels")

@@ -1,0 +1,488 @@
+"""A journey definition: a JSON tree parsed into frozen dataclasses and checked as a graph,
+with errors that point at the offending node (`nodes.coupon.duration: expected an ISO-8601
+duration`, `nodes.check.else: unknown node 'gone'`).
+
+    {"trigger": {"kind": "event", "event": "Signed Up", "where": [<property filter>, ...]}
+              | {"kind": "segment_entered" | "segment_exited", "segment": "<segment id>"}
+              | {"kind": "date_trait", "trait": "birthday", "yearly": true, "offset_days": -3, "at": "09:00"}
+              | {"kind": "broadcast", "segment": "<id>", "at": "<ISO date-time>" | "cron": "0 9 * * 1",
+                 "rate_per_second": 100},
+     "start": "<node id>",
+     "nodes": {"<node id>": <node>, ...},
+     "goal": {"event": "Order Completed", "where": [...]},                          optional
+     "exit_criteria": {"segment_exited": ["<id>", ...], "events": [{"event": ..., "where": [...]}]},
+     "entry": {"mode": "once" | "every_time" | "cooldown", "cooldown": "P30D", "cap": 1000,
+               "window": {"from": "<ISO date-time>", "until": "<ISO date-time>"}}}     optional
+
+    nodes:
+    {"kind": "wait", "duration": "P2D", "next": ...}
+    {"kind": "wait_until", "at": "09:00", "weekdays": ["mon", "fri"], "next": ...}     time of day (profile's zone)
+    {"kind": "wait_until", "trait": "renewal_date", "offset_days": -3, "at": "09:00", "next": ...}
+    {"kind": "wait_for_event", "event": ..., "where": [...], "timeout": "PT1H", "next": ..., "timeout_next": ...}
+    {"kind": "condition", "rule": <segment rule>, "then": ..., "else": ...}
+    {"kind": "split", "branches": [{"weight": 50, "next": ...}, ...], "holdout": 10}
+    {"kind": "send", "channels": ["alimtalk", "sms"], "template": "<id>", "advertising": false, "next": ...}
+    {"kind": "update_trait", "trait": "vip", "value": true, "next": ...}
+    {"kind": "exit"}
+
+`channels` is the fallback order. A send or update_trait without `next` ends the run;
+waits, conditions and splits must name theirs. Property filters, rules and durations are
+the segment rule language's (services.segment.rules). Pure: no I/O, no clock.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from services.dispatch.channels import ALIMTALK, CHANNELS
+from services.segment import rules
+from services.segment.rules import PropertyFilter
+
+ENTRY_MODES = ("once", "every_time", "cooldown")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DEFAULT_BROADCAST_RATE = 100.0  # entries per second
+MAX_NODES = 200
+_NODE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+_CRON_ITEM = re.compile(r"(\*|(\d+)(?:-(\d+))?)(?:/(\d+))?")
+_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
+                ("day of week", 0, 7))
+
+
+@dataclass(frozen=True)
+class EventMatch:
+    event: str
+    where: tuple[PropertyFilter, ...] = ()
+
+
+# -- triggers -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EventTrigger:
+    match: EventMatch
+
+
+@dataclass(frozen=True)
+class SegmentTrigger:
+    segment_id: str
+    transition: str                  # entered | exited
+
+
+@dataclass(frozen=True)
+class DateTraitTrigger:
+    trait: str
+    at: time                         # in the profile's zone
+    offset_days: int = 0             # -3: three days before the date
+    yearly: bool = True              # the date's anniversary every year (birthday), not the date once
+
+
+@dataclass(frozen=True)
+class BroadcastTrigger:
+    segment_id: str
+    at: datetime | None = None       # one time …
+    cron: str | None = None          # … or on a schedule
+    rate_per_second: float = DEFAULT_BROADCAST_RATE
+
+
+# -- nodes ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Wait:
+    duration: timedelta
+    next: str
+
+
+@dataclass(frozen=True)
+class WaitUntil:
+    next: str
+    at: time | None = None           # time of day in the profile's zone (midnight with a trait and no `at`)
+    weekdays: tuple[str, ...] = ()   # with `at`: only on these days; () = any day
+    trait: str | None = None         # the date held in this trait …
+    offset_days: int = 0             # … moved by this many days
+
+
+@dataclass(frozen=True)
+class WaitForEvent:
+    match: EventMatch
+    timeout: timedelta
+    next: str
+    timeout_next: str
+
+
+@dataclass(frozen=True)
+class Condition:
+    rule: object                     # a services.segment.rules rule
+    then: str
+    else_: str
+
+
+@dataclass(frozen=True)
+class Branch:
+    weight: float
+    next: str
+
+
+@dataclass(frozen=True)
+class Split:
+    branches: tuple[Branch, ...]
+    holdout: float = 0               # weight of those who get nothing but are still measured
+
+
+@dataclass(frozen=True)
+class Send:
+    channels: tuple[str, ...]        # fallback order
+    template_id: str
+    advertising: bool
+    next: str | None = None
+
+
+@dataclass(frozen=True)
+class UpdateTrait:
+    trait: str
+    value: object
+    next: str | None = None
+
+
+@dataclass(frozen=True)
+class Exit:
+    pass
+
+
+WAITS = (Wait, WaitUntil, WaitForEvent)
+
+
+# -- the journey ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExitCriteria:
+    segment_exited: tuple[str, ...] = ()
+    events: tuple[EventMatch, ...] = ()
+
+
+@dataclass(frozen=True)
+class Entry:
+    mode: str = "once"
+    cooldown: timedelta | None = None  # mode cooldown: again only this long after the last entry
+    cap: int | None = None             # at most this many entries into the journey in all
+    active_from: datetime | None = None
+    active_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Journey:
+    trigger: object
+    start: str
+    nodes: dict                      # node id → node, in definition order; do not mutate
+    goal: EventMatch | None = None
+    exit_criteria: ExitCriteria = ExitCriteria()
+    entry: Entry = Entry()
+
+
+def parse_journey(tree: object) -> Journey:
+    """The typed journey of a JSON tree, or InvalidArgument naming the first bad field."""
+    return _Parser().journey(tree)
+
+
+def successors(node) -> tuple[tuple[str, str], ...]:
+    """(field, node id) of every node this one can lead to, the field relative to the node."""
+    match node:
+        case Wait(next=n) | WaitUntil(next=n):
+            return (("next", n),)
+        case WaitForEvent(next=n, timeout_next=t):
+            return ("next", n), ("timeout_next", t)
+        case Condition(then=t, else_=e):
+            return ("then", t), ("else", e)
+        case Split(branches):
+            return tuple((f"branches[{i}].next", b.next) for i, b in enumerate(branches))
+        case Send(next=n) | UpdateTrait(next=n) if n is not None:
+            return (("next", n),)
+    return ()
+
+
+def referenced_segments(journey: Journey) -> set[str]:
+    found = set(journey.exit_criteria.segment_exited)
+    if isinstance(journey.trigger, (SegmentTrigger, BroadcastTrigger)):
+        found.add(journey.trigger.segment_id)
+    for node in journey.nodes.values():
+        if isinstance(node, Condition):
+            found |= rules.referenced_segments(node.rule)
+    return found
+
+
+def referenced_templates(journey: Journey) -> set[str]:
+    return {n.template_id for n in journey.nodes.values() if isinstance(n, Send)}
+
+
+class _Parser(rules.Parser):
+    """The rule parser's leaves (durations, property filters, strings, choices) plus journeys."""
+
+    def journey(self, tree: object) -> Journey:
+        if not isinstance(tree, dict):
+            self.fail("journey", "expected a journey object")
+        extra = sorted(set(tree) - {"trigger", "start", "nodes", "goal", "exit_criteria", "entry"})
+        if extra:
+            self.fail(extra[0], "not allowed here")
+        trigger = self.trigger(tree.get("trigger"), "trigger")
+        raw_nodes = tree.get("nodes")
+        if not isinstance(raw_nodes, dict) or not raw_nodes:
+            self.fail("nodes", "expected a non-empty object of node id → node")
+        if len(raw_nodes) > MAX_NODES:
+            self.fail("nodes", f"at most {MAX_NODES} nodes")
+        nodes = {node_id: self.node(node_id, n) for node_id, n in raw_nodes.items()}
+        start = self.text(tree.get("start"), "start")
+        goal = self.event_match(tree["goal"], "goal") if "goal" in tree else None
+        exits = self.exit_criteria(tree.get("exit_criteria", {}), "exit_criteria")
+        entry = self.entry(tree.get("entry", {}), "entry")
+        self.check_graph(start, nodes)
+        return Journey(trigger, start, nodes, goal, exits, entry)
+
+    # -- trigger ------------------------------------------------------------------------
+    def trigger(self, tree: object, path: str):
+        kinds = ("event", "segment_entered", "segment_exited", "date_trait", "broadcast")
+        if not isinstance(tree, dict):
+            self.fail(path, 'expected a trigger object {"kind": ..., ...}')
+        kind = self.choice(tree.get("kind"), kinds, f"{path}.kind")
+        if kind == "event":
+            return EventTrigger(self.event_match(tree, path, {"kind"}))
+        if kind in ("segment_entered", "segment_exited"):
+            self.only(tree, path, {"kind", "segment"})
+            return SegmentTrigger(self.text(tree.get("segment"), f"{path}.segment"), kind.removeprefix("segment_"))
+        if kind == "date_trait":
+            self.only(tree, path, {"kind", "trait", "yearly", "offset_days", "at"})
+            yearly = tree.get("yearly", True)
+            if not isinstance(yearly, bool):
+                self.fail(f"{path}.yearly", "expected true or false")
+            return DateTraitTrigger(self.text(tree.get("trait"), f"{path}.trait"),
+                                    self.time_of_day(tree.get("at"), f"{path}.at"),
+                                    self.days(tree.get("offset_days", 0), f"{path}.offset_days"), yearly)
+        self.only(tree, path, {"kind", "segment", "at", "cron", "rate_per_second"})
+        segment = self.text(tree.get("segment"), f"{path}.segment")
+        if ("at" in tree) == ("cron" in tree):
+            self.fail(path, "give exactly one of at (one time) or cron (recurring)")
+        rate = tree.get("rate_per_second", DEFAULT_BROADCAST_RATE)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
+            self.fail(f"{path}.rate_per_second", "expected a number of entries per second > 0")
+        if "at" in tree:
+            return BroadcastTrigger(segment, at=self.instant(tree["at"], f"{path}.at"), rate_per_second=rate)
+        return BroadcastTrigger(segment, cron=self.cron(tree["cron"], f"{path}.cron"), rate_per_second=rate)
+
+    # -- nodes --------------------------------------------------------------------------
+    def node(self, node_id: str, tree: object):
+        path = f"nodes.{node_id}"
+        if not _NODE_ID.fullmatch(node_id):
+            self.fail(path, "node ids are 1 to 64 letters, digits, _ or -")
+        if not isinstance(tree, dict):
+            self.fail(path, 'expected a node object {"kind": ..., ...}')
+        kinds = ("wait", "wait_until", "wait_for_event", "condition", "split", "send", "update_trait", "exit")
+        kind = self.choice(tree.get("kind"), kinds, f"{path}.kind")
+        if kind == "wait":
+            self.only(tree, path, {"kind", "duration", "next"})
+            return Wait(self.duration(tree.get("duration"), f"{path}.duration"), self.ref(tree, "next", path))
+        if kind == "wait_until":
+            return self.wait_until(tree, path)
+        if kind == "wait_for_event":
+            return WaitForEvent(self.event_match(tree, path, {"kind", "timeout", "next", "timeout_next"}),
+                                self.duration(tree.get("timeout"), f"{path}.timeout"),
+                                self.ref(tree, "next", path), self.ref(tree, "timeout_next", path))
+        if kind == "condition":
+            self.only(tree, path, {"kind", "rule", "then", "else"})
+            return Condition(rules.parse(tree.get("rule"), f"{path}.rule"),
+                             self.ref(tree, "then", path), self.ref(tree, "else", path))
+        if kind == "split":
+            return self.split(tree, path)
+        if kind == "send":
+            return self.send(tree, path)
+        if kind == "update_trait":
+            self.only(tree, path, {"kind", "trait", "value", "next"})
+            if "value" not in tree:
+                self.fail(f"{path}.value", "expected the value to set (null clears the trait)")
+            return UpdateTrait(self.text(tree.get("trait"), f"{path}.trait"), tree["value"],
+                               self.ref(tree, "next", path, required=False))
+        self.only(tree, path, {"kind"})
+        return Exit()
+
+    def wait_until(self, tree: dict, path: str) -> WaitUntil:
+        next_ = self.ref(tree, "next", path)
+        if "trait" in tree:
+            self.only(tree, path, {"kind", "trait", "offset_days", "at", "next"})
+            at = self.time_of_day(tree["at"], f"{path}.at") if "at" in tree else None
+            return WaitUntil(next_, at, trait=self.text(tree["trait"], f"{path}.trait"),
+                             offset_days=self.days(tree.get("offset_days", 0), f"{path}.offset_days"))
+        self.only(tree, path, {"kind", "at", "weekdays", "next"})
+        weekdays = tree.get("weekdays", [])
+        if not isinstance(weekdays, list) or ("weekdays" in tree and not weekdays):
+            self.fail(f"{path}.weekdays", f"expected a non-empty array of {', '.join(WEEKDAYS)}")
+        days = tuple(self.choice(d, WEEKDAYS, f"{path}.weekdays[{i}]") for i, d in enumerate(weekdays))
+        if len(set(days)) != len(days):
+            self.fail(f"{path}.weekdays", "a weekday is repeated")
+        return WaitUntil(next_, self.time_of_day(tree.get("at"), f"{path}.at"), days)
+
+    def split(self, tree: dict, path: str) -> Split:
+        self.only(tree, path, {"kind", "branches", "holdout"})
+        branches = tree.get("branches")
+        if not isinstance(branches, list) or not branches:
+            self.fail(f"{path}.branches", 'expected a non-empty array of {"weight": ..., "next": ...}')
+        parsed = []
+        for i, branch in enumerate(branches):
+            at = f"{path}.branches[{i}]"
+            if not isinstance(branch, dict):
+                self.fail(at, 'expected {"weight": ..., "next": ...}')
+            self.only(branch, at, {"weight", "next"})
+            parsed.append(Branch(self.weight(branch.get("weight"), f"{at}.weight"), self.ref(branch, "next", at)))
+        holdout = self.weight(tree["holdout"], f"{path}.holdout") if "holdout" in tree else 0
+        return Split(tuple(parsed), holdout)
+
+    def send(self, tree: dict, path: str) -> Send:
+        self.only(tree, path, {"kind", "channels", "template", "advertising", "next"})
+        channels = tree.get("channels")
+        if not isinstance(channels, list) or not channels:
+            self.fail(f"{path}.channels", "expected a non-empty array of channels, in fallback order")
+        parsed = tuple(self.choice(c, CHANNELS, f"{path}.channels[{i}]") for i, c in enumerate(channels))
+        if len(set(parsed)) != len(parsed):
+            self.fail(f"{path}.channels", "a channel is repeated")
+        advertising = tree.get("advertising")
+        if not isinstance(advertising, bool):
+            self.fail(f"{path}.advertising", "expected true or false (is this message advertising?)")
+        if advertising and ALIMTALK in parsed:
+            self.fail(f"{path}.channels[{parsed.index(ALIMTALK)}]",
+                      "alimtalk carries informational messages only; use friendtalk for advertising")
+        return Send(parsed, self.text(tree.get("template"), f"{path}.template"), advertising,
+                    self.ref(tree, "next", path, required=False))
+
+    # -- goal, exits, entry -------------------------------------------------------------
+    def event_match(self, tree: object, path: str, also: set[str] = frozenset()) -> EventMatch:
+        if not isinstance(tree, dict):
+            self.fail(path, 'expected {"event": ..., "where": [...]}')
+        self.only(tree, path, {"event", "where", *also})
+        where = tree.get("where", [])
+        if not isinstance(where, list):
+            self.fail(f"{path}.where", "expected an array of property filters")
+        return EventMatch(self.text(tree.get("event"), f"{path}.event"),
+                          tuple(self.property_filter(f, f"{path}.where[{i}]") for i, f in enumerate(where)))
+
+    def exit_criteria(self, tree: object, path: str) -> ExitCriteria:
+        if not isinstance(tree, dict):
+            self.fail(path, 'expected {"segment_exited": [...], "events": [...]}')
+        self.only(tree, path, {"segment_exited", "events"})
+        segments, events = tree.get("segment_exited", []), tree.get("events", [])
+        if not isinstance(segments, list):
+            self.fail(f"{path}.segment_exited", "expected an array of segment ids")
+        if not isinstance(events, list):
+            self.fail(f"{path}.events", "expected an array of events")
+        return ExitCriteria(
+            tuple(self.text(s, f"{path}.segment_exited[{i}]") for i, s in enumerate(segments)),
+            tuple(self.event_match(e, f"{path}.events[{i}]") for i, e in enumerate(events)))
+
+    def entry(self, tree: object, path: str) -> Entry:
+        if not isinstance(tree, dict):
+            self.fail(path, 'expected {"mode": ..., "cooldown": ..., "cap": ..., "window": ...}')
+        self.only(tree, path, {"mode", "cooldown", "cap", "window"})
+        mode = self.choice(tree.get("mode", "once"), ENTRY_MODES, f"{path}.mode")
+        cooldown = None
+        if mode == "cooldown":
+            cooldown = self.duration(tree.get("cooldown"), f"{path}.cooldown")
+        elif "cooldown" in tree:
+            self.fail(f"{path}.cooldown", 'only with "mode": "cooldown"')
+        cap = tree.get("cap")
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            self.fail(f"{path}.cap", "expected a whole number ≥ 1")
+        window = tree.get("window", {})
+        if not isinstance(window, dict) or ("window" in tree and not window):
+            self.fail(f"{path}.window", 'expected {"from": <date-time>, "until": <date-time>} (either may be left out)')
+        self.only(window, f"{path}.window", {"from", "until"})
+        start = self.instant(window["from"], f"{path}.window.from") if "from" in window else None
+        until = self.instant(window["until"], f"{path}.window.until") if "until" in window else None
+        if start and until and start >= until:
+            self.fail(f"{path}.window.until", "must be after window.from")
+        return Entry(mode, cooldown, cap, start, until)
+
+    # -- the graph ----------------------------------------------------------------------
+    def check_graph(self, start: str, nodes: dict) -> None:
+        if start not in nodes:
+            self.fail("start", f"unknown node {start!r}")
+        for node_id, node in nodes.items():
+            for field, target in successors(node):
+                if target not in nodes:
+                    self.fail(f"nodes.{node_id}.{field}", f"unknown node {target!r}")
+        reached, todo = {start}, [start]
+        while todo:
+            for _, target in successors(nodes[todo.pop()]):
+                if target not in reached:
+                    reached.add(target)
+                    todo.append(target)
+        for node_id in nodes:
+            if node_id not in reached:
+                self.fail(f"nodes.{node_id}", "not reachable from start")
+        self.check_loops_wait(start, nodes)
+        ending = {i for i, n in nodes.items() if not successors(n)}
+        grew = True
+        while grew:
+            grew = False
+            for node_id, node in nodes.items():
+                if node_id not in ending and any(t in ending for _, t in successors(node)):
+                    ending.add(node_id)
+                    grew = True
+        if start not in ending:
+            self.fail("nodes", "no path from start reaches an exit or a node without next")
+
+    def check_loops_wait(self, start: str, nodes: dict) -> None:
+        """Refuses a loop through no wait, naming the field that closes it: it would spin forever."""
+        state: dict[str, str] = {}  # visiting | done
+
+        def visit(node_id: str, trail: list[str]) -> None:
+            state[node_id] = "visiting"
+            for field, target in successors(nodes[node_id]):
+                if isinstance(nodes[target], WAITS):
+                    continue
+                if state.get(target) == "visiting":
+                    stack = [*trail, node_id]
+                    loop = " → ".join([*stack[stack.index(target):], target])
+                    self.fail(f"nodes.{node_id}.{field}", f"loop {loop} passes through no wait")
+                if target not in state:
+                    visit(target, [*trail, node_id])
+            state[node_id] = "done"
+
+        for node_id in nodes:
+            if node_id not in state and not isinstance(nodes[node_id], WAITS):
+                visit(node_id, [])
+
+    # -- leaves -------------------------------------------------------------------------
+    def ref(self, tree: dict, key: str, path: str, required: bool = True) -> str | None:
+        if key not in tree and not required:
+            return None
+        return self.text(tree.get(key), f"{path}.{key}")
+
+    def time_of_day(self, value: object, path: str) -> time:
+        match = _TIME_OF_DAY.fullmatch(value) if isinstance(value, str) else None
+        if not match:
+            self.fail(path, 'expected a time of day "HH:MM" (00:00 to 23:59)')
+        return time(int(match[1]), int(match[2]))
+
+    def days(self, value: object, path: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not -366 <= value <= 366:
+            self.fail(path, "expected a whole number of days from -366 to 366")
+        return value
+
+    def weight(self, value: object, path: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            self.fail(path, "expected a weight > 0")
+        return value
+
+    def instant(self, value: object, path: str) -> datetime:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None or "T" not in value:
+            self.fail(path, "expected an ISO-8601 date-time with a zone, such as 2025-05-01T09:00:00+09:00")
+        return parsed
+
+    def cron(self, value: object, path: str) -> str:
+        fields = value.split() if isinstance(value, str) else []
+        if len(fields) != 5:
+            self.fail(path, 'expected a cron expression of 5 fields "minute hour day month weekday"')
+        for text, (name, low, high) in zip(fields, _CRON_FIELDS):
+            for item in text.split(","):
+                match = _CRON_ITEM.fullmatch(item)
+                first, last = (int(match[2]), int(match[3] or match[2])) if match and match[2] else (low, high)
+                if not match or not low <= first <= last <= high or (match[4] and int(match[4]) == 0):
+                    self.fail(path, f"bad {name} field {text!r}: expected *, N, N-M, lists and /step "
+                                    f"within {low}-{high}")
+        return " ".join(fields)
