@@ -185,17 +185,21 @@ def _fail(field: str, what: str):
 
 
 # KEYS[1]: the send's marker; KEYS[2..]: one counter per applicable rule, in rule order.
-# ARGV: now ms, member, marker ttl ms, then per rule: kind, limit, a, ttl ms, where
-# a = window ms (rolling, "r") or the bucket's end ms (calendar, "c").
+# ARGV: now ms, member, marker ttl ms, and the rules packed as "kind,limit,a,ttl;…" (one
+# argument: packing many small arguments costs the client more than the script), where
+# a = window ms (rolling, "r") or the bucket's end ms (calendar, "c"), ttl in ms.
 # Replies {1, reservation JSON} or {0, denying rule's position, ms when all rules allow again}.
 _DECIDE = AsyncScript(None, b"""
 local done = redis.call('GET', KEYS[1])
 if done then return {1, done} end
 local now = tonumber(ARGV[1])
+local rules = {}
+for kind, limit, a, ttl in string.gmatch(ARGV[4], '(%a),(%d+),(%d+),(%d+)') do
+  rules[#rules + 1] = {kind, tonumber(limit), tonumber(a), ttl}
+end
 local worst, free = 0, -1
 for i = 2, #KEYS do
-  local j = 4 * i - 4
-  local kind, limit, a = ARGV[j], tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2])
+  local kind, limit, a = rules[i - 1][1], rules[i - 1][2], rules[i - 1][3]
   local at
   if kind == 'r' then
     local since = string.format('(%d', now - a)
@@ -214,10 +218,10 @@ end
 if worst > 0 then return {0, worst, free} end
 local taken, seen = {}, {}
 for i = 2, #KEYS do
-  local key, j = KEYS[i], 4 * i - 4
+  local key = KEYS[i]
   if not seen[key] then  -- two rules may share a counter; count the send once
     seen[key] = true
-    local kind, a, ttl = ARGV[j], tonumber(ARGV[j + 2]), ARGV[j + 3]
+    local kind, a, ttl = rules[i - 1][1], rules[i - 1][3], rules[i - 1][4]
     if kind == 'r' then
       redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - a))
       redis.call('ZADD', key, now, ARGV[2])
@@ -259,7 +263,7 @@ async def decide(redis: Redis, policy: Policy, *, workspace_id: str, profile_id:
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
     now_ms = _ms(now)
     prefix = f"nudge:dispatch:fatigue:{{{workspace_id}:{profile_id}}}"
-    keys, args, applied = [], [], []
+    keys, packed, applied = [], [], []
     for index, rule in enumerate(policy.rules):
         scope = rule.scope(channel, template_id, journey_id)
         if scope is None:
@@ -267,19 +271,20 @@ async def decide(redis: Redis, policy: Policy, *, workspace_id: str, profile_id:
         if rule.window.rolling is not None:
             span = _ms_of(rule.window.rolling)
             keys.append(f"{prefix}:{scope}:roll:{span // 1000}")
-            args += ["r", rule.limit, span, span + SLACK_MS]
+            packed.append(("r", rule.limit, span, span + SLACK_MS))
         else:
             start, end = _bucket(now, zone, rule.window.text)
             end_ms = _ms(end)
             keys.append(f"{prefix}:{scope}:{rule.window.text}:{start.isoformat()}")
-            args += ["c", rule.limit, end_ms, max(end_ms - now_ms, 0) + SLACK_MS]
+            packed.append(("c", rule.limit, end_ms, max(end_ms - now_ms, 0) + SLACK_MS))
         applied.append(index)
     if not keys:
         return ALLOWED
     member = f"{send_id}|{channel}"
     marker = f"{prefix}:sent:{member}"
-    marker_ttl = max(args[3::4])
-    reply = await _DECIDE([marker, *keys], [now_ms, member, marker_ttl, *args], client=redis)
+    marker_ttl = max(ttl for *_, ttl in packed)
+    rules_arg = ";".join(f"{kind},{limit},{a},{ttl}" for kind, limit, a, ttl in packed)
+    reply = await _DECIDE([marker, *keys], [now_ms, member, marker_ttl, rules_arg], client=redis)
     if reply[0] == 0:
         index = applied[reply[1] - 1]
         return Decision(False, DeniedRule(index, policy.rules[index].describe()),
