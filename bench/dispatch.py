@@ -196,13 +196,13 @@ async def bench_fatigue(args, redis: Redis, workspace_id: str, run_id: str, rng:
 async def wait_grpc(address: str, procs: Processes, name: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     async with grpc.aio.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+        health = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             proc = procs.running[name]
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{procs.log(name)}")
             with contextlib.suppress(grpc.aio.AioRpcError):
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             await asyncio.sleep(0.2)
@@ -218,13 +218,13 @@ async def create_profiles(address: str, workspace_id: str, count: int, run_id: s
     now.FromDatetime(datetime.now(timezone.utc))
     ids: list[str] = []
     async with grpc.aio.insecure_channel(address) as channel:
-        stub = profile_pb2_grpc.ProfileServiceStub(channel)
+        profiles = profile_pb2_grpc.ProfileServiceStub(channel)
         for start in range(0, count, 500):
             calls = [profile_pb2.TrackingCall(
                 type="identify", message_id=f"bench-{run_id}-identify-{n}", user_id=f"user-{n}",
                 traits_json=orjson.dumps({"name": f"User {n}", "email": f"user{n}@example.com"}).decode(),
                 context_json="{}", received_at=now) for n in range(start, min(count, start + 500))]
-            reply = await stub.Ingest(profile_pb2.IngestRequest(
+            reply = await profiles.Ingest(profile_pb2.IngestRequest(
                 context=common_pb2.RequestContext(workspace_id=workspace_id, actor="bench"), calls=calls), timeout=120)
             for result in reply.results:
                 if result.outcome != profile_pb2.IngestResult.STORED:

@@ -82,9 +82,9 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
             checks["redis"] = "ok"
         except Exception as err:  # noqa: BLE001
             checks["redis"] = repr(err)
-        for service, stub in request.app.state.health.items():
+        for service, health in request.app.state.health.items():
             try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=2)
                 checks[service] = "ok" if reply.status == health_pb2.HealthCheckResponse.SERVING else "not serving"
             except grpc.aio.AioRpcError as err:
                 checks[service] = err.code().name

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from gateway import auth, keys
 from gateway.errors import ApiError
 from gateway.keys import WRITE
-from gateway.rpc import call, context_of
+from gateway.rpc import call, context_of, time_json
 from gateway.workspaces import Principal
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2 as pb
@@ -29,31 +29,27 @@ async def writer(request: Request) -> Principal:
 Writer = Annotated[Principal, Depends(writer)]
 
 
-def _time(message, name: str) -> str | None:
-    return getattr(message, name).ToJsonString() if message.HasField(name) else None
-
-
 def delivery_json(d: pb.Delivery) -> dict:
     return {"id": d.id, "idempotencyKey": d.idempotency_key, "profileId": d.profile_id, "status": d.status,
             "channel": d.channel or None, "provider": d.provider or None,
             "providerMessageId": d.provider_message_id or None, "reason": d.reason or None,
-            "rule": d.rule or None, "deferredUntil": _time(d, "deferred_until"),
-            "nextAllowedAt": _time(d, "next_allowed_at"), "consent": orjson.loads(d.consent_json or "{}"),
+            "rule": d.rule or None, "deferredUntil": time_json(d, "deferred_until"),
+            "nextAllowedAt": time_json(d, "next_allowed_at"), "consent": orjson.loads(d.consent_json or "{}"),
             "attempts": [{"channel": a.channel, "provider": a.provider or None, "outcome": a.outcome,
-                          "reason": a.reason or None, "at": _time(a, "at")} for a in d.attempts],
+                          "reason": a.reason or None, "at": time_json(a, "at")} for a in d.attempts],
             "templateId": d.template_id, "templateVersion": d.template_version or None,
             "advertising": d.advertising, "journeyId": d.journey_id or None, "nodeId": d.node_id or None,
-            "createdAt": _time(d, "created_at"), "updatedAt": _time(d, "updated_at")}
+            "createdAt": time_json(d, "created_at"), "updatedAt": time_json(d, "updated_at")}
 
 
 def _template_json(t: pb.Template) -> dict:
     return {"id": t.id, "name": t.name, "version": t.version, "channels": orjson.loads(t.channels_json),
-            "createdAt": _time(t, "created_at")}
+            "createdAt": time_json(t, "created_at")}
 
 
 def _config_json(c: pb.ChannelConfig) -> dict:
     return {"channel": c.channel, "provider": c.provider, "config": orjson.loads(c.config_json),
-            "updatedAt": _time(c, "updated_at")}
+            "updatedAt": time_json(c, "updated_at")}
 
 
 class MessageIn(BaseModel):
@@ -163,7 +159,7 @@ async def inbox(request: Request, principal: Writer, userId: str = "", anonymous
     reply = await call(request, "dispatch", "FetchInApp", pb.FetchInAppRequest(
         context=context_of(principal), profile_id=found.profiles[0].id))
     return {"messages": [{"id": m.id, "deliveryId": m.delivery_id, "title": m.title or None, "body": m.body,
-                          "url": m.url or None, "createdAt": _time(m, "created_at")} for m in reply.messages]}
+                          "url": m.url or None, "createdAt": time_json(m, "created_at")} for m in reply.messages]}
 
 
 PROVIDERS = Literal["smtp", "nhn_sms", "nhn_kakao", "fcm", "apns", "webpush", "webhook"]

@@ -12,6 +12,11 @@ def context_of(principal: Principal) -> common_pb2.RequestContext:
 
 
 async def call(request: Request, service: str, method: str, message):
-    """`service` is the stub's name on app.state (profile, segment)."""
-    stub = getattr(request.app.state, service)
-    return await getattr(stub, method)(message, timeout=request.app.state.settings.rpc_timeout_seconds)
+    """`service` names the client on app.state: profile, segment or dispatch."""
+    client = getattr(request.app.state, service)
+    return await getattr(client, method)(message, timeout=request.app.state.settings.rpc_timeout_seconds)
+
+
+def time_json(message, name: str) -> str | None:
+    """An optional Timestamp field as JSON text, or null when unset."""
+    return getattr(message, name).ToJsonString() if message.HasField(name) else None

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from gateway import auth
 from gateway.errors import ApiError
-from gateway.rpc import call, context_of
+from gateway.rpc import call, context_of, time_json
 from gateway.workspaces import Principal
 from nudge.common.v1 import common_pb2
 from nudge.segment.v1 import segment_pb2 as pb
@@ -18,19 +18,15 @@ router = APIRouter(tags=["segments"])
 Admin = Annotated[Principal, Depends(auth.admin)]
 
 
-def _time(message, name: str) -> str | None:
-    return getattr(message, name).ToJsonString() if message.HasField(name) else None
-
-
 def _backfill(backfill: pb.Backfill) -> dict:
     return {"state": backfill.state, "done": backfill.done, "total": backfill.total, "version": backfill.version,
-            "startedAt": _time(backfill, "started_at"), "finishedAt": _time(backfill, "finished_at")}
+            "startedAt": time_json(backfill, "started_at"), "finishedAt": time_json(backfill, "finished_at")}
 
 
 def segment_json(segment: pb.Segment) -> dict:
     return {"id": segment.id, "name": segment.name, "description": segment.description,
             "rules": orjson.loads(segment.rules_json), "version": segment.version,
-            "createdAt": _time(segment, "created_at"), "updatedAt": _time(segment, "updated_at"),
+            "createdAt": time_json(segment, "created_at"), "updatedAt": time_json(segment, "updated_at"),
             "backfill": _backfill(segment.backfill)}
 
 
@@ -39,7 +35,7 @@ def _explain_json(reply: pb.ExplainReply) -> dict:
             "conditions": [{"path": c.path, "condition": orjson.loads(c.condition), "satisfied": c.satisfied,
                             "value": orjson.loads(c.value_json) if c.value_json else None, "reason": c.reason}
                            for c in reply.conditions],
-            "nextChange": _time(reply, "next_change")}
+            "nextChange": time_json(reply, "next_change")}
 
 
 class SegmentIn(BaseModel):

@@ -10,6 +10,7 @@ every query is scoped by workspace, so a fresh workspace is a fresh world.
 """
 
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
@@ -194,11 +195,8 @@ def profile_replicas(profile_runtime, profile_settings) -> list[ProfileService]:
 async def profile_server(profile_runtime, profile_settings, redis):  # redis: cleaned after the relay stops
     """The profile gRPC server and its outbox relay, in this process; yields its address."""
     server, relay = build_profile(profile_runtime, profile_settings)
-    port = await server.start(0, host="127.0.0.1")
-    relay_task = asyncio.create_task(relay.run())
-    yield f"127.0.0.1:{port}"
-    relay_task.cancel()
-    await server.stop(0)
+    async with _serving(server, [relay.run()]) as address:
+        yield address
 
 
 @pytest.fixture(scope="session")
@@ -211,6 +209,26 @@ async def profile_stub(profile_server):
 @pytest.fixture(scope="session")
 async def segment_database_url(database_server_url):
     return await _fresh_database(database_server_url, "segment", SEGMENT_MIGRATIONS)
+
+
+@contextlib.asynccontextmanager
+async def _serving(server, loops):
+    """A service's gRPC server and background loops running in this process; its address."""
+    port = await server.start(0, host="127.0.0.1")
+    tasks = [asyncio.create_task(loop) for loop in loops]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.stop(0)
+
+
+def _at_real_time(clock: ShiftedClock):
+    clock.reset()
+    yield clock
+    clock.reset()
 
 
 class SegmentPlatform:
@@ -232,13 +250,8 @@ async def segment_platform(segment_database_url, redis_url, redis, scratch_dir, 
     runtime = await open_runtime("segment", settings, None, setup_observability=False)
     clock = ShiftedClock()
     server, service, consumer, _, loops = build_segment(runtime, settings, clock)
-    port = await server.start(0, host="127.0.0.1")
-    tasks = [asyncio.create_task(loop) for loop in loops]
-    yield SegmentPlatform(f"127.0.0.1:{port}", service, consumer, clock, runtime.sessions)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await server.stop(0)
+    async with _serving(server, loops) as address:
+        yield SegmentPlatform(address, service, consumer, clock, runtime.sessions)
     for stream in consumer.streams:
         await redis.xgroup_destroy(stream, settings.consumer_group)
     await runtime.close()
@@ -247,9 +260,7 @@ async def segment_platform(segment_database_url, redis_url, redis, scratch_dir, 
 @pytest.fixture
 def segment_clock(segment_platform) -> ShiftedClock:
     """The segment service's clock, back at real time for each test."""
-    segment_platform.clock.reset()
-    yield segment_platform.clock
-    segment_platform.clock.reset()
+    yield from _at_real_time(segment_platform.clock)
 
 
 class DispatchPlatform:
@@ -272,13 +283,8 @@ async def dispatch_platform(database_server_url, redis_url, redis, scratch_dir, 
     runtime = await open_runtime("dispatch", settings, None, setup_observability=False)
     clock = ShiftedClock()
     server, service, loops = build_dispatch(runtime, settings, clock)
-    port = await server.start(0, host="127.0.0.1")
-    tasks = [asyncio.create_task(loop) for loop in loops]
-    yield DispatchPlatform(f"127.0.0.1:{port}", service, clock, settings)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await server.stop(0)
+    async with _serving(server, loops) as address:
+        yield DispatchPlatform(address, service, clock, settings)
     await service.http.aclose()
     await service.profiles.close()
     await runtime.close()
@@ -287,9 +293,7 @@ async def dispatch_platform(database_server_url, redis_url, redis, scratch_dir, 
 @pytest.fixture
 def dispatch_clock(dispatch_platform) -> ShiftedClock:
     """The dispatch service's clock, back at real time for each test."""
-    dispatch_platform.clock.reset()
-    yield dispatch_platform.clock
-    dispatch_platform.clock.reset()
+    yield from _at_real_time(dispatch_platform.clock)
 
 
 @pytest.fixture(scope="session")

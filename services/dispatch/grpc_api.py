@@ -3,9 +3,9 @@
 from datetime import datetime
 
 import orjson
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from kit.errors import InvalidArgument
+from kit.transport import timestamp, workspace_of
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 from nudge.dispatch.v1 import dispatch_pb2_grpc
 from services.dispatch.service import DispatchService, SendSpec
@@ -16,66 +16,60 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         self.service = service
 
     async def Send(self, request, context) -> pb.Delivery:
-        return _delivery(await self.service.send(_workspace(request), _spec(request)))
+        return _delivery(await self.service.send(workspace_of(request), _spec(request)))
 
     async def SendBatch(self, request, context) -> pb.SendBatchReply:
-        workspace_id = _workspace(request)
+        workspace_id = workspace_of(request)
         specs = [_spec(s, f"sends[{i}].") for i, s in enumerate(request.sends)]
         return pb.SendBatchReply(deliveries=[_delivery(await self.service.send(workspace_id, s)) for s in specs])
 
     async def PutTemplate(self, request, context) -> pb.Template:
-        return _template(await self.service.put_template(_workspace(request), request.id, request.name,
+        return _template(await self.service.put_template(workspace_of(request), request.id, request.name,
                                                          request.channels_json))
 
     async def GetTemplate(self, request, context) -> pb.Template:
-        return _template(await self.service.template(_workspace(request), request.id, request.version))
+        return _template(await self.service.template(workspace_of(request), request.id, request.version))
 
     async def ListTemplates(self, request, context) -> pb.ListTemplatesReply:
         return pb.ListTemplatesReply(templates=[_template(t) for t in
-                                                await self.service.list_templates(_workspace(request))])
+                                                await self.service.list_templates(workspace_of(request))])
 
     async def PutChannelConfig(self, request, context) -> pb.ChannelConfig:
-        return _config(await self.service.put_channel_config(_workspace(request), request.channel, request.provider,
+        return _config(await self.service.put_channel_config(workspace_of(request), request.channel, request.provider,
                                                              request.config_json))
 
     async def ListChannelConfigs(self, request, context) -> pb.ListChannelConfigsReply:
         return pb.ListChannelConfigsReply(configs=[_config(c) for c in
-                                                   await self.service.channel_configs(_workspace(request))])
+                                                   await self.service.channel_configs(workspace_of(request))])
 
     async def GetPolicy(self, request, context) -> pb.Policy:
-        return pb.Policy(policy_json=orjson.dumps(await self.service.policy(_workspace(request))).decode())
+        return pb.Policy(policy_json=orjson.dumps(await self.service.policy(workspace_of(request))).decode())
 
     async def SetPolicy(self, request, context) -> pb.Policy:
-        policy = await self.service.set_policy(_workspace(request), request.policy_json)
+        policy = await self.service.set_policy(workspace_of(request), request.policy_json)
         return pb.Policy(policy_json=orjson.dumps(policy).decode())
 
     async def GetDelivery(self, request, context) -> pb.Delivery:
-        return _delivery(await self.service.delivery(_workspace(request), request.id))
+        return _delivery(await self.service.delivery(workspace_of(request), request.id))
 
     async def ListDeliveries(self, request, context) -> pb.ListDeliveriesReply:
-        rows, cursor = await self.service.deliveries(_workspace(request), request.profile_id, request.page.size,
+        rows, cursor = await self.service.deliveries(workspace_of(request), request.profile_id, request.page.size,
                                                      request.page.cursor)
         return pb.ListDeliveriesReply(deliveries=[_delivery(r) for r in rows], next_cursor=cursor)
 
     async def FetchInApp(self, request, context) -> pb.FetchInAppReply:
-        rows = await self.service.fetch_inapp(_workspace(request), request.profile_id)
+        rows = await self.service.fetch_inapp(workspace_of(request), request.profile_id)
         return pb.FetchInAppReply(messages=[pb.InAppMessage(
             id=r.id, delivery_id=r.delivery_id, title=r.title, body=r.body, url=r.url or "",
-            created_at=_timestamp(r.created_at)) for r in rows])
+            created_at=timestamp(r.created_at)) for r in rows])
 
     async def RecordReceipt(self, request, context) -> pb.RecordReceiptReply:
         try:
             payload = orjson.loads(request.payload_json)
         except orjson.JSONDecodeError:
             raise InvalidArgument("payload: not valid JSON", field="payload") from None
-        return pb.RecordReceiptReply(updated=await self.service.record_receipt(_workspace(request), request.provider,
+        return pb.RecordReceiptReply(updated=await self.service.record_receipt(workspace_of(request), request.provider,
                                                                                payload))
-
-
-def _workspace(request) -> str:
-    if not request.context.workspace_id:
-        raise InvalidArgument("context.workspace_id: required", field="context.workspace_id")
-    return request.context.workspace_id
 
 
 def _spec(request: pb.SendRequest, prefix: str = "") -> SendSpec:
@@ -91,12 +85,6 @@ def _spec(request: pb.SendRequest, prefix: str = "") -> SendSpec:
                     journey_id=request.journey_id, node_id=request.node_id, variables=variables)
 
 
-def _timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def _delivery(row: dict) -> pb.Delivery:
     request = row["request"]
     reply = pb.Delivery(
@@ -106,22 +94,22 @@ def _delivery(row: dict) -> pb.Delivery:
         consent_json=orjson.dumps(row["consent"]).decode(), template_id=request["template_id"],
         template_version=row["template_version"] or 0, advertising=request["advertising"],
         journey_id=request["journey_id"], node_id=request["node_id"],
-        created_at=_timestamp(row["created_at"]), updated_at=_timestamp(row["updated_at"]),
+        created_at=timestamp(row["created_at"]), updated_at=timestamp(row["updated_at"]),
         attempts=[pb.Attempt(channel=a["channel"], provider=a["provider"], outcome=a["outcome"],
-                             reason=a["reason"], at=_timestamp(datetime.fromisoformat(a["at"])))
+                             reason=a["reason"], at=timestamp(datetime.fromisoformat(a["at"])))
                   for a in row["attempts"]])
     for name in ("deferred_until", "next_allowed_at"):
         if row[name]:
-            getattr(reply, name).CopyFrom(_timestamp(row[name]))
+            getattr(reply, name).CopyFrom(timestamp(row[name]))
     return reply
 
 
 def _template(row) -> pb.Template:
     return pb.Template(id=row.id, name=row.name, version=row.version,
-                       channels_json=orjson.dumps(row.channels).decode(), created_at=_timestamp(row.created_at))
+                       channels_json=orjson.dumps(row.channels).decode(), created_at=timestamp(row.created_at))
 
 
 def _config(config: dict) -> pb.ChannelConfig:
     return pb.ChannelConfig(channel=config["channel"], provider=config["provider"],
                             config_json=orjson.dumps(config["config"]).decode(),
-                            updated_at=_timestamp(config["updated_at"]))
+                            updated_at=timestamp(config["updated_at"]))

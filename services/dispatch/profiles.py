@@ -29,13 +29,13 @@ class Person:
 class ProfileDirectory:
     def __init__(self, address: str, timeout: float = 5.0) -> None:
         self.channel = grpc.aio.insecure_channel(address, options=MESSAGE_SIZE_OPTIONS)
-        self.stub = profile_pb2_grpc.ProfileServiceStub(self.channel)
+        self.client = profile_pb2_grpc.ProfileServiceStub(self.channel)
         self.timeout = timeout
 
     async def get(self, workspace_id: str, profile_id: str) -> Person | None:
         """None when there is no such profile (erased, or never existed)."""
         try:
-            reply = await self.stub.GetProfile(profile_pb2.GetProfileRequest(
+            reply = await self.client.GetProfile(profile_pb2.GetProfileRequest(
                 context=common_pb2.RequestContext(workspace_id=workspace_id, actor=ACTOR), profile_id=profile_id),
                 timeout=self.timeout)
         except grpc.aio.AioRpcError as err:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from kit.clock import Clock
 from kit.errors import InvalidArgument, NotFound
 from kit.logs import get_logger
+from kit.loops import repeat
 from kit.outbox import Outbox
 from services.dispatch import fatigue, ratelimit, templates, timing
 from services.dispatch.channels import (ALIMTALK, CHANNELS, FRIENDTALK, INAPP, PUSH, ConfigError, Content, Outgoing,
@@ -189,6 +190,7 @@ class DispatchService:
         if person is None:
             return Outcome("failed", reason=f"no profile {spec.profile_id}", rule="no_profile")
         now = self.clock.now()
+        limits = fatigue.parse_policy(policy.get("fatigue") or {}, path="policy.fatigue")
         suppressed: Outcome | None = None
         for channel in spec.channels:
             def attempt(outcome: str, reason: str, provider: str = "") -> None:
@@ -222,7 +224,7 @@ class DispatchService:
                                f"{deferral.until.isoformat()}", rule=deferral.reason, deferred_until=deferral.until,
                                consent=consent.evidence)
             decision = await fatigue.decide(
-                self.redis, fatigue.parse_policy(policy.get("fatigue") or {}, path="policy.fatigue"),
+                self.redis, limits,
                 workspace_id=workspace_id, profile_id=spec.profile_id, channel=channel, template_id=spec.template_id,
                 journey_id=spec.journey_id or None, transactional=spec.transactional, now=now, zone=person.zone,
                 send_id=row.id)
@@ -353,16 +355,7 @@ class DispatchService:
         return len(due)
 
     async def run_deferred(self) -> None:
-        while True:
-            try:
-                handled = await self.run_deferred_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("deferred sends pass failed; retrying")
-                handled = 0
-            if not handled:
-                await asyncio.sleep(self.settings.deferred_poll_seconds)
+        await repeat(self.run_deferred_once, self.settings.deferred_poll_seconds, name="deferred sends pass")
 
     # -- receipts and in-app ----------------------------------------------------------
     async def record_receipt(self, workspace_id: str, provider: str, payload) -> int:

@@ -7,6 +7,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
 
 from kit.errors import InvalidArgument
+from kit.transport import timestamp, workspace_of
 from nudge.profile.v1 import profile_pb2 as pb
 from nudge.profile.v1 import profile_pb2_grpc
 from services.profile.calls import CALL_TYPES, Call
@@ -21,63 +22,57 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
         self.service = service
 
     async def Ingest(self, request: pb.IngestRequest, context: aio.ServicerContext) -> pb.IngestReply:
-        workspace_id = _workspace(request)
+        workspace_id = workspace_of(request)
         results = await self.service.ingest(workspace_id, [_call(c, i) for i, c in enumerate(request.calls)])
         return pb.IngestReply(results=[
             pb.IngestResult(outcome=_OUTCOMES[r.outcome], profile_id=r.profile_id, event_id=r.event_id,
                             field=r.field, reason=r.reason) for r in results])
 
     async def GetProfile(self, request, context) -> pb.Profile:
-        view = await self.service.get_profile(_workspace(request), request.context.actor, request.profile_id)
+        view = await self.service.get_profile(workspace_of(request), request.context.actor, request.profile_id)
         return _profile(view)
 
     async def LookupProfiles(self, request, context) -> pb.LookupProfilesReply:
-        views = await self.service.lookup(_workspace(request), request.context.actor,
+        views = await self.service.lookup(workspace_of(request), request.context.actor,
                                           request.identifier_type, request.value)
         return pb.LookupProfilesReply(profiles=[_profile(v) for v in views])
 
     async def ListEvents(self, request, context) -> pb.ListEventsReply:
         rows, cursor = await self.service.list_events(
-            _workspace(request), request.context.actor, request.profile_id, request.page.size, request.page.cursor)
+            workspace_of(request), request.context.actor, request.profile_id, request.page.size, request.page.cursor)
         return pb.ListEventsReply(next_cursor=cursor, events=[
-            pb.Event(id=str(r.id), profile_id=str(r.profile_id), timestamp=_ts(r.timestamp),
+            pb.Event(id=str(r.id), profile_id=str(r.profile_id), timestamp=timestamp(r.timestamp),
                      call=_call_message(r.call)) for r in rows])
 
     async def UpdateConsent(self, request, context) -> pb.Profile:
         changes = [(c.purpose, c.granted, c.at.ToDatetime(timezone.utc) if c.HasField("at") else None, c.source)
                    for c in request.changes]
-        view = await self.service.update_consent(_workspace(request), request.context.actor,
+        view = await self.service.update_consent(workspace_of(request), request.context.actor,
                                                  request.profile_id, changes)
         return _profile(view)
 
     async def ExportProfile(self, request, context) -> pb.ExportProfileReply:
-        export = await self.service.export(_workspace(request), request.context.actor, request.profile_id)
+        export = await self.service.export(workspace_of(request), request.context.actor, request.profile_id)
         return pb.ExportProfileReply(export_json=orjson.dumps(export).decode())
 
     async def DeleteProfile(self, request, context) -> pb.DeleteProfileReply:
-        erased = await self.service.delete(_workspace(request), request.context.actor, request.profile_id)
+        erased = await self.service.delete(workspace_of(request), request.context.actor, request.profile_id)
         return pb.DeleteProfileReply(events_erased=erased)
 
     async def GetIdentityPolicy(self, request, context) -> pb.IdentityPolicy:
-        return pb.IdentityPolicy(unique_identifiers=await self.service.identity_policy(_workspace(request)))
+        return pb.IdentityPolicy(unique_identifiers=await self.service.identity_policy(workspace_of(request)))
 
     async def SetIdentityPolicy(self, request, context) -> pb.IdentityPolicy:
         unique = await self.service.set_identity_policy(
-            _workspace(request), request.context.actor, list(request.policy.unique_identifiers))
+            workspace_of(request), request.context.actor, list(request.policy.unique_identifiers))
         return pb.IdentityPolicy(unique_identifiers=unique)
 
     async def ListAudit(self, request, context) -> pb.ListAuditReply:
-        rows, cursor = await self.service.audit_log(_workspace(request), request.page.size,
+        rows, cursor = await self.service.audit_log(workspace_of(request), request.page.size,
                                                     request.page.cursor, request.profile_id)
         return pb.ListAuditReply(next_cursor=cursor, entries=[
-            pb.AuditEntry(at=_ts(r.at), actor=r.actor, action=r.action, profile_id=r.profile_id or "",
+            pb.AuditEntry(at=timestamp(r.at), actor=r.actor, action=r.action, profile_id=r.profile_id or "",
                           detail_json=orjson.dumps(r.detail).decode()) for r in rows])
-
-
-def _workspace(request) -> str:
-    if not request.context.workspace_id:
-        raise InvalidArgument("context.workspace_id is required", field="context.workspace_id")
-    return request.context.workspace_id
 
 
 def _json_object(text: str, field: str) -> dict:
@@ -117,7 +112,7 @@ def _call(message: pb.TrackingCall, index: int) -> Call:
 
 def _call_message(record: dict) -> pb.TrackingCall:
     def stamp(key):
-        return _ts(datetime.fromisoformat(record[key])) if record.get(key) else None
+        return timestamp(datetime.fromisoformat(record[key])) if record.get(key) else None
 
     return pb.TrackingCall(
         type=record["type"], message_id=record["messageId"], user_id=record.get("userId", ""),
@@ -136,19 +131,13 @@ def _profile(view: ProfileView) -> pb.Profile:
     row = view.row
     message = pb.Profile(
         id=str(row["id"]), traits_json=orjson.dumps(row["traits"]).decode(),
-        created_at=_ts(row["created_at"]), merged_ids=[str(i) for i in view.merged_ids],
-        identities=[pb.Identity(type=t, value=v, first_seen=_ts(f)) for t, v, f in view.identities],
+        created_at=timestamp(row["created_at"]), merged_ids=[str(i) for i in view.merged_ids],
+        identities=[pb.Identity(type=t, value=v, first_seen=timestamp(f)) for t, v, f in view.identities],
         consent=[pb.ConsentState(purpose=p, granted=s["granted"], source=s["source"],
                                  at=_ts_text(s["at"])) for p, s in sorted(row["consent"].items())])
     if row["last_seen_at"]:
-        message.last_seen_at.CopyFrom(_ts(row["last_seen_at"]))
+        message.last_seen_at.CopyFrom(timestamp(row["last_seen_at"]))
     return message
-
-
-def _ts(value) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def _ts_text(text: str) -> Timestamp:

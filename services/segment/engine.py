@@ -83,7 +83,8 @@ class Catalog:
                 rfm.order_event, (), "sum", "gte", 0, property=rfm.revenue_property)
             self.index.segments_of.setdefault(rfm.series_key, set()).update(self.rfm_segments)
         self.order = self._topological()
-        self.keys = {digest(k): k for needs in self.needs.values() for k in needs}
+        self.digest_of = {k: digest(k) for needs in self.needs.values() for k in needs}  # computed once
+        self.keys = {d: k for k, d in self.digest_of.items()}
 
     def _topological(self) -> list[str]:
         order, seen = [], set()

@@ -1,11 +1,9 @@
 """gRPC transport of the segment service: decode request → call the service → encode reply."""
 
-from datetime import datetime
-
 import orjson
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from kit.errors import InvalidArgument
+from kit.transport import timestamp, workspace_of
 from nudge.segment.v1 import segment_pb2 as pb
 from nudge.segment.v1 import segment_pb2_grpc
 from services.segment.service import SegmentService
@@ -16,40 +14,40 @@ class SegmentServicer(segment_pb2_grpc.SegmentServiceServicer):
         self.service = service
 
     async def CreateSegment(self, request, context) -> pb.Segment:
-        return _segment(await self.service.create(_workspace(request), request.name, request.description,
+        return _segment(await self.service.create(workspace_of(request), request.name, request.description,
                                                   request.rules_json))
 
     async def UpdateSegment(self, request, context) -> pb.Segment:
         return _segment(await self.service.update(
-            _workspace(request), request.id,
+            workspace_of(request), request.id,
             request.name if request.HasField("name") else None,
             request.description if request.HasField("description") else None,
             request.rules_json if request.HasField("rules_json") else None))
 
     async def DeleteSegment(self, request, context) -> pb.DeleteSegmentReply:
-        await self.service.delete(_workspace(request), request.id)
+        await self.service.delete(workspace_of(request), request.id)
         return pb.DeleteSegmentReply()
 
     async def GetSegment(self, request, context) -> pb.Segment:
-        return _segment(await self.service.get(_workspace(request), request.id))
+        return _segment(await self.service.get(workspace_of(request), request.id))
 
     async def ListSegments(self, request, context) -> pb.ListSegmentsReply:
-        rows, cursor = await self.service.list_segments(_workspace(request), request.page.size, request.page.cursor)
+        rows, cursor = await self.service.list_segments(workspace_of(request), request.page.size, request.page.cursor)
         return pb.ListSegmentsReply(segments=[_segment(r) for r in rows], next_cursor=cursor)
 
     async def CountMembers(self, request, context) -> pb.CountMembersReply:
-        count, segment = await self.service.count(_workspace(request), request.id)
+        count, segment = await self.service.count(workspace_of(request), request.id)
         return pb.CountMembersReply(count=count, version=segment["version"], backfill=_backfill(segment["backfill"]))
 
     async def ListMembers(self, request, context) -> pb.ListMembersReply:
-        rows, cursor = await self.service.members(_workspace(request), request.id, request.page.size,
+        rows, cursor = await self.service.members(workspace_of(request), request.id, request.page.size,
                                                   request.page.cursor)
         return pb.ListMembersReply(members=[_member(r) for r in rows], next_cursor=cursor)
 
     async def ExportMembers(self, request, context):
         cursor = ""
         while True:
-            rows, cursor = await self.service.members(_workspace(request), request.id, 5000, cursor)
+            rows, cursor = await self.service.members(workspace_of(request), request.id, 5000, cursor)
             for row in rows:
                 yield _member(row)
             if not cursor:
@@ -58,11 +56,11 @@ class SegmentServicer(segment_pb2_grpc.SegmentServiceServicer):
     async def IsMember(self, request, context) -> pb.IsMemberReply:
         if not request.profile_id:
             raise InvalidArgument("profile_id: required", field="profile_id")
-        member, profile_id = await self.service.is_member(_workspace(request), request.id, request.profile_id)
+        member, profile_id = await self.service.is_member(workspace_of(request), request.id, request.profile_id)
         return pb.IsMemberReply(member=member, profile_id=profile_id)
 
     async def Preview(self, request, context) -> pb.PreviewReply:
-        count, total, sample = await self.service.preview(_workspace(request), request.rules_json,
+        count, total, sample = await self.service.preview(workspace_of(request), request.rules_json,
                                                           request.sample_size)
         return pb.PreviewReply(count=count, total=total, sample_profile_ids=sample)
 
@@ -71,50 +69,38 @@ class SegmentServicer(segment_pb2_grpc.SegmentServiceServicer):
             raise InvalidArgument("profile_id: required", field="profile_id")
         if bool(request.id) == bool(request.rules_json):
             raise InvalidArgument("id: give either a segment id or rules_json", field="id")
-        found = await self.service.explain(_workspace(request), request.id, request.rules_json, request.profile_id)
+        found = await self.service.explain(workspace_of(request), request.id, request.rules_json, request.profile_id)
         reply = pb.ExplainReply(member=found["member"], profile_id=found["profile_id"], conditions=[
             pb.ConditionResult(path=c["path"], condition=orjson.dumps(c["condition"]).decode(),
                                satisfied=c["satisfied"], reason=c["reason"],
                                value_json=orjson.dumps(c["value"]).decode() if c["value"] is not None else "")
             for c in found["conditions"]])
         if found["next_change"]:
-            reply.next_change.CopyFrom(_timestamp(found["next_change"]))
+            reply.next_change.CopyFrom(timestamp(found["next_change"]))
         return reply
 
     async def GetRfmSettings(self, request, context) -> pb.RfmSettings:
-        return pb.RfmSettings(**await self.service.rfm_settings(_workspace(request)))
+        return pb.RfmSettings(**await self.service.rfm_settings(workspace_of(request)))
 
     async def SetRfmSettings(self, request, context) -> pb.RfmSettings:
         return pb.RfmSettings(**await self.service.set_rfm_settings(
-            _workspace(request), request.settings.order_event, request.settings.revenue_property))
-
-
-def _workspace(request) -> str:
-    if not request.context.workspace_id:
-        raise InvalidArgument("context.workspace_id: required", field="context.workspace_id")
-    return request.context.workspace_id
-
-
-def _timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+            workspace_of(request), request.settings.order_event, request.settings.revenue_property))
 
 
 def _segment(row: dict) -> pb.Segment:
     return pb.Segment(id=row["id"], name=row["name"], description=row["description"],
                       rules_json=orjson.dumps(row["rules"]).decode(), version=row["version"],
-                      created_at=_timestamp(row["created_at"]), updated_at=_timestamp(row["updated_at"]),
+                      created_at=timestamp(row["created_at"]), updated_at=timestamp(row["updated_at"]),
                       backfill=_backfill(row["backfill"]))
 
 
 def _backfill(backfill: dict) -> pb.Backfill:
     reply = pb.Backfill(state=backfill["state"], done=backfill["done"], total=backfill["total"],
-                        version=backfill["version"], started_at=_timestamp(backfill["started_at"]))
+                        version=backfill["version"], started_at=timestamp(backfill["started_at"]))
     if backfill["finished_at"]:
-        reply.finished_at.CopyFrom(_timestamp(backfill["finished_at"]))
+        reply.finished_at.CopyFrom(timestamp(backfill["finished_at"]))
     return reply
 
 
 def _member(row) -> pb.Member:
-    return pb.Member(profile_id=row.profile_id, since=_timestamp(row.since), version=row.version)
+    return pb.Member(profile_id=row.profile_id, since=timestamp(row.since), version=row.version)

@@ -20,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from kit.clock import Clock
 from kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from kit.logs import get_logger
+from kit.loops import repeat
 from kit.outbox import Outbox
 from kit.streams import StreamEvent
 from kit.tracing import context_from_headers
 from kit.zones import zone_of
 from services.segment import rules as rule_language
-from services.segment.engine import Catalog, SegmentDef, build_series, digest, leaves, reevaluate
+from services.segment.engine import Catalog, SegmentDef, build_series, leaves, reevaluate
 from services.segment.evaluation import ProfileFacts, RfmModel, evaluate
 from services.segment.explain import explain
 from services.segment.facts import Seen, apply_event
@@ -217,7 +218,8 @@ class SegmentService:
             facts[profile_id] = ProfileFacts(
                 traits=traits, last_seen=last_seen, rfm=catalog.rfm, zone=zone_of(traits),
                 segments=frozenset(members[profile_id]),
-                series={k: decode_series(stored[digest(k)]) for k in keys if digest(k) in stored})
+                series={k: decode_series(stored[catalog.digest_of[k]]) for k in keys
+                        if catalog.digest_of[k] in stored})
             missing[profile_id] = keys - set(facts[profile_id].series)
         needy = [p for p, keys in missing.items() if keys]
         history = await repo.history(workspace_id, needy, {k[0] for p in needy for k in missing[p]})
@@ -245,7 +247,7 @@ class SegmentService:
                     cache.append((cache_key(workspace_id, change.segment_id), profile_id, change.entered))
             timers += [(s, profile_id, due) for s, due in verdict.timers.items()]
             series = {} if rematerialize else {d: v for d, v in rows[profile_id].series.items() if d in catalog.keys}
-            series.update({digest(k): encode_series(v) for k, v in profile.series.items()})
+            series.update({catalog.digest_of[k]: encode_series(v) for k, v in profile.series.items()})
             profile_rows.append({"profile_id": profile_id, "traits": profile.traits,
                                  "trait_times": times_of[profile_id], "last_seen": profile.last_seen,
                                  "series": series})
@@ -316,16 +318,8 @@ class SegmentService:
         return len(claimed)
 
     async def run_timers(self, poll_seconds: float = 1.0) -> None:
-        while True:
-            try:
-                handled = await self.fire_due_timers()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("timer pass failed; retrying")
-                handled = 0
-            if handled < self.timer_batch:
-                await asyncio.sleep(poll_seconds)
+        await repeat(self.fire_due_timers, poll_seconds, busy=lambda handled: handled >= self.timer_batch,
+                     name="timer pass")
 
     # -- backfills --------------------------------------------------------------------
     async def backfill_once(self) -> bool:
@@ -355,20 +349,7 @@ class SegmentService:
         return True
 
     async def run_backfills(self, poll_seconds: float = 1.0) -> None:
-        while True:
-            try:
-                worked = await self.backfill_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("backfill batch failed; retrying")
-                worked = False
-            if not worked:
-                self.backfill_wanted.clear()
-                try:
-                    await asyncio.wait_for(self.backfill_wanted.wait(), poll_seconds)
-                except TimeoutError:
-                    pass
+        await repeat(self.backfill_once, poll_seconds, wake=self.backfill_wanted, name="backfill batch")
 
     async def rebuild_cache(self, workspace_id: str, segment_id: str) -> None:
         """Loads a segment's members into its Redis set; IsMember reads the database until
@@ -386,20 +367,16 @@ class SegmentService:
             after = page[-1].profile_id
         await self.redis.set(f"{key}:ready", "1", ex=CACHE_TTL_SECONDS)
 
-    async def run_cache_reconcile(self, every_seconds: float = 60.0) -> None:
+    async def reconcile_caches(self) -> None:
         """Rebuilds the membership sets that are not marked ready (new replica, expired mark)."""
-        while True:
-            try:
-                async with self.sessions() as session:
-                    pairs = await SegmentRepository(session).all_segment_ids()
-                for workspace_id, segment_id in pairs:
-                    if not await self.redis.exists(f"{cache_key(workspace_id, segment_id)}:ready"):
-                        await self.rebuild_cache(workspace_id, segment_id)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("membership cache reconcile failed; retrying later")
-            await asyncio.sleep(every_seconds)
+        async with self.sessions() as session:
+            pairs = await SegmentRepository(session).all_segment_ids()
+        for workspace_id, segment_id in pairs:
+            if not await self.redis.exists(f"{cache_key(workspace_id, segment_id)}:ready"):
+                await self.rebuild_cache(workspace_id, segment_id)
+
+    async def run_cache_reconcile(self, every_seconds: float = 60.0) -> None:
+        await repeat(self.reconcile_caches, every_seconds, name="membership cache reconcile")
 
     # -- segment definitions ----------------------------------------------------------
     async def _catalog(self, repo: SegmentRepository, workspace_id: str) -> Catalog:
@@ -535,16 +512,15 @@ class SegmentService:
                                           backfill_cursor="", backfill_started_at=now, backfill_finished_at=None)
         self.backfill_wanted.set()
 
+    async def refresh_all_rfm(self) -> None:
+        async with self.sessions() as session:
+            workspaces = await SegmentRepository(session).rfm_workspaces()
+        for workspace_id in workspaces:
+            await self.refresh_rfm(workspace_id)
+
     async def run_rfm_refresh(self, every_seconds: float = 3600.0) -> None:
-        while True:
-            await asyncio.sleep(every_seconds)
-            try:
-                async with self.sessions() as session:
-                    workspaces = await SegmentRepository(session).rfm_workspaces()
-                for workspace_id in workspaces:
-                    await self.refresh_rfm(workspace_id)
-            except Exception:
-                log.exception("RFM refresh failed; retrying later")
+        await asyncio.sleep(every_seconds)  # the edges were computed when the segments were saved
+        await repeat(self.refresh_all_rfm, every_seconds, name="RFM refresh")
 
     async def rfm_settings(self, workspace_id: str) -> dict:
         async with self.sessions() as session:
