@@ -98,6 +98,21 @@ def redis_url(scratch_dir):
         embedded.stop_redis(scratch_dir / "embedded")
 
 
+@pytest.fixture(scope="session", autouse=True)
+async def observed_streams(redis_url):
+    """Holds the platform streams for the whole run: every relay trims what all consumer
+    groups have acknowledged, so without a group that never acknowledges, an entry a test
+    reads back with XRANGE could be gone once some other service in the run consumed it."""
+    client = connect(redis_url)
+    group = f"tests-observer-{secrets.token_hex(4)}"
+    for stream in (EVENTS, SEGMENTS, DELIVERIES):
+        await client.xgroup_create(stream, group, id="$", mkstream=True)
+    yield
+    for stream in (EVENTS, SEGMENTS, DELIVERIES):
+        await client.xgroup_destroy(stream, group)
+    await client.aclose()
+
+
 _created_databases: list[str] = []
 
 

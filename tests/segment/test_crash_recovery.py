@@ -50,6 +50,10 @@ async def test_kill_mid_stream_then_restart_misses_nothing_and_repeats_nothing(f
     while await service.backfill_once():
         pass
 
+    # The group exists before the events do: other processes sharing this Redis trim what
+    # every existing group has acknowledged, and a group that does not exist yet holds nothing.
+    group = f"segment-crash-{uuid.uuid4().hex[:8]}"
+    await redis.xgroup_create(EVENTS, group, id="$", mkstream=True)
     now = datetime.now(timezone.utc)
     async with redis.pipeline(transaction=False) as pipe:
         for n in range(PROFILES):
@@ -61,14 +65,15 @@ async def test_kill_mid_stream_then_restart_misses_nothing_and_repeats_nothing(f
                                                   "properties": {"revenue": 1000}}).to_fields())
         await pipe.execute()
 
-    group = f"segment-crash-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "NUDGE_DATABASE_URL": url, "NUDGE_REDIS_URL": redis_url, "NUDGE_DATA_DIR": str(scratch_dir),
            "NUDGE_GRPC_PORT": str(free_port()), "NUDGE_MIGRATE_ON_START": "false", "NUDGE_CONSUMER_GROUP": group,
            "NUDGE_CONSUMER_BATCH": "10", "NUDGE_CONSUMER_RECLAIM_IDLE_MS": "500", "NUDGE_LOG_LEVEL": "WARNING"}
     process = start(env)
     try:
+        deadline = asyncio.get_running_loop().time() + 120
         while await count_members(sessions, workspace_id) < 60:  # well into the stream
             assert process.poll() is None, "the segment service exited"
+            assert asyncio.get_running_loop().time() < deadline, "no memberships before the kill"
             await asyncio.sleep(0.02)
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -81,6 +86,7 @@ async def test_kill_mid_stream_then_restart_misses_nothing_and_repeats_nothing(f
             assert asyncio.get_running_loop().time() < deadline, "memberships missing after the restart"
             await asyncio.sleep(0.2)
         while True:  # the relay has published everything
+            assert asyncio.get_running_loop().time() < deadline, "the outbox never drained"
             async with sessions() as session:
                 if not await session.scalar(select(func.count()).select_from(outbox)):
                     break
