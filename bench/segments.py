@@ -43,8 +43,10 @@ from kit.outbox import Outbox
 from kit.redis import connect
 from kit.streams import EVENTS, StreamEvent
 from services.segment.__main__ import MIGRATIONS
+from services.segment.journeys import JourneyUsages
 from services.segment.models import outbox as outbox_table
 from services.segment.service import SEGMENTS, SegmentService
+from services.segment.settings import SegmentSettings
 
 AIM_EVENTS_PER_SECOND, AIM_BACKFILL_RATIO = 10_000, 3.0
 PRODUCTS = [f"p-{n}" for n in range(50)]
@@ -431,8 +433,10 @@ class InProcess:
     def __init__(self, url: str, redis_url: str, backfill_batch: int) -> None:
         self.engine = db.create_engine(url, pool_size=4)
         self.redis = connect(redis_url)
+        # The benchmark deletes no segment: the journey service is never asked.
         self.service = SegmentService(db.session_factory(self.engine), self.redis, Outbox(outbox_table),
-                                      SystemClock(), backfill_batch=backfill_batch)
+                                      SystemClock(), JourneyUsages(SegmentSettings().journey_addr),
+                                      backfill_batch=backfill_batch)
 
     async def close(self) -> None:
         await asyncio.sleep(0.2)  # the membership cache updates started after the last commit

@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy import text
 
-from gateway import dispatch, errors, profiles, segments, tracking
+from gateway import dispatch, errors, journeys, profiles, segments, tracking
 from gateway.settings import GatewaySettings
 from gateway.workspaces import open_store
 from kit.logs import setup_logging
@@ -18,6 +18,7 @@ from kit.redis import connect, resolve_redis_url
 from kit.runtime import MESSAGE_SIZE_OPTIONS
 from kit.tracing import instrument_engine, setup_tracing
 from nudge.dispatch.v1 import dispatch_pb2_grpc
+from nudge.journey.v1 import journey_pb2_grpc
 from nudge.profile.v1 import profile_pb2_grpc
 from nudge.segment.v1 import segment_pb2_grpc
 
@@ -36,6 +37,7 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
         channel = grpc.aio.insecure_channel(settings.profile_addr, options=MESSAGE_SIZE_OPTIONS)
         segment_channel = grpc.aio.insecure_channel(settings.segment_addr, options=MESSAGE_SIZE_OPTIONS)
         dispatch_channel = grpc.aio.insecure_channel(settings.dispatch_addr, options=MESSAGE_SIZE_OPTIONS)
+        journey_channel = grpc.aio.insecure_channel(settings.journey_addr, options=MESSAGE_SIZE_OPTIONS)
         app.state.settings = settings
         app.state.workspaces = store
         app.state.engine = engine
@@ -43,12 +45,15 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
         app.state.profile = profile_pb2_grpc.ProfileServiceStub(channel)
         app.state.segment = segment_pb2_grpc.SegmentServiceStub(segment_channel)
         app.state.dispatch = dispatch_pb2_grpc.DispatchServiceStub(dispatch_channel)
+        app.state.journey = journey_pb2_grpc.JourneyServiceStub(journey_channel)
         app.state.health = {"profile": health_pb2_grpc.HealthStub(channel),
                             "segment": health_pb2_grpc.HealthStub(segment_channel),
-                            "dispatch": health_pb2_grpc.HealthStub(dispatch_channel)}
+                            "dispatch": health_pb2_grpc.HealthStub(dispatch_channel),
+                            "journey": health_pb2_grpc.HealthStub(journey_channel)}
         try:
             yield
         finally:
+            await journey_channel.close()
             await dispatch_channel.close()
             await segment_channel.close()
             await channel.close()
@@ -63,6 +68,7 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
     app.include_router(profiles.router)
     app.include_router(segments.router)
     app.include_router(dispatch.router)
+    app.include_router(journeys.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:

@@ -6,7 +6,7 @@ import hmac
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from gateway import auth, keys
@@ -117,6 +117,14 @@ async def get_template(template_id: str, request: Request, principal: Admin,
                        version: Annotated[int, Query(ge=0)] = 0) -> dict:
     return _template_json(await call(request, "dispatch", "GetTemplate", pb.GetTemplateRequest(
         context=context_of(principal), id=template_id, version=version)))
+
+
+@router.delete("/v1/templates/{template_id}", status_code=204,
+               summary="Delete a template, every version, unless a live journey uses it")
+async def delete_template(template_id: str, request: Request, principal: Admin) -> Response:
+    await call(request, "dispatch", "DeleteTemplate", pb.DeleteTemplateRequest(context=context_of(principal),
+                                                                               id=template_id))
+    return Response(status_code=204)
 
 
 @router.put("/v1/channels/{channel}", summary="The provider, endpoint and credentials behind a channel")

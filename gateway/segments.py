@@ -117,7 +117,8 @@ async def update_segment(segment_id: str, body: SegmentPatch, request: Request, 
     return segment_json(await call(request, "segment", "UpdateSegment", message))
 
 
-@router.delete("/v1/segments/{segment_id}", status_code=204, summary="Delete a segment no other segment uses")
+@router.delete("/v1/segments/{segment_id}", status_code=204,
+               summary="Delete a segment no other segment and no live journey uses")
 async def delete_segment(segment_id: str, request: Request, principal: Admin) -> Response:
     await call(request, "segment", "DeleteSegment", pb.DeleteSegmentRequest(context=context_of(principal), id=segment_id))
     return Response(status_code=204)

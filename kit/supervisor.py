@@ -6,7 +6,10 @@ prints where to reach it. Ctrl-C stops everything; a child that dies is reported
 stops the rest.
 
     python -m kit.supervisor [--data-dir DIR] [--http-port 8080] [--profile-port 50051] [--segment-port 50052]
-                             [--dispatch-port 50053]
+                             [--dispatch-port 50053] [--journey-port 50054]
+
+Children start in order: profile, segment, dispatch, journey (which calls the three before
+it), then the gateway. Each gets the addresses of the services it calls as localhost:<port>.
 """
 
 import argparse
@@ -92,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-port", type=int, default=50051)
     parser.add_argument("--segment-port", type=int, default=50052)
     parser.add_argument("--dispatch-port", type=int, default=50053)
+    parser.add_argument("--journey-port", type=int, default=50054)
     args = parser.parse_args(argv)
     data_dir = args.data_dir.resolve()
 
@@ -103,15 +107,24 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "NUDGE_DATA_DIR": str(data_dir), "NUDGE_REDIS_URL": redis_url,
            "PYTHONUNBUFFERED": "1"}
     env.pop("NUDGE_DATABASE_URL", None)  # each service joins the embedded server with its own database
+    profile_addr, segment_addr = f"localhost:{args.profile_port}", f"localhost:{args.segment_port}"
+    dispatch_addr, journey_addr = f"localhost:{args.dispatch_port}", f"localhost:{args.journey_port}"
+    # Started in this order. segment and dispatch call journey although it starts after them:
+    # a gRPC channel connects on its first call, not when the service starts.
     commands = {
         "profile": ([sys.executable, "-m", "services.profile"], {"NUDGE_GRPC_PORT": str(args.profile_port)}),
-        "segment": ([sys.executable, "-m", "services.segment"], {"NUDGE_GRPC_PORT": str(args.segment_port)}),
+        "segment": ([sys.executable, "-m", "services.segment"], {
+            "NUDGE_GRPC_PORT": str(args.segment_port), "NUDGE_JOURNEY_ADDR": journey_addr}),
         "dispatch": ([sys.executable, "-m", "services.dispatch"], {
-            "NUDGE_GRPC_PORT": str(args.dispatch_port), "NUDGE_PROFILE_ADDR": f"localhost:{args.profile_port}"}),
+            "NUDGE_GRPC_PORT": str(args.dispatch_port), "NUDGE_PROFILE_ADDR": profile_addr,
+            "NUDGE_JOURNEY_ADDR": journey_addr}),
+        "journey": ([sys.executable, "-m", "services.journey"], {
+            "NUDGE_GRPC_PORT": str(args.journey_port), "NUDGE_SEGMENT_ADDR": segment_addr,
+            "NUDGE_DISPATCH_ADDR": dispatch_addr, "NUDGE_PROFILE_ADDR": profile_addr}),
         "gateway": ([sys.executable, "-m", "gateway"], {
-            "NUDGE_HTTP_PORT": str(args.http_port), "NUDGE_PROFILE_ADDR": f"localhost:{args.profile_port}",
-            "NUDGE_SEGMENT_ADDR": f"localhost:{args.segment_port}",
-            "NUDGE_DISPATCH_ADDR": f"localhost:{args.dispatch_port}"}),
+            "NUDGE_HTTP_PORT": str(args.http_port), "NUDGE_PROFILE_ADDR": profile_addr,
+            "NUDGE_SEGMENT_ADDR": segment_addr, "NUDGE_DISPATCH_ADDR": dispatch_addr,
+            "NUDGE_JOURNEY_ADDR": journey_addr}),
     }
     children: dict[str, subprocess.Popen] = {}
     stopping = False

@@ -256,12 +256,14 @@ class SegmentPlatform:
 
 
 @pytest.fixture(scope="session")
-async def segment_platform(segment_database_url, redis_url, redis, scratch_dir, profile_server):
+async def segment_platform(segment_database_url, redis_url, redis, scratch_dir, profile_server,
+                           journey_address):
     from kit.runtime import open_runtime
 
     settings = SegmentSettings(database_url=segment_database_url, redis_url=redis_url, data_dir=scratch_dir,
                                grpc_port=0, migrate_on_start=False, timer_poll_seconds=0.1,
-                               consumer_group=f"segment-test-{secrets.token_hex(4)}")  # destroyed at the end
+                               consumer_group=f"segment-test-{secrets.token_hex(4)}",  # destroyed at the end
+                               journey_addr=journey_address)
     runtime = await open_runtime("segment", settings, None, setup_observability=False)
     clock = ShiftedClock()
     server, service, consumer, _, loops = build_segment(runtime, settings, clock)
@@ -269,6 +271,7 @@ async def segment_platform(segment_database_url, redis_url, redis, scratch_dir, 
         yield SegmentPlatform(address, service, consumer, clock, runtime.sessions)
     for stream in consumer.streams:
         await redis.xgroup_destroy(stream, settings.consumer_group)
+    await service.journeys.close()
     await runtime.close()
 
 
@@ -287,14 +290,14 @@ class DispatchPlatform:
 
 
 @pytest.fixture(scope="session")
-async def dispatch_platform(database_server_url, redis_url, redis, scratch_dir, profile_server):
+async def dispatch_platform(database_server_url, redis_url, redis, scratch_dir, profile_server, journey_address):
     from kit.runtime import open_runtime
     from services.dispatch.__main__ import MIGRATIONS, build as build_dispatch
 
     url = await _fresh_database(database_server_url, "dispatch", MIGRATIONS)
     settings = DispatchSettings(database_url=url, redis_url=redis_url, data_dir=scratch_dir, grpc_port=0,
                                 migrate_on_start=False, profile_addr=profile_server, deferred_poll_seconds=0.1,
-                                provider_timeout_seconds=5)
+                                provider_timeout_seconds=5, journey_addr=journey_address)
     runtime = await open_runtime("dispatch", settings, None, setup_observability=False)
     clock = ShiftedClock()
     server, service, loops = build_dispatch(runtime, settings, clock)
@@ -313,10 +316,10 @@ def dispatch_clock(dispatch_platform) -> ShiftedClock:
 
 @pytest.fixture(scope="session")
 def gateway_settings(gateway_database_url, redis_url, profile_server, segment_platform, dispatch_platform,
-                     scratch_dir) -> GatewaySettings:
+                     journey_platform, scratch_dir) -> GatewaySettings:
     return GatewaySettings(database_url=gateway_database_url, redis_url=redis_url, data_dir=scratch_dir,
                            profile_addr=profile_server, segment_addr=segment_platform.address,
-                           dispatch_addr=dispatch_platform.address,
+                           dispatch_addr=dispatch_platform.address, journey_addr=journey_platform.address,
                            api_key_pepper=TEST_PEPPER,
                            http_port=free_port(), migrate_on_start=False)
 
@@ -361,3 +364,63 @@ async def workspace(workspace_store, gateway_url):
     yield ws
     await ws.tracking.aclose()
     await ws.admin.aclose()
+
+
+@pytest.fixture(scope="session")
+def journey_address() -> str:
+    """Where the journey service of the run listens. Reserved before any service starts:
+    segment and dispatch ask it before deleting, and it calls them, so neither side can
+    wait for the other's address (gRPC connects on the first call)."""
+    return f"127.0.0.1:{free_port()}"
+
+
+class JourneyPlatform:
+    """The journey service in this process: gRPC server, consumer, timers and relay, on a
+    clock tests can move."""
+
+    def __init__(self, address, service, clock, settings, sessions) -> None:
+        self.address, self.service, self.clock, self.settings, self.sessions = (
+            address, service, clock, settings, sessions)
+
+
+@pytest.fixture(scope="session")
+async def journey_platform(journey_address, database_server_url, redis_url, redis, scratch_dir, profile_server,
+                           segment_platform, dispatch_platform):
+    from kit.runtime import open_runtime
+    from services.journey.__main__ import MIGRATIONS, build as build_journey
+    from services.journey.settings import JourneySettings
+
+    url = await _fresh_database(database_server_url, "journey", MIGRATIONS)
+    settings = JourneySettings(database_url=url, redis_url=redis_url, data_dir=scratch_dir, grpc_port=0,
+                               migrate_on_start=False, profile_addr=profile_server,
+                               segment_addr=segment_platform.address, dispatch_addr=dispatch_platform.address,
+                               timer_poll_seconds=0.1, consumer_group=f"journey-test-{secrets.token_hex(4)}")
+    runtime = await open_runtime("journey", settings, None, setup_observability=False)
+    clock = ShiftedClock()
+    server, service, consumer, _, platform, loops = build_journey(runtime, settings, clock)
+    port = int(journey_address.rsplit(":", 1)[1])
+    await server.start(port, host="127.0.0.1")
+    tasks = [asyncio.create_task(loop) for loop in loops]
+    try:
+        yield JourneyPlatform(journey_address, service, clock, settings, runtime.sessions)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.stop(0)
+        for stream in consumer.streams:
+            await redis.xgroup_destroy(stream, settings.consumer_group)
+        await platform.close()
+        await runtime.close()
+
+
+@pytest.fixture(scope="session")
+def journey_usages_server(journey_platform) -> str:
+    """The journey service that segment and dispatch ask before deleting what a journey uses."""
+    return journey_platform.address
+
+
+@pytest.fixture
+def journey_clock(journey_platform) -> ShiftedClock:
+    """The journey service's clock, back at real time for each test."""
+    yield from _at_real_time(journey_platform.clock)

@@ -27,6 +27,11 @@ Keys, all hash-tagged by workspace and profile so one script touches one Redis C
   calendar bucket; expires an hour after the bucket ends.
 - `P:sent:<send id>|<channel>` — the send's reservation (the counters it was recorded in,
   as JSON): makes `decide` idempotent and `release` exact; expires with the longest of them.
+
+A simulated send (the journey simulator's dry run) counts in its simulation's scratch
+namespace instead, `P` = `nudge:dispatch:simulation:{<workspace>:<simulation id>}:fatigue`:
+real counters are neither read nor written, and every scratch key expires an hour after
+the simulation's last counted send, whatever the windows (virtual time runs far faster).
 """
 
 import re
@@ -46,6 +51,7 @@ CALENDAR = ("day", "week")
 MAX_LIMIT = 10_000                     # a rolling set holds at most `limit` sends: bounded memory
 MAX_WINDOW = timedelta(days=366)
 SLACK_MS = 3_600_000                   # keys outlive their window a little: replicas' clocks differ
+SIMULATION_TTL_MS = 3_600_000          # a simulation's scratch counters, after its last counted send
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _DURATION = re.compile(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
@@ -254,15 +260,19 @@ return 1
 
 async def decide(redis: Redis, policy: Policy, *, workspace_id: str, profile_id: str, channel: str,
                  template_id: str | None, journey_id: str | None, transactional: bool, now: datetime,
-                 zone: tzinfo | str, send_id: str) -> Decision:
+                 zone: tzinfo | str, send_id: str, simulation_id: str | None = None) -> Decision:
     """Whether this send may go now under every rule; if so it is counted in the same step.
     Deciding again for the same send id and channel returns the first allowed decision
-    without counting again (a denial counted nothing, so it is simply decided anew)."""
+    without counting again (a denial counted nothing, so it is simply decided anew).
+    With `simulation_id`, only that simulation's scratch counters are read and written."""
     if transactional and policy.exempt_transactional:
         return ALLOWED
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
     now_ms = _ms(now)
-    prefix = f"nudge:dispatch:fatigue:{{{workspace_id}:{profile_id}}}"
+    if simulation_id is None:
+        prefix = f"nudge:dispatch:fatigue:{{{workspace_id}:{profile_id}}}"
+    else:
+        prefix = f"nudge:dispatch:simulation:{{{workspace_id}:{simulation_id}}}:fatigue"
     keys, packed, applied = [], [], []
     for index, rule in enumerate(policy.rules):
         scope = rule.scope(channel, template_id, journey_id)
@@ -271,12 +281,13 @@ async def decide(redis: Redis, policy: Policy, *, workspace_id: str, profile_id:
         if rule.window.rolling is not None:
             span = _ms_of(rule.window.rolling)
             keys.append(f"{prefix}:{scope}:roll:{span // 1000}")
-            packed.append(("r", rule.limit, span, span + SLACK_MS))
+            kind, a, ttl = "r", span, span + SLACK_MS
         else:
             start, end = _bucket(now, zone, rule.window.text)
-            end_ms = _ms(end)
             keys.append(f"{prefix}:{scope}:{rule.window.text}:{start.isoformat()}")
-            packed.append(("c", rule.limit, end_ms, max(end_ms - now_ms, 0) + SLACK_MS))
+            kind, a = "c", _ms(end)
+            ttl = max(a - now_ms, 0) + SLACK_MS
+        packed.append((kind, rule.limit, a, ttl if simulation_id is None else SIMULATION_TTL_MS))
         applied.append(index)
     if not keys:
         return ALLOWED

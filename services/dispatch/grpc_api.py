@@ -1,6 +1,6 @@
 """gRPC transport of the dispatch service: decode request → call the service → encode reply."""
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 import orjson
 
@@ -9,6 +9,7 @@ from kit.transport import timestamp, workspace_of
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 from nudge.dispatch.v1 import dispatch_pb2_grpc
 from services.dispatch.service import DispatchService, SendSpec
+from services.dispatch.simulation import Simulation
 
 
 class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
@@ -16,12 +17,19 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         self.service = service
 
     async def Send(self, request, context) -> pb.Delivery:
-        return _delivery(await self.service.send(workspace_of(request), _spec(request)))
+        return _delivery(await self._send(workspace_of(request), _spec(request), request))
 
     async def SendBatch(self, request, context) -> pb.SendBatchReply:
         workspace_id = workspace_of(request)
         specs = [_spec(s, f"sends[{i}].") for i, s in enumerate(request.sends)]
-        return pb.SendBatchReply(deliveries=[_delivery(await self.service.send(workspace_id, s)) for s in specs])
+        return pb.SendBatchReply(deliveries=[_delivery(await self._send(workspace_id, spec, s))
+                                             for spec, s in zip(specs, request.sends)])
+
+    async def _send(self, workspace_id: str, spec: SendSpec, request: pb.SendRequest) -> dict:
+        """A send, or its dry run when the request carries a simulation."""
+        if not request.HasField("simulation"):
+            return await self.service.send(workspace_id, spec)
+        return await self.service.simulate(workspace_id, spec, _simulation(request.simulation))
 
     async def PutTemplate(self, request, context) -> pb.Template:
         return _template(await self.service.put_template(workspace_of(request), request.id, request.name,
@@ -29,6 +37,10 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
 
     async def GetTemplate(self, request, context) -> pb.Template:
         return _template(await self.service.template(workspace_of(request), request.id, request.version))
+
+    async def DeleteTemplate(self, request, context) -> pb.DeleteTemplateReply:
+        await self.service.delete_template(workspace_of(request), request.id)
+        return pb.DeleteTemplateReply()
 
     async def ListTemplates(self, request, context) -> pb.ListTemplatesReply:
         return pb.ListTemplatesReply(templates=[_template(t) for t in
@@ -83,6 +95,11 @@ def _spec(request: pb.SendRequest, prefix: str = "") -> SendSpec:
                     channels=list(request.channels), template_id=request.template_id,
                     advertising=request.advertising, transactional=request.transactional,
                     journey_id=request.journey_id, node_id=request.node_id, variables=variables)
+
+
+def _simulation(run: pb.Simulation) -> Simulation:
+    return Simulation(run.id, run.at.ToDatetime(tzinfo=timezone.utc) if run.HasField("at") else None,
+                      run.person_json)
 
 
 def _delivery(row: dict) -> pb.Delivery:

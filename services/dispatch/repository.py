@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -150,6 +150,14 @@ class DispatchRepository:
             workspace_id=workspace_id, id=template_id, version=(latest or 0) + 1, name=name, channels=channels,
             created_at=now).returning(*templates.c))).one()
         return row
+
+    async def delete_template(self, workspace_id: str, template_id: str) -> int:
+        """Removes every version; the number removed."""
+        await self.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                                   {"key": f"template:{workspace_id}:{template_id}"})  # after a save in flight
+        deleted = await self.session.execute(delete(templates).where(
+            templates.c.workspace_id == workspace_id, templates.c.id == template_id))
+        return deleted.rowcount
 
     async def channel_configs(self, workspace_id: str) -> dict:
         rows = await self.session.execute(select(channel_configs).where(channel_configs.c.workspace_id == workspace_id))

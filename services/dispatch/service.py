@@ -2,6 +2,10 @@
 Kakao's window (defer, never drop) → fatigue → render → provider rate limit → send with
 timeout and retries → fallback to the next channel → delivery record → receipts.
 
+A simulated send (the journey simulator's dry run) goes through the same decisions
+(`_decide`) at its virtual moment for its synthetic person, with fatigue on its own scratch
+counters, and stops where a real send would call the provider: nothing is stored or sent.
+
 The delivery row is the idempotency record. It is claimed by one insert; whoever inserted
 it runs the pipeline and everybody else waits for its outcome. It is marked `sending`
 (committed) before the provider call, so a crash during the call leaves a `sending` row
@@ -12,6 +16,7 @@ import asyncio
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import orjson
@@ -19,18 +24,20 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from kit.clock import Clock
-from kit.errors import InvalidArgument, NotFound
+from kit.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from kit.logs import get_logger
 from kit.loops import repeat
 from kit.outbox import Outbox
-from services.dispatch import fatigue, ratelimit, templates, timing
+from services.dispatch import fatigue, ratelimit, simulation, templates, timing
 from services.dispatch.channels import (ALIMTALK, CHANNELS, FRIENDTALK, INAPP, PUSH, ConfigError, Content, Outgoing,
                                         ProviderError)
+from services.dispatch.journeys import JourneyDirectory, JourneysUnavailable
 from services.dispatch.profiles import Person, ProfileDirectory
 from services.dispatch.providers.registry import adapter_for
-from services.dispatch.reach import address_of, check_consent, night_consent
+from services.dispatch.reach import Address, address_of, check_consent, night_consent
 from services.dispatch.models import DELIVERIES
 from services.dispatch.repository import DispatchRepository
+from services.dispatch.simulation import Simulation
 
 log = get_logger(__name__)
 
@@ -70,9 +77,34 @@ class Outcome:
     consent: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What the workspace configured that a send is decided on."""
+    template: Any              # the template row; None when it was deleted
+    policy: dict
+    configs: dict              # channel → channel config row
+    limits: fatigue.Policy
+
+    @property
+    def template_version(self) -> int | None:
+        return self.template.version if self.template else None
+
+
+@dataclass(frozen=True)
+class Cleared:
+    """A channel that passed every rule, with the message rendered for it."""
+    channel: str
+    provider: str
+    config: dict
+    address: Address
+    content: Content
+    consent: dict              # the consent evidence the decision rests on
+
+
 class DispatchService:
     def __init__(self, sessions: async_sessionmaker, redis: Redis, outbox: Outbox, clock: Clock,
-                 profiles: ProfileDirectory, http: httpx.AsyncClient, settings, on_commit=lambda: None) -> None:
+                 profiles: ProfileDirectory, http: httpx.AsyncClient, settings,
+                 journeys: JourneyDirectory | None = None, on_commit=lambda: None) -> None:
         self.sessions = sessions
         self.redis = redis
         self.outbox = outbox
@@ -80,6 +112,7 @@ class DispatchService:
         self.profiles = profiles
         self.http = http
         self.settings = settings
+        self.journeys = journeys   # None: nothing can confirm a template is unused, so none is deleted
         self.on_commit = on_commit
         self._running: set[asyncio.Task] = set()
 
@@ -95,6 +128,32 @@ class DispatchService:
             return await self.delivery(workspace_id, delivery_id)
         return await self._outcome_of(workspace_id, spec.idempotency_key)
 
+    async def simulate(self, workspace_id: str, spec: SendSpec, run: Simulation) -> dict:
+        """A dry run for the journey simulator: what `send` would decide at the simulation's
+        moment for its synthetic person. No rate limit, provider call, delivery row or
+        event; the idempotency key is ignored; fatigue counts, on scratch counters, only
+        the earlier allowed sends of the same simulation."""
+        person = simulation.person_of(run, spec.profile_id)
+        await self._check_spec(workspace_id, spec, simulated=True)
+        async with self.sessions() as session:
+            setup = await self._setup(DispatchRepository(session), workspace_id, spec.template_id)
+
+        async def would_send(cleared: Cleared, attempt) -> Outcome:
+            attempt("sent", "", cleared.provider)
+            return Outcome("sent", cleared.channel, cleared.provider, consent=cleared.consent)
+
+        attempts: list[dict] = []
+        # A send id of its own: its fatigue reservation must not stand for another simulated send.
+        outcome = await self._decide(workspace_id, spec, person, setup, attempts, simulation.StoppedClock(run.at),
+                                     str(uuid.uuid4()), would_send, simulation_id=run.id)
+        # Shaped like a delivery row, without id: nothing was stored.
+        return {"id": "", "idempotency_key": "", "profile_id": spec.profile_id, "request": asdict(spec),
+                "status": outcome.status, "channel": outcome.channel, "provider": outcome.provider,
+                "provider_message_id": None, "reason": outcome.reason, "rule": outcome.rule,
+                "deferred_until": outcome.deferred_until, "next_allowed_at": outcome.next_allowed_at,
+                "consent": outcome.consent, "attempts": attempts, "template_version": setup.template_version,
+                "created_at": run.at, "updated_at": run.at}
+
     async def _detached(self, work) -> None:
         """A send belongs to this service, not to the RPC that asked for it: a caller's
         deadline or disconnect must not cut it off between the provider call and its record."""
@@ -103,10 +162,11 @@ class DispatchService:
         task.add_done_callback(self._running.discard)
         await asyncio.shield(task)
 
-    async def _check_spec(self, workspace_id: str, spec: SendSpec) -> None:
-        if not spec.idempotency_key or len(spec.idempotency_key) > 200:
+    async def _check_spec(self, workspace_id: str, spec: SendSpec, simulated: bool = False) -> None:
+        """A simulated send needs neither key nor profile: it is not stored, and its person is synthetic."""
+        if not simulated and (not spec.idempotency_key or len(spec.idempotency_key) > 200):
             raise InvalidArgument("idempotency_key: expected 1 to 200 characters", field="idempotency_key")
-        if not spec.profile_id:
+        if not simulated and not spec.profile_id:
             raise InvalidArgument("profile_id: required", field="profile_id")
         if not spec.channels:
             raise InvalidArgument("channels: give at least one channel, in fallback order", field="channels")
@@ -161,17 +221,22 @@ class DispatchService:
             [], expect="sending")
         self.on_commit()
 
+    async def _setup(self, repo: DispatchRepository, workspace_id: str, template_id: str,
+                     template_version: int | None = None) -> Setup:
+        policy = await repo.policy(workspace_id) or {}
+        return Setup(await repo.template(workspace_id, template_id, template_version), policy,
+                     await repo.channel_configs(workspace_id),
+                     fatigue.parse_policy(policy.get("fatigue") or {}, path="policy.fatigue"))
+
     async def _run(self, workspace_id: str, delivery_id: str, owner: str) -> None:
         async with self.sessions() as session:
             repo = DispatchRepository(session)
             row = await repo.delivery(workspace_id, delivery_id)
-            policy = await repo.policy(workspace_id) or {}
-            configs = await repo.channel_configs(workspace_id)
             spec = SendSpec(**row.request)
-            template = await repo.template(workspace_id, spec.template_id, row.template_version)
+            setup = await self._setup(repo, workspace_id, spec.template_id, row.template_version)
         attempts: list[dict] = []
         try:
-            outcome = await self._pipeline(workspace_id, row, owner, spec, template, policy, configs, attempts)
+            outcome = await self._pipeline(workspace_id, row, owner, spec, setup, attempts)
         except TakenOver:
             return  # another runner owns it now and records its outcome
         except Exception as err:
@@ -181,23 +246,36 @@ class DispatchService:
             outcome = Outcome("deferred", reason=f"interrupted by {type(err).__name__}; retrying at "
                               f"{retry_at.isoformat()}", rule="retry", deferred_until=retry_at)
         async with self.sessions() as session, session.begin():
-            await self._finish(DispatchRepository(session), row, owner, outcome, attempts, template.version)
+            await self._finish(DispatchRepository(session), row, owner, outcome, attempts, setup.template_version)
         self.on_commit()
 
-    async def _pipeline(self, workspace_id: str, row, owner: str, spec: SendSpec, template, policy: dict,
-                        configs: dict, attempts: list[dict]) -> Outcome:
+    async def _pipeline(self, workspace_id: str, row, owner: str, spec: SendSpec, setup: Setup,
+                        attempts: list[dict]) -> Outcome:
         person = await self.profiles.get(workspace_id, spec.profile_id)
         if person is None:
             return Outcome("failed", reason=f"no profile {spec.profile_id}", rule="no_profile")
-        now = self.clock.now()
-        limits = fatigue.parse_policy(policy.get("fatigue") or {}, path="policy.fatigue")
+
+        async def deliver(cleared: Cleared, attempt) -> Outcome | None:
+            return await self._deliver(workspace_id, row, owner, spec, setup.policy, cleared, attempt)
+
+        return await self._decide(workspace_id, spec, person, setup, attempts, self.clock, row.id, deliver)
+
+    async def _decide(self, workspace_id: str, spec: SendSpec, person: Person, setup: Setup, attempts: list[dict],
+                      clock: Clock, send_id: str, carry, simulation_id: str | None = None) -> Outcome:
+        """The decisions of one send, shared by real and simulated sends. For each channel in
+        order: its provider, the address, consent, timing (a deferral ends the send), fatigue
+        and the render; then `carry(cleared, attempt)` takes it (the provider call, or the
+        simulator's "would be sent"), and None from it moves on to the next channel."""
+        if setup.template is None:
+            return Outcome("failed", reason=f"template {spec.template_id!r} was deleted", rule="no_template")
+        now, policy = clock.now(), setup.policy
         suppressed: Outcome | None = None
         for channel in spec.channels:
             def attempt(outcome: str, reason: str, provider: str = "") -> None:
                 attempts.append({"channel": channel, "provider": provider, "outcome": outcome, "reason": reason,
-                                 "at": self.clock.now().isoformat()})
+                                 "at": clock.now().isoformat()})
 
-            config_row = configs.get(channel)
+            config_row = setup.configs.get(channel)
             if config_row is None and channel != INAPP:
                 attempt("failed", f"no provider configured for {channel}")
                 continue
@@ -224,10 +302,10 @@ class DispatchService:
                                f"{deferral.until.isoformat()}", rule=deferral.reason, deferred_until=deferral.until,
                                consent=consent.evidence)
             decision = await fatigue.decide(
-                self.redis, limits,
+                self.redis, setup.limits,
                 workspace_id=workspace_id, profile_id=spec.profile_id, channel=channel, template_id=spec.template_id,
                 journey_id=spec.journey_id or None, transactional=spec.transactional, now=now, zone=person.zone,
-                send_id=row.id)
+                send_id=send_id, simulation_id=simulation_id)
             if not decision.allowed:
                 reason = f"fatigue limit: {decision.rule}"
                 attempt("suppressed", reason, provider)
@@ -238,15 +316,14 @@ class DispatchService:
             outcome = None
             try:
                 try:
-                    content = templates.render(channel, template.channels[channel], _variables(person, spec),
+                    content = templates.render(channel, setup.template.channels[channel], _variables(person, spec),
                                                advertising=spec.advertising, sender_name=policy.get("sender_name", ""),
                                                opt_out={"phone": policy.get("opt_out_phone", ""),
                                                         "url": policy.get("unsubscribe_url", "")})
                 except templates.RenderError as err:
                     attempt("failed", f"template: {err}", provider)
                     continue
-                outcome = await self._deliver(workspace_id, row, owner, spec, policy, channel, provider, config,
-                                              address, content, attempt)
+                outcome = await carry(Cleared(channel, provider, config, address, content, consent.evidence), attempt)
             finally:
                 # A message not sent, for whatever reason, does not count against the person.
                 if outcome is None or outcome.status not in ("sent", "delivered"):
@@ -265,11 +342,12 @@ class DispatchService:
             quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
             night_consent=night_consent(person), quiet_hours_informational=quiet.get("informational", False))
 
-    async def _deliver(self, workspace_id: str, row, owner: str, spec: SendSpec, policy: dict, channel: str,
-                       provider: str, config: dict, address, content: Content, attempt) -> Outcome | None:
+    async def _deliver(self, workspace_id: str, row, owner: str, spec: SendSpec, policy: dict, cleared: Cleared,
+                       attempt) -> Outcome | None:
         """Rate limit; consent and timing checked once more, right before the call (an
         opt-out that committed meanwhile, a wait that ran into the night); `sending`
         committed; then the provider. None: try the next channel."""
+        channel, provider, config = cleared.channel, cleared.provider, cleared.config
         await ratelimit.wait_for_token(
             self.redis, f"nudge:dispatch:rate:{workspace_id}:{provider}",
             float(config.get("rate_per_second", self.settings.provider_rate_per_second)),
@@ -292,13 +370,13 @@ class DispatchService:
                 raise TakenOver(row.id)
         if channel == INAPP:
             async with self.sessions() as session, session.begin():
-                await DispatchRepository(session).add_inapp(workspace_id, row.id, spec.profile_id, content,
+                await DispatchRepository(session).add_inapp(workspace_id, row.id, spec.profile_id, cleared.content,
                                                             self.clock.now())
             attempt("sent", "", provider)
             return Outcome("sent", channel, provider, provider_message_id=row.id, consent=recheck.evidence)
         outgoing = Outgoing(delivery_id=row.id, workspace_id=workspace_id, profile_id=spec.profile_id,
-                            channel=channel, to=address.to, content=content, advertising=spec.advertising,
-                            platform=address.platform)
+                            channel=channel, to=cleared.address.to, content=cleared.content,
+                            advertising=spec.advertising, platform=cleared.address.platform)
         adapter = adapter_for(channel, provider)
         for try_number in range(1, self.settings.provider_attempts + 1):
             try:
@@ -413,6 +491,26 @@ class DispatchService:
         if row is None:
             raise NotFound(f"template {template_id!r} not found", field="id")
         return row
+
+    async def delete_template(self, workspace_id: str, template_id: str) -> None:
+        """Removes every version of the template, once the journey service has confirmed that
+        no live journey sends it; never unchecked. Deferred sends of it then fail."""
+        await self.template(workspace_id, template_id)  # NotFound first: no need to ask about it
+        unconfirmed = f"cannot confirm that no live journey uses template {template_id!r}: journey service unavailable"
+        if self.journeys is None:
+            raise FailedPrecondition(unconfirmed, field="id")
+        try:
+            users = await self.journeys.using_template(workspace_id, template_id)
+        except JourneysUnavailable as err:
+            log.warning("journey service gave no answer; template kept", template_id=template_id, error=str(err))
+            raise FailedPrecondition(unconfirmed, field="id") from None
+        if users:
+            named = ", ".join(f"{j.id} ({j.name})" for j in users)
+            raise Conflict(f"template {template_id!r} is used by live journey(s) {named}; change or archive "
+                           "them first", field="id")
+        async with self.sessions() as session, session.begin():
+            if not await DispatchRepository(session).delete_template(workspace_id, template_id):
+                raise NotFound(f"template {template_id!r} not found", field="id")
 
     async def list_templates(self, workspace_id: str) -> list:
         async with self.sessions() as session:

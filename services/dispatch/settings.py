@@ -4,6 +4,7 @@ from kit.settings import ServiceSettings
 class DispatchSettings(ServiceSettings):
     grpc_port: int = 50053
     profile_addr: str = "localhost:50051"  # contact and consent come from the profile service
+    journey_addr: str = "127.0.0.1:50054"  # asked whether a live journey uses a template before it is deleted
     # Provider calls: deadline of one try, and tries for a retryable failure (backoff between).
     provider_timeout_seconds: float = 10.0
     provider_attempts: int = 3

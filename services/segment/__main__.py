@@ -13,6 +13,7 @@ from kit.runtime import GrpcServer, Runtime, open_runtime, serve_until_signal
 from kit.streams import EVENTS, family_streams
 from nudge.segment.v1 import segment_pb2, segment_pb2_grpc
 from services.segment.grpc_api import SegmentServicer
+from services.segment.journeys import JourneyUsages
 from services.segment.models import outbox as outbox_table
 from services.segment.models import processed
 from services.segment.service import SegmentService
@@ -25,8 +26,8 @@ def build(runtime: Runtime, settings: SegmentSettings, clock: Clock | None = Non
     """The server, the service, and the background loops that keep memberships current."""
     relay = OutboxRelay(runtime.sessions, outbox_table, runtime.redis)
     service = SegmentService(runtime.sessions, runtime.redis, Outbox(outbox_table, settings.events_partitions),
-                             clock or SystemClock(), on_commit=relay.wake, timer_batch=settings.timer_batch,
-                             backfill_batch=settings.backfill_batch)
+                             clock or SystemClock(), JourneyUsages(settings.journey_addr), on_commit=relay.wake,
+                             timer_batch=settings.timer_batch, backfill_batch=settings.backfill_batch)
     consumer = StreamConsumer(runtime.redis, runtime.sessions, processed,
                               family_streams(EVENTS, settings.events_partitions), settings.consumer_group,
                               f"{socket.gethostname()}-{os.getpid()}", batch_handler=service.handle,
@@ -47,8 +48,11 @@ def build(runtime: Runtime, settings: SegmentSettings, clock: Clock | None = Non
 async def main() -> None:
     settings = SegmentSettings()
     runtime = await open_runtime("segment", settings, MIGRATIONS)
-    server, _, _, _, loops = build(runtime, settings)
-    await serve_until_signal(runtime, server, settings.grpc_port, background=loops)
+    server, service, _, _, loops = build(runtime, settings)
+    try:
+        await serve_until_signal(runtime, server, settings.grpc_port, background=loops)
+    finally:
+        await service.journeys.close()
 
 
 if __name__ == "__main__":

@@ -50,6 +50,9 @@ class ProfileFacts:
     rfm: RfmModel | None = None
     segments: frozenset[str] = frozenset()
     zone: tzinfo = SEOUL              # the profile's zone, for calendar rules
+    # Every order, when series[rfm.series_key] holds only some (Explain since a moment): RFM
+    # ranks the customer against edges drawn from all orders.
+    rfm_orders: EventSeries | None = None
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,7 @@ def rfm_scores(facts: ProfileFacts, now: datetime) -> tuple[dict | None, datetim
     model = facts.rfm
     if model is None or not model.edges:
         return None, None
-    series = facts.series.get(model.series_key, EventSeries())
+    series = facts.rfm_orders if facts.rfm_orders is not None else facts.series.get(model.series_key, EventSeries())
     past = [i for i, t in enumerate(series.times) if t <= now]
     upcoming = [t for t in series.times if t > now]
     if not past:

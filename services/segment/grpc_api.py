@@ -1,5 +1,7 @@
 """gRPC transport of the segment service: decode request → call the service → encode reply."""
 
+from datetime import timezone
+
 import orjson
 
 from kit.errors import InvalidArgument
@@ -69,7 +71,9 @@ class SegmentServicer(segment_pb2_grpc.SegmentServiceServicer):
             raise InvalidArgument("profile_id: required", field="profile_id")
         if bool(request.id) == bool(request.rules_json):
             raise InvalidArgument("id: give either a segment id or rules_json", field="id")
-        found = await self.service.explain(workspace_of(request), request.id, request.rules_json, request.profile_id)
+        since = request.events_since.ToDatetime(timezone.utc) if request.HasField("events_since") else None
+        found = await self.service.explain(workspace_of(request), request.id, request.rules_json, request.profile_id,
+                                           since)
         reply = pb.ExplainReply(member=found["member"], profile_id=found["profile_id"], conditions=[
             pb.ConditionResult(path=c["path"], condition=orjson.dumps(c["condition"]).decode(),
                                satisfied=c["satisfied"], reason=c["reason"],

@@ -18,7 +18,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kit.clock import Clock
-from kit.errors import FailedPrecondition, InvalidArgument, NotFound
+from kit.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from kit.logs import get_logger
 from kit.loops import repeat
 from kit.outbox import Outbox
@@ -30,6 +30,7 @@ from services.segment.engine import Catalog, SegmentDef, build_series, leaves, r
 from services.segment.evaluation import ProfileFacts, RfmModel, evaluate
 from services.segment.explain import explain
 from services.segment.facts import Seen, apply_event
+from services.segment.journeys import JourneyUsages
 from services.segment.repository import SegmentRepository, decode_series, encode_series
 
 log = get_logger(__name__)
@@ -75,11 +76,13 @@ class Plan:
 
 class SegmentService:
     def __init__(self, sessions: async_sessionmaker, redis: Redis, outbox: Outbox, clock: Clock,
-                 on_commit=lambda: None, timer_batch: int = 500, backfill_batch: int = 1000) -> None:
+                 journeys: JourneyUsages, on_commit=lambda: None, timer_batch: int = 500,
+                 backfill_batch: int = 1000) -> None:
         self.sessions = sessions
         self.redis = redis
         self.outbox = outbox
         self.clock = clock
+        self.journeys = journeys
         self.on_commit = on_commit
         self.timer_batch = timer_batch
         self.backfill_batch = backfill_batch
@@ -443,6 +446,13 @@ class SegmentService:
         return _segment_dict(row)
 
     async def delete(self, workspace_id: str, segment_id: str) -> None:
+        await self.get(workspace_id, segment_id)  # a missing segment is NotFound, whatever journeys say
+        # Asked before the transaction: no segment row stays locked while another service answers.
+        journeys = await self.journeys.of_segment(workspace_id, segment_id)
+        if journeys:
+            names = ", ".join(f"{name} ({journey_id})" for journey_id, name in journeys)
+            raise Conflict(f"segment {segment_id} is used by live journey(s) {names}; change or archive those first",
+                           field="id")
         async with self.sessions() as session, session.begin():
             repo = SegmentRepository(session)
             await self._existing(repo, workspace_id, segment_id, lock=True)
@@ -584,7 +594,11 @@ class SegmentService:
                 after = rows[-1].profile_id
         return count, total, sample
 
-    async def explain(self, workspace_id: str, segment_id: str, rules_json: str, profile_id: str) -> dict:
+    async def explain(self, workspace_id: str, segment_id: str, rules_json: str, profile_id: str,
+                      events_since: datetime | None = None) -> dict:
+        """Each condition's value and verdict for one profile now; with `events_since`, event
+        conditions count only the events at or after it (traits, memberships, last seen and
+        RFM stay the profile's whole story)."""
         now = self.clock.now()
         async with self.sessions() as session:
             repo = SegmentRepository(session)
@@ -598,7 +612,7 @@ class SegmentService:
             if row is None:
                 raise NotFound(f"profile {profile_id!r} has no events yet", field="profile_id")
             catalog = await self._preview_catalog(repo, workspace_id, rule)
-            facts = (await self._facts(repo, workspace_id, catalog, [row]))[profile_id]
+            facts = (await self._facts(repo, workspace_id, catalog, [row], events_since))[profile_id]
         outcome = evaluate(rule, facts, now)
         return {"member": outcome.member, "profile_id": profile_id, "next_change": outcome.next_change,
                 "conditions": explain(tree, rule, facts, now)}
@@ -608,19 +622,28 @@ class SegmentService:
         return Catalog([*current.defs.values(), SegmentDef(PREVIEW, 0, rule)], current.rfm)
 
     async def _facts(self, repo: SegmentRepository, workspace_id: str, catalog: Catalog,
-                     rows: list) -> dict[str, ProfileFacts]:
-        """Facts of profiles for a read-only evaluation: every series rebuilt from history."""
+                     rows: list, events_since: datetime | None = None) -> dict[str, ProfileFacts]:
+        """Facts of profiles for a read-only evaluation: every series rebuilt from history
+        (from `events_since` on, when given; RFM still counts every order)."""
         ids = [r.profile_id for r in rows]
         keys = catalog.needs[PREVIEW]  # other segments count through their stored memberships
         history = await repo.history(workspace_id, ids, {k[0] for k in keys})
         members = await repo.memberships_of(workspace_id, ids)
         found = {}
+        rfm_key = catalog.rfm.series_key if catalog.rfm else None
         for row in rows:
             traits = dict(row.traits)
-            found[row.profile_id] = ProfileFacts(
+            every = history[row.profile_id]
+            counted = every
+            if events_since:
+                counted = [e for e in every if e.at >= events_since]
+            facts = ProfileFacts(
                 traits=traits, last_seen=row.last_seen, rfm=catalog.rfm, zone=zone_of(traits),
                 segments=frozenset(members[row.profile_id]),
-                series={k: build_series(catalog.condition_of(k), history[row.profile_id]) for k in keys})
+                series={k: build_series(catalog.condition_of(k), counted) for k in keys})
+            if events_since and rfm_key in keys:
+                facts.rfm_orders = build_series(catalog.condition_of(rfm_key), every)
+            found[row.profile_id] = facts
         return found
 
 

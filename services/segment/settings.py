@@ -15,3 +15,5 @@ class SegmentSettings(ServiceSettings):
     consumer_group: str = "segment"
     # A replica's unacknowledged entries are taken over by another after this long.
     consumer_reclaim_idle_ms: int = 30_000
+    # The journey service, asked before a segment is deleted whether a live journey uses it.
+    journey_addr: str = "127.0.0.1:50054"

@@ -22,19 +22,27 @@ K8S_VERSION = "1.32"  # the kubectl we render with; kubernetes-validate ships it
 GRPC_PORT = 50051  # profile; must equal ProfileSettings.grpc_port
 SEGMENT_GRPC_PORT = 50052  # segment; must equal SegmentSettings.grpc_port
 DISPATCH_GRPC_PORT = 50053  # dispatch; must equal DispatchSettings.grpc_port
+JOURNEY_GRPC_PORT = 50054  # journey; must equal JourneySettings.grpc_port
 HTTP_PORT = 8080  # gateway; must equal GatewaySettings.http_port
 SETTINGS = {
     "gateway": "gateway.settings:GatewaySettings",
     "profile": "services.profile.settings:ProfileSettings",
     "segment": "services.segment.settings:SegmentSettings",
     "dispatch": "services.dispatch.settings:DispatchSettings",
+    "journey": "services.journey.settings:JourneySettings",
 }
-GRPC_SERVICES = {"profile": GRPC_PORT, "segment": SEGMENT_GRPC_PORT, "dispatch": DISPATCH_GRPC_PORT}
+GRPC_SERVICES = {
+    "profile": GRPC_PORT,
+    "segment": SEGMENT_GRPC_PORT,
+    "dispatch": DISPATCH_GRPC_PORT,
+    "journey": JOURNEY_GRPC_PORT,
+}
 # Nudge components that may call each gRPC service.
 CALLERS = {
     "profile": {"gateway", "segment", "journey", "dispatch", "metrics"},
     "segment": {"gateway", "journey"},
     "dispatch": {"gateway", "journey"},
+    "journey": {"gateway", "segment", "dispatch"},
 }
 # The calls made today: (caller, service) -> the caller's variable with the service's address.
 # Each caller must be admitted by the service's ingress policy.
@@ -42,8 +50,16 @@ ADDRS = {
     ("gateway", "profile"): "NUDGE_PROFILE_ADDR",
     ("gateway", "segment"): "NUDGE_SEGMENT_ADDR",
     ("gateway", "dispatch"): "NUDGE_DISPATCH_ADDR",
+    ("gateway", "journey"): "NUDGE_JOURNEY_ADDR",
     ("dispatch", "profile"): "NUDGE_PROFILE_ADDR",
+    ("dispatch", "journey"): "NUDGE_JOURNEY_ADDR",
+    ("segment", "journey"): "NUDGE_JOURNEY_ADDR",
+    ("journey", "profile"): "NUDGE_PROFILE_ADDR",
+    ("journey", "segment"): "NUDGE_SEGMENT_ADDR",
+    ("journey", "dispatch"): "NUDGE_DISPATCH_ADDR",
 }
+# Hosts an address default may name: the embedded mode runs every service on this machine.
+LOOPBACK = ("localhost", "127.0.0.1")
 EXTERNAL_SECRET = "nudge-secrets"  # created outside kustomize where no overlay generates it
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 
@@ -187,6 +203,22 @@ def test_pods_run_as_non_root_with_read_only_root_filesystem(overlay):
             assert any(m["mountPath"] == "/tmp" and m["name"] in tmp_volumes for m in c.get("volumeMounts", [])), where
             for bound in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(c.get("resources", {}).get(bound, {})), f"{where} {bound}"
+
+
+def test_prod_runs_at_least_two_journey_replicas():
+    # A replica that goes leaves its timers and stream entries to another until a new one starts.
+    docs = render(ROOT / "k8s" / "overlays" / "prod")
+    d = deployment(docs, "journey")
+    assert d["spec"].get("replicas", 2) >= 2, "a fixed replica count below 2"
+    name = d["metadata"]["name"]
+    hpas = [h for h in of_kind(docs, "HorizontalPodAutoscaler") if h["spec"]["scaleTargetRef"]["name"] == name]
+    assert len(hpas) == 1
+    assert hpas[0]["spec"].get("minReplicas", 1) >= 2  # the API's default is 1
+    assert hpas[0]["spec"]["maxReplicas"] >= hpas[0]["spec"]["minReplicas"]
+    spread = d["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+    assert any(
+        t["topologyKey"] == "kubernetes.io/hostname" and selects(t["labelSelector"], pod_labels(d)) for t in spread
+    ), "journey replicas are not spread over nodes"
 
 
 # --- network policies -------------------------------------------------------------
@@ -345,7 +377,9 @@ def test_addr_defaults_match_grpc_ports_settings(caller, service):
     field = ADDRS[caller, service].removeprefix("NUDGE_").lower()
     fields = settings_class(caller).model_fields
     assert field in fields, f"{settings_class(caller).__name__} has no {field}"
-    assert fields[field].default == f"localhost:{settings_class(service).model_fields['grpc_port'].default}"
+    host, port = fields[field].default.rsplit(":", 1)
+    assert host in LOOPBACK, f"{caller}.{field} = {fields[field].default!r}"
+    assert int(port) == settings_class(service).model_fields["grpc_port"].default, f"{caller}.{field}"
 
 
 @each_overlay

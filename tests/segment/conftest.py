@@ -5,6 +5,7 @@ import pytest
 from kit import db, migrations
 from kit.outbox import Outbox
 from services.segment.__main__ import MIGRATIONS
+from services.segment.journeys import JourneyUsages
 from services.segment.models import outbox
 from services.segment.service import SegmentService
 
@@ -21,11 +22,13 @@ class FixedClock:
 
 
 @pytest.fixture(scope="module")
-async def isolated(fresh_database, redis):
+async def isolated(fresh_database, redis, journey_usages_server):
     """A segment service on a database of its own, with no background loops: the test
     decides when events arrive and when backfills and timers run."""
     url = await fresh_database("segment_iso")
     await migrations.upgrade(url, MIGRATIONS)
     engine = db.create_engine(url, pool_size=4)
-    yield SegmentService(db.session_factory(engine), redis, Outbox(outbox), FixedClock(), backfill_batch=3)
+    journeys = JourneyUsages(journey_usages_server)
+    yield SegmentService(db.session_factory(engine), redis, Outbox(outbox), FixedClock(), journeys, backfill_batch=3)
+    await journeys.close()
     await engine.dispose()

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SendRequest(_message.Message):
-    __slots__ = ("context", "idempotency_key", "profile_id", "channels", "template_id", "advertising", "transactional", "journey_id", "node_id", "variables_json")
+    __slots__ = ("context", "idempotency_key", "profile_id", "channels", "template_id", "advertising", "transactional", "journey_id", "node_id", "variables_json", "simulation")
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,7 @@ class SendRequest(_message.Message):
     JOURNEY_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     VARIABLES_JSON_FIELD_NUMBER: _ClassVar[int]
+    SIMULATION_FIELD_NUMBER: _ClassVar[int]
     context: _common_pb2.RequestContext
     idempotency_key: str
     profile_id: str
@@ -32,7 +33,18 @@ class SendRequest(_message.Message):
     journey_id: str
     node_id: str
     variables_json: str
-    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., profile_id: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., template_id: _Optional[str] = ..., advertising: _Optional[bool] = ..., transactional: _Optional[bool] = ..., journey_id: _Optional[str] = ..., node_id: _Optional[str] = ..., variables_json: _Optional[str] = ...) -> None: ...
+    simulation: Simulation
+    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., profile_id: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., template_id: _Optional[str] = ..., advertising: _Optional[bool] = ..., transactional: _Optional[bool] = ..., journey_id: _Optional[str] = ..., node_id: _Optional[str] = ..., variables_json: _Optional[str] = ..., simulation: _Optional[_Union[Simulation, _Mapping]] = ...) -> None: ...
+
+class Simulation(_message.Message):
+    __slots__ = ("id", "at", "person_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    PERSON_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    at: _timestamp_pb2.Timestamp
+    person_json: str
+    def __init__(self, id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., person_json: _Optional[str] = ...) -> None: ...
 
 class SendBatchRequest(_message.Message):
     __slots__ = ("context", "sends")
@@ -153,6 +165,18 @@ class ListTemplatesReply(_message.Message):
     TEMPLATES_FIELD_NUMBER: _ClassVar[int]
     templates: _containers.RepeatedCompositeFieldContainer[Template]
     def __init__(self, templates: _Optional[_Iterable[_Union[Template, _Mapping]]] = ...) -> None: ...
+
+class DeleteTemplateRequest(_message.Message):
+    __slots__ = ("context", "id")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    context: _common_pb2.RequestContext
+    id: str
+    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., id: _Optional[str] = ...) -> None: ...
+
+class DeleteTemplateReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class ChannelConfig(_message.Message):
     __slots__ = ("channel", "provider", "config_json", "updated_at")

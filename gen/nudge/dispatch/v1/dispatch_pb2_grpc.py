@@ -63,6 +63,11 @@ class DispatchServiceStub:
                 request_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.ListTemplatesRequest.SerializeToString,
                 response_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.ListTemplatesReply.FromString,
                 _registered_method=True)
+        self.DeleteTemplate = channel.unary_unary(
+                '/nudge.dispatch.v1.DispatchService/DeleteTemplate',
+                request_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.DeleteTemplateRequest.SerializeToString,
+                response_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.DeleteTemplateReply.FromString,
+                _registered_method=True)
         self.PutChannelConfig = channel.unary_unary(
                 '/nudge.dispatch.v1.DispatchService/PutChannelConfig',
                 request_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.PutChannelConfigRequest.SerializeToString,
@@ -139,6 +144,14 @@ class DispatchServiceServicer:
 
     def ListTemplates(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTemplate(self, request, context):
+        """Removes every version of a template. Refused (ALREADY_EXISTS, naming them) while a
+        live journey uses it, and (FAILED_PRECONDITION) when the journey service cannot say.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -223,6 +236,11 @@ def add_DispatchServiceServicer_to_server(servicer, server):
                     servicer.ListTemplates,
                     request_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.ListTemplatesRequest.FromString,
                     response_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.ListTemplatesReply.SerializeToString,
+            ),
+            'DeleteTemplate': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTemplate,
+                    request_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.DeleteTemplateRequest.FromString,
+                    response_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.DeleteTemplateReply.SerializeToString,
             ),
             'PutChannelConfig': grpc.unary_unary_rpc_method_handler(
                     servicer.PutChannelConfig,
@@ -404,6 +422,33 @@ class DispatchService:
             '/nudge.dispatch.v1.DispatchService/ListTemplates',
             nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.ListTemplatesRequest.SerializeToString,
             nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.ListTemplatesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTemplate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.dispatch.v1.DispatchService/DeleteTemplate',
+            nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.DeleteTemplateRequest.SerializeToString,
+            nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.DeleteTemplateReply.FromString,
             options,
             channel_credentials,
             insecure,

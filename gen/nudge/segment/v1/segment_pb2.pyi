@@ -201,16 +201,18 @@ class PreviewReply(_message.Message):
     def __init__(self, count: _Optional[int] = ..., total: _Optional[int] = ..., sample_profile_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExplainRequest(_message.Message):
-    __slots__ = ("context", "id", "rules_json", "profile_id")
+    __slots__ = ("context", "id", "rules_json", "profile_id", "events_since")
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     RULES_JSON_FIELD_NUMBER: _ClassVar[int]
     PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_SINCE_FIELD_NUMBER: _ClassVar[int]
     context: _common_pb2.RequestContext
     id: str
     rules_json: str
     profile_id: str
-    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., id: _Optional[str] = ..., rules_json: _Optional[str] = ..., profile_id: _Optional[str] = ...) -> None: ...
+    events_since: _timestamp_pb2.Timestamp
+    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., id: _Optional[str] = ..., rules_json: _Optional[str] = ..., profile_id: _Optional[str] = ..., events_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ConditionResult(_message.Message):
     __slots__ = ("path", "condition", "satisfied", "value_json", "reason")

@@ -124,7 +124,8 @@ class SegmentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteSegment(self, request, context):
-        """Refused while another segment refers to it.
+        """Refused while another segment or a live journey refers to it, or while the journey
+        service cannot confirm that none does.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
