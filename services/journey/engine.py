@@ -97,10 +97,11 @@ class Stepper:
         self.journey = journey
         self.effects = effects
 
-    async def advance(self, run: RunState, now: datetime) -> list[StepRecord]:
-        """Executes every step due at `now`; the run is left waiting (run.wait) or ended."""
+    async def advance(self, run: RunState, now: datetime, due: datetime | None = None) -> list[StepRecord]:
+        """Executes every step due at `now`; the run is left waiting (run.wait) or ended.
+        `due`: when the run was due to move (its timer), if earlier than now."""
         steps: list[StepRecord] = []
-        moment = now  # the moment the schedule counts from
+        moment = min(due, now) if due else now  # the moment the schedule counts from
         while run.status == ACTIVE:
             if len(steps) >= MAX_STEPS_AT_ONCE:
                 raise RuntimeError(f"run {run.id} took {MAX_STEPS_AT_ONCE} steps without waiting")

@@ -177,7 +177,7 @@ class JourneyRepository:
             await self.session.execute(stmt.on_conflict_do_update(index_elements=[timers.c.run_id], set_={
                 "due_at": stmt.excluded.due_at, "lease_owner": None, "lease_until": None}))
 
-    async def claim_timers(self, now: datetime, limit: int, owner: str, lease: timedelta) -> list[str]:
+    async def claim_timers(self, now: datetime, limit: int, owner: str, lease: timedelta) -> dict[str, datetime]:
         """Due timers of published journeys, leased to `owner`: other replicas skip them
         until the lease runs out (then they are taken over)."""
         rows = await self.session.execute(text(
@@ -186,9 +186,9 @@ class JourneyRepository:
             "    ON j.workspace_id = t.workspace_id AND j.id = t.journey_id AND j.status = 'published'"
             "  WHERE t.due_at <= :now AND (t.lease_until IS NULL OR t.lease_until < :now)"
             "  ORDER BY t.due_at LIMIT :limit FOR UPDATE OF t SKIP LOCKED) AS due "
-            "WHERE timers.run_id = due.run_id RETURNING timers.run_id"),
+            "WHERE timers.run_id = due.run_id RETURNING timers.run_id, timers.due_at"),
             {"owner": owner, "until": now + lease, "now": now, "limit": limit})
-        return [str(r.run_id) for r in rows]
+        return {str(r.run_id): r.due_at for r in rows}
 
     async def still_leased(self, run_ids: list[str], owner: str) -> set[str]:
         """Of the claimed runs, those whose claim is still this owner's (not retaken, not moved)."""

@@ -419,7 +419,7 @@ class JourneyService:
             return 0
         async with self.sessions() as session, session.begin():
             repo = JourneyRepository(session)
-            runs = [r for r in await repo.lock_runs(sorted(await repo.still_leased(claimed, self.owner)))
+            runs = [r for r in await repo.lock_runs(sorted(await repo.still_leased(list(claimed), self.owner)))
                     if r.status == ACTIVE]
             trees = await repo.definitions({(r.workspace_id, r.journey_id, r.version) for r in runs})
             for key, tree in trees.items():
@@ -431,7 +431,7 @@ class JourneyService:
                 traits.update({(workspace_id, p): t for p, t in found.items()})
             effects = LiveEffects(self.platform, traits, trees)
             gate = asyncio.Semaphore(self.step_concurrency)
-            moved = await asyncio.gather(*(self._step(run, effects, gate) for run in runs))
+            moved = await asyncio.gather(*(self._step(run, claimed[run.id], effects, gate) for run in runs))
             changed = [(run, records) for run, records in moved if records is not None]
             timers = {run.id: (run.waiting_until if run.status == ACTIVE else None) for run, _ in changed}
             await self._write(repo, changed, timers)
@@ -439,7 +439,7 @@ class JourneyService:
         self.on_commit()
         return len(claimed)
 
-    async def _step(self, run: RunState, effects: LiveEffects, gate: asyncio.Semaphore):
+    async def _step(self, run: RunState, due: datetime, effects: LiveEffects, gate: asyncio.Semaphore):
         """(run, steps), or (the unchanged run, None) when a step failed and must be retried."""
         async with gate:
             stepper = Stepper(self._parsed[(run.workspace_id, run.journey_id, run.version)], effects)
@@ -448,7 +448,7 @@ class JourneyService:
                     run.context.get("trace") or {}), attributes={"journey.id": run.journey_id,
                                                                   "journey.run_id": run.id}):
                 try:
-                    return moving, await stepper.advance(moving, self.clock.now())
+                    return moving, await stepper.advance(moving, self.clock.now(), due)
                 except Exception:
                     log.exception("run step failed; retrying later", run_id=run.id, journey_id=run.journey_id)
                     return run, None
