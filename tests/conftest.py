@@ -43,6 +43,7 @@ from services.segment.service import SEGMENTS
 from services.segment.settings import SegmentSettings
 from kit.clock import ShiftedClock
 from services.dispatch.models import DELIVERIES
+from services.journey.models import JOURNEYS
 from services.dispatch.settings import DispatchSettings
 
 TEST_PEPPER = "test-pepper-" + secrets.token_hex(8)
@@ -105,10 +106,10 @@ async def observed_streams(redis_url):
     reads back with XRANGE could be gone once some other service in the run consumed it."""
     client = connect(redis_url)
     group = f"tests-observer-{secrets.token_hex(4)}"
-    for stream in (EVENTS, SEGMENTS, DELIVERIES):
+    for stream in (EVENTS, SEGMENTS, DELIVERIES, JOURNEYS):
         await client.xgroup_create(stream, group, id="$", mkstream=True)
     yield
-    for stream in (EVENTS, SEGMENTS, DELIVERIES):
+    for stream in (EVENTS, SEGMENTS, DELIVERIES, JOURNEYS):
         await client.xgroup_destroy(stream, group)
     await client.aclose()
 
@@ -161,10 +162,10 @@ async def fresh_database(database_server_url):
 async def redis(redis_url):
     """A client of the test Redis. At the end, what this run wrote is removed: the `test.*`
     keys of the kit tests, the segment membership sets, dispatch's fatigue and rate-limit
-    keys, and the entries it published on nudge.events.v1, .segments.v1 and .deliveries.v1."""
+    keys, and the entries it published on nudge.events.v1, .segments.v1, .deliveries.v1 and .journeys.v1."""
     client = connect(redis_url)
     before = {stream: (await client.xrevrange(stream, count=1) if await client.exists(stream) else [])
-              for stream in (EVENTS, SEGMENTS, DELIVERIES)}
+              for stream in (EVENTS, SEGMENTS, DELIVERIES, JOURNEYS)}
     yield client
     for stream, last in before.items():
         start = f"({last[0][0].decode()}" if last else "-"

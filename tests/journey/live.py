@@ -13,7 +13,8 @@ async def templates(ws, hook: Receiver, *names: str) -> None:
     assert response.status_code == 200, response.text
     for name in names:
         response = await ws.admin.put(f"/v1/templates/{name}", json={
-            "name": name, "channels": {"webhook": {"body": {"template": name, "variant": "{{ journey.variant }}"}}}})
+            "name": name, "channels": {"webhook": {"body": {"template": name, "run": "{{ journey.run_id }}",
+                                                         "variant": "{{ journey.variant }}"}}}})
         assert response.status_code == 200, response.text
 
 

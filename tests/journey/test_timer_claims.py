@@ -1,0 +1,47 @@
+"""Durable timers shared by replicas: two journey processes claim the same 10,000 due
+timers (FOR UPDATE SKIP LOCKED under a lease) and every run takes its step exactly once."""
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select
+
+from kit import db
+from services.journey.models import runs, timers
+from tests.journey.processes import Processes, seeded, step_counts
+
+RUNS = 10_000
+# Firing a run here takes no remote call: the wait at `a` ends and it starts the day-long wait at `b`.
+TWO_WAITS = {"trigger": {"kind": "event", "event": "Claimed"}, "start": "a",
+             "nodes": {"a": {"kind": "wait", "duration": "PT1S", "next": "b"},
+                       "b": {"kind": "wait", "duration": "P1D", "next": "c"}, "c": {"kind": "exit"}}}
+
+
+async def test_two_processes_fire_ten_thousand_due_timers_each_once(fresh_database, redis, redis_url):
+    url = await fresh_database("journey_claims")
+    due = datetime.now(timezone.utc) - timedelta(seconds=1)
+    await seeded(url, f"ws_{uuid.uuid4().hex[:8]}", TWO_WAITS, [f"p{n}" for n in range(RUNS)], due, "a", waiting=True)
+    engine = db.create_engine(url, pool_size=1)
+    try:
+        async with Processes(url, redis, redis_url, timer_batch=200) as processes:
+            processes.start(), processes.start()
+            deadline = asyncio.get_running_loop().time() + 180
+            while True:
+                async with engine.connect() as conn:
+                    moved = await conn.scalar(select(func.count()).select_from(timers).where(
+                        timers.c.due_at > due + timedelta(hours=12)))
+                if moved == RUNS:
+                    break
+                assert processes.alive(), "a journey process died"
+                assert asyncio.get_running_loop().time() < deadline, f"only {moved} of {RUNS} fired"
+                await asyncio.sleep(0.2)
+        async with engine.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(runs).where(
+                runs.c.node_id == "b", runs.c.seq == 3, runs.c.status == "active")) == RUNS
+    finally:
+        await engine.dispose()
+    counts = await step_counts(url)
+    assert set(counts) == {("a", "waited"), ("b", "wait")}
+    for key, per_run in counts.items():
+        assert len(per_run) == RUNS and set(per_run) == {1}, key  # every run, once
