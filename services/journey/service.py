@@ -272,7 +272,7 @@ class JourneyService:
                 timers[run.id] = None
             elif steps := Stepper(journey, None).event_arrived(run, name, props, now,
                                                                 event.payload.get("event_id", "")):
-                run.context["trace"] = current_trace_headers()
+                run.context["trace"] = event.trace_headers  # the step it unblocks belongs to this event
                 changed.append((run, steps))
                 timers[run.id] = now  # the branch after the event runs at once
         await self._write(repo, changed, timers)
@@ -282,7 +282,7 @@ class JourneyService:
                     trigger.match, name, props):
                 await self._enter(repo, journey, profile_id, event.occurred_at, now,
                                   {"event": {"name": name, "properties": props,
-                                             "id": event.payload.get("event_id", "")}})
+                                             "id": event.payload.get("event_id", "")}}, event.trace_headers)
 
     async def _segment_change(self, repo: JourneyRepository, event: StreamEvent, journeys: list[LiveJourney],
                               now: datetime) -> None:
@@ -302,7 +302,7 @@ class JourneyService:
             if (journey.status == "published" and isinstance(trigger, SegmentTrigger)
                     and trigger.segment_id == segment_id and trigger.transition == transition):
                 await self._enter(repo, journey, event.profile_id, event.occurred_at, now,
-                                  {"segment": {"id": segment_id, "transition": transition}})
+                                  {"segment": {"id": segment_id, "transition": transition}}, event.trace_headers)
 
     async def _traits_changed(self, repo: JourneyRepository, event: StreamEvent, journeys: list[LiveJourney],
                               now: datetime) -> None:
@@ -356,8 +356,9 @@ class JourneyService:
         await repo.delete_profile(event.workspace_id, event.profile_id)
 
     async def _enter(self, repo: JourneyRepository, journey: LiveJourney, profile_id: str, at: datetime,
-                     now: datetime, context: dict) -> RunState | None:
-        """A new run, if the entry rules allow it; it starts moving on the next timer pass."""
+                     now: datetime, context: dict, trace: dict | None = None) -> RunState | None:
+        """A new run, if the entry rules allow it; it starts moving on the next timer pass, in
+        the trace of what caused the entry (`trace`: the event's; else the current span's)."""
         rules = journey.journey.entry
         previous = await repo.entries_of(journey.workspace_id, journey.id, profile_id)
         entered_in_all = 0
@@ -368,7 +369,7 @@ class JourneyService:
             return None
         run = RunState(id=str(uuid.uuid4()), workspace_id=journey.workspace_id, journey_id=journey.id,
                        version=journey.version, profile_id=profile_id, entered_at=at, node_id=journey.journey.start,
-                       seq=1, context=context | {"trace": current_trace_headers()})
+                       seq=1, context=context | {"trace": trace if trace is not None else current_trace_headers()})
         if not await repo.insert_run(run):
             return None  # already in a live run of this journey
         await self._write(repo, [(run, [StepRecord(1, "", "entered", "entered", at, context)])], {run.id: now},
@@ -390,7 +391,7 @@ class JourneyService:
             await repo.add_steps(run, records)
             for record in records:
                 entries.append(self.outbox.event(JOURNEYS, _stream_type(record), run.workspace_id, run.profile_id,
-                                                 record.at, _step_payload(run, record)))
+                                                 record.at, _step_payload(run, record), run.context.get("trace")))
         if entries:
             await self.outbox.add(repo.session, entries)
 
