@@ -46,6 +46,11 @@ bench-segments: $(STAMP)
 bench-dispatch: $(STAMP)
 	$(PY) -m bench.dispatch $(BENCH_ARGS)
 
+## bench-timers: journey timer benchmark (fired/s of timers due at once, steady lateness) with a same-run baseline
+.PHONY: bench-timers
+bench-timers: $(STAMP)
+	$(PY) -m bench.timers $(BENCH_ARGS)
+
 ## workspace: create a workspace and print its keys (NAME=…)
 workspace: $(STAMP)
 	$(PY) -m gateway.workspaces create "$(NAME)"

@@ -48,6 +48,7 @@ class _Person:
     def __init__(self, profile: dict) -> None:
         self.traits = dict(profile.get("traits") or {})
         self.consents = profile.get("consents") or {}
+        self.identities = profile.get("identities") or {}
         self.segments = set(profile.get("segments") or [])
         self.history: list[Seen] = []
 
@@ -62,7 +63,8 @@ class _DryEffects:
         return self.person.traits
 
     async def send(self, run, node_id, node: Send, key, at) -> SendOutcome:
-        person = {"traits": self.person.traits, "consents": self.person.consents}
+        person = {"traits": self.person.traits, "consents": self.person.consents,
+                  "identities": self.person.identities}
         return await self.dry_send(self.simulation_id, at, person, node, run.context)
 
     async def condition(self, run, node_id, node: Condition, at) -> bool:

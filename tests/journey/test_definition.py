@@ -61,7 +61,7 @@ CART = {
     },
 }
 
-# No visit for 265 days → a notice every 15 days until day 335; a visit ends it.
+# No visit for 265 days → a notice every 15 days until day 335 (265, 280, 295, 310, 325); a visit ends it.
 DORMANCY = {
     "trigger": {"kind": "segment_entered", "segment": "seg-no-visit-265d"},
     "exit_criteria": {"segment_exited": ["seg-no-visit-265d"]},
@@ -70,7 +70,7 @@ DORMANCY = {
     "nodes": {
         "notice": send("tpl-dormancy", "alimtalk", "email", advertising=False, next="in_15d"),
         "in_15d": wait("P15D", "still_dormant"),
-        "still_dormant": {"kind": "condition", "rule": {"last_seen": {"op": "less_than", "ago": "P336D"}},
+        "still_dormant": {"kind": "condition", "rule": {"last_seen": {"op": "more_than", "ago": "P330D"}},
                           "then": "done", "else": "notice"},
         "done": {"kind": "exit"},
     },
@@ -119,7 +119,7 @@ def test_cart_abandonment_dormancy_and_birthday_parse():
     assert [n.duration.days for n in cart.nodes.values() if isinstance(n, d.Wait)] == [2, 4]
 
     dormancy = d.parse_journey(DORMANCY)
-    assert dormancy.nodes["still_dormant"].rule == rules.LastSeen("less_than", timedelta(days=336))
+    assert dormancy.nodes["still_dormant"].rule == rules.LastSeen("more_than", timedelta(days=330))
     assert d.referenced_segments(dormancy) == {"seg-no-visit-265d"}
     assert d.successors(dormancy.nodes["still_dormant"]) == (("then", "done"), ("else", "notice"))
 
