@@ -43,7 +43,7 @@ from kit.outbox import Outbox
 from kit.redis import connect
 from kit.streams import EVENTS, StreamEvent
 from services.segment.__main__ import MIGRATIONS
-from services.segment.journeys import JourneyUsages
+from kit.journey_usages import JourneyUsages
 from services.segment.models import outbox as outbox_table
 from services.segment.service import SEGMENTS, SegmentService
 from services.segment.settings import SegmentSettings
@@ -435,7 +435,7 @@ class InProcess:
         self.redis = connect(redis_url)
         # The benchmark deletes no segment: the journey service is never asked.
         self.service = SegmentService(db.session_factory(self.engine), self.redis, Outbox(outbox_table),
-                                      SystemClock(), JourneyUsages(SegmentSettings().journey_addr),
+                                      SystemClock(), JourneyUsages(SegmentSettings().journey_addr, "service:segment"),
                                       backfill_batch=backfill_batch)
 
     async def close(self) -> None:

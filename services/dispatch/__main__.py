@@ -10,7 +10,7 @@ from kit.outbox import Outbox, OutboxRelay
 from kit.runtime import GrpcServer, Runtime, open_runtime, serve_until_signal
 from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
 from services.dispatch.grpc_api import DispatchServicer
-from services.dispatch.journeys import JourneyDirectory
+from kit.journey_usages import JourneyUsages
 from services.dispatch.models import outbox as outbox_table
 from services.dispatch.profiles import ProfileDirectory
 from services.dispatch.providers.registry import close_adapters
@@ -26,7 +26,7 @@ def build(runtime: Runtime, settings: DispatchSettings, clock: Clock | None = No
     http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds, follow_redirects=False)
     service = DispatchService(runtime.sessions, runtime.redis, Outbox(outbox_table, settings.events_partitions),
                               clock or SystemClock(), ProfileDirectory(settings.profile_addr), http, settings,
-                              journeys=JourneyDirectory(settings.journey_addr), on_commit=relay.wake)
+                              journeys=JourneyUsages(settings.journey_addr, "service:dispatch"), on_commit=relay.wake)
 
     def add_servicers(server):
         dispatch_pb2_grpc.add_DispatchServiceServicer_to_server(DispatchServicer(service), server)

@@ -24,14 +24,14 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from kit.clock import Clock
-from kit.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from kit.logs import get_logger
 from kit.loops import repeat
 from kit.outbox import Outbox
 from services.dispatch import fatigue, ratelimit, simulation, templates, timing
 from services.dispatch.channels import (ALIMTALK, CHANNELS, FRIENDTALK, INAPP, PUSH, ConfigError, Content, Outgoing,
                                         ProviderError)
-from services.dispatch.journeys import JourneyDirectory, JourneysUnavailable
+from kit.journey_usages import JourneyUsages
 from services.dispatch.profiles import Person, ProfileDirectory
 from services.dispatch.providers.registry import adapter_for
 from services.dispatch.reach import Address, address_of, check_consent, night_consent
@@ -104,7 +104,7 @@ class Cleared:
 class DispatchService:
     def __init__(self, sessions: async_sessionmaker, redis: Redis, outbox: Outbox, clock: Clock,
                  profiles: ProfileDirectory, http: httpx.AsyncClient, settings,
-                 journeys: JourneyDirectory | None = None, on_commit=lambda: None) -> None:
+                 journeys: JourneyUsages | None = None, on_commit=lambda: None) -> None:
         self.sessions = sessions
         self.redis = redis
         self.outbox = outbox
@@ -496,18 +496,10 @@ class DispatchService:
         """Removes every version of the template, once the journey service has confirmed that
         no live journey sends it; never unchecked. Deferred sends of it then fail."""
         await self.template(workspace_id, template_id)  # NotFound first: no need to ask about it
-        unconfirmed = f"cannot confirm that no live journey uses template {template_id!r}: journey service unavailable"
         if self.journeys is None:
-            raise FailedPrecondition(unconfirmed, field="id")
-        try:
-            users = await self.journeys.using_template(workspace_id, template_id)
-        except JourneysUnavailable as err:
-            log.warning("journey service gave no answer; template kept", template_id=template_id, error=str(err))
-            raise FailedPrecondition(unconfirmed, field="id") from None
-        if users:
-            named = ", ".join(f"{j.id} ({j.name})" for j in users)
-            raise Conflict(f"template {template_id!r} is used by live journey(s) {named}; change or archive "
-                           "them first", field="id")
+            raise FailedPrecondition(f"cannot confirm that no live journey uses template {template_id!r}: "
+                                     "no journey service configured", field="id")
+        await self.journeys.refuse_if_used(workspace_id, "template", template_id)
         async with self.sessions() as session, session.begin():
             if not await DispatchRepository(session).delete_template(workspace_id, template_id):
                 raise NotFound(f"template {template_id!r} not found", field="id")

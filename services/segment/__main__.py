@@ -13,7 +13,7 @@ from kit.runtime import GrpcServer, Runtime, open_runtime, serve_until_signal
 from kit.streams import EVENTS, family_streams
 from nudge.segment.v1 import segment_pb2, segment_pb2_grpc
 from services.segment.grpc_api import SegmentServicer
-from services.segment.journeys import JourneyUsages
+from kit.journey_usages import JourneyUsages
 from services.segment.models import outbox as outbox_table
 from services.segment.models import processed
 from services.segment.service import SegmentService
@@ -26,7 +26,7 @@ def build(runtime: Runtime, settings: SegmentSettings, clock: Clock | None = Non
     """The server, the service, and the background loops that keep memberships current."""
     relay = OutboxRelay(runtime.sessions, outbox_table, runtime.redis)
     service = SegmentService(runtime.sessions, runtime.redis, Outbox(outbox_table, settings.events_partitions),
-                             clock or SystemClock(), JourneyUsages(settings.journey_addr), on_commit=relay.wake,
+                             clock or SystemClock(), JourneyUsages(settings.journey_addr, "service:segment"), on_commit=relay.wake,
                              timer_batch=settings.timer_batch, backfill_batch=settings.backfill_batch)
     consumer = StreamConsumer(runtime.redis, runtime.sessions, processed,
                               family_streams(EVENTS, settings.events_partitions), settings.consumer_group,

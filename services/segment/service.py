@@ -18,7 +18,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kit.clock import Clock
-from kit.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from kit.logs import get_logger
 from kit.loops import repeat
 from kit.outbox import Outbox
@@ -30,7 +30,7 @@ from services.segment.engine import Catalog, SegmentDef, build_series, leaves, r
 from services.segment.evaluation import ProfileFacts, RfmModel, evaluate
 from services.segment.explain import explain
 from services.segment.facts import Seen, apply_event
-from services.segment.journeys import JourneyUsages
+from kit.journey_usages import JourneyUsages
 from services.segment.repository import SegmentRepository, decode_series, encode_series
 
 log = get_logger(__name__)
@@ -448,11 +448,7 @@ class SegmentService:
     async def delete(self, workspace_id: str, segment_id: str) -> None:
         await self.get(workspace_id, segment_id)  # a missing segment is NotFound, whatever journeys say
         # Asked before the transaction: no segment row stays locked while another service answers.
-        journeys = await self.journeys.of_segment(workspace_id, segment_id)
-        if journeys:
-            names = ", ".join(f"{name} ({journey_id})" for journey_id, name in journeys)
-            raise Conflict(f"segment {segment_id} is used by live journey(s) {names}; change or archive those first",
-                           field="id")
+        await self.journeys.refuse_if_used(workspace_id, "segment", segment_id)
         async with self.sessions() as session, session.begin():
             repo = SegmentRepository(session)
             await self._existing(repo, workspace_id, segment_id, lock=True)

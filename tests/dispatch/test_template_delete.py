@@ -16,7 +16,7 @@ import pytest
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
 from nudge.journey.v1 import journey_pb2, journey_pb2_grpc
-from services.dispatch.journeys import JourneyDirectory
+from kit.journey_usages import JourneyUsages
 from tests.conftest import free_port
 from tests.dispatch.test_channels_through_the_pipeline import wait_for_status
 from tests.dispatch.test_send_pipeline import consent, person, send, setup
@@ -37,10 +37,10 @@ class Journeys(journey_pb2_grpc.JourneyServiceServicer):
         return journey_pb2.FindUsagesReply(journeys=self.using)
 
 
-def ask_journeys_at(platform, monkeypatch, address: str) -> JourneyDirectory:
+def ask_journeys_at(platform, monkeypatch, address: str) -> JourneyUsages:
     """Points the running dispatch service's journey client at `address` for one test
     (the session's dispatch service is built before any test's server exists)."""
-    directory = JourneyDirectory(address, timeout=2)
+    directory = JourneyUsages(address, "service:dispatch", timeout=2)
     monkeypatch.setattr(platform.service, "journeys", directory)
     return directory
 

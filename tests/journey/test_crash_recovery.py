@@ -9,7 +9,6 @@ import uuid
 from collections import Counter
 from datetime import datetime, timezone
 
-from tests.dispatch.test_send_pipeline import receiver  # noqa: F401 (fixture)
 from tests.journey.live import templates, until
 from tests.journey.processes import Processes, seeded, step_counts
 

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tests.dispatch.test_channels_through_the_pipeline import AD_POLICY
-from tests.dispatch.test_send_pipeline import consent, person, receiver  # noqa: F401 (fixture)
+from tests.dispatch.test_send_pipeline import consent, person
 from tests.journey.live import publish, received, templates, track, until
 
 KST = ZoneInfo("Asia/Seoul")

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.dispatch.test_send_pipeline import person, receiver  # noqa: F401 (fixture)
+from tests.dispatch.test_send_pipeline import person
 from tests.journey.live import publish, received, templates, track, until
 from tests.journey.test_live_runs import welcome
 from tests.segment.test_realtime_segments import create_segment

@@ -2,7 +2,7 @@
 cron), and the split's stable draw."""
 
 from collections import Counter
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from services.journey.definition import Branch, Entry, Split, WaitUntil

@@ -5,7 +5,7 @@ import pytest
 from kit import db, migrations
 from kit.outbox import Outbox
 from services.segment.__main__ import MIGRATIONS
-from services.segment.journeys import JourneyUsages
+from kit.journey_usages import JourneyUsages
 from services.segment.models import outbox
 from services.segment.service import SegmentService
 
@@ -28,7 +28,7 @@ async def isolated(fresh_database, redis, journey_usages_server):
     url = await fresh_database("segment_iso")
     await migrations.upgrade(url, MIGRATIONS)
     engine = db.create_engine(url, pool_size=4)
-    journeys = JourneyUsages(journey_usages_server)
+    journeys = JourneyUsages(journey_usages_server, "service:segment")
     yield SegmentService(db.session_factory(engine), redis, Outbox(outbox), FixedClock(), journeys, backfill_batch=3)
     await journeys.close()
     await engine.dispose()

@@ -17,7 +17,7 @@ from kit.outbox import Outbox
 from kit.settings import REPO_ROOT
 from kit.streams import EVENTS, StreamEvent
 from services.segment.__main__ import MIGRATIONS
-from services.segment.journeys import JourneyUsages
+from kit.journey_usages import JourneyUsages
 from services.segment.models import memberships, outbox
 from services.segment.service import SEGMENTS, SegmentService
 from tests.conftest import free_port
@@ -43,7 +43,7 @@ async def test_kill_mid_stream_then_restart_misses_nothing_and_repeats_nothing(f
     engine = db.create_engine(url, pool_size=2)
     sessions = db.session_factory(engine)
     workspace_id = f"ws_crash_{uuid.uuid4().hex[:8]}"
-    service = SegmentService(sessions, redis, Outbox(outbox), SystemClock(), JourneyUsages(journey_usages_server))
+    service = SegmentService(sessions, redis, Outbox(outbox), SystemClock(), JourneyUsages(journey_usages_server, "service:segment"))
     once = await service.create(workspace_id, "bought", "", '{"event": "Order Completed", "count": '
                                                             '{"op": "gte", "value": 1}}')
     twice = await service.create(workspace_id, "bought twice", "", '{"event": "Order Completed", "count": '

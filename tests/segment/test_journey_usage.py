@@ -13,7 +13,7 @@ import pytest
 
 from kit.errors import Conflict, FailedPrecondition
 from nudge.journey.v1 import journey_pb2, journey_pb2_grpc
-from services.segment.journeys import JourneyUsages
+from kit.journey_usages import JourneyUsages
 from services.segment.service import SegmentService
 from tests.conftest import free_port
 
@@ -49,7 +49,7 @@ async def service_asking(isolated):
     clients = []
 
     def make(address: str) -> SegmentService:
-        clients.append(JourneyUsages(address))
+        clients.append(JourneyUsages(address, "service:segment"))
         return SegmentService(isolated.sessions, isolated.redis, isolated.outbox, isolated.clock, clients[-1])
     yield make
     for client in clients:
@@ -91,6 +91,6 @@ async def test_a_segment_is_not_deleted_while_the_journey_service_is_unreachable
     with pytest.raises(FailedPrecondition) as refused:
         await service.delete(ws, segment["id"])
     assert refused.value.field == "id"
-    assert refused.value.message == (f"cannot confirm that no live journey uses segment {segment['id']}: "
+    assert refused.value.message == (f"cannot confirm that no live journey uses segment {segment['id']!r}: "
                                      "journey service unavailable")
     assert (await service.get(ws, segment["id"]))["id"] == segment["id"]
