@@ -119,9 +119,14 @@ def _wait_for(check, message: str, timeout: float = 20) -> None:
 
 
 def _prune_dead(users_file: Path) -> None:
-    """Drop processes that died without leaving (killed), so the last real user stops the server."""
+    """Drop processes that died without leaving (killed), so the last real user stops the server.
+    A list cut short by a process killed while writing it counts as empty."""
     if users_file.exists():
-        users_file.write_text(json.dumps([p for p in json.loads(users_file.read_text()) if psutil.pid_exists(p)]))
+        try:
+            users = json.loads(users_file.read_text())
+        except json.JSONDecodeError:
+            users = []
+        users_file.write_text(json.dumps([p for p in users if psutil.pid_exists(p)]))
 
 
 def _users_add(users_file: Path, pid: int) -> None:

@@ -105,6 +105,11 @@ async def serve_until_signal(runtime: Runtime, server: GrpcServer, port: int,
     for task in failed:
         log.error("background task died", error=repr(task.exception()))
     log.info("draining", grace_seconds=grace)
+    # Leaving now: a second stop signal (Ctrl-C reaches the whole group, then the
+    # supervisor's SIGTERM) must not cut the drain or the embedded servers' release short.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
     await server.stop(grace)
     for task in [stopper, *tasks]:
         task.cancel()
