@@ -181,9 +181,16 @@ async def _principal(request: Request, payload_loader):
     return await auth.authenticate(request, body_key if isinstance(body_key, str) else None, WRITE), payload
 
 
-async def _ingest(request: Request, workspace_id: str, calls: list[pb.TrackingCall]) -> pb.IngestReply:
+async def _ingest(request: Request, workspace_id: str, calls: list[pb.TrackingCall],
+                  rejected: list[dict] = ()) -> pb.IngestReply:
+    """Stores the calls; `rejected` (refused here as malformed) only travel as counts by
+    field for the data-quality view."""
+    by_field: dict[str, int] = {}
+    for refused in rejected:
+        by_field[refused["field"] or "call"] = by_field.get(refused["field"] or "call", 0) + 1
     return await request.app.state.profile.Ingest(
-        pb.IngestRequest(context=common_pb2.RequestContext(workspace_id=workspace_id), calls=calls),
+        pb.IngestRequest(context=common_pb2.RequestContext(workspace_id=workspace_id), calls=calls,
+                         rejected_before=by_field),
         timeout=request.app.state.settings.rpc_timeout_seconds)
 
 
@@ -224,6 +231,7 @@ def _single_route(call_type: str):
         try:
             call = parse_call(payload, call_type, _now(), None, _client_ip(request), settings.max_event_bytes)
         except CallError as err:
+            await _ingest(request, principal.workspace_id, [], [{"field": err.field}])  # counted, not stored
             raise ApiError(422, "invalid_argument", str(err), {"field": err.field}) from None
         result = (await _ingest(request, principal.workspace_id, [call])).results[0]
         if result.outcome == pb.IngestResult.REJECTED:
@@ -261,8 +269,9 @@ async def batch(request: Request) -> dict:
         except CallError as err:
             rejected.append({"index": index, "field": err.field, "reason": err.reason})
     stored = duplicates = 0
-    if calls:
-        for index, result in zip(positions, (await _ingest(request, principal.workspace_id, calls)).results, strict=True):
+    if calls or rejected:
+        reply = await _ingest(request, principal.workspace_id, calls, rejected)
+        for index, result in zip(positions, reply.results, strict=True):
             if result.outcome == pb.IngestResult.STORED:
                 stored += 1
             elif result.outcome == pb.IngestResult.DUPLICATE:

@@ -49,6 +49,10 @@ from services.dispatch.settings import DispatchSettings
 TEST_PEPPER = "test-pepper-" + secrets.token_hex(8)
 
 
+# The streams services publish on; tests read them back, so the run holds and cleans them.
+PLATFORM_STREAMS = (EVENTS, SEGMENTS, DELIVERIES, JOURNEYS, "nudge.engagement.v1")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -106,10 +110,10 @@ async def observed_streams(redis_url):
     reads back with XRANGE could be gone once some other service in the run consumed it."""
     client = connect(redis_url)
     group = f"tests-observer-{secrets.token_hex(4)}"
-    for stream in (EVENTS, SEGMENTS, DELIVERIES, JOURNEYS):
+    for stream in PLATFORM_STREAMS:
         await client.xgroup_create(stream, group, id="$", mkstream=True)
     yield
-    for stream in (EVENTS, SEGMENTS, DELIVERIES, JOURNEYS):
+    for stream in PLATFORM_STREAMS:
         await client.xgroup_destroy(stream, group)
     await client.aclose()
 
@@ -162,10 +166,10 @@ async def fresh_database(database_server_url):
 async def redis(redis_url):
     """A client of the test Redis. At the end, what this run wrote is removed: the `test.*`
     keys of the kit tests, the segment membership sets, dispatch's fatigue and rate-limit
-    keys, and the entries it published on nudge.events.v1, .segments.v1, .deliveries.v1 and .journeys.v1."""
+    keys, and the entries it published on the platform streams."""
     client = connect(redis_url)
     before = {stream: (await client.xrevrange(stream, count=1) if await client.exists(stream) else [])
-              for stream in (EVENTS, SEGMENTS, DELIVERIES, JOURNEYS)}
+              for stream in PLATFORM_STREAMS}
     yield client
     for stream, last in before.items():
         start = f"({last[0][0].decode()}" if last else "-"
@@ -317,11 +321,11 @@ def dispatch_clock(dispatch_platform) -> ShiftedClock:
 
 @pytest.fixture(scope="session")
 def gateway_settings(gateway_database_url, redis_url, profile_server, segment_platform, dispatch_platform,
-                     journey_platform, scratch_dir) -> GatewaySettings:
+                     journey_platform, metrics_platform, scratch_dir) -> GatewaySettings:
     return GatewaySettings(database_url=gateway_database_url, redis_url=redis_url, data_dir=scratch_dir,
                            profile_addr=profile_server, segment_addr=segment_platform.address,
                            dispatch_addr=dispatch_platform.address, journey_addr=journey_platform.address,
-                           api_key_pepper=TEST_PEPPER,
+                           metrics_addr=metrics_platform.address, api_key_pepper=TEST_PEPPER,
                            http_port=free_port(), migrate_on_start=False)
 
 
@@ -413,6 +417,31 @@ async def journey_platform(journey_address, database_server_url, redis_url, redi
             await redis.xgroup_destroy(stream, settings.consumer_group)
         await platform.close()
         await runtime.close()
+
+
+class MetricsPlatform:
+    """The metrics service in this process: gRPC server and stream consumer."""
+
+    def __init__(self, address, service, consumer, sessions) -> None:
+        self.address, self.service, self.consumer, self.sessions = address, service, consumer, sessions
+
+
+@pytest.fixture(scope="session")
+async def metrics_platform(database_server_url, redis_url, redis, scratch_dir):
+    from kit.runtime import open_runtime
+    from services.metrics.__main__ import MIGRATIONS, build as build_metrics
+    from services.metrics.settings import MetricsSettings
+
+    url = await _fresh_database(database_server_url, "metrics", MIGRATIONS)
+    settings = MetricsSettings(database_url=url, redis_url=redis_url, data_dir=scratch_dir, grpc_port=0,
+                               migrate_on_start=False, consumer_group=f"metrics-test-{secrets.token_hex(4)}")
+    runtime = await open_runtime("metrics", settings, None, setup_observability=False)
+    server, service, consumer, loops = build_metrics(runtime, settings)
+    async with _serving(server, loops) as address:
+        yield MetricsPlatform(address, service, consumer, runtime.sessions)
+    for stream in consumer.streams:
+        await redis.xgroup_destroy(stream, settings.consumer_group)
+    await runtime.close()
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,8 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
 
     async def Ingest(self, request: pb.IngestRequest, context: aio.ServicerContext) -> pb.IngestReply:
         workspace_id = workspace_of(request)
-        results = await self.service.ingest(workspace_id, [_call(c, i) for i, c in enumerate(request.calls)])
+        results = await self.service.ingest(workspace_id, [_call(c, i) for i, c in enumerate(request.calls)],
+                                            dict(request.rejected_before))
         return pb.IngestReply(results=[
             pb.IngestResult(outcome=_OUTCOMES[r.outcome], profile_id=r.profile_id, event_id=r.event_id,
                             field=r.field, reason=r.reason) for r in results])

@@ -69,7 +69,8 @@ class ProfileService:
         self._writer: asyncio.Task | None = None
 
     # -- tracking -------------------------------------------------------------------
-    async def ingest(self, workspace_id: str, calls: list[Call]) -> list[IngestResult]:
+    async def ingest(self, workspace_id: str, calls: list[Call],
+                     rejected_before: dict[str, int] | None = None) -> list[IngestResult]:
         results: list[IngestResult | None] = [None] * len(calls)
         accepted: list[tuple[int, Call, identity.Identifiers]] = []
         seen: set[str] = set()
@@ -87,7 +88,25 @@ class ProfileService:
         if accepted:
             for index, result in zip([i for i, _, _ in accepted], await self._commit_together(workspace_id, accepted), strict=True):
                 results[index] = result
+        await self._announce_dropped(workspace_id, results, rejected_before or {})
         return results  # type: ignore[return-value]
+
+    async def _announce_dropped(self, workspace_id: str, results: list[IngestResult],
+                                rejected_before: dict[str, int]) -> None:
+        """Duplicates and rejected calls (here or at the gateway) as one `ingest.dropped`
+        event, for data quality."""
+        duplicates = sum(r.outcome == DUPLICATE for r in results)
+        rejected: dict[str, int] = dict(rejected_before)
+        for r in results:
+            if r.outcome == REJECTED:
+                rejected[r.field or "call"] = rejected.get(r.field or "call", 0) + 1
+        if not duplicates and not rejected:
+            return
+        async with self.sessions() as session, session.begin():
+            await self.outbox.add(session, [self.outbox.event(
+                EVENTS, "ingest.dropped", workspace_id, "", self.clock.now(),
+                {"duplicates": duplicates, "rejected": rejected})])
+        self.on_commit()
 
     async def _commit_together(self, workspace_id: str, accepted) -> list[IngestResult]:
         """Group commit: requests that arrive while a transaction runs are stored together

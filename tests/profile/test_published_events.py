@@ -45,3 +45,18 @@ async def test_consent_changes_and_erasures_are_published(workspace, redis):
     assert [e.type for e in events] == ["event.identify", "profile.consent_changed", "profile.deleted"]
     assert events[1].payload["consent"]["channel:email"]["granted"] is False
     assert {e.profile_id for e in events} == {profile_id}
+
+
+async def test_duplicates_and_rejected_calls_are_announced_for_data_quality(workspace, redis):
+    call = {"userId": "pub-d", "event": "Viewed", "messageId": "dup-1"}
+    for _ in range(2):
+        assert (await workspace.tracking.post("/v1/track", json=call)).status_code == 200
+    response = await workspace.tracking.post("/v1/batch", json={"batch": [
+        {"type": "track", "event": "Viewed", "messageId": "no-user"},  # neither userId nor anonymousId
+        {"type": "track", "userId": "pub-d", "event": "Viewed", "messageId": "fine"}]})
+    assert response.status_code == 200, response.text
+    assert (await workspace.tracking.post("/v1/track", json={"event": "Viewed"})).status_code == 422
+    events = await published(redis, workspace.id, 5)
+    dropped = [e.payload for e in events if e.type == "ingest.dropped"]
+    assert sum(d["duplicates"] for d in dropped) == 1
+    assert sum(d["rejected"].get("userId", 0) for d in dropped) == 2  # one refused by the gateway, one here

@@ -46,12 +46,21 @@ class TrackingCall(_message.Message):
     def __init__(self, type: _Optional[str] = ..., message_id: _Optional[str] = ..., user_id: _Optional[str] = ..., anonymous_id: _Optional[str] = ..., event: _Optional[str] = ..., name: _Optional[str] = ..., group_id: _Optional[str] = ..., previous_id: _Optional[str] = ..., properties_json: _Optional[str] = ..., traits_json: _Optional[str] = ..., context_json: _Optional[str] = ..., original_timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., integrations_json: _Optional[str] = ...) -> None: ...
 
 class IngestRequest(_message.Message):
-    __slots__ = ("context", "calls")
+    __slots__ = ("context", "calls", "rejected_before")
+    class RejectedBeforeEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     CALLS_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_BEFORE_FIELD_NUMBER: _ClassVar[int]
     context: _common_pb2.RequestContext
     calls: _containers.RepeatedCompositeFieldContainer[TrackingCall]
-    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., calls: _Optional[_Iterable[_Union[TrackingCall, _Mapping]]] = ...) -> None: ...
+    rejected_before: _containers.ScalarMap[str, int]
+    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., calls: _Optional[_Iterable[_Union[TrackingCall, _Mapping]]] = ..., rejected_before: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class IngestResult(_message.Message):
     __slots__ = ("outcome", "profile_id", "event_id", "field", "reason")
