@@ -3,6 +3,8 @@ kinds of due work (run timers, date-trait entries, broadcasts) claimed with
 FOR UPDATE SKIP LOCKED."""
 
 import uuid
+
+import orjson
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, text, update
@@ -13,6 +15,10 @@ from services.journey.engine import ACTIVE, RunState, StepRecord
 from services.journey.models import broadcasts, date_entries, journey_versions, journeys, profiles, runs, steps, timers
 
 LIVE = ("published", "paused")
+
+
+def _json(value) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
 
 
 def run_of(row) -> RunState:
@@ -86,11 +92,24 @@ class JourneyRepository:
         return result.rowcount == 1
 
     async def save_runs(self, states: list[RunState]) -> None:
-        for run in states:
-            await self.session.execute(update(runs).where(runs.c.id == uuid.UUID(run.id)).values(
-                status=run.status, node_id=run.node_id, variant=run.variant, seq=run.seq, wait=run.wait,
-                awaited_event=run.awaited_event, ended_at=run.ended_at, end_reason=run.end_reason,
-                profile_id=run.profile_id, context=run.context))
+        """Every run's new state in one statement (a timer pass writes hundreds)."""
+        if not states:
+            return
+        await self.session.execute(text(
+            "UPDATE runs SET status = u.status, node_id = u.node_id, variant = u.variant, seq = u.seq,"
+            "  wait = u.wait::jsonb, awaited_event = u.awaited_event, ended_at = u.ended_at,"
+            "  end_reason = u.end_reason, profile_id = u.profile_id, context = u.context::jsonb "
+            "FROM unnest(CAST(:id AS uuid[]), CAST(:status AS text[]), CAST(:node AS text[]), CAST(:variant AS text[]),"
+            "  CAST(:seq AS int[]), CAST(:wait AS text[]), CAST(:awaited AS text[]), CAST(:ended AS timestamptz[]),"
+            "  CAST(:reason AS text[]), CAST(:profile AS text[]), CAST(:context AS text[]))"
+            "  AS u(id, status, node_id, variant, seq, wait, awaited_event, ended_at, end_reason, profile_id, context) "
+            "WHERE runs.id = u.id"), {
+                "id": [uuid.UUID(r.id) for r in states], "status": [r.status for r in states],
+                "node": [r.node_id for r in states], "variant": [r.variant for r in states],
+                "seq": [r.seq for r in states], "wait": [_json(r.wait) for r in states],
+                "awaited": [r.awaited_event for r in states], "ended": [r.ended_at for r in states],
+                "reason": [r.end_reason for r in states], "profile": [r.profile_id for r in states],
+                "context": [_json(r.context) for r in states]})
 
     async def lock_runs(self, run_ids: list[str]) -> list[RunState]:
         """Locked in (workspace, id) order, the order every transaction of the service uses."""
@@ -141,12 +160,21 @@ class JourneyRepository:
     async def steps_of(self, run_id) -> list:
         return list(await self.session.execute(select(steps).where(steps.c.run_id == run_id).order_by(steps.c.seq)))
 
-    async def add_steps(self, run: RunState, records: list[StepRecord]) -> None:
-        if records:
-            await self.session.execute(insert(steps).values([{
-                "run_id": uuid.UUID(run.id), "seq": r.seq, "workspace_id": run.workspace_id,
-                "journey_id": run.journey_id, "node_id": r.node_id, "kind": r.kind, "outcome": r.outcome,
-                "detail": r.detail, "at": r.at} for r in records]).on_conflict_do_nothing())
+    async def add_steps(self, records: list[tuple[RunState, StepRecord]]) -> None:
+        """Steps of many runs in one statement; a replayed step (same run and seq) is kept once."""
+        if not records:
+            return
+        await self.session.execute(text(
+            "INSERT INTO steps (run_id, seq, workspace_id, journey_id, node_id, kind, outcome, detail, at) "
+            "SELECT r, s, w, j, n, k, o, d::jsonb, a FROM unnest(CAST(:run AS uuid[]), CAST(:seq AS int[]),"
+            "  CAST(:ws AS text[]), CAST(:journey AS text[]), CAST(:node AS text[]), CAST(:kind AS text[]),"
+            "  CAST(:outcome AS text[]), CAST(:detail AS text[]), CAST(:at AS timestamptz[]))"
+            "  AS u(r, s, w, j, n, k, o, d, a) ON CONFLICT DO NOTHING"), {
+                "run": [uuid.UUID(run.id) for run, _ in records], "seq": [r.seq for _, r in records],
+                "ws": [run.workspace_id for run, _ in records], "journey": [run.journey_id for run, _ in records],
+                "node": [r.node_id for _, r in records], "kind": [r.kind for _, r in records],
+                "outcome": [r.outcome for _, r in records], "detail": [_json(r.detail) for _, r in records],
+                "at": [r.at for _, r in records]})
 
     async def stats(self, workspace_id: str, journey_id: str) -> tuple[dict, list, list, list]:
         """Runs by status; per node the runs that reached it, its outcomes, and who waits there."""
@@ -169,13 +197,17 @@ class JourneyRepository:
         """Each run's next moment (None: no timer); a new moment is unclaimed."""
         gone = [uuid.UUID(run.id) for run, due in entries if due is None]
         if gone:
-            await self.session.execute(delete(timers).where(timers.c.run_id.in_(gone)))
-        rows = [{"run_id": uuid.UUID(run.id), "workspace_id": run.workspace_id, "journey_id": run.journey_id,
-                 "due_at": due, "lease_owner": None, "lease_until": None} for run, due in entries if due is not None]
-        if rows:
-            stmt = insert(timers).values(rows)
-            await self.session.execute(stmt.on_conflict_do_update(index_elements=[timers.c.run_id], set_={
-                "due_at": stmt.excluded.due_at, "lease_owner": None, "lease_until": None}))
+            await self.session.execute(text("DELETE FROM timers WHERE run_id = ANY(CAST(:ids AS uuid[]))"),
+                                       {"ids": gone})
+        due = [(run, moment) for run, moment in entries if moment is not None]
+        if due:
+            await self.session.execute(text(
+                "INSERT INTO timers (run_id, workspace_id, journey_id, due_at) "
+                "SELECT * FROM unnest(CAST(:run AS uuid[]), CAST(:ws AS text[]), CAST(:journey AS text[]),"
+                "  CAST(:due AS timestamptz[])) "
+                "ON CONFLICT (run_id) DO UPDATE SET due_at = EXCLUDED.due_at, lease_owner = NULL, lease_until = NULL"),
+                {"run": [uuid.UUID(run.id) for run, _ in due], "ws": [run.workspace_id for run, _ in due],
+                 "journey": [run.journey_id for run, _ in due], "due": [moment for _, moment in due]})
 
     async def claim_timers(self, now: datetime, limit: int, owner: str, lease: timedelta) -> dict[str, datetime]:
         """Due timers of published journeys, leased to `owner`: other replicas skip them

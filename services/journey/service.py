@@ -9,9 +9,8 @@ answers the first result instead of sending again.
 """
 
 import asyncio
-import copy
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import orjson
@@ -386,9 +385,9 @@ class JourneyService:
             await repo.save_runs([run for run, _ in changed])
         by_id = {run.id: run for run, _ in changed}
         await repo.set_timers([(by_id[run_id], due) for run_id, due in timers.items()])
+        await repo.add_steps([(run, record) for run, records in changed for record in records])
         entries = []
         for run, records in changed:
-            await repo.add_steps(run, records)
             for record in records:
                 entries.append(self.outbox.event(JOURNEYS, _stream_type(record), run.workspace_id, run.profile_id,
                                                  record.at, _step_payload(run, record), run.context.get("trace")))
@@ -444,7 +443,7 @@ class JourneyService:
         """(run, steps), or (the unchanged run, None) when a step failed and must be retried."""
         async with gate:
             stepper = Stepper(self._parsed[(run.workspace_id, run.journey_id, run.version)], effects)
-            moving = copy.deepcopy(run)
+            moving = replace(run, context=dict(run.context), wait=dict(run.wait) if run.wait else None)
             with tracer.start_as_current_span("journey.step", context=context_from_headers(
                     run.context.get("trace") or {}), attributes={"journey.id": run.journey_id,
                                                                   "journey.run_id": run.id}):
