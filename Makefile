@@ -51,6 +51,11 @@ bench-dispatch: $(STAMP)
 bench-timers: $(STAMP)
 	$(PY) -m bench.timers $(BENCH_ARGS)
 
+## bench-metrics: metrics benchmark (facts ingested/s, a journey's stats over 10M facts) with same-run baselines
+.PHONY: bench-metrics
+bench-metrics: $(STAMP)
+	$(PY) -m bench.metrics $(BENCH_ARGS)
+
 ## workspace: create a workspace and print its keys (NAME=…)
 workspace: $(STAMP)
 	$(PY) -m gateway.workspaces create "$(NAME)"

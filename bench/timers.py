@@ -42,7 +42,6 @@ from bench.segments import RedisUndo, server_note
 from kit import db, migrations
 from kit.streams import EVENTS, family_streams
 from services.journey.__main__ import MIGRATIONS, SEGMENTS
-from services.journey.models import JOURNEYS
 from services.journey.repository import JourneyRepository
 from services.journey.settings import JourneySettings
 
@@ -102,9 +101,9 @@ async def add_journey(conn, workspace_id: str, journey_id: str, state: str, at: 
 
 async def seed_runs(conn, workspace_id: str, journey_id: str, count: int, first_due: datetime,
                     spacing: timedelta, show: bool) -> None:
-    """`count` runs standing at `a` (entered a second before their wait ends), the n-th due
-    at first_due + n × spacing, and a timer row each at that moment (INSERT … SELECT over
-    generate_series, in chunks)."""
+    """`count` runs standing at `a` (entered a second before their wait ends), run n (from
+    1) due at first_due + (n − 1) × spacing, and a timer row each at that moment (INSERT …
+    SELECT over generate_series, in chunks)."""
     started = time.perf_counter()
     for start in range(1, count + 1, SEED_CHUNK):
         end = min(count, start + SEED_CHUNK - 1)

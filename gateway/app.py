@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy import text
 
-from gateway import dispatch, errors, journeys, profiles, segments, tracking
+from gateway import dispatch, engagement, errors, journeys, metrics, profiles, segments, tracking
 from gateway.settings import GatewaySettings
 from gateway.workspaces import open_store
 from kit.logs import setup_logging
@@ -19,6 +19,7 @@ from kit.runtime import MESSAGE_SIZE_OPTIONS
 from kit.tracing import instrument_engine, setup_tracing
 from nudge.dispatch.v1 import dispatch_pb2_grpc
 from nudge.journey.v1 import journey_pb2_grpc
+from nudge.metrics.v1 import metrics_pb2_grpc
 from nudge.profile.v1 import profile_pb2_grpc
 from nudge.segment.v1 import segment_pb2_grpc
 
@@ -38,6 +39,7 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
         segment_channel = grpc.aio.insecure_channel(settings.segment_addr, options=MESSAGE_SIZE_OPTIONS)
         dispatch_channel = grpc.aio.insecure_channel(settings.dispatch_addr, options=MESSAGE_SIZE_OPTIONS)
         journey_channel = grpc.aio.insecure_channel(settings.journey_addr, options=MESSAGE_SIZE_OPTIONS)
+        metrics_channel = grpc.aio.insecure_channel(settings.metrics_addr, options=MESSAGE_SIZE_OPTIONS)
         app.state.settings = settings
         app.state.workspaces = store
         app.state.engine = engine
@@ -46,13 +48,16 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
         app.state.segment = segment_pb2_grpc.SegmentServiceStub(segment_channel)
         app.state.dispatch = dispatch_pb2_grpc.DispatchServiceStub(dispatch_channel)
         app.state.journey = journey_pb2_grpc.JourneyServiceStub(journey_channel)
+        app.state.metrics = metrics_pb2_grpc.MetricsServiceStub(metrics_channel)
         app.state.health = {"profile": health_pb2_grpc.HealthStub(channel),
                             "segment": health_pb2_grpc.HealthStub(segment_channel),
                             "dispatch": health_pb2_grpc.HealthStub(dispatch_channel),
-                            "journey": health_pb2_grpc.HealthStub(journey_channel)}
+                            "journey": health_pb2_grpc.HealthStub(journey_channel),
+                            "metrics": health_pb2_grpc.HealthStub(metrics_channel)}
         try:
             yield
         finally:
+            await metrics_channel.close()
             await journey_channel.close()
             await dispatch_channel.close()
             await segment_channel.close()
@@ -68,7 +73,9 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
     app.include_router(profiles.router)
     app.include_router(segments.router)
     app.include_router(dispatch.router)
+    app.include_router(engagement.router)
     app.include_router(journeys.router)
+    app.include_router(metrics.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:

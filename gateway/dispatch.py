@@ -39,6 +39,7 @@ def delivery_json(d: pb.Delivery) -> dict:
                           "reason": a.reason or None, "at": time_json(a, "at")} for a in d.attempts],
             "templateId": d.template_id, "templateVersion": d.template_version or None,
             "advertising": d.advertising, "journeyId": d.journey_id or None, "nodeId": d.node_id or None,
+            "journeyVersion": d.journey_version or None, "variant": d.variant or None,
             "createdAt": time_json(d, "created_at"), "updatedAt": time_json(d, "updated_at")}
 
 
@@ -154,18 +155,24 @@ async def set_policy(body: dict[str, Any], request: Request, principal: Admin) -
     return orjson.loads(reply.policy_json)
 
 
-@router.get("/v1/inapp", summary="The in-app messages waiting for a person (write key); fetching marks them seen")
-async def inbox(request: Request, principal: Writer, userId: str = "", anonymousId: str = "") -> dict:
-    given = [(kind, value) for kind, value in (("user_id", userId), ("anonymous_id", anonymousId)) if value]
+async def sdk_profile(request: Request, principal: Principal, user_id: str, anonymous_id: str) -> str | None:
+    """The profile the SDK speaks for (exactly one of its ids), None when there is none yet."""
+    given = [(kind, value) for kind, value in (("user_id", user_id), ("anonymous_id", anonymous_id)) if value]
     if len(given) != 1:
         raise ApiError(422, "invalid_argument", "give exactly one of userId, anonymousId", {"field": "query"})
     (kind, value), = given
     found = await call(request, "profile", "LookupProfiles", profile_pb2.LookupProfilesRequest(
         context=context_of(principal), identifier_type=kind, value=value))
-    if not found.profiles:
+    return found.profiles[0].id if found.profiles else None
+
+
+@router.get("/v1/inapp", summary="The in-app messages waiting for a person (write key); fetching marks them seen")
+async def inbox(request: Request, principal: Writer, userId: str = "", anonymousId: str = "") -> dict:
+    profile_id = await sdk_profile(request, principal, userId, anonymousId)
+    if profile_id is None:
         return {"messages": []}
     reply = await call(request, "dispatch", "FetchInApp", pb.FetchInAppRequest(
-        context=context_of(principal), profile_id=found.profiles[0].id))
+        context=context_of(principal), profile_id=profile_id))
     return {"messages": [{"id": m.id, "deliveryId": m.delivery_id, "title": m.title or None, "body": m.body,
                           "url": m.url or None, "createdAt": time_json(m, "created_at")} for m in reply.messages]}
 

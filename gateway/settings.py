@@ -9,6 +9,7 @@ class GatewaySettings(ServiceSettings):
     segment_addr: str = "localhost:50052"  # host:port of the segment service
     dispatch_addr: str = "localhost:50053"  # host:port of the dispatch service
     journey_addr: str = "127.0.0.1:50054"  # host:port of the journey service
+    metrics_addr: str = "127.0.0.1:50055"  # host:port of the metrics service
     # Keyed hash of API keys; unset in the embedded mode → a random pepper kept in data_dir.
     api_key_pepper: SecretStr | None = None
     # Requests per second per workspace.

@@ -6,10 +6,11 @@ prints where to reach it. Ctrl-C stops everything; a child that dies is reported
 stops the rest.
 
     python -m kit.supervisor [--data-dir DIR] [--http-port 8080] [--profile-port 50051] [--segment-port 50052]
-                             [--dispatch-port 50053] [--journey-port 50054]
+                             [--dispatch-port 50053] [--journey-port 50054] [--metrics-port 50055]
 
 Children start in order: profile, segment, dispatch, journey (which calls the three before
-it), then the gateway. Each gets the addresses of the services it calls as localhost:<port>.
+it), metrics (which calls none), then the gateway. Each gets the addresses of the services
+it calls as localhost:<port>.
 """
 
 import argparse
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--segment-port", type=int, default=50052)
     parser.add_argument("--dispatch-port", type=int, default=50053)
     parser.add_argument("--journey-port", type=int, default=50054)
+    parser.add_argument("--metrics-port", type=int, default=50055)
     args = parser.parse_args(argv)
     data_dir = args.data_dir.resolve()
 
@@ -109,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     env.pop("NUDGE_DATABASE_URL", None)  # each service joins the embedded server with its own database
     profile_addr, segment_addr = f"localhost:{args.profile_port}", f"localhost:{args.segment_port}"
     dispatch_addr, journey_addr = f"localhost:{args.dispatch_port}", f"localhost:{args.journey_port}"
+    metrics_addr = f"localhost:{args.metrics_port}"
     # Started in this order. segment and dispatch call journey although it starts after them:
     # a gRPC channel connects on its first call, not when the service starts.
     commands = {
@@ -117,14 +120,17 @@ def main(argv: list[str] | None = None) -> int:
             "NUDGE_GRPC_PORT": str(args.segment_port), "NUDGE_JOURNEY_ADDR": journey_addr}),
         "dispatch": ([sys.executable, "-m", "services.dispatch"], {
             "NUDGE_GRPC_PORT": str(args.dispatch_port), "NUDGE_PROFILE_ADDR": profile_addr,
-            "NUDGE_JOURNEY_ADDR": journey_addr}),
+            "NUDGE_JOURNEY_ADDR": journey_addr,
+            # tracked links, the open pixel and unsubscribe links point at this gateway
+            "NUDGE_TRACKING_BASE_URL": f"http://localhost:{args.http_port}"}),
         "journey": ([sys.executable, "-m", "services.journey"], {
             "NUDGE_GRPC_PORT": str(args.journey_port), "NUDGE_SEGMENT_ADDR": segment_addr,
             "NUDGE_DISPATCH_ADDR": dispatch_addr, "NUDGE_PROFILE_ADDR": profile_addr}),
+        "metrics": ([sys.executable, "-m", "services.metrics"], {"NUDGE_GRPC_PORT": str(args.metrics_port)}),
         "gateway": ([sys.executable, "-m", "gateway"], {
             "NUDGE_HTTP_PORT": str(args.http_port), "NUDGE_PROFILE_ADDR": profile_addr,
             "NUDGE_SEGMENT_ADDR": segment_addr, "NUDGE_DISPATCH_ADDR": dispatch_addr,
-            "NUDGE_JOURNEY_ADDR": journey_addr}),
+            "NUDGE_JOURNEY_ADDR": journey_addr, "NUDGE_METRICS_ADDR": metrics_addr}),
     }
     children: dict[str, subprocess.Popen] = {}
     stopping = False

@@ -83,6 +83,22 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         return pb.RecordReceiptReply(updated=await self.service.record_receipt(workspace_of(request), request.provider,
                                                                                payload))
 
+    async def RecordEngagement(self, request, context) -> pb.RecordEngagementReply:
+        url, delivery_id, recorded = await self.service.record_engagement(
+            request.token, request.kind, request.user_agent, request.ip, request.request_id)
+        return pb.RecordEngagementReply(url=url or "", delivery_id=delivery_id, recorded=recorded)
+
+    async def CheckEngagementToken(self, request, context) -> pb.CheckEngagementTokenReply:
+        claim, row = await self.service.check_token(request.token, request.kind)
+        return pb.CheckEngagementTokenReply(delivery_id=row.id, channel=row.channel or "",
+                                            category=claim.category or "")
+
+    async def RecordInAppEngagement(self, request, context) -> pb.RecordEngagementReply:
+        url, delivery_id, recorded = await self.service.record_inapp_engagement(
+            workspace_of(request), request.delivery_id, request.profile_id, request.kind, request.user_agent,
+            request.ip, request.request_id)
+        return pb.RecordEngagementReply(url=url or "", delivery_id=delivery_id, recorded=recorded)
+
 
 def _spec(request: pb.SendRequest, prefix: str = "") -> SendSpec:
     try:
@@ -94,7 +110,8 @@ def _spec(request: pb.SendRequest, prefix: str = "") -> SendSpec:
     return SendSpec(idempotency_key=request.idempotency_key, profile_id=request.profile_id,
                     channels=list(request.channels), template_id=request.template_id,
                     advertising=request.advertising, transactional=request.transactional,
-                    journey_id=request.journey_id, node_id=request.node_id, variables=variables)
+                    journey_id=request.journey_id, node_id=request.node_id, variables=variables,
+                    journey_version=request.journey_version, variant=request.variant)
 
 
 def _simulation(run: pb.Simulation) -> Simulation:
@@ -111,6 +128,7 @@ def _delivery(row: dict) -> pb.Delivery:
         consent_json=orjson.dumps(row["consent"]).decode(), template_id=request["template_id"],
         template_version=row["template_version"] or 0, advertising=request["advertising"],
         journey_id=request["journey_id"], node_id=request["node_id"],
+        journey_version=request.get("journey_version", 0), variant=request.get("variant", ""),
         created_at=timestamp(row["created_at"]), updated_at=timestamp(row["updated_at"]),
         attempts=[pb.Attempt(channel=a["channel"], provider=a["provider"], outcome=a["outcome"],
                              reason=a["reason"], at=timestamp(datetime.fromisoformat(a["at"])))

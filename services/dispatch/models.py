@@ -8,6 +8,8 @@ from kit.outbox import outbox_table
 metadata = MetaData()
 
 DELIVERIES = "nudge.deliveries.v1"  # delivery.sent / .delivered / .failed / .suppressed / .deferred
+# engagement.clicked / .opened / .unsubscribed / .impression / .inapp_clicked
+ENGAGEMENT = "nudge.engagement.v1"
 
 templates = Table(
     "templates", metadata,
@@ -57,6 +59,8 @@ deliveries = Table(
     Column("consent", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("attempts", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("template_version", Integer, nullable=True),
+    # The original URLs of its tracked links (UTM applied); the index is the link id.
+    Column("links", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ux_deliveries_key", "workspace_id", "idempotency_key", unique=True),
@@ -77,6 +81,26 @@ inapp_messages = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("seen", Boolean, nullable=False, server_default=text("false")),
     Index("ix_inapp_unseen", "workspace_id", "profile_id", postgresql_where=text("NOT seen")),
+)
+
+# One row per recorded click, open, unsubscribe or in-app impression / click: the fact id
+# makes recording idempotent. User agent and IP are the evidence behind `machine` and an
+# unsubscribe.
+engagements = Table(
+    "engagements", metadata,
+    Column("workspace_id", Text, primary_key=True),
+    Column("id", Text, primary_key=True),          # the fact id
+    Column("delivery_id", Text, nullable=False),
+    Column("profile_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),          # clicked opened unsubscribed impression inapp_clicked
+    Column("link_id", Integer, nullable=True),
+    Column("url", Text, nullable=True),
+    Column("category", Text, nullable=False, server_default=""),
+    Column("machine", Boolean, nullable=False),
+    Column("user_agent", Text, nullable=False, server_default=""),
+    Column("ip", Text, nullable=False, server_default=""),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_engagements_delivery", "workspace_id", "delivery_id", "at"),
 )
 
 outbox = outbox_table(metadata)

@@ -1,4 +1,5 @@
-"""The person a send is for, read from the profile service: contacts, traits, consent."""
+"""The person a send is for, read from the profile service: contacts, traits, consent; and
+the consent an unsubscribe link withdraws."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,7 +12,7 @@ from kit.zones import zone_of
 from nudge.common.v1 import common_pb2
 from nudge.profile.v1 import profile_pb2, profile_pb2_grpc
 
-ACTOR = "service:dispatch"  # how the profile service's access log names these reads
+ACTOR = "service:dispatch"  # how the profile service's access log names these calls
 
 
 @dataclass
@@ -48,6 +49,18 @@ class ProfileDirectory:
         consent = {c.purpose: {"granted": c.granted, "at": _iso(c.at.ToDatetime()), "source": c.source}
                    for c in reply.consent}
         return Person(reply.id, orjson.loads(reply.traits_json or "{}"), identities, consent)
+
+    async def withdraw(self, workspace_id: str, profile_id: str, purpose: str, source: str) -> None:
+        """Withdraws a consent, unless it is withdrawn already (a second unsubscribe changes
+        nothing) or the profile is gone."""
+        person = await self.get(workspace_id, profile_id)
+        if person is None or (purpose in person.consent and not person.consent[purpose]["granted"]):
+            return
+        # No `at`: stamped by the profile service's clock, like the other consent records it holds.
+        await self.client.UpdateConsent(profile_pb2.UpdateConsentRequest(
+            context=common_pb2.RequestContext(workspace_id=workspace_id, actor=ACTOR), profile_id=profile_id,
+            changes=[profile_pb2.ConsentChange(purpose=purpose, granted=False, source=source)]),
+            timeout=self.timeout)
 
     async def close(self) -> None:
         await self.channel.close()

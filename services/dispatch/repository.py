@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.errors import InvalidArgument
 from services.dispatch.channels import Content
-from services.dispatch.models import channel_configs, deliveries, inapp_messages, policies, templates
+from services.dispatch.engagement import Fact
+from services.dispatch.models import channel_configs, deliveries, engagements, inapp_messages, policies, templates
 
 
 class DispatchRepository:
@@ -51,11 +52,14 @@ class DispatchRepository:
         return owner if taken.first() else None
 
     async def mark_sending(self, workspace_id: str, delivery_id: str, owner: str, channel: str, provider: str,
-                           now: datetime) -> bool:
+                           now: datetime, links: list[str] | tuple = ()) -> bool:
+        """Before the provider call: the message's tracked links are stored with it, so none
+        can be followed before it can be resolved."""
         marked = await self.session.execute(update(deliveries).where(
             deliveries.c.workspace_id == workspace_id, deliveries.c.id == delivery_id, deliveries.c.owner == owner,
             deliveries.c.status.in_(("pending", "sending")))
-            .values(status="sending", channel=channel, provider=provider, updated_at=now).returning(deliveries.c.id))
+            .values(status="sending", channel=channel, provider=provider, links=list(links), updated_at=now)
+            .returning(deliveries.c.id))
         return marked.first() is not None
 
     async def finish(self, workspace_id: str, delivery_id: str, owner: str, expect: str | None, **values) -> bool:
@@ -110,6 +114,15 @@ class DispatchRepository:
         rows = await self.session.execute(
             query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc()).limit(limit))
         return list(rows)
+
+    # -- engagement -------------------------------------------------------------------
+    async def add_engagement(self, workspace_id: str, delivery_id: str, profile_id: str, fact: Fact) -> bool:
+        """False when this fact id was recorded before."""
+        added = await self.session.execute(insert(engagements).values(
+            workspace_id=workspace_id, id=fact.id, delivery_id=delivery_id, profile_id=profile_id, kind=fact.kind,
+            link_id=fact.link_id, url=fact.url, category=fact.category, machine=fact.machine,
+            user_agent=fact.user_agent, ip=fact.ip, at=fact.at).on_conflict_do_nothing().returning(engagements.c.id))
+        return added.first() is not None
 
     # -- in-app -----------------------------------------------------------------------
     async def add_inapp(self, workspace_id: str, delivery_id: str, profile_id: str, content: Content,

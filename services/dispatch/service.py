@@ -28,22 +28,30 @@ from kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from kit.logs import get_logger
 from kit.loops import repeat
 from kit.outbox import Outbox
-from services.dispatch import fatigue, ratelimit, simulation, templates, timing
-from services.dispatch.channels import (ALIMTALK, CHANNELS, FRIENDTALK, INAPP, PUSH, ConfigError, Content, Outgoing,
-                                        ProviderError)
+from services.dispatch import engagement, fatigue, links, ratelimit, simulation, templates, timing
+from services.dispatch.channels import (ALIMTALK, CHANNELS, EMAIL, FRIENDTALK, INAPP, PUSH, ConfigError, Content,
+                                        Outgoing, ProviderError)
 from kit.journey_usages import JourneyUsages
+from services.dispatch.engagement import Fact
+from services.dispatch.links import Links
 from services.dispatch.profiles import Person, ProfileDirectory
 from services.dispatch.providers.registry import adapter_for
-from services.dispatch.reach import Address, address_of, check_consent, night_consent
-from services.dispatch.models import DELIVERIES
+from services.dispatch.reach import CONSENT_CHANNEL, Address, address_of, check_consent, night_consent
+from services.dispatch.models import DELIVERIES, ENGAGEMENT
 from services.dispatch.repository import DispatchRepository
 from services.dispatch.simulation import Simulation
+from services.dispatch.tokens import ADVERTISING, CLICK, OPEN, UNSUBSCRIBE, Tokens
 
 log = get_logger(__name__)
 
 FINAL = ("sent", "delivered", "suppressed", "failed")
 SECRET_HINTS = ("secret", "password", "token", "key")
 RETRY_SECONDS = 30  # after an outage interrupted a send
+FACT_KINDS = {CLICK: "clicked", OPEN: "opened", UNSUBSCRIBE: "unsubscribed"}
+INAPP_FACT_KINDS = {"impression": "impression", "click": "inapp_clicked"}
+# An unsubscribe's fact id is derived from its delivery and category: following the link
+# again, or a retried call, is the same unsubscribe.
+UNSUBSCRIBE_FACTS = uuid.UUID("6f1b6a52-3c0e-4d8a-9a57-0b3c4f1e2d7a")
 
 
 class TakenOver(Exception):
@@ -61,6 +69,8 @@ class SendSpec:
     journey_id: str = ""
     node_id: str = ""
     variables: dict = field(default_factory=dict)
+    journey_version: int = 0
+    variant: str = ""
 
 
 @dataclass
@@ -114,6 +124,7 @@ class DispatchService:
         self.settings = settings
         self.journeys = journeys   # None: nothing can confirm a template is unused, so none is deleted
         self.on_commit = on_commit
+        self.tokens = Tokens(settings.link_key())
         self._running: set[asyncio.Task] = set()
 
     # -- sending ----------------------------------------------------------------------
@@ -144,8 +155,12 @@ class DispatchService:
 
         attempts: list[dict] = []
         # A send id of its own: its fatigue reservation must not stand for another simulated send.
+        # Links are tracked as a real send's are (their length decides SMS or LMS), but not
+        # stored: their tokens lead nowhere.
+        send_id = str(uuid.uuid4())
         outcome = await self._decide(workspace_id, spec, person, setup, attempts, simulation.StoppedClock(run.at),
-                                     str(uuid.uuid4()), would_send, simulation_id=run.id)
+                                     send_id, would_send, self._links(workspace_id, send_id, []),
+                                     simulation_id=run.id)
         # Shaped like a delivery row, without id: nothing was stored.
         return {"id": "", "idempotency_key": "", "profile_id": spec.profile_id, "request": asdict(spec),
                 "status": outcome.status, "channel": outcome.channel, "provider": outcome.provider,
@@ -255,17 +270,23 @@ class DispatchService:
         if person is None:
             return Outcome("failed", reason=f"no profile {spec.profile_id}", rule="no_profile")
 
-        async def deliver(cleared: Cleared, attempt) -> Outcome | None:
-            return await self._deliver(workspace_id, row, owner, spec, setup.policy, cleared, attempt)
+        tracked = self._links(workspace_id, row.id, row.links)
 
-        return await self._decide(workspace_id, spec, person, setup, attempts, self.clock, row.id, deliver)
+        async def deliver(cleared: Cleared, attempt) -> Outcome | None:
+            return await self._deliver(workspace_id, row, owner, spec, setup.policy, cleared, attempt, tracked.urls)
+
+        return await self._decide(workspace_id, spec, person, setup, attempts, self.clock, row.id, deliver, tracked)
+
+    def _links(self, workspace_id: str, delivery_id: str, urls: list[str]) -> Links:
+        return Links(self.tokens, self.settings.tracking_base_url, workspace_id, delivery_id, urls)
 
     async def _decide(self, workspace_id: str, spec: SendSpec, person: Person, setup: Setup, attempts: list[dict],
-                      clock: Clock, send_id: str, carry, simulation_id: str | None = None) -> Outcome:
+                      clock: Clock, send_id: str, carry, tracked: Links, simulation_id: str | None = None) -> Outcome:
         """The decisions of one send, shared by real and simulated sends. For each channel in
         order: its provider, the address, consent, timing (a deferral ends the send), fatigue
-        and the render; then `carry(cleared, attempt)` takes it (the provider call, or the
-        simulator's "would be sent"), and None from it moves on to the next channel."""
+        and the render (its links tracked in `tracked`); then `carry(cleared, attempt)` takes it
+        (the provider call, or the simulator's "would be sent"), and None from it moves on to
+        the next channel."""
         if setup.template is None:
             return Outcome("failed", reason=f"template {spec.template_id!r} was deleted", rule="no_template")
         now, policy = clock.now(), setup.policy
@@ -315,11 +336,15 @@ class DispatchService:
                 continue
             outcome = None
             try:
+                tracking = tracked.tracking(
+                    links.utm_for(policy.get("utm") or {}, channel, spec.journey_id, spec.node_id),
+                    unsubscribe=_unsubscribe_category(channel, spec))
                 try:
                     content = templates.render(channel, setup.template.channels[channel], _variables(person, spec),
                                                advertising=spec.advertising, sender_name=policy.get("sender_name", ""),
                                                opt_out={"phone": policy.get("opt_out_phone", ""),
-                                                        "url": policy.get("unsubscribe_url", "")})
+                                                        "url": policy.get("unsubscribe_url", "")},
+                                               tracking=tracking)
                 except templates.RenderError as err:
                     attempt("failed", f"template: {err}", provider)
                     continue
@@ -343,10 +368,10 @@ class DispatchService:
             night_consent=night_consent(person), quiet_hours_informational=quiet.get("informational", False))
 
     async def _deliver(self, workspace_id: str, row, owner: str, spec: SendSpec, policy: dict, cleared: Cleared,
-                       attempt) -> Outcome | None:
+                       attempt, urls: list[str]) -> Outcome | None:
         """Rate limit; consent and timing checked once more, right before the call (an
         opt-out that committed meanwhile, a wait that ran into the night); `sending`
-        committed; then the provider. None: try the next channel."""
+        committed with the tracked links' `urls`; then the provider. None: try the next channel."""
         channel, provider, config = cleared.channel, cleared.provider, cleared.config
         await ratelimit.wait_for_token(
             self.redis, f"nudge:dispatch:rate:{workspace_id}:{provider}",
@@ -366,7 +391,7 @@ class DispatchService:
                            consent=recheck.evidence)
         async with self.sessions() as session, session.begin():
             if not await DispatchRepository(session).mark_sending(workspace_id, row.id, owner, channel, provider,
-                                                                  self.clock.now()):
+                                                                  self.clock.now(), links=urls):
                 raise TakenOver(row.id)
         if channel == INAPP:
             async with self.sessions() as session, session.begin():
@@ -411,9 +436,12 @@ class DispatchService:
                 DELIVERIES, f"delivery.{outcome.status}", row.workspace_id, row.profile_id, now,
                 {"delivery_id": row.id, "channel": outcome.channel, "provider": outcome.provider,
                  "template_id": request["template_id"], "template_version": template_version,
-                 "journey_id": request["journey_id"], "node_id": request["node_id"],
+                 "journey_id": request["journey_id"], "journey_version": request.get("journey_version", 0),
+                 "node_id": request["node_id"], "variant": request.get("variant", ""),
                  "advertising": request["advertising"], "rule": outcome.rule, "reason": outcome.reason,
-                 "deferred_until": outcome.deferred_until.isoformat() if outcome.deferred_until else None})])
+                 "deferred_until": outcome.deferred_until.isoformat() if outcome.deferred_until else None,
+                 # channels with no address for the person: data quality's missing contacts
+                 "unreachable": sorted({a["channel"] for a in attempts if a["outcome"] == "unreachable"})})])
         return recorded
 
     async def run_deferred_once(self) -> int:
@@ -467,6 +495,70 @@ class DispatchService:
     async def fetch_inapp(self, workspace_id: str, profile_id: str) -> list:
         async with self.sessions() as session, session.begin():
             return await DispatchRepository(session).take_inapp(workspace_id, profile_id)
+
+    # -- engagement -------------------------------------------------------------------
+    async def check_token(self, token: str, kind: str):
+        """The claim of a token of this kind and its delivery; NotFound for a token that fails
+        verification, an unknown delivery, or a link id the delivery does not have."""
+        claim = self.tokens.verify(token)
+        if claim is None or claim.kind != kind:
+            raise NotFound("unknown link", field="token")
+        async with self.sessions() as session:
+            row = await DispatchRepository(session).delivery(claim.workspace_id, claim.delivery_id)
+        if row is None or (claim.link_id is not None and claim.link_id >= len(row.links)):
+            raise NotFound("unknown link", field="token")
+        return claim, row
+
+    async def record_engagement(self, token: str, kind: str, user_agent: str, ip: str,
+                                request_id: str) -> tuple[str | None, str, bool]:
+        """A click, open or unsubscribe through a message's link: (the URL to redirect a click
+        to, the delivery id, whether it was recorded now). An unsubscribe withdraws the
+        consent first, so a failure there records nothing and the person can try again."""
+        if kind not in FACT_KINDS:
+            raise InvalidArgument(f"kind: expected one of {', '.join(FACT_KINDS)}", field="kind")
+        fact_id = _fact_id(request_id)
+        claim, row = await self.check_token(token, kind)
+        url = row.links[claim.link_id] if claim.link_id is not None else None
+        if kind == UNSUBSCRIBE:
+            purpose = ADVERTISING if claim.category == ADVERTISING else f"channel:{CONSENT_CHANNEL[claim.category]}"
+            await self.profiles.withdraw(claim.workspace_id, row.profile_id, purpose, source=f"unsubscribe:{row.id}")
+            fact_id = str(uuid.uuid5(UNSUBSCRIBE_FACTS, f"{row.workspace_id}:{row.id}:{claim.category}"))
+        # A one-click unsubscribe is POSTed by the mail provider for the person: never a machine's.
+        machine = kind != UNSUBSCRIBE and engagement.is_machine(user_agent)
+        fact = Fact(fact_id, FACT_KINDS[kind], self.clock.now(), claim.link_id, url, machine, claim.category or "",
+                    user_agent[:500], ip[:100])
+        return url, row.id, await self._record(row, fact)
+
+    async def record_inapp_engagement(self, workspace_id: str, delivery_id: str, profile_id: str, kind: str,
+                                      user_agent: str, ip: str, request_id: str) -> tuple[str | None, str, bool]:
+        """An in-app message shown or clicked, reported by the SDK for `profile_id`: NotFound
+        unless the delivery is an in-app message sent to that person."""
+        if kind not in INAPP_FACT_KINDS:
+            raise InvalidArgument(f"kind: expected one of {', '.join(INAPP_FACT_KINDS)}", field="kind")
+        fact_id = _fact_id(request_id)
+        async with self.sessions() as session:
+            row = await DispatchRepository(session).delivery(workspace_id, delivery_id)
+        if row is None or row.profile_id != profile_id or row.channel != INAPP or \
+                row.status not in ("sent", "delivered"):
+            raise NotFound(f"no in-app message {delivery_id!r} for this person", field="delivery_id")
+        # An in-app message has one URL at most: link 0, the one a click opens.
+        url = row.links[0] if kind == "click" and row.links else None
+        fact = Fact(fact_id, INAPP_FACT_KINDS[kind], self.clock.now(), 0 if url else None, url,
+                    user_agent=user_agent[:500], ip=ip[:100])
+        return url, row.id, await self._record(row, fact)
+
+    async def _record(self, row, fact: Fact) -> bool:
+        """The fact and its event in one transaction; False when this fact id is recorded already."""
+        async with self.sessions() as session, session.begin():
+            recorded = await DispatchRepository(session).add_engagement(row.workspace_id, row.id, row.profile_id,
+                                                                        fact)
+            if recorded:
+                await self.outbox.add(session, [self.outbox.event(
+                    ENGAGEMENT, engagement.EVENT_TYPES[fact.kind], row.workspace_id, row.profile_id, fact.at,
+                    engagement.payload(fact, row))])
+        if recorded:
+            self.on_commit()
+        return recorded
 
     # -- configuration ----------------------------------------------------------------
     async def put_template(self, workspace_id: str, template_id: str, name: str, channels_json: str) -> dict:
@@ -531,7 +623,7 @@ class DispatchService:
 
     async def set_policy(self, workspace_id: str, policy_json: str) -> dict:
         policy = _json_object(policy_json, "policy")
-        allowed = {"fatigue", "quiet_hours", "sender_name", "opt_out_phone", "unsubscribe_url"}
+        allowed = {"fatigue", "quiet_hours", "sender_name", "opt_out_phone", "unsubscribe_url", "utm"}
         if extra := sorted(set(policy) - allowed):
             raise InvalidArgument(f"policy.{extra[0]}: not a policy field; expected {', '.join(sorted(allowed))}",
                                   field=f"policy.{extra[0]}")
@@ -548,6 +640,7 @@ class DispatchService:
         for name in ("sender_name", "opt_out_phone", "unsubscribe_url"):
             if not isinstance(policy.get(name, ""), str):
                 raise InvalidArgument(f"policy.{name}: expected a string", field=f"policy.{name}")
+        links.check_utm(policy.get("utm", {}))
         async with self.sessions() as session, session.begin():
             await DispatchRepository(session).set_policy(workspace_id, policy, self.clock.now())
         return policy
@@ -566,6 +659,27 @@ class DispatchService:
             rows = await DispatchRepository(session).deliveries_of(workspace_id, profile_id, size + 1, cursor)
         page = [dict(r._mapping) for r in rows[:size]]
         return page, (f"{page[-1]['created_at'].isoformat()}|{page[-1]['id']}" if len(rows) > size else "")
+
+
+def _unsubscribe_category(channel: str, spec: SendSpec) -> str | None:
+    """What an email's one-click unsubscribe withdraws: advertising consent for an ad, the
+    email channel for other non-transactional mail; a transactional one (a receipt) offers
+    none. SMS and Kakao carry their 080 number instead, notifications nothing."""
+    if channel != EMAIL:
+        return None
+    if spec.advertising:
+        return ADVERTISING
+    return None if spec.transactional else EMAIL
+
+
+def _fact_id(request_id: str) -> str:
+    """The caller's request id (a UUID), so a retried call records once; else a new one."""
+    if not request_id:
+        return str(uuid.uuid4())
+    try:
+        return str(uuid.UUID(request_id))
+    except ValueError:
+        raise InvalidArgument("request_id: expected a UUID", field="request_id") from None
 
 
 def _variables(person: Person, spec: SendSpec) -> dict:

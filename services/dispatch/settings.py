@@ -1,3 +1,7 @@
+import secrets
+
+from pydantic import SecretStr
+
 from kit.settings import ServiceSettings
 
 
@@ -16,3 +20,20 @@ class DispatchSettings(ServiceSettings):
     sending_lease_seconds: float = 120.0
     # How often each replica looks for deferred sends that are due.
     deferred_poll_seconds: float = 1.0
+    # Where tracked links, the open pixel and unsubscribe links point: the gateway, as the
+    # people who get the messages reach it (an https URL in production: mail clients only
+    # POST a one-click unsubscribe to https).
+    tracking_base_url: str = "http://localhost:8080"
+    # Signs those links' tokens; unset in the embedded mode → a random secret kept in data_dir.
+    link_secret: SecretStr | None = None
+
+    def link_key(self) -> bytes:
+        """The configured link secret, or (embedded mode) one generated once and kept in data_dir."""
+        if self.link_secret:
+            return self.link_secret.get_secret_value().encode()
+        path = self.data_dir / "link-secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()

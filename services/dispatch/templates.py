@@ -2,7 +2,8 @@
 
 Rendering adds what 정보통신망법 article 50 asks of advertising: "(광고)" where the message
 starts, the sender's name, and a free way to refuse at the end; informational messages get
-neither. SMS / LMS / MMS is decided on the final text's length in EUC-KR bytes. Pure."""
+neither. Given a `Tracking` (links.py), the message's links become tracked ones. SMS / LMS /
+MMS is decided on the final text's length in EUC-KR bytes. Pure."""
 
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache, partial
@@ -15,9 +16,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
 
 from kit.errors import InvalidArgument
-from services.dispatch import timing
+from services.dispatch import links, timing
 from services.dispatch.channels import (ALIMTALK, EMAIL, FRIENDTALK, INAPP, PUSH, SMS, WEBHOOK, WEBPUSH,
                                         Content)
+from services.dispatch.links import Tracking
 
 NAMESPACES = ("profile", "event", "journey")
 MAX_TEMPLATE_CHARS = 100_000  # Gmail clips messages over 102 KB: no channel needs more
@@ -295,11 +297,14 @@ def euc_kr_length(text: str) -> int:
 
 
 def render(channel: str, fields: dict, variables: dict, advertising: bool, sender_name: str,
-           opt_out: dict | None) -> Content:
+           opt_out: dict | None, tracking: Tracking | None = None) -> Content:
     """The channel's Content for one person. `variables` holds the namespaces profile (traits),
     event (properties) and journey (context). Advertising gets "(광고)" + the sender name at the
     start and the free opt-out at the end; an SMS over 90 bytes becomes an LMS, with media an
-    MMS, and over 2,000 bytes is refused. Raises RenderError (field, variable or reason)."""
+    MMS, and over 2,000 bytes is refused. With `tracking`, links are replaced by tracked ones
+    (before the SMS length is counted: that is what is sent), email gets the open pixel, and
+    its unsubscribe link is the one-click one, the policy's URL (if any) listed after it.
+    Raises RenderError (field, variable or reason)."""
     timing.check_channel_kind(channel, advertising)
     if channel not in FIELDS:
         raise RenderError("channel", reason=f"unknown channel {channel!r}")
@@ -317,18 +322,28 @@ def render(channel: str, fields: dict, variables: dict, advertising: bool, sende
     if channel == EMAIL:
         subject, body = text("subject") or "", text("text") or ""
         html = _render_string(fields["html"], "html", ns, html=True) if fields.get("html") else None
-        if not advertising:
-            return Content(subject=subject, body=body, html=html)
-        url = _required(opt_out, "url", "policy.unsubscribe_url", "advertising email needs an unsubscribe URL")
-        body += f"\n\n{sender_name} | 수신거부(unsubscribe): {url}"
-        if html is not None:
-            footer = (f'<p style="font-size:12px;color:#888">{escape(sender_name)} | '
-                      f'<a href="{escape(url)}">수신거부(unsubscribe)</a></p>')
-            at = html.lower().rfind("</body>")
-            html = html[:at] + footer + html[at:] if at >= 0 else html + footer
-        return Content(subject=f"{AD_PREFIX} {subject}", body=body, html=html, data={"unsubscribe_url": url})
+        if tracking:
+            body = links.rewrite_text(body, tracking.link)
+            html = links.rewrite_html(html, tracking.link) if html is not None else None
+        unsubscribe = tracking.unsubscribe_url if tracking else None
+        if advertising:
+            unsubscribe = unsubscribe or _required(opt_out, "url", "policy.unsubscribe_url",
+                                                   "advertising email needs an unsubscribe URL")
+            subject = f"{AD_PREFIX} {subject}"
+            body += f"\n\n{sender_name} | 수신거부(unsubscribe): {unsubscribe}"
+            if html is not None:
+                html = _before_body_end(html, f'<p style="font-size:12px;color:#888">{escape(sender_name)} | '
+                                              f'<a href="{escape(unsubscribe)}">수신거부(unsubscribe)</a></p>')
+        if tracking and html is not None:
+            html = _before_body_end(html, f'<img src="{escape(tracking.open_url)}" width="1" height="1" alt="">')
+        data = {"unsubscribe_url": unsubscribe} if unsubscribe else {}
+        if unsubscribe and (also := (opt_out.get("url") or "").strip()) and also != unsubscribe:
+            data["unsubscribe_also"] = also  # the workspace's own page or mailto, listed after ours
+        return Content(subject=subject, body=body, html=html, data=data)
     if channel in (SMS, FRIENDTALK):
         body = text("text") or ""
+        if tracking:
+            body = links.rewrite_text(body, tracking.link)
         if advertising:
             phone = _required(opt_out, "phone", "policy.opt_out_phone",
                               "advertising SMS and FriendTalk need a free 080 opt-out number")
@@ -337,7 +352,10 @@ def render(channel: str, fields: dict, variables: dict, advertising: bool, sende
             body = f"{AD_PREFIX}{sender_name}\n{body}\n{OPT_OUT_SMS} {phone}"
         if channel == FRIENDTALK:
             image = text("image_url")
-            return Content(body=body, buttons=tuple(rendered("buttons", [])), media_urls=(image,) if image else ())
+            buttons = rendered("buttons", [])
+            if tracking:
+                buttons = [{**b, "url": tracking.link(b["url"])} if b.get("url") else b for b in buttons]
+            return Content(body=body, buttons=tuple(buttons), media_urls=(image,) if image else ())
         media = tuple(rendered("media_urls", []))
         size = euc_kr_length(body)
         if size > LMS_BYTES:
@@ -352,9 +370,15 @@ def render(channel: str, fields: dict, variables: dict, advertising: bool, sende
     if channel == WEBHOOK:
         return Content(data=rendered("body", {}))
     # push, web push, in-app: a space, not a line break, keeps the message on a collapsed notification's line.
-    body = text("body") or ""
+    body, url = text("body") or "", text("url")
     return Content(subject=text("title") or "", body=f"{AD_PREFIX}{sender_name} {body}" if advertising else body,
-                   url=text("url"), data=rendered("data", {}) if channel == PUSH else {})
+                   url=tracking.link(url) if tracking and url else url,
+                   data=rendered("data", {}) if channel == PUSH else {})
+
+
+def _before_body_end(html: str, addition: str) -> str:
+    at = html.lower().rfind("</body>")
+    return html[:at] + addition + html[at:] if at >= 0 else html + addition
 
 
 def _required(opt_out: dict, key: str, field: str, reason: str) -> str:

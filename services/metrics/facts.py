@@ -25,8 +25,11 @@ def fact_of(event: StreamEvent, orders: Orders) -> dict | None:
     """The fact row an event makes, or None for events metrics does not count."""
     family, _, kind = event.type.partition(".")
     payload = event.payload
+    # every row has every column: a batch is one multi-row INSERT, whose columns are the first row's
     base = {"workspace_id": event.workspace_id, "id": event.id, "at": event.occurred_at,
-            "day": day_of(event.occurred_at), "profile_id": event.profile_id or ""}
+            "day": day_of(event.occurred_at), "profile_id": event.profile_id or "", "journey_id": "",
+            "journey_version": 0, "node_id": "", "variant": "", "channel": "", "template_id": "", "delivery_id": "",
+            "run_id": "", "reason": "", "revenue": 0.0, "machine": False, "lag_seconds": None, "detail": None}
     if family == "delivery" and kind in DELIVERY_KINDS:
         return base | _message_dims(payload) | {
             "kind": kind, "reason": payload.get("rule") or "",

@@ -30,7 +30,7 @@ facts = Table(
     Column("revenue", Float, nullable=False, server_default="0"),
     Column("machine", Boolean, nullable=False, server_default="false"),
     Column("lag_seconds", Float, nullable=True),  # events: event time → received
-    Column("detail", JSONB, nullable=True),        # utm of clicks, counts of dropped calls
+    Column("detail", JSONB(none_as_null=True), nullable=True),  # utm of clicks, dropped calls, unreachable
     Index("ix_facts_journey", "workspace_id", "journey_id", "kind"),
     Index("ix_facts_delivery", "workspace_id", "delivery_id"),
     Index("ix_facts_profile", "workspace_id", "profile_id", "kind", "at"),

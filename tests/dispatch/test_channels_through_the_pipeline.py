@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kit.streams import StreamEvent
 from services.dispatch.models import DELIVERIES
 from tests.dispatch import provider_servers as fake
+from tests.dispatch.tracked import click_url, open_url, unsubscribe_url
 from tests.dispatch.test_send_pipeline import consent, person, send
 from tests.dispatch.test_send_pipeline import setup as configure
 
@@ -168,7 +169,7 @@ EMAIL_TEMPLATE = {"subject": "{{ profile.name }}님, 봄 세일", "text": "{{ pr
                   "html": "<html><body><p>{{ profile.name }}님을 위한 할인</p></body></html>"}
 
 
-async def test_informational_email_arrives_over_smtp_without_unsubscribe_headers(workspace):
+async def test_informational_email_arrives_over_smtp_without_unsubscribe_headers(workspace, dispatch_platform):
     with fake.SmtpProvider("mailer", "pw") as smtp:
         profile = await person(workspace, "mail-info", {"name": "<Kim>", "email": "Kim@Example.kr"})
         await configure(workspace, {"email": EMAIL_TEMPLATE}, {"email": smtp_config(smtp)})
@@ -185,10 +186,13 @@ async def test_informational_email_arrives_over_smtp_without_unsubscribe_headers
     assert msg.get_content_type() == "multipart/alternative"
     assert text_of(msg, "plain") == "<Kim>님을 위한 할인\n"
     # The HTML part escapes profile data; the text part keeps it as is.
-    assert text_of(msg, "html") == "<html><body><p>&lt;Kim&gt;님을 위한 할인</p></body></html>\n"
+    pixel = open_url(dispatch_platform, workspace.id, delivery["id"])
+    assert text_of(msg, "html") == (f'<html><body><p>&lt;Kim&gt;님을 위한 할인</p><img src="{pixel}" width="1" '
+                                    'height="1" alt=""></body></html>\n')
 
 
-async def test_advertising_email_is_marked_and_carries_one_click_unsubscribe(workspace, dispatch_clock):
+async def test_advertising_email_is_marked_and_carries_one_click_unsubscribe(workspace, dispatch_clock,
+                                                                             dispatch_platform):
     dispatch_clock.set(daytime())
     with fake.SmtpProvider("mailer", "pw") as smtp:
         profile = await person(workspace, "mail-ad", {"name": "Kim", "email": "kim@example.kr"})
@@ -198,14 +202,17 @@ async def test_advertising_email_is_marked_and_carries_one_click_unsubscribe(wor
     assert delivery["status"] == "sent"
     [mail] = smtp.mail
     msg = mail.message
+    one_click = unsubscribe_url(dispatch_platform, workspace.id, delivery["id"], "advertising")
+    pixel = open_url(dispatch_platform, workspace.id, delivery["id"])
     assert msg["Subject"] == "(광고) Kim님, 봄 세일"
-    assert msg["List-Unsubscribe"] == "<https://shop.kr/unsubscribe>"
+    # Ours first (the one a client POSTs to), then the workspace's own page.
+    assert msg["List-Unsubscribe"] == f"<{one_click}>, <https://shop.kr/unsubscribe>"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert text_of(msg, "plain") == (
-        "Kim님을 위한 할인\n\n넛지샵 | 수신거부(unsubscribe): https://shop.kr/unsubscribe\n")
+    assert text_of(msg, "plain") == f"Kim님을 위한 할인\n\n넛지샵 | 수신거부(unsubscribe): {one_click}\n"
     assert text_of(msg, "html") == (
         '<html><body><p>Kim님을 위한 할인</p><p style="font-size:12px;color:#888">넛지샵 | '
-        '<a href="https://shop.kr/unsubscribe">수신거부(unsubscribe)</a></p></body></html>\n')
+        f'<a href="{one_click}">수신거부(unsubscribe)</a></p><img src="{pixel}" width="1" height="1" alt="">'
+        '</body></html>\n')
 
 
 # ---- AlimTalk → SMS fallback --------------------------------------------------------------------
@@ -278,7 +285,7 @@ async def test_alimtalk_cannot_carry_advertising_and_nothing_is_sent(workspace):
 # ---- FriendTalk (brand message) and Kakao's advertising window ------------------------------------
 
 async def test_friendtalk_ad_after_20_waits_for_8_and_the_deferred_worker_sends_it(workspace, dispatch_clock,
-                                                                                  redis):
+                                                                                  redis, dispatch_platform):
     evening = datetime.combine(datetime.now(KST).date(), time(20, 30), KST)
     eight = datetime.combine(evening.date() + timedelta(days=1), time(8), KST)
     dispatch_clock.set(evening)
@@ -308,8 +315,9 @@ async def test_friendtalk_ad_after_20_waits_for_8_and_the_deferred_worker_sends_
     assert got.json() == {
         "senderKey": "s" * 40, "chatBubbleType": "TEXT",
         "content": "(광고)넛지샵\n김민수님, 봄 신상품 20% 할인\n무료수신거부 080-123-4567",
-        "buttons": [{"name": "보러가기", "type": "WL", "linkMo": "https://shop.kr/spring",
-                     "linkPc": "https://shop.kr/spring"}],
+        "buttons": [{"name": "보러가기", "type": "WL",
+                     "linkMo": click_url(dispatch_platform, workspace.id, deferred["id"], 0),
+                     "linkPc": click_url(dispatch_platform, workspace.id, deferred["id"], 0)}],
         "recipientList": [{"recipientNo": "01012345678", "resendParameter": {"isResend": False},
                            "recipientGroupingKey": deferred["id"], "targeting": "I"}]}
 
@@ -326,7 +334,7 @@ PUSH_TEMPLATE = {"title": "장바구니", "body": "{{ profile.name }}님, 잊으
                  "url": "https://shop.kr/cart", "data": {"campaign": "cart", "items": 3}}
 
 
-async def test_android_push_goes_to_fcm_with_string_data(workspace):
+async def test_android_push_goes_to_fcm_with_string_data(workspace, dispatch_platform):
     async with fake.HttpProvider(fake.fcm("nudge-demo", "ya29.token")) as google:
         profile = await person(workspace, "android", {"name": "김민수", "device_platform": "android"},
                                  {"device": {"token": "fcm-token-1"}})
@@ -339,11 +347,11 @@ async def test_android_push_goes_to_fcm_with_string_data(workspace):
     assert got.path == "/v1/projects/nudge-demo/messages:send"
     assert got.json() == {"message": {
         "token": "fcm-token-1", "notification": {"title": "장바구니", "body": "김민수님, 잊으신 상품이 있어요"},
-        "data": {"campaign": "cart", "items": "3", "url": "https://shop.kr/cart",
+        "data": {"campaign": "cart", "items": "3", "url": click_url(dispatch_platform, workspace.id, delivery["id"], 0),
                  "nudge_delivery_id": delivery["id"]}}}
 
 
-async def test_ios_push_goes_to_apns_signed_with_the_team_key(workspace):
+async def test_ios_push_goes_to_apns_signed_with_the_team_key(workspace, dispatch_platform):
     key = ec.generate_private_key(ec.SECP256R1())
     team, key_id = "TEAM" + uuid.uuid4().hex[:6].upper(), "KEY" + uuid.uuid4().hex[:7].upper()
     async with fake.HttpProvider(fake.apns(public_pem(key), team, key_id, "kr.shop.app")) as apple:
@@ -361,7 +369,8 @@ async def test_ios_push_goes_to_apns_signed_with_the_team_key(workspace):
     assert jwt.get_unverified_header(got.headers["authorization"].removeprefix("bearer "))["kid"] == key_id
     assert {k: got.headers[k] for k in ("apns-topic", "apns-push-type", "apns-priority", "apns-id")} == {
         "apns-topic": "kr.shop.app", "apns-push-type": "alert", "apns-priority": "10", "apns-id": delivery["id"]}
-    assert got.json() == {"campaign": "cart", "items": 3, "url": "https://shop.kr/cart",
+    assert got.json() == {"campaign": "cart", "items": 3,
+                          "url": click_url(dispatch_platform, workspace.id, delivery["id"], 0),
                           "nudge_delivery_id": delivery["id"],
                           "aps": {"alert": {"title": "장바구니", "body": "김민수님, 잊으신 상품이 있어요"},
                                   "sound": "default"}}
@@ -397,7 +406,7 @@ async def test_apns_token_of_one_workspace_is_never_used_for_another(workspace, 
     assert "InvalidProviderToken" in intruder["attempts"][0]["reason"]
 
 
-async def test_web_push_is_encrypted_for_the_subscription_and_signed_with_vapid(workspace):
+async def test_web_push_is_encrypted_for_the_subscription_and_signed_with_vapid(workspace, dispatch_platform):
     browser_key, auth = ec.generate_private_key(ec.SECP256R1()), b"0123456789abcdef"
     vapid_key = ec.generate_private_key(ec.SECP256R1())
     vapid_public = vapid_key.public_key().public_bytes(serialization.Encoding.X962,
@@ -418,7 +427,8 @@ async def test_web_push_is_encrypted_for_the_subscription_and_signed_with_vapid(
     [got] = service.received
     assert got.path == "/push/abc" and delivery["providerMessageId"] == f"/messages/{len(got.body)}"
     assert json.loads(got.extra["payload"]) == {"title": "타임세일", "body": "김민수님, 1시간 남았어요",
-                                                "url": "https://shop.kr/sale", "data": {},
+                                                "url": click_url(dispatch_platform, workspace.id,
+                                                                 delivery["id"], 0), "data": {},
                                                 "delivery_id": delivery["id"]}
     # Decryptable only with the browser's key: the body on the wire is not the payload.
     assert got.extra["payload"] not in got.body

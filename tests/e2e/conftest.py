@@ -54,13 +54,15 @@ class Launcher:
 
     def __init__(self, data_dir: Path, http_port: int | None = None, profile_port: int | None = None,
                  segment_port: int | None = None, dispatch_port: int | None = None,
-                 journey_port: int | None = None, env: dict[str, str] | None = None) -> None:
+                 journey_port: int | None = None, metrics_port: int | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.http_port = http_port or free_port()
         self.profile_port = profile_port or free_port()
         self.segment_port = segment_port or free_port()
         self.dispatch_port = dispatch_port or free_port()
         self.journey_port = journey_port or free_port()
+        self.metrics_port = metrics_port or free_port()
         self.extra_env = dict(env or {})
         self.proc: subprocess.Popen | None = None
         self.output: collections.deque[str] = collections.deque(maxlen=5000)
@@ -86,7 +88,7 @@ class Launcher:
             [sys.executable, "-m", "kit.supervisor", "--data-dir", str(self.data_dir),
              "--http-port", str(self.http_port), "--profile-port", str(self.profile_port),
              "--segment-port", str(self.segment_port), "--dispatch-port", str(self.dispatch_port),
-             "--journey-port", str(self.journey_port)],
+             "--journey-port", str(self.journey_port), "--metrics-port", str(self.metrics_port)],
             cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
         threading.Thread(target=self._drain, args=(self.proc, self._lines), daemon=True).start()

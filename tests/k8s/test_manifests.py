@@ -23,6 +23,7 @@ GRPC_PORT = 50051  # profile; must equal ProfileSettings.grpc_port
 SEGMENT_GRPC_PORT = 50052  # segment; must equal SegmentSettings.grpc_port
 DISPATCH_GRPC_PORT = 50053  # dispatch; must equal DispatchSettings.grpc_port
 JOURNEY_GRPC_PORT = 50054  # journey; must equal JourneySettings.grpc_port
+METRICS_GRPC_PORT = 50055  # metrics; must equal MetricsSettings.grpc_port
 HTTP_PORT = 8080  # gateway; must equal GatewaySettings.http_port
 SETTINGS = {
     "gateway": "gateway.settings:GatewaySettings",
@@ -30,12 +31,14 @@ SETTINGS = {
     "segment": "services.segment.settings:SegmentSettings",
     "dispatch": "services.dispatch.settings:DispatchSettings",
     "journey": "services.journey.settings:JourneySettings",
+    "metrics": "services.metrics.settings:MetricsSettings",
 }
 GRPC_SERVICES = {
     "profile": GRPC_PORT,
     "segment": SEGMENT_GRPC_PORT,
     "dispatch": DISPATCH_GRPC_PORT,
     "journey": JOURNEY_GRPC_PORT,
+    "metrics": METRICS_GRPC_PORT,
 }
 # Nudge components that may call each gRPC service.
 CALLERS = {
@@ -43,6 +46,7 @@ CALLERS = {
     "segment": {"gateway", "journey"},
     "dispatch": {"gateway", "journey"},
     "journey": {"gateway", "segment", "dispatch"},
+    "metrics": {"gateway"},
 }
 # The calls made today: (caller, service) -> the caller's variable with the service's address.
 # Each caller must be admitted by the service's ingress policy.
@@ -51,6 +55,7 @@ ADDRS = {
     ("gateway", "segment"): "NUDGE_SEGMENT_ADDR",
     ("gateway", "dispatch"): "NUDGE_DISPATCH_ADDR",
     ("gateway", "journey"): "NUDGE_JOURNEY_ADDR",
+    ("gateway", "metrics"): "NUDGE_METRICS_ADDR",
     ("dispatch", "profile"): "NUDGE_PROFILE_ADDR",
     ("dispatch", "journey"): "NUDGE_JOURNEY_ADDR",
     ("segment", "journey"): "NUDGE_JOURNEY_ADDR",

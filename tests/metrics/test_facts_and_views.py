@@ -213,3 +213,15 @@ async def test_customer_value_and_data_quality(metrics, redis, ws):
     assert dict(day.missing_contact_by_channel) == {"sms": 1, "alimtalk": 1}
     days = (await metrics.GetDataQuality(pb.DataQualityRequest(context=context))).days
     assert sum(d.events for d in days) == 4 and {d.ingest_lag_p50_seconds for d in days if d.events} == {2.0}
+
+
+async def test_a_batch_of_mixed_facts_keeps_every_column(metrics, redis, ws):
+    t = NOW - timedelta(hours=1)
+    page = fact("event.page", ws, "p1", t, event_id=str(uuid.uuid4()), type="page", name="Home")
+    await publish(redis, page, order(ws, "p1", t, 30000), sent(ws, "p1", t, "d-1"))  # read as one batch
+    await settled(lambda: _orders_seen(metrics, ws, "p1", 1))
+    value = await metrics.GetCustomerValue(pb.CustomerValueRequest(context=common_pb2.RequestContext(workspace_id=ws),
+                                                                   profile_id="p1"))
+    assert value.revenue == 30000
+    quality = await metrics.GetDataQuality(pb.DataQualityRequest(context=common_pb2.RequestContext(workspace_id=ws)))
+    assert sum(d.events for d in quality.days) == 2 and not any(d.missing_contact_by_channel for d in quality.days)

@@ -27,8 +27,10 @@ def build_message(config: dict, outgoing: Outgoing) -> EmailMessage:
     if config.get("reply_to"):
         message["Reply-To"] = config["reply_to"]
     if unsubscribe_url := content.data.get("unsubscribe_url"):
-        # RFC 2369 + RFC 8058 one-click: Gmail and Yahoo require both for bulk senders.
-        message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        # RFC 2369 + RFC 8058 one-click: Gmail and Yahoo require both for bulk senders. The
+        # one-click URL comes first: clients POST to the first https URL they find.
+        also = content.data.get("unsubscribe_also")
+        message["List-Unsubscribe"] = ", ".join(f"<{url}>" for url in (unsubscribe_url, also) if url)
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(content.body or "")
     if content.html:

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SendRequest(_message.Message):
-    __slots__ = ("context", "idempotency_key", "profile_id", "channels", "template_id", "advertising", "transactional", "journey_id", "node_id", "variables_json", "simulation")
+    __slots__ = ("context", "idempotency_key", "profile_id", "channels", "template_id", "advertising", "transactional", "journey_id", "node_id", "variables_json", "simulation", "journey_version", "variant")
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,8 @@ class SendRequest(_message.Message):
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     VARIABLES_JSON_FIELD_NUMBER: _ClassVar[int]
     SIMULATION_FIELD_NUMBER: _ClassVar[int]
+    JOURNEY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
     context: _common_pb2.RequestContext
     idempotency_key: str
     profile_id: str
@@ -34,7 +36,9 @@ class SendRequest(_message.Message):
     node_id: str
     variables_json: str
     simulation: Simulation
-    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., profile_id: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., template_id: _Optional[str] = ..., advertising: _Optional[bool] = ..., transactional: _Optional[bool] = ..., journey_id: _Optional[str] = ..., node_id: _Optional[str] = ..., variables_json: _Optional[str] = ..., simulation: _Optional[_Union[Simulation, _Mapping]] = ...) -> None: ...
+    journey_version: int
+    variant: str
+    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., profile_id: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., template_id: _Optional[str] = ..., advertising: _Optional[bool] = ..., transactional: _Optional[bool] = ..., journey_id: _Optional[str] = ..., node_id: _Optional[str] = ..., variables_json: _Optional[str] = ..., simulation: _Optional[_Union[Simulation, _Mapping]] = ..., journey_version: _Optional[int] = ..., variant: _Optional[str] = ...) -> None: ...
 
 class Simulation(_message.Message):
     __slots__ = ("id", "at", "person_json")
@@ -75,7 +79,7 @@ class Attempt(_message.Message):
     def __init__(self, channel: _Optional[str] = ..., provider: _Optional[str] = ..., outcome: _Optional[str] = ..., reason: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Delivery(_message.Message):
-    __slots__ = ("id", "idempotency_key", "profile_id", "status", "channel", "provider", "provider_message_id", "reason", "rule", "deferred_until", "next_allowed_at", "consent_json", "attempts", "template_id", "template_version", "advertising", "journey_id", "node_id", "created_at", "updated_at")
+    __slots__ = ("id", "idempotency_key", "profile_id", "status", "channel", "provider", "provider_message_id", "reason", "rule", "deferred_until", "next_allowed_at", "consent_json", "attempts", "template_id", "template_version", "advertising", "journey_id", "node_id", "created_at", "updated_at", "journey_version", "variant")
     ID_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +100,8 @@ class Delivery(_message.Message):
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    JOURNEY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
     id: str
     idempotency_key: str
     profile_id: str
@@ -116,7 +122,9 @@ class Delivery(_message.Message):
     node_id: str
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., profile_id: _Optional[str] = ..., status: _Optional[str] = ..., channel: _Optional[str] = ..., provider: _Optional[str] = ..., provider_message_id: _Optional[str] = ..., reason: _Optional[str] = ..., rule: _Optional[str] = ..., deferred_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_allowed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consent_json: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., template_id: _Optional[str] = ..., template_version: _Optional[int] = ..., advertising: _Optional[bool] = ..., journey_id: _Optional[str] = ..., node_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    journey_version: int
+    variant: str
+    def __init__(self, id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., profile_id: _Optional[str] = ..., status: _Optional[str] = ..., channel: _Optional[str] = ..., provider: _Optional[str] = ..., provider_message_id: _Optional[str] = ..., reason: _Optional[str] = ..., rule: _Optional[str] = ..., deferred_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_allowed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consent_json: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., template_id: _Optional[str] = ..., template_version: _Optional[int] = ..., advertising: _Optional[bool] = ..., journey_id: _Optional[str] = ..., node_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., journey_version: _Optional[int] = ..., variant: _Optional[str] = ...) -> None: ...
 
 class Template(_message.Message):
     __slots__ = ("id", "name", "version", "channels_json", "created_at")
@@ -305,3 +313,67 @@ class RecordReceiptReply(_message.Message):
     UPDATED_FIELD_NUMBER: _ClassVar[int]
     updated: int
     def __init__(self, updated: _Optional[int] = ...) -> None: ...
+
+class RecordEngagementRequest(_message.Message):
+    __slots__ = ("context", "token", "kind", "user_agent", "ip", "request_id")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    USER_AGENT_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    context: _common_pb2.RequestContext
+    token: str
+    kind: str
+    user_agent: str
+    ip: str
+    request_id: str
+    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., token: _Optional[str] = ..., kind: _Optional[str] = ..., user_agent: _Optional[str] = ..., ip: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class RecordEngagementReply(_message.Message):
+    __slots__ = ("url", "delivery_id", "recorded")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    delivery_id: str
+    recorded: bool
+    def __init__(self, url: _Optional[str] = ..., delivery_id: _Optional[str] = ..., recorded: _Optional[bool] = ...) -> None: ...
+
+class CheckEngagementTokenRequest(_message.Message):
+    __slots__ = ("context", "token", "kind")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    context: _common_pb2.RequestContext
+    token: str
+    kind: str
+    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., token: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class CheckEngagementTokenReply(_message.Message):
+    __slots__ = ("delivery_id", "channel", "category")
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    channel: str
+    category: str
+    def __init__(self, delivery_id: _Optional[str] = ..., channel: _Optional[str] = ..., category: _Optional[str] = ...) -> None: ...
+
+class RecordInAppEngagementRequest(_message.Message):
+    __slots__ = ("context", "delivery_id", "profile_id", "kind", "user_agent", "ip", "request_id")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    USER_AGENT_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    context: _common_pb2.RequestContext
+    delivery_id: str
+    profile_id: str
+    kind: str
+    user_agent: str
+    ip: str
+    request_id: str
+    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., delivery_id: _Optional[str] = ..., profile_id: _Optional[str] = ..., kind: _Optional[str] = ..., user_agent: _Optional[str] = ..., ip: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...

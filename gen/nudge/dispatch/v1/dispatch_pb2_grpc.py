@@ -108,6 +108,21 @@ class DispatchServiceStub:
                 request_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordReceiptRequest.SerializeToString,
                 response_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordReceiptReply.FromString,
                 _registered_method=True)
+        self.RecordEngagement = channel.unary_unary(
+                '/nudge.dispatch.v1.DispatchService/RecordEngagement',
+                request_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordEngagementRequest.SerializeToString,
+                response_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordEngagementReply.FromString,
+                _registered_method=True)
+        self.CheckEngagementToken = channel.unary_unary(
+                '/nudge.dispatch.v1.DispatchService/CheckEngagementToken',
+                request_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.CheckEngagementTokenRequest.SerializeToString,
+                response_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.CheckEngagementTokenReply.FromString,
+                _registered_method=True)
+        self.RecordInAppEngagement = channel.unary_unary(
+                '/nudge.dispatch.v1.DispatchService/RecordInAppEngagement',
+                request_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordInAppEngagementRequest.SerializeToString,
+                response_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordEngagementReply.FromString,
+                _registered_method=True)
 
 
 class DispatchServiceServicer:
@@ -209,6 +224,29 @@ class DispatchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordEngagement(self, request, context):
+        """A click, open or one-click unsubscribe from a tracked link in a message. The workspace
+        comes from the signed token; a token that fails verification, names an unknown delivery
+        or a link id the delivery does not have is NOT_FOUND and nothing is recorded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckEngagementToken(self, request, context):
+        """Verifies a token without recording anything (the unsubscribe confirmation page).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordInAppEngagement(self, request, context):
+        """An in-app message shown or clicked, reported by the SDK for the person it was sent to.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DispatchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -281,6 +319,21 @@ def add_DispatchServiceServicer_to_server(servicer, server):
                     servicer.RecordReceipt,
                     request_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordReceiptRequest.FromString,
                     response_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordReceiptReply.SerializeToString,
+            ),
+            'RecordEngagement': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEngagement,
+                    request_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordEngagementRequest.FromString,
+                    response_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordEngagementReply.SerializeToString,
+            ),
+            'CheckEngagementToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckEngagementToken,
+                    request_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.CheckEngagementTokenRequest.FromString,
+                    response_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.CheckEngagementTokenReply.SerializeToString,
+            ),
+            'RecordInAppEngagement': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordInAppEngagement,
+                    request_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordInAppEngagementRequest.FromString,
+                    response_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordEngagementReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -665,6 +718,87 @@ class DispatchService:
             '/nudge.dispatch.v1.DispatchService/RecordReceipt',
             nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordReceiptRequest.SerializeToString,
             nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordReceiptReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEngagement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.dispatch.v1.DispatchService/RecordEngagement',
+            nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordEngagementRequest.SerializeToString,
+            nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordEngagementReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckEngagementToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.dispatch.v1.DispatchService/CheckEngagementToken',
+            nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.CheckEngagementTokenRequest.SerializeToString,
+            nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.CheckEngagementTokenReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordInAppEngagement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.dispatch.v1.DispatchService/RecordInAppEngagement',
+            nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordInAppEngagementRequest.SerializeToString,
+            nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordEngagementReply.FromString,
             options,
             channel_credentials,
             insecure,
