@@ -47,3 +47,10 @@ async def until(check, seconds: float = 20, every: float = 0.05):
             return result
         await asyncio.sleep(every)
     raise AssertionError("condition not reached in time")
+
+
+async def stats_once_ended(ws, journey_id: str) -> dict | None:
+    """The journey's stats once no run is active (a run's last send goes out just before
+    its end commits)."""
+    stats = (await ws.admin.get(f"/v1/journeys/{journey_id}/stats")).json()
+    return stats if stats["active"] == 0 else None

@@ -8,7 +8,7 @@ from datetime import timedelta
 from tests.dispatch import provider_servers as fake
 from tests.dispatch.test_channels_through_the_pipeline import AD_POLICY, smtp_config
 from tests.dispatch.test_send_pipeline import consent, inbox, person
-from tests.journey.live import publish, track, until
+from tests.journey.live import publish, stats_once_ended, track, until
 from tests.segment.test_realtime_segments import create_segment
 
 
@@ -91,7 +91,8 @@ async def test_viewed_three_times_then_cart_abandonment_until_a_purchase(workspa
         await until(lambda: _subjects(smtp, "browser@example.kr") == ["Coupon", "Reminder", "Discount"])
         assert _subjects(smtp, "buyer@example.kr") == ["Coupon"]  # the purchase ended it
 
-        stats = (await workspace.admin.get(f"/v1/journeys/{cart['id']}/stats")).json()
+        # the last send and the run's end commit together, just after the mail went out
+        stats = await until(lambda: stats_once_ended(workspace, cart["id"]))
         assert (stats["entered"], stats["converted"], stats["completed"]) == (2, 1, 1)
         sends = {n["nodeId"]: n["outcomes"] for n in stats["nodes"]}
         assert sends["coupon"] == {"sent": 2} and sends["reminder"] == {"sent": 1} and sends["discount"] == {"sent": 1}

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 from tests.dispatch.test_channels_through_the_pipeline import AD_POLICY
 from tests.dispatch.test_send_pipeline import consent, person
-from tests.journey.live import publish, received, templates, track, until
+from tests.journey.live import publish, received, stats_once_ended, templates, track, until
 
 KST = ZoneInfo("Asia/Seoul")
 
@@ -36,7 +36,7 @@ async def test_signup_sends_now_then_on_day_two_on_the_timer(workspace, receiver
     assert received(receiver) == ["welcome"]
     journey_clock.advance(timedelta(hours=1, seconds=1))
     await until(lambda: received(receiver) == ["welcome", "coupon"])
-    stats = (await workspace.admin.get(f"/v1/journeys/{journey['id']}/stats")).json()
+    stats = await until(lambda: stats_once_ended(workspace, journey["id"]))  # the end commits after the send
     assert stats["entered"] == 1 and stats["completed"] == 1
 
 
