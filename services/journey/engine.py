@@ -41,7 +41,7 @@ class RunState:
     status: str = ACTIVE
     variant: str = ""
     seq: int = 0                      # steps recorded so far; part of each send's idempotency key
-    wait: dict | None = None          # {"until": iso, "event"?: name, "send_key"?: key}
+    wait: dict | None = None          # {"until": iso, "event"?: name, "send_key"?: key, "from"?: iso}
     context: dict = field(default_factory=dict)  # the trigger's event properties, for templates
     ended_at: datetime | None = None
     end_reason: str = ""
@@ -110,7 +110,8 @@ class Stepper:
                 until = run.waiting_until
                 if now < until:
                     return steps
-                moment = until
+                # a send dispatch deferred and that we asked about again counts from dispatch's moment
+                moment = datetime.fromisoformat(run.wait.get("from", run.wait["until"]))
                 if not await self._wait_over(run, node, now, moment, steps):
                     return steps
                 continue
@@ -125,7 +126,7 @@ class Stepper:
             outcome = await self.effects.send(run, run.node_id, node, waited["send_key"], moment)
             if outcome.status in STILL_WAITING:
                 until = max(outcome.deferred_until or moment, now + RECHECK_AFTER)
-                run.wait = {**waited, "until": until.isoformat()}
+                run.wait = {**waited, "until": until.isoformat(), "from": waited.get("from", waited["until"])}
                 return False
             self._record_send(run, node, outcome, now, steps)
             self._goto(run, node.next, now, steps)
