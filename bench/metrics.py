@@ -36,7 +36,6 @@ import grpc
 import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from bench.ingest import Processes, admin_execute, free_port
 from bench.segments import RedisUndo, server_note
@@ -264,6 +263,7 @@ class Row:
     rate: float = 0.0            # facts/s
     seconds: float = 0.0
     cpu: Cpu | None = None
+    wrong: dict[str, int] = field(default_factory=dict)  # facts stored unlike fact_of's row, by kind.column
 
 
 @dataclass
@@ -305,10 +305,11 @@ def check_running(procs: Processes) -> None:
 
 
 async def bench_ingest(args, procs: Processes, url: str, redis: Redis, group: str, workspace_id: str,
-                       last: dict[str, bytes], facts: int) -> tuple[Row, float]:
+                       last: dict[str, bytes], expected: dict) -> tuple[Row, float]:
     """Starts the metrics processes on entries already in the streams. The time runs from
     the first consumer transaction (processed_events.processed_at) until the group has
-    acknowledged every entry of the run, i.e. committed its facts; then the facts are counted."""
+    acknowledged every entry of the run, i.e. committed its facts; then the facts are
+    compared with fact_of's rows."""
     conn = await asyncpg.connect(url)
     try:
         launched = time.perf_counter()
@@ -324,11 +325,12 @@ async def bench_ingest(args, procs: Processes, url: str, redis: Redis, group: st
             await asyncio.sleep(0.01)
         startup = time.perf_counter() - launched
         cpu = Cpu().start(pids, await backends(conn))
-        deadline, shown = time.monotonic() + max(600, facts / 100), time.monotonic()
+        deadline, shown = time.monotonic() + max(600, len(expected) / 100), time.monotonic()
         while not await caught_up(redis, group, last):
             check_running(procs)
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the metrics processes did not consume the run's entries:\n{procs.log('metrics-1')}")
+                raise RuntimeError(f"the metrics processes did not consume the run's entries:\n"
+                                   f"{procs.log('metrics-1')}")
             if time.monotonic() - shown > 15:
                 shown = time.monotonic()
                 done = await conn.fetchval("SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'facts'")
@@ -337,13 +339,14 @@ async def bench_ingest(args, procs: Processes, url: str, redis: Redis, group: st
         ended = datetime.now(timezone.utc)
         cpu.stop(pids, await backends(conn))
         began = await conn.fetchval("SELECT min(processed_at) FROM processed_events WHERE consumer_group = $1", group)
-        stored = await conn.fetchval("SELECT count(*) FROM facts WHERE workspace_id = $1", workspace_id)
+        wrong = await compare_facts(conn, "facts", workspace_id, expected)
     finally:
         await conn.close()
-    if stored != facts:
-        raise RuntimeError(f"the metrics service stored {stored:,} of the run's {facts:,} facts")
+    if wrong.get("missing"):
+        raise RuntimeError(f"the metrics service stored {len(expected) - wrong['missing']:,} of the run's "
+                           f"{len(expected):,} facts")
     seconds = (ended - began).total_seconds()
-    return Row(f"Nudge metrics service ({args.processes} proc)", facts / seconds, seconds, cpu), startup
+    return Row(f"Nudge metrics service ({args.processes} proc)", len(expected) / seconds, seconds, cpu, wrong), startup
 
 
 FACT_COLUMNS = [c.name for c in facts_table.c]
@@ -361,8 +364,36 @@ def fact_record(fact: dict) -> tuple:
     return tuple(row[c] for c in FACT_COLUMNS)
 
 
+async def compare_facts(conn, table: str, workspace_id: str, expected: dict) -> dict[str, int]:
+    """The run's stored facts column by column against fact_of's rows (`expected`, by id,
+    with the columns' defaults): how many differ, as {"<kind>.<column>": n}, plus
+    "missing" and "unexpected" facts."""
+    wrong: dict[str, int] = {}
+
+    def count(key: str) -> None:
+        wrong[key] = wrong.get(key, 0) + 1
+
+    seen = 0
+    for row in await conn.fetch(f"SELECT {', '.join(FACT_COLUMNS)} FROM {table} WHERE workspace_id = $1",
+                                workspace_id):
+        want = expected.get(row["id"])
+        if want is None:
+            count("unexpected")
+            continue
+        seen += 1
+        for column in FACT_COLUMNS:
+            got = row[column]
+            if column == "detail" and got is not None:
+                got = orjson.loads(got)
+            if got != want[column]:
+                count(f"{want['kind']}.{column}")
+    if seen < len(expected):
+        wrong["missing"] = len(expected) - seen
+    return wrong
+
+
 async def bench_bare_ingest(args, url: str, redis: Redis, group: str, workspace_id: str, entries: int,
-                            facts: int) -> Row:
+                            expected: dict) -> Row:
     """`--processes` loops, each with its own connection: XREADGROUP of the same streams with
     the same batch, fact_of, the rows by executemany of INSERT … ON CONFLICT DO NOTHING in one
     transaction per stream batch, XACK after commit. Into `bare.facts`, a copy of `facts`
@@ -390,19 +421,20 @@ async def bench_bare_ingest(args, url: str, redis: Redis, group: str, workspace_
         cpu = Cpu().start([os.getpid()], servers)
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(asyncio.gather(*(loop(i) for i in range(args.processes))), max(600, facts / 500))
+            await asyncio.wait_for(asyncio.gather(*(loop(i) for i in range(args.processes))),
+                                   max(600, len(expected) / 500))
         except TimeoutError:
             raise RuntimeError(f"the bare loop read {read[0]:,} of the run's {entries:,} entries: something else "
                                f"deleted entries meanwhile (a test suite on the same Redis database?)") from None
         cpu.stop([os.getpid()], servers)
-        stored = await conns[0].fetchval("SELECT count(*) FROM bare.facts WHERE workspace_id = $1", workspace_id)
+        wrong = await compare_facts(conns[0], "bare.facts", workspace_id, expected)
     finally:
         for conn in conns:
             await conn.close()
-    if stored != facts:
-        raise RuntimeError(f"the bare loop stored {stored:,} of the run's {facts:,} facts")
+    if wrong:
+        raise RuntimeError(f"the bare loop's facts differ from fact_of's rows: {wrong}")
     seconds = finished[0] - started
-    return Row(f"bare asyncpg loop ({args.processes} conn)", facts / seconds, seconds, cpu)
+    return Row(f"bare asyncpg loop ({args.processes} conn)", len(expected) / seconds, seconds, cpu)
 
 
 # -- 2. the journey's stats ----------------------------------------------------------------
@@ -507,10 +539,11 @@ SEED_CHUNK = 1_000_000  # facts per statement
 ATTRIBUTED = 0.47       # of the orders drawn for an attribution; 85% of those draw a sent delivery
 
 
-async def seed_query_facts(url: str, workspace_id: str, total: int) -> dict:
+async def seed_query_facts(url: str, workspace_id: str, total: int) -> tuple[int, float]:
     """About 45% message facts (deliveries), 20% journey-run facts, then tracked events and
-    orders up to exactly `total`; with the indexes of `facts` and `attributions` dropped
-    meanwhile and built again at the end, then VACUUM ANALYZE."""
+    orders up to exactly `total`, and attributions for about 40% of the orders; with the
+    indexes of `facts` and `attributions` dropped meanwhile and built again at the end, then
+    VACUUM ANALYZE. Returns the attributions and the seconds it took."""
     conn = await asyncpg.connect(url, server_settings={"TimeZone": "UTC"})
     started = time.perf_counter()
     try:
@@ -548,7 +581,7 @@ async def seed_query_facts(url: str, workspace_id: str, total: int) -> dict:
         await conn.close()
     status(f"  VACUUM ANALYZE ({time.perf_counter() - started:.0f} s)")
     await admin_execute(url, "VACUUM (ANALYZE) facts", "VACUUM (ANALYZE) attributions")
-    return {"attributions": attributed, "deliveries": deliveries, "runs": runs, "seconds": time.perf_counter() - started}
+    return attributed, time.perf_counter() - started
 
 
 async def drop_indexes(conn, tables: list[str]) -> list[str]:
@@ -645,7 +678,7 @@ async def wait_serving(procs: Processes, name: str, port: int, timeout: float = 
 async def bench_query(args, procs: Processes, url: str, keys: RedisUndo, run_id: str) -> Query:
     workspace_id = f"bench-{run_id}-stats"
     status(f"seeding {args.query_facts:,} facts (INSERT … SELECT over generate_series, indexes built after)")
-    seeded = await seed_query_facts(url, workspace_id, args.query_facts)
+    attributions, seed_seconds = await seed_query_facts(url, workspace_id, args.query_facts)
     group = f"bench-metrics-{run_id}-query"
     for stream in STREAMS:  # at the end: the process reads nothing of before
         await keys.create_group(stream, group)
@@ -689,7 +722,7 @@ async def bench_query(args, procs: Processes, url: str, keys: RedisUndo, run_id:
         await channel.close()
         await conn.close()
         await engine.dispose()
-    return Query(args.query_facts, journey_facts, seeded["attributions"], len(bare_rows), seeded["seconds"],
+    return Query(args.query_facts, journey_facts, attributions, len(bare_rows), seed_seconds,
                  list(rows.values()))
 
 
@@ -719,14 +752,14 @@ async def run(args) -> None:
                 for name in (group, f"{group}-bare"):  # each reads the run's entries and what came after
                     for stream in STREAMS:
                         await keys.create_group(stream, name, just_before(first[stream]) if stream in first else "$")
+                expected = {e.id: COLUMN_DEFAULTS | f for _, e in entries if (f := fact_of(e, ORDERS)) is not None}
                 status(f"ingest: {args.processes} metrics process(es), consumer batch {args.batch:,}")
-                nudge, startup = await bench_ingest(args, procs, url, redis, group, workspace_id, last,
-                                                    args.ingest_facts)
+                nudge, startup = await bench_ingest(args, procs, url, redis, group, workspace_id, last, expected)
                 logged = log_summary(procs, list(procs.running))
                 procs.stop_all()
                 status("bare asyncpg loop, the same entries")
                 bare = await bench_bare_ingest(args, url, redis, f"{group}-bare", workspace_id, len(entries),
-                                               args.ingest_facts)
+                                               expected)
                 ingest = Ingest(nudge, bare, len(entries), args.ingest_facts, startup, logged)
             if "query" in args.only:
                 query = await bench_query(args, procs, url, keys, run_id)
@@ -757,6 +790,9 @@ def print_table(args, server: str, ingest: Ingest | None, query: Query | None) -
         print(f"metrics process start → first transaction: {ingest.startup:.1f} s (not counted)")
         for line in ingest.logged:
             print(f"the metrics processes logged {line}")
+        if nudge.wrong:
+            print("facts the service stored unlike fact_of's row: "
+                  + ", ".join(f"{key} {n:,}" for key, n in sorted(nudge.wrong.items())))
         verdict = "met" if nudge.rate >= AIM_FACTS_PER_SECOND else "NOT met"
         print(f"aim ≥ {AIM_FACTS_PER_SECOND:,} facts/s: {verdict}")
     if query:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from opentelemetry import trace
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, func
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, text
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -124,11 +124,12 @@ class StreamConsumer:
                                                  for e in events[:32] if e.trace_headers]):
             try:
                 async with self.sessions() as session, session.begin():
-                    fresh = set((await session.execute(
-                        insert(self.processed)
-                        .values([{"consumer_group": self.group, "event_id": e.id} for e in events])
-                        .on_conflict_do_nothing()
-                        .returning(self.processed.c.event_id))).scalars())
+                    # one array parameter, not a VALUES row per entry: the statement is the same
+                    # for every batch, so it is not compiled again for each
+                    fresh = set((await session.execute(text(
+                        f"INSERT INTO {self.processed.name} (consumer_group, event_id) "
+                        "SELECT :group, unnest(CAST(:ids AS uuid[])) ON CONFLICT DO NOTHING RETURNING event_id"),
+                        {"group": self.group, "ids": [e.id for e in events]})).scalars())
                     first_times = [e for e in events if e.id in fresh]
                     if first_times:
                         await self.batch_handler(session, first_times)
