@@ -39,7 +39,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.asyncio import Redis
 
-from bench.ingest import Processes, Result, admin_execute, drive, free_port, wait_ready
+from bench.ingest import Processes, Result, admin_execute, drive, free_port, run_bench, wait_ready
 from kit.db import with_database
 
 HOST = "127.0.0.1"
@@ -466,12 +466,7 @@ def main() -> None:
         return
     if min(args.concurrency, args.profiles, args.decisions, args.sends) < 1 or min(args.warmup, args.send_warmup) < 0:
         parser.error("--concurrency, --profiles, --decisions and --sends must be positive, warm-ups not negative")
-    try:
-        asyncio.run(run(args))
-    except RuntimeError as err:
-        sys.exit(f"bench.dispatch failed: {err}")
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        sys.exit("bench.dispatch: interrupted; processes stopped, databases dropped, Redis keys removed")
+    run_bench("bench.dispatch", run(args), "processes stopped, databases dropped, Redis keys removed")
 
 
 if __name__ == "__main__":

@@ -134,6 +134,16 @@ def status(message: str) -> None:
     print(f"bench.ingest: {message}", file=sys.stderr, flush=True)
 
 
+def run_bench(prog: str, main, cleaned: str) -> None:
+    """Runs a benchmark's coroutine; a failure or Ctrl-C exits with one line saying what was cleaned up."""
+    try:
+        asyncio.run(main)
+    except RuntimeError as err:
+        sys.exit(f"{prog} failed: {err}")
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        sys.exit(f"{prog}: interrupted; {cleaned}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -371,12 +381,7 @@ def main() -> None:
     if args.serve_bare:
         serve_bare(args.serve_bare)
         return
-    try:
-        asyncio.run(run(args))
-    except RuntimeError as err:
-        sys.exit(f"bench.ingest failed: {err}")
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        sys.exit("bench.ingest: interrupted; processes stopped and databases dropped")
+    run_bench("bench.ingest", run(args), "processes stopped and databases dropped")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.asyncio import Redis
 
-from bench.ingest import Processes, admin_execute, free_port
+from bench.ingest import Processes, admin_execute, free_port, run_bench
 from bench.segments import RedisUndo, server_note
 from bench.timers import Cpu, backends
 from kit import db, migrations
@@ -831,12 +831,7 @@ def main() -> None:
     args = parser.parse_args()
     if min(args.ingest_facts, args.processes, args.batch, args.query_facts, args.query_runs) < 1:
         parser.error("sizes must be positive")
-    try:
-        asyncio.run(run(args))
-    except RuntimeError as err:
-        sys.exit(f"bench.metrics failed: {err}")
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        sys.exit("bench.metrics: interrupted; processes stopped and database dropped")
+    run_bench("bench.metrics", run(args), "processes stopped and database dropped")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from bench.ingest import Processes, admin_execute, free_port
+from bench.ingest import Processes, admin_execute, free_port, run_bench
 from kit import db, migrations
 from kit.clock import SystemClock
 from kit.outbox import Outbox
@@ -805,12 +805,7 @@ def main() -> None:
         segment_rules(args.segments, math.ceil(args.rate * args.seconds / args.users))
     except ValueError as err:
         parser.error(str(err))
-    try:
-        asyncio.run(run(args))
-    except RuntimeError as err:
-        sys.exit(f"bench.segments failed: {err}")
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        sys.exit("bench.segments: interrupted; processes stopped and databases dropped")
+    run_bench("bench.segments", run(args), "processes stopped and databases dropped")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.asyncio import Redis
 
-from bench.ingest import Processes, admin_execute, free_port
+from bench.ingest import Processes, admin_execute, free_port, run_bench
 from bench.segments import RedisUndo, server_note
 from kit import db, migrations
 from kit.streams import EVENTS, family_streams
@@ -534,12 +534,7 @@ def main() -> None:
     args = parser.parse_args()
     if min(args.timers, args.processes, args.batch) < 1 or args.steady_seconds < 0 or args.steady_rate <= 0:
         parser.error("sizes must be positive")
-    try:
-        asyncio.run(run(args))
-    except RuntimeError as err:
-        sys.exit(f"bench.timers failed: {err}")
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        sys.exit("bench.timers: interrupted; processes stopped and database dropped")
+    run_bench("bench.timers", run(args), "processes stopped and database dropped")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kit.clock import Clock
 from kit.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from kit.labels import checked_description, checked_name
 from kit.logs import get_logger
 from kit.loops import repeat
 from kit.outbox import Outbox
@@ -76,7 +77,8 @@ class JourneyService:
         now = self.clock.now()
         async with self.sessions() as session, session.begin():
             inserted = await JourneyRepository(session).insert_journey(dict(
-                workspace_id=workspace_id, id=journey_id, name=_name(name), description=_description(description),
+                workspace_id=workspace_id, id=journey_id, name=checked_name(name),
+                description=checked_description(description),
                 status="draft", version=0, definition=tree, created_at=now, updated_at=now))
         if not inserted:
             raise Conflict(f"journey {journey_id!r} already exists", field="id")
@@ -93,9 +95,9 @@ class JourneyService:
                 raise FailedPrecondition(f"journey {journey_id!r} is archived", field="id")
             values = {"updated_at": now}
             if name:
-                values["name"] = _name(name)
+                values["name"] = checked_name(name)
             if description is not None:
-                values["description"] = _description(description)
+                values["description"] = checked_description(description)
             if checked is not None:
                 values["definition"] = checked[0]
                 if row.status in LIVE:  # a live journey's edit is its next version
@@ -618,15 +620,3 @@ def _journey_id(journey_id: str) -> str:
     if len(journey_id) > 64 or not journey_id.replace("-", "").replace("_", "").isalnum():
         raise InvalidArgument("id: 1 to 64 letters, digits, - or _", field="id")
     return journey_id
-
-
-def _name(name: str) -> str:
-    if not name or not name.strip() or len(name) > 200:
-        raise InvalidArgument("name: expected 1 to 200 characters", field="name")
-    return name.strip()
-
-
-def _description(description: str) -> str:
-    if len(description) > 2000:
-        raise InvalidArgument("description: expected at most 2000 characters", field="description")
-    return description

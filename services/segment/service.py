@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kit.clock import Clock
 from kit.errors import FailedPrecondition, InvalidArgument, NotFound
+from kit.labels import checked_description, checked_name
 from kit.logs import get_logger
 from kit.loops import repeat
 from kit.outbox import Outbox
@@ -404,7 +405,7 @@ class SegmentService:
         return catalog
 
     async def create(self, workspace_id: str, name: str, description: str, rules_json: str) -> dict:
-        name, description = _name(name), _description(description)
+        name, description = checked_name(name), checked_description(description)
         tree, rule = _parse(rules_json)
         now = self.clock.now()
         segment_id = str(uuid.uuid4())
@@ -429,9 +430,9 @@ class SegmentService:
             row = await self._existing(repo, workspace_id, segment_id)
             values: dict = {"updated_at": now}
             if name is not None:
-                values["name"] = _name(name)
+                values["name"] = checked_name(name)
             if description is not None:
-                values["description"] = _description(description)
+                values["description"] = checked_description(description)
             if rules_json is not None:
                 tree, rule = _parse(rules_json)
                 if tree != row.rules:
@@ -648,16 +649,6 @@ def _label(payload: dict) -> str:
     return payload.get("event") or payload.get("name") or payload.get("type", "")
 
 
-def _name(name: str) -> str:
-    if not name or not name.strip() or len(name) > 200:
-        raise InvalidArgument("name: expected 1 to 200 characters", field="name")
-    return name.strip()
-
-
-def _description(description: str) -> str:
-    if len(description) > 2000:
-        raise InvalidArgument("description: expected at most 2000 characters", field="description")
-    return description
 
 
 def _parse(rules_json: str) -> tuple[object, object]:
