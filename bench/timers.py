@@ -112,7 +112,9 @@ async def seed_runs(conn, workspace_id: str, journey_id: str, count: int, first_
                 "INSERT INTO runs (id, workspace_id, journey_id, version, profile_id, status, node_id, seq, wait, "
                 "context, entered_at) "
                 "SELECT md5($1 || ':' || $2 || ':' || n)::uuid, $1, $2, 1, $2 || '-' || n, 'active', 'a', 2, "
-                "jsonb_build_object('until', to_json(due.at) #>> '{}'), '{}', due.at - interval '1 second' "
+                "jsonb_build_object('until', to_json(due.at) #>> '{}'), jsonb_build_object('trace', jsonb_build_object("
+                "'traceparent', '00-' || md5($2 || n) || '-' || left(md5(n || $2), 16) || '-01')), "
+                "due.at - interval '1 second' "
                 "FROM generate_series($3::int, $4::int) AS n, "
                 "LATERAL (SELECT $5::timestamptz + (n - 1) * $6::interval AS at) AS due",
                 workspace_id, journey_id, start, end, first_due, spacing)

@@ -46,8 +46,7 @@ class Outbox:
         event = StreamEvent(id=uuid.uuid4(), type=event_type, workspace_id=workspace_id,
                             profile_id=profile_id, occurred_at=occurred_at, payload=payload,
                             trace_headers=current_trace_headers() if trace_headers is None else trace_headers)
-        fields = {k: v.decode() for k, v in event.to_fields().items()}
-        return {"stream": stream_name(family, profile_id, self.partitions), "fields": fields}
+        return {"stream": stream_name(family, profile_id, self.partitions), "fields": event.to_text_fields()}
 
     async def add(self, session: AsyncSession, entries: list[dict]) -> None:
         """Queues entries for publishing when (and only if) the session's transaction commits."""

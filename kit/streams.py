@@ -37,14 +37,14 @@ class StreamEvent:
     payload: dict
     trace_headers: dict[str, str] = field(default_factory=dict)
 
+    def to_text_fields(self) -> dict[str, str]:
+        """The stream entry's fields as text (an outbox row keeps them in JSON)."""
+        return {"id": str(self.id), "type": self.type, "workspace_id": self.workspace_id,
+                "profile_id": self.profile_id, "occurred_at": self.occurred_at.isoformat(),
+                "payload": orjson.dumps(self.payload).decode(), **self.trace_headers}
+
     def to_fields(self) -> dict[str, bytes]:
-        fields = {
-            "id": str(self.id), "type": self.type, "workspace_id": self.workspace_id,
-            "profile_id": self.profile_id, "occurred_at": self.occurred_at.isoformat(),
-            "payload": orjson.dumps(self.payload),
-        }
-        fields.update(self.trace_headers)
-        return {k: v if isinstance(v, bytes) else v.encode() for k, v in fields.items()}
+        return {k: v.encode() for k, v in self.to_text_fields().items()}
 
     @classmethod
     def from_fields(cls, fields: dict[bytes, bytes]) -> "StreamEvent":

@@ -7,7 +7,7 @@ import uuid
 import orjson
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import ARRAY, Text, Uuid, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +19,12 @@ LIVE = ("published", "paused")
 
 def _json(value) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
+
+
+def _uuids(ids: list[str]):
+    """Ids as one uuid[] parameter (`= ANY(…)`): one cached statement whatever the count,
+    where an IN list is compiled anew for each length."""
+    return bindparam("ids", ids, type_=ARRAY(Uuid(as_uuid=False)))
 
 
 def run_of(row) -> RunState:
@@ -104,7 +110,7 @@ class JourneyRepository:
             "  CAST(:reason AS text[]), CAST(:profile AS text[]), CAST(:context AS text[]))"
             "  AS u(id, status, node_id, variant, seq, wait, awaited_event, ended_at, end_reason, profile_id, context) "
             "WHERE runs.id = u.id"), {
-                "id": [uuid.UUID(r.id) for r in states], "status": [r.status for r in states],
+                "id": [r.id for r in states], "status": [r.status for r in states],
                 "node": [r.node_id for r in states], "variant": [r.variant for r in states],
                 "seq": [r.seq for r in states], "wait": [_json(r.wait) for r in states],
                 "awaited": [r.awaited_event for r in states], "ended": [r.ended_at for r in states],
@@ -113,7 +119,7 @@ class JourneyRepository:
 
     async def lock_runs(self, run_ids: list[str]) -> list[RunState]:
         """Locked in (workspace, id) order, the order every transaction of the service uses."""
-        rows = await self.session.execute(select(runs).where(runs.c.id.in_([uuid.UUID(i) for i in run_ids]))
+        rows = await self.session.execute(select(runs).where(runs.c.id == func.any(_uuids(run_ids)))
                                           .order_by(runs.c.workspace_id, runs.c.id).with_for_update())
         return [run_of(r) for r in rows]
 
@@ -170,7 +176,7 @@ class JourneyRepository:
             "  CAST(:ws AS text[]), CAST(:journey AS text[]), CAST(:node AS text[]), CAST(:kind AS text[]),"
             "  CAST(:outcome AS text[]), CAST(:detail AS text[]), CAST(:at AS timestamptz[]))"
             "  AS u(r, s, w, j, n, k, o, d, a) ON CONFLICT DO NOTHING"), {
-                "run": [uuid.UUID(run.id) for run, _ in records], "seq": [r.seq for _, r in records],
+                "run": [run.id for run, _ in records], "seq": [r.seq for _, r in records],
                 "ws": [run.workspace_id for run, _ in records], "journey": [run.journey_id for run, _ in records],
                 "node": [r.node_id for _, r in records], "kind": [r.kind for _, r in records],
                 "outcome": [r.outcome for _, r in records], "detail": [_json(r.detail) for _, r in records],
@@ -195,7 +201,7 @@ class JourneyRepository:
     # -- timers ----------------------------------------------------------------------------
     async def set_timers(self, entries: list[tuple[RunState, datetime | None]]) -> None:
         """Each run's next moment (None: no timer); a new moment is unclaimed."""
-        gone = [uuid.UUID(run.id) for run, due in entries if due is None]
+        gone = [run.id for run, due in entries if due is None]
         if gone:
             await self.session.execute(text("DELETE FROM timers WHERE run_id = ANY(CAST(:ids AS uuid[]))"),
                                        {"ids": gone})
@@ -206,7 +212,7 @@ class JourneyRepository:
                 "SELECT * FROM unnest(CAST(:run AS uuid[]), CAST(:ws AS text[]), CAST(:journey AS text[]),"
                 "  CAST(:due AS timestamptz[])) "
                 "ON CONFLICT (run_id) DO UPDATE SET due_at = EXCLUDED.due_at, lease_owner = NULL, lease_until = NULL"),
-                {"run": [uuid.UUID(run.id) for run, _ in due], "ws": [run.workspace_id for run, _ in due],
+                {"run": [run.id for run, _ in due], "ws": [run.workspace_id for run, _ in due],
                  "journey": [run.journey_id for run, _ in due], "due": [moment for _, moment in due]})
 
     async def claim_timers(self, now: datetime, limit: int, owner: str, lease: timedelta) -> dict[str, datetime]:
@@ -225,7 +231,7 @@ class JourneyRepository:
     async def still_leased(self, run_ids: list[str], owner: str) -> set[str]:
         """Of the claimed runs, those whose claim is still this owner's (not retaken, not moved)."""
         rows = await self.session.execute(select(timers.c.run_id).where(
-            timers.c.run_id.in_([uuid.UUID(i) for i in run_ids]), timers.c.lease_owner == owner))
+            timers.c.run_id == func.any(_uuids(run_ids)), timers.c.lease_owner == owner))
         return {str(r.run_id) for r in rows}
 
     async def next_due(self) -> datetime | None:
@@ -275,7 +281,8 @@ class JourneyRepository:
     # -- profiles --------------------------------------------------------------------------
     async def traits_of(self, workspace_id: str, profile_ids: list[str]) -> dict[str, dict]:
         rows = await self.session.execute(select(profiles.c.profile_id, profiles.c.traits).where(
-            profiles.c.workspace_id == workspace_id, profiles.c.profile_id.in_(profile_ids)))
+            profiles.c.workspace_id == workspace_id,
+            profiles.c.profile_id == func.any(bindparam("profile_ids", profile_ids, type_=ARRAY(Text)))))
         return {r.profile_id: r.traits for r in rows}
 
     async def lock_profile(self, workspace_id: str, profile_id: str):

@@ -390,9 +390,12 @@ class JourneyService:
         await repo.add_steps([(run, record) for run, records in changed for record in records])
         entries = []
         for run, records in changed:
+            trace = run.context.get("trace")
+            if trace is None:
+                trace = current_trace_headers()
             for record in records:
                 entries.append(self.outbox.event(JOURNEYS, _stream_type(record), run.workspace_id, run.profile_id,
-                                                 record.at, _step_payload(run, record), run.context.get("trace")))
+                                                 record.at, _step_payload(run, record), trace))
         if entries:
             await self.outbox.add(repo.session, entries)
 
