@@ -10,7 +10,9 @@ import asyncio
 import time
 import uuid
 from datetime import datetime
+from itertools import chain
 
+import hiredis
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.asyncio import Redis
 from sqlalchemy import BigInteger, Column, DateTime, Identity, MetaData, Table, delete, func, insert, select
@@ -80,14 +82,28 @@ class OutboxRelay:
                 .with_for_update(skip_locked=True))).all()
             if not rows:
                 return 0
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for row in rows:
-                    for entry in row.entries:
-                        pipe.xadd(entry["stream"], {k: v.encode() for k, v in entry["fields"].items()})
-                        self._published_to.add(entry["stream"])
-                await pipe.execute()
+            entries = [entry for row in rows for entry in row.entries]
+            await self._xadd_all(entries)
+            self._published_to.update(entry["stream"] for entry in entries)
             await session.execute(delete(self.table).where(self.table.c.id.in_([r.id for r in rows])))
         return len(rows)
+
+    async def _xadd_all(self, entries: list[dict]) -> None:
+        """One XADD per entry, in order, sent together. hiredis packs the commands in C: a
+        redis-py pipeline packs each argument in Python, which was half of the relay's CPU."""
+        packed = b"".join(hiredis.pack_command(("XADD", e["stream"], "*", *chain.from_iterable(e["fields"].items())))
+                          for e in entries)
+        pool = self.redis.connection_pool
+        connection = await pool.get_connection()
+        try:
+            await connection.send_packed_command(packed)
+            for _ in entries:
+                await connection.read_response()  # raises the server's error, if any
+        except BaseException:
+            await connection.disconnect()  # replies may still be unread on it
+            raise
+        finally:
+            await pool.release(connection)
 
     async def run(self) -> None:
         # The relay's own polling would make a root span every half second; what matters
