@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from sqlalchemy import and_, case, distinct, func, select, text
+from sqlalchemy import and_, case, distinct, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -72,6 +72,13 @@ class MetricsRepository:
             "  channel = EXCLUDED.channel, template_id = EXCLUDED.template_id "
             "WHERE attributions.sent_at < EXCLUDED.sent_at"),
             {"workspace": workspace_id, "profiles": profile_ids, "window": window})
+
+    async def move_profile(self, workspace_id: str, source: str, target: str) -> None:
+        """A merged profile's facts and attributions become the survivor's; an erased one's
+        ("" as target) keep counting in every aggregate but name nobody."""
+        for table in (facts, attributions):
+            await self.session.execute(update(table).where(
+                table.c.workspace_id == workspace_id, table.c.profile_id == source).values(profile_id=target))
 
     # -- views -------------------------------------------------------------------------------
     async def message_counts(self, workspace_id: str, where: list, group: list[str]) -> list:
@@ -148,7 +155,8 @@ class MetricsRepository:
         """Per customer: orders, revenue, first and last order."""
         return list(await self.session.execute(
             select(facts.c.profile_id, func.count(), func.sum(facts.c.revenue), func.min(facts.c.at),
-                   func.max(facts.c.at)).where(facts.c.workspace_id == workspace_id, facts.c.kind == "order")
+                   func.max(facts.c.at)).where(facts.c.workspace_id == workspace_id, facts.c.kind == "order",
+                                               facts.c.profile_id != "")  # "": erased or never known
             .group_by(facts.c.profile_id)))
 
     async def quality(self, workspace_id: str, since: datetime | None, until: datetime | None) -> tuple[list, list, list]:

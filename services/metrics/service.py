@@ -39,6 +39,15 @@ class MetricsService:
         for row in rows:
             if row["id"] in new and row["kind"] in ("order", "sent") and row["profile_id"]:
                 touched.setdefault(row["workspace_id"], set()).add(row["profile_id"])
+        # after the facts of the batch, so a fact that came with its profile's merge or erasure moves too
+        for event in batch:
+            if event.type == "profile.merged":
+                gone, survivor = event.payload["merged_id"], event.payload["survivor_id"]
+                await repo.move_profile(event.workspace_id, gone, survivor)
+                touched.setdefault(event.workspace_id, set()).add(survivor)  # their orders meet their sends
+            elif event.type == "profile.deleted":
+                await repo.move_profile(event.workspace_id, event.profile_id, "")
+                touched.get(event.workspace_id, set()).discard(event.profile_id)
         for workspace_id, profile_ids in sorted(touched.items()):
             setting = configured.get(workspace_id)
             window = timedelta(seconds=setting.attribution_window_seconds) if setting else DEFAULT_WINDOW

@@ -122,6 +122,31 @@ async def _orders_seen(metrics, ws, profile, count) -> bool:
     return value.orders == count
 
 
+async def test_a_merge_joins_two_customers_and_an_erasure_names_nobody_but_keeps_the_counts(metrics, redis, ws):
+    t = NOW - timedelta(hours=6)
+    # the message went to the anonymous profile; the known one ordered
+    await publish(redis, sent(ws, "anon", t, "d-m"), order(ws, "known", t + timedelta(hours=1), 12000),
+                  order(ws, "known", t + timedelta(hours=2), 3000))
+    await settled(lambda: _orders_seen(metrics, ws, "known", 2))
+    [(_, before)] = await stats_of(metrics, ws, journey_id="cart")
+    assert before.converted == 0  # different people so far
+
+    await publish(redis, fact("profile.merged", ws, "known", NOW, survivor_id="known", merged_id="anon"))
+
+    async def attributed():
+        [(_, counts)] = await stats_of(metrics, ws, journey_id="cart")
+        return counts if counts.converted == 2 else None
+    merged = await settled(attributed)
+    assert (merged.sent, merged.revenue) == (1, 15000)
+
+    await publish(redis, fact("profile.deleted", ws, "known", NOW + timedelta(seconds=1)))
+    await settled(lambda: _orders_seen(metrics, ws, "known", 0))
+    context = common_pb2.RequestContext(workspace_id=ws)
+    assert (await metrics.GetValueDistribution(pb.ValueDistributionRequest(context=context))).customers == 0
+    [(_, erased)] = await stats_of(metrics, ws, journey_id="cart")
+    assert erased == merged  # the journey's numbers stay; only the person is gone
+
+
 async def test_replaying_the_same_facts_changes_no_count(metrics, redis, ws):
     t = NOW - timedelta(hours=3)
     facts = [sent(ws, "p1", t, "d-1"), engaged(ws, "p1", t + timedelta(minutes=1), "d-1", "opened"),
