@@ -41,6 +41,7 @@ from redis.asyncio import Redis
 
 from bench.ingest import Processes, Result, admin_execute, drive, free_port, run_bench, wait_ready
 from kit.db import with_database
+from kit.streams import EVENTS, family_streams
 
 HOST = "127.0.0.1"
 POLICY = {"rules": [{"kind": "channel", "limit": 2, "window": "day"},
@@ -283,7 +284,8 @@ async def bench_sends(args, procs: Processes, client: httpx.AsyncClient, run_id:
     status("sends: the dispatch service (migrations, channel config, template, policy)")
     settings = DispatchSettings(database_url=with_database(args.database_url, dbs["dispatch"]),
                                 redis_url=args.redis_url, profile_addr=profile_addr, grpc_port=0,
-                                log_level="WARNING", otlp_endpoint=None)
+                                log_level="WARNING", otlp_endpoint=None,
+                                consumer_group=f"bench-dispatch-{run_id}")  # removed at the end
     runtime = await open_runtime("dispatch", settings, MIGRATIONS, setup_observability=False)
     server, service, loops = build(runtime, settings)  # the gRPC server is not started: sends are direct calls
     tasks = [asyncio.create_task(loop) for loop in loops]
@@ -327,6 +329,9 @@ async def bench_sends(args, procs: Processes, client: httpx.AsyncClient, run_id:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for stream in family_streams(EVENTS, settings.events_partitions):
+            with contextlib.suppress(Exception):
+                await runtime.redis.xgroup_destroy(stream, settings.consumer_group)
         await service.http.aclose()
         await service.profiles.close()
         await runtime.close()

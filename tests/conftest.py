@@ -302,12 +302,14 @@ async def dispatch_platform(database_server_url, redis_url, redis, scratch_dir, 
     url = await _fresh_database(database_server_url, "dispatch", MIGRATIONS)
     settings = DispatchSettings(database_url=url, redis_url=redis_url, data_dir=scratch_dir, grpc_port=0,
                                 migrate_on_start=False, profile_addr=profile_server, deferred_poll_seconds=0.1,
-                                provider_timeout_seconds=5, journey_addr=journey_address)
+                                provider_timeout_seconds=5, journey_addr=journey_address,
+                                consumer_group=f"dispatch-test-{secrets.token_hex(4)}")  # destroyed at the end
     runtime = await open_runtime("dispatch", settings, None, setup_observability=False)
     clock = ShiftedClock()
     server, service, loops = build_dispatch(runtime, settings, clock)
     async with _serving(server, loops) as address:
         yield DispatchPlatform(address, service, clock, settings)
+    await redis.xgroup_destroy(EVENTS, settings.consumer_group)
     await service.http.aclose()
     await service.profiles.close()
     await runtime.close()

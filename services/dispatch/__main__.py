@@ -1,17 +1,23 @@
-"""python -m services.dispatch: the dispatch gRPC server, deferred sends and outbox relay."""
+"""python -m services.dispatch: the dispatch gRPC server, deferred sends, the erasure
+consumer and the outbox relay."""
 
 import asyncio
+import os
+import socket
 from pathlib import Path
 
 import httpx
 
 from kit.clock import Clock, SystemClock
+from kit.consumer import StreamConsumer
+from kit.journey_usages import JourneyUsages
 from kit.outbox import Outbox, OutboxRelay
 from kit.runtime import GrpcServer, Runtime, open_runtime, serve_until_signal
+from kit.streams import EVENTS, family_streams
 from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
 from services.dispatch.grpc_api import DispatchServicer
-from kit.journey_usages import JourneyUsages
 from services.dispatch.models import outbox as outbox_table
+from services.dispatch.models import processed
 from services.dispatch.profiles import ProfileDirectory
 from services.dispatch.providers.registry import close_adapters
 from services.dispatch.service import DispatchService
@@ -32,7 +38,11 @@ def build(runtime: Runtime, settings: DispatchSettings, clock: Clock | None = No
         dispatch_pb2_grpc.add_DispatchServiceServicer_to_server(DispatchServicer(service), server)
         return [dispatch_pb2.DESCRIPTOR.services_by_name["DispatchService"].full_name]
 
-    loops = [service.run_deferred()]
+    consumer = StreamConsumer(runtime.redis, runtime.sessions, processed,
+                              family_streams(EVENTS, settings.events_partitions), settings.consumer_group,
+                              f"{socket.gethostname()}-{os.getpid()}", batch_handler=service.handle,
+                              batch_size=settings.consumer_batch, reclaim_idle_ms=settings.consumer_reclaim_idle_ms)
+    loops = [service.run_deferred(), consumer.run()]
     if settings.outbox_relay:
         loops.append(relay.run())
     return GrpcServer(add_servicers), service, loops

@@ -3,6 +3,7 @@
 from sqlalchemy import Boolean, Column, DateTime, Index, Integer, MetaData, Table, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 
+from kit.consumer import processed_table
 from kit.outbox import outbox_table
 
 metadata = MetaData()
@@ -104,3 +105,4 @@ engagements = Table(
 )
 
 outbox = outbox_table(metadata)
+processed = processed_table(metadata)

@@ -100,6 +100,24 @@ class DispatchRepository:
             select(deliveries).where(deliveries.c.status == "sending", deliveries.c.updated_at < cutoff)
             .limit(limit).with_for_update(skip_locked=True)))
 
+    async def unsent_of(self, workspace_id: str, profile_id: str) -> list:
+        """The person's sends that no provider has been called for yet, locked."""
+        return list(await self.session.execute(select(deliveries).where(
+            deliveries.c.workspace_id == workspace_id, deliveries.c.profile_id == profile_id,
+            deliveries.c.status.in_(("pending", "deferred"))).order_by(deliveries.c.id).with_for_update()))
+
+    async def forget_profile(self, workspace_id: str, profile_id: str) -> None:
+        """An erased person: the in-app inbox and engagement evidence (user agent, IP) go; the
+        delivery rows stay as records of what was sent, without the send's variables, the
+        consent evidence or the tracked links."""
+        for table in (inapp_messages, engagements):
+            await self.session.execute(delete(table).where(
+                table.c.workspace_id == workspace_id, table.c.profile_id == profile_id))
+        await self.session.execute(update(deliveries).where(
+            deliveries.c.workspace_id == workspace_id, deliveries.c.profile_id == profile_id).values(
+            request=func.jsonb_set(deliveries.c.request, text("'{variables}'::text[]"), text("'{}'::jsonb")),
+            consent=text("'{}'::jsonb"), links=text("'[]'::jsonb")))
+
     async def deliveries_of(self, workspace_id: str, profile_id: str, limit: int, cursor: str) -> list:
         query = select(deliveries).where(deliveries.c.workspace_id == workspace_id,
                                          deliveries.c.profile_id == profile_id)

@@ -21,17 +21,18 @@ from typing import Any
 import httpx
 import orjson
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kit.clock import Clock
 from kit.errors import FailedPrecondition, InvalidArgument, NotFound
+from kit.journey_usages import JourneyUsages
 from kit.logs import get_logger
 from kit.loops import repeat
 from kit.outbox import Outbox
+from kit.streams import StreamEvent
 from services.dispatch import engagement, fatigue, links, ratelimit, simulation, templates, timing
 from services.dispatch.channels import (ALIMTALK, CHANNELS, EMAIL, FRIENDTALK, INAPP, PUSH, ConfigError, Content,
                                         Outgoing, ProviderError)
-from kit.journey_usages import JourneyUsages
 from services.dispatch.engagement import Fact
 from services.dispatch.links import Links
 from services.dispatch.profiles import Person, ProfileDirectory
@@ -443,6 +444,21 @@ class DispatchService:
                  # channels with no address for the person: data quality's missing contacts
                  "unreachable": sorted({a["channel"] for a in attempts if a["outcome"] == "unreachable"})})])
         return recorded
+
+    # -- erasure ----------------------------------------------------------------------
+    async def handle(self, session: AsyncSession, batch: list[StreamEvent]) -> None:
+        """nudge.events.v1: an erased person's unsent messages are never sent (they fail, and
+        say so), and what dispatch holds of them is forgotten."""
+        repo = DispatchRepository(session)
+        for event in batch:
+            if event.type != "profile.deleted":
+                continue
+            for row in await repo.unsent_of(event.workspace_id, event.profile_id):
+                # as the send's owner: a runner working on it can no longer send or record it
+                await self._finish(repo, row, row.owner, Outcome(
+                    "failed", reason="the person was erased before it was sent", rule="erased"), [],
+                    row.template_version)
+            await repo.forget_profile(event.workspace_id, event.profile_id)
 
     async def run_deferred_once(self) -> int:
         """Sends whose deferral has ended go through the pipeline again (consent, timing and

@@ -20,6 +20,10 @@ class DispatchSettings(ServiceSettings):
     sending_lease_seconds: float = 120.0
     # How often each replica looks for deferred sends that are due.
     deferred_poll_seconds: float = 1.0
+    # nudge.events.v1, read for erasures (what dispatch holds of an erased person is forgotten).
+    consumer_group: str = "dispatch"
+    consumer_batch: int = 500
+    consumer_reclaim_idle_ms: int = 30_000
     # Where tracked links, the open pixel and unsubscribe links point: the gateway, as the
     # people who get the messages reach it (an https URL in production: mail clients only
     # POST a one-click unsubscribe to https).

@@ -1,0 +1,63 @@
+"""An erased person through the gateway: their deferred message is never sent (it fails, and
+says why), and dispatch forgets their inbox, engagement evidence and send variables."""
+
+import asyncio
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import func, select
+
+from kit.streams import StreamEvent
+from services.dispatch.models import DELIVERIES, deliveries, engagements, inapp_messages
+from tests.dispatch.test_send_pipeline import KST, consent, inbox, person, send, setup
+
+
+async def _delivery(ws, delivery_id: str) -> dict:
+    return (await ws.admin.get(f"/v1/deliveries/{delivery_id}")).json()
+
+
+async def test_an_erased_person_gets_nothing_more_and_dispatch_forgets_them(workspace, dispatch_clock,
+                                                                           dispatch_platform, redis):
+    night = datetime.combine(datetime.now(KST).date(), time(22, 30), KST)
+    dispatch_clock.set(night)
+    await setup(workspace, {"inapp": {"title": "Hi {{ profile.name }}", "body": "{{ event.item }} is back"}},
+                policy={"sender_name": "Nudge Shop", "opt_out_phone": "080-000-0000"})
+    leaving = await person(workspace, "leaving", name="Kim")
+    await consent(workspace, leaving, inapp=True, advertising=True)
+    shown = await send(workspace, leaving, ["inapp"], variables={"event": {"item": "Red shoes"}})
+    assert shown["status"] == "sent"
+    seen = await workspace.tracking.post(f"/v1/inapp/{shown['id']}/impression", params={"userId": "leaving"})
+    assert seen.status_code == 200, seen.text
+    deferred = await send(workspace, leaving, ["inapp"], advertising=True, variables={"event": {"item": "Red shoes"}})
+    assert deferred["status"] == "deferred"
+    stream_tail = (await redis.xrevrange(DELIVERIES, count=1) or [(b"0-0", None)])[0][0]
+
+    erased = await workspace.admin.delete(f"/v1/profiles/{leaving}")
+    assert erased.status_code == 200, erased.text
+    for _ in range(150):
+        if (current := await _delivery(workspace, deferred["id"]))["status"] != "deferred":
+            break
+        await asyncio.sleep(0.1)
+    assert (current["status"], current["rule"]) == ("failed", "erased")
+    for _ in range(100):  # the relay publishes it after the commit
+        announced = [(e.type, e.payload["rule"]) for e in (
+            StreamEvent.from_fields(fields) for _, fields in await redis.xrange(DELIVERIES, min=b"(" + stream_tail))
+            if e.payload.get("delivery_id") == deferred["id"]]
+        if announced:
+            break
+        await asyncio.sleep(0.1)
+    assert announced == [("delivery.failed", "erased")]
+
+    async with dispatch_platform.service.sessions() as session:
+        for table in (inapp_messages, engagements):
+            assert await session.scalar(select(func.count()).select_from(table).where(
+                table.c.workspace_id == workspace.id, table.c.profile_id == leaving)) == 0
+        kept = (await session.execute(select(deliveries.c.status, deliveries.c.request, deliveries.c.links).where(
+            deliveries.c.workspace_id == workspace.id, deliveries.c.profile_id == leaving)
+            .order_by(deliveries.c.created_at))).all()
+    assert [(status, request["variables"], links) for status, request, links in kept] == [
+        ("sent", {}, []), ("failed", {}, [])]  # what was sent stays on record, without their data
+
+    dispatch_clock.set(datetime.combine(night.date() + timedelta(days=1), time(8), KST) + timedelta(seconds=1))
+    await asyncio.sleep(0.5)  # several passes of the deferred runner
+    assert (await _delivery(workspace, deferred["id"]))["status"] == "failed"
+    assert await inbox(workspace, "leaving") == []
