@@ -59,6 +59,17 @@ attributions = Table(
     Index("ix_attributions_journey", "workspace_id", "journey_id"),
 )
 
+# Where a merged or erased profile's facts went ("" for erased), so a fact that arrives
+# later, on another stream, lands there too. Chains are kept resolved: a row's target is
+# never itself moved.
+profile_moves = Table(
+    "profile_moves", metadata,
+    Column("workspace_id", Text, primary_key=True),
+    Column("profile_id", Text, primary_key=True),
+    Column("target", Text, nullable=False),
+    Index("ix_profile_moves_target", "workspace_id", "target"),
+)
+
 settings = Table(
     "settings", metadata,
     Column("workspace_id", Text, primary_key=True),

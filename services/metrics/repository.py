@@ -5,11 +5,11 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from sqlalchemy import and_, case, distinct, func, select, text, update
+from sqlalchemy import ARRAY, Text, and_, bindparam, case, distinct, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.metrics.models import attributions, facts, settings
+from services.metrics.models import attributions, facts, profile_moves, settings
 
 # group_by names → columns (facts and attributions share their names)
 DIMENSIONS = {"journey": "journey_id", "version": "journey_version", "node": "node_id", "variant": "variant",
@@ -75,10 +75,24 @@ class MetricsRepository:
 
     async def move_profile(self, workspace_id: str, source: str, target: str) -> None:
         """A merged profile's facts and attributions become the survivor's; an erased one's
-        ("" as target) keep counting in every aggregate but name nobody."""
+        ("" as target) keep counting in every aggregate but name nobody. Recorded, so later
+        facts of `source` (or of profiles merged into it) follow."""
+        target = (await self.moved(workspace_id, {target})).get(target, target) if target else ""
+        await self.session.execute(update(profile_moves).where(
+            profile_moves.c.workspace_id == workspace_id, profile_moves.c.target == source).values(target=target))
+        stmt = insert(profile_moves).values(workspace_id=workspace_id, profile_id=source, target=target)
+        await self.session.execute(stmt.on_conflict_do_update(
+            index_elements=[profile_moves.c.workspace_id, profile_moves.c.profile_id], set_={"target": target}))
         for table in (facts, attributions):
             await self.session.execute(update(table).where(
                 table.c.workspace_id == workspace_id, table.c.profile_id == source).values(profile_id=target))
+
+    async def moved(self, workspace_id: str, profile_ids: set[str]) -> dict[str, str]:
+        """profile → where its facts go now, for those merged or erased."""
+        rows = await self.session.execute(select(profile_moves.c.profile_id, profile_moves.c.target).where(
+            profile_moves.c.workspace_id == workspace_id,
+            profile_moves.c.profile_id == func.any(bindparam("ids", sorted(profile_ids), type_=ARRAY(Text)))))
+        return dict(rows.all())
 
     # -- views -------------------------------------------------------------------------------
     async def message_counts(self, workspace_id: str, where: list, group: list[str]) -> list:

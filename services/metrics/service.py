@@ -33,6 +33,12 @@ class MetricsService:
             orders = Orders(setting.order_event, setting.revenue_property) if setting else Orders()
             if (row := fact_of(event, orders)) is not None:
                 rows.append(row)
+        # a fact of a profile merged or erased before it arrived goes where that profile went
+        for workspace_id in {row["workspace_id"] for row in rows}:
+            mine = [row for row in rows if row["workspace_id"] == workspace_id and row["profile_id"]]
+            moved = await repo.moved(workspace_id, {row["profile_id"] for row in mine})
+            for row in mine:
+                row["profile_id"] = moved.get(row["profile_id"], row["profile_id"])
         new = await repo.insert_facts(rows)
         # orders and sends change attributions: recompute those of the profiles involved
         touched: dict[str, set[str]] = {}
