@@ -82,6 +82,7 @@ inapp_messages = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("seen", Boolean, nullable=False, server_default=text("false")),
     Index("ix_inapp_unseen", "workspace_id", "profile_id", postgresql_where=text("NOT seen")),
+    Index("ix_inapp_profile", "workspace_id", "profile_id"),
 )
 
 # One row per recorded click, open, unsubscribe or in-app impression / click: the fact id
@@ -102,6 +103,16 @@ engagements = Table(
     Column("ip", Text, nullable=False, server_default=""),
     Column("at", DateTime(timezone=True), nullable=False),
     Index("ix_engagements_delivery", "workspace_id", "delivery_id", "at"),
+    Index("ix_engagements_profile", "workspace_id", "profile_id"),
+)
+
+# Erased people: nothing about them is recorded again (a send under way when they were
+# erased, a click on a message they had).
+forgotten_profiles = Table(
+    "forgotten_profiles", metadata,
+    Column("workspace_id", Text, primary_key=True),
+    Column("profile_id", Text, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
 )
 
 outbox = outbox_table(metadata)

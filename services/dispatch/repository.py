@@ -3,14 +3,15 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import and_, case, delete, exists, func, literal, or_, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.errors import InvalidArgument
 from services.dispatch.channels import Content
 from services.dispatch.engagement import Fact
-from services.dispatch.models import channel_configs, deliveries, engagements, inapp_messages, policies, templates
+from services.dispatch.models import (channel_configs, deliveries, engagements, forgotten_profiles, inapp_messages,
+                                      policies, templates)
 
 
 class DispatchRepository:
@@ -67,6 +68,9 @@ class DispatchRepository:
         status); the send then has no owner until a deferral is claimed again."""
         if values.get("template_version") is None:
             values.pop("template_version", None)
+        if "consent" in values:  # no evidence kept for a person erased while this send was under way
+            values["consent"] = case((_forgotten(deliveries), text("'{}'::jsonb")),
+                                     else_=literal(values["consent"], JSONB))
         query = update(deliveries).where(deliveries.c.workspace_id == workspace_id, deliveries.c.id == delivery_id,
                                          deliveries.c.owner == owner)
         if expect:
@@ -106,17 +110,19 @@ class DispatchRepository:
             deliveries.c.workspace_id == workspace_id, deliveries.c.profile_id == profile_id,
             deliveries.c.status.in_(("pending", "deferred"))).order_by(deliveries.c.id).with_for_update()))
 
-    async def forget_profile(self, workspace_id: str, profile_id: str) -> None:
-        """An erased person: the in-app inbox and engagement evidence (user agent, IP) go; the
-        delivery rows stay as records of what was sent, without the send's variables, the
-        consent evidence or the tracked links."""
+    async def forget_profile(self, workspace_id: str, profile_id: str, now: datetime) -> None:
+        """An erased person: the in-app inbox and engagement evidence (user agent, IP) go, and
+        none is recorded again; the delivery rows stay as records of what was sent, without
+        the send's variables or the consent evidence. Tracked links keep redirecting."""
+        await self.session.execute(insert(forgotten_profiles).values(
+            workspace_id=workspace_id, profile_id=profile_id, at=now).on_conflict_do_nothing())
         for table in (inapp_messages, engagements):
             await self.session.execute(delete(table).where(
                 table.c.workspace_id == workspace_id, table.c.profile_id == profile_id))
         await self.session.execute(update(deliveries).where(
             deliveries.c.workspace_id == workspace_id, deliveries.c.profile_id == profile_id).values(
             request=func.jsonb_set(deliveries.c.request, text("'{variables}'::text[]"), text("'{}'::jsonb")),
-            consent=text("'{}'::jsonb"), links=text("'[]'::jsonb")))
+            consent=text("'{}'::jsonb")))
 
     async def deliveries_of(self, workspace_id: str, profile_id: str, limit: int, cursor: str) -> list:
         query = select(deliveries).where(deliveries.c.workspace_id == workspace_id,
@@ -135,19 +141,20 @@ class DispatchRepository:
 
     # -- engagement -------------------------------------------------------------------
     async def add_engagement(self, workspace_id: str, delivery_id: str, profile_id: str, fact: Fact) -> bool:
-        """False when this fact id was recorded before."""
-        added = await self.session.execute(insert(engagements).values(
+        """False when this fact id was recorded before, or the person was erased."""
+        added = await self.session.execute(_unless_forgotten(engagements, dict(
             workspace_id=workspace_id, id=fact.id, delivery_id=delivery_id, profile_id=profile_id, kind=fact.kind,
             link_id=fact.link_id, url=fact.url, category=fact.category, machine=fact.machine,
-            user_agent=fact.user_agent, ip=fact.ip, at=fact.at).on_conflict_do_nothing().returning(engagements.c.id))
+            user_agent=fact.user_agent, ip=fact.ip, at=fact.at)).on_conflict_do_nothing().returning(engagements.c.id))
         return added.first() is not None
 
     # -- in-app -----------------------------------------------------------------------
     async def add_inapp(self, workspace_id: str, delivery_id: str, profile_id: str, content: Content,
                         now: datetime) -> None:
-        await self.session.execute(insert(inapp_messages).values(
+        """Not for an erased person (erased while this send was under way)."""
+        await self.session.execute(_unless_forgotten(inapp_messages, dict(
             workspace_id=workspace_id, id=str(uuid.uuid4()), profile_id=profile_id, delivery_id=delivery_id,
-            title=content.subject or "", body=content.body, url=content.url, created_at=now))
+            title=content.subject or "", body=content.body, url=content.url, created_at=now)))
 
     async def take_inapp(self, workspace_id: str, profile_id: str) -> list:
         """The unseen messages, marked seen in the same statement."""
@@ -208,3 +215,17 @@ class DispatchRepository:
         stmt = insert(policies).values(workspace_id=workspace_id, policy=policy, updated_at=now)
         await self.session.execute(stmt.on_conflict_do_update(
             index_elements=[policies.c.workspace_id], set_={"policy": policy, "updated_at": now}))
+
+
+def _forgotten(table):
+    """Whether the row's person was erased."""
+    return exists().where(forgotten_profiles.c.workspace_id == table.c.workspace_id,
+                          forgotten_profiles.c.profile_id == table.c.profile_id)
+
+
+def _unless_forgotten(table, values: dict):
+    """INSERT of one row, unless the person it names was erased."""
+    erased = exists().where(forgotten_profiles.c.workspace_id == values["workspace_id"],
+                            forgotten_profiles.c.profile_id == values["profile_id"])
+    row = select(*(literal(value, table.c[name].type).label(name) for name, value in values.items())).where(~erased)
+    return insert(table).from_select(list(values), row)

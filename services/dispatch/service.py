@@ -458,7 +458,7 @@ class DispatchService:
                 await self._finish(repo, row, row.owner, Outcome(
                     "failed", reason="the person was erased before it was sent", rule="erased"), [],
                     row.template_version)
-            await repo.forget_profile(event.workspace_id, event.profile_id)
+            await repo.forget_profile(event.workspace_id, event.profile_id, self.clock.now())
 
     async def run_deferred_once(self) -> int:
         """Sends whose deferral has ended go through the pipeline again (consent, timing and

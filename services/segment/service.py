@@ -649,8 +649,6 @@ def _label(payload: dict) -> str:
     return payload.get("event") or payload.get("name") or payload.get("type", "")
 
 
-
-
 def _parse(rules_json: str) -> tuple[object, object]:
     try:
         tree = orjson.loads(rules_json or "null")

@@ -2,6 +2,7 @@
 says why), and dispatch forgets their inbox, engagement evidence and send variables."""
 
 import asyncio
+import uuid
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import func, select
@@ -51,11 +52,19 @@ async def test_an_erased_person_gets_nothing_more_and_dispatch_forgets_them(work
         for table in (inapp_messages, engagements):
             assert await session.scalar(select(func.count()).select_from(table).where(
                 table.c.workspace_id == workspace.id, table.c.profile_id == leaving)) == 0
-        kept = (await session.execute(select(deliveries.c.status, deliveries.c.request, deliveries.c.links).where(
+        kept = (await session.execute(select(deliveries.c.status, deliveries.c.request, deliveries.c.consent).where(
             deliveries.c.workspace_id == workspace.id, deliveries.c.profile_id == leaving)
             .order_by(deliveries.c.created_at))).all()
-    assert [(status, request["variables"], links) for status, request, links in kept] == [
-        ("sent", {}, []), ("failed", {}, [])]  # what was sent stays on record, without their data
+    assert [(status, request["variables"], evidence) for status, request, evidence in kept] == [
+        ("sent", {}, {}), ("failed", {}, {})]  # what was sent stays on record, without their data
+
+    # a report that still names them (an SDK with the old id) is answered but records nothing
+    _, _, recorded = await dispatch_platform.service.record_inapp_engagement(
+        workspace.id, shown["id"], leaving, "impression", "app/1.0", "10.1.2.3", str(uuid.uuid4()))
+    assert recorded is False
+    async with dispatch_platform.service.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(engagements).where(
+            engagements.c.workspace_id == workspace.id, engagements.c.profile_id == leaving)) == 0
 
     dispatch_clock.set(datetime.combine(night.date() + timedelta(days=1), time(8), KST) + timedelta(seconds=1))
     await asyncio.sleep(0.5)  # several passes of the deferred runner
