@@ -26,7 +26,6 @@ import secrets
 import signal
 import sys
 import tempfile
-import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,10 +35,9 @@ import grpc
 import httpx
 import orjson
 from google.protobuf.timestamp_pb2 import Timestamp
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.asyncio import Redis
 
-from bench.ingest import Processes, Result, admin_execute, drive, free_port, run_bench, wait_ready
+from bench.ingest import Processes, Result, admin_execute, drive, free_port, run_bench, wait_grpc, wait_ready
 from kit.db import with_database
 from kit.streams import EVENTS, family_streams
 
@@ -194,22 +192,6 @@ async def bench_fatigue(args, redis: Redis, workspace_id: str, run_id: str, rng:
 
 
 # -- 2. sends ------------------------------------------------------------------------
-async def wait_grpc(address: str, procs: Processes, name: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    async with grpc.aio.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            proc = procs.running[name]
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{procs.log(name)}")
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{name} not serving after {timeout:.0f}s:\n{procs.log(name)}")
-
-
 async def create_profiles(address: str, workspace_id: str, count: int, run_id: str) -> list[str]:
     """`count` people through the profile service's Ingest (identify calls), in batches of 500."""
     from nudge.common.v1 import common_pb2

@@ -25,8 +25,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
+import grpc
 import httpx
 import orjson
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.asyncio import Redis
 
 from kit.db import with_database
@@ -196,6 +198,24 @@ async def wait_ready(client: httpx.AsyncClient, url: str, procs: Processes, name
             last = f"{reply.status_code} {reply.text[:300]}"
         await asyncio.sleep(0.2)
     raise RuntimeError(f"{name} not ready after {timeout:.0f}s ({url}: {last}):\n{procs.log(name)}")
+
+
+async def wait_grpc(address: str, procs: Processes, name: str, timeout: float = 120) -> None:
+    """Until the process `name` answers gRPC health checks at `address` as SERVING; its log
+    in the error if it exits or does not answer in time."""
+    deadline = time.monotonic() + timeout
+    async with grpc.aio.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)]) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            proc = procs.running[name]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{procs.log(name)}")
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{name} not serving after {timeout:.0f} s:\n{procs.log(name)}")
 
 
 async def admin_execute(server_url: str, *statements: str) -> None:

@@ -34,10 +34,9 @@ from pathlib import Path
 import asyncpg
 import grpc
 import orjson
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.asyncio import Redis
 
-from bench.ingest import Processes, admin_execute, free_port, run_bench
+from bench.ingest import Processes, admin_execute, free_port, run_bench, wait_grpc
 from bench.segments import RedisUndo, server_note
 from bench.timers import Cpu, backends
 from kit import db, migrations
@@ -660,21 +659,6 @@ class Query:
     rows: list[Latency]
 
 
-async def wait_serving(procs: Processes, name: str, port: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.enable_http_proxy", 0)]) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            check_running(procs)
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not serving after {timeout:.0f} s:\n{procs.log(name)}")
-            await asyncio.sleep(0.2)
-
-
 async def bench_query(args, procs: Processes, url: str, keys: RedisUndo, run_id: str) -> Query:
     workspace_id = f"bench-{run_id}-stats"
     status(f"seeding {args.query_facts:,} facts (INSERT … SELECT over generate_series, indexes built after)")
@@ -684,7 +668,7 @@ async def bench_query(args, procs: Processes, url: str, keys: RedisUndo, run_id:
         await keys.create_group(stream, group)
     env = metrics_env(args, url, group)
     procs.start("metrics-query", ["-m", "services.metrics"], env)
-    await wait_serving(procs, "metrics-query", int(env["NUDGE_GRPC_PORT"]))
+    await wait_grpc(f"127.0.0.1:{env['NUDGE_GRPC_PORT']}", procs, "metrics-query")
 
     engine = db.create_engine(url, pool_size=2)
     service = MetricsService(db.session_factory(engine), SystemClock())

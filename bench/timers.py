@@ -19,7 +19,6 @@ groups in Redis) is removed at the end, and only that: other runs may share Redi
 
 import argparse
 import asyncio
-import contextlib
 import os
 import re
 import secrets
@@ -32,12 +31,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
-import grpc
 import orjson
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from redis.asyncio import Redis
 
-from bench.ingest import Processes, admin_execute, free_port, run_bench
+from bench.ingest import Processes, admin_execute, free_port, run_bench, wait_grpc
 from bench.segments import RedisUndo, server_note
 from kit import db, migrations
 from kit.streams import EVENTS, family_streams
@@ -314,24 +311,6 @@ def start_journeys(args, procs: Processes, url: str, group: str) -> list[int]:
     return ports
 
 
-async def wait_serving(procs: Processes, ports: list[int], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    for n, port in enumerate(ports, start=1):
-        name = f"journey-{n}"
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while True:
-                if procs.running[name].poll() is not None:
-                    raise RuntimeError(f"{name} exited with {procs.running[name].returncode}:\n{procs.log(name)}")
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} not serving after {timeout:.0f} s:\n{procs.log(name)}")
-                await asyncio.sleep(0.2)
-
-
 async def bench_burst(args, procs: Processes, url: str, pids: list[int], first_due: datetime, bare: Row) -> Burst:
     """The journey, paused while its timers were seeded and the processes started, is
     published: from that moment (`due` below) its N timers are due at once."""
@@ -460,7 +439,8 @@ async def run(args) -> None:
                 await keys.create_group(stream, group)  # at the end: the processes read nothing of before
             status(f"starting {args.processes} journey processes")
             ports = start_journeys(args, procs, url, group)
-            await wait_serving(procs, ports)
+            for n, port in enumerate(ports, start=1):
+                await wait_grpc(f"127.0.0.1:{port}", procs, f"journey-{n}")
             pids = [proc.pid for proc in procs.running.values()]
             status(f"burst: {args.timers:,} timers due at once")
             burst = await bench_burst(args, procs, url, pids, first_due, bare_burst)
