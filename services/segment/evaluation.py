@@ -96,14 +96,20 @@ def evaluate(rule, facts: ProfileFacts, now: datetime) -> Outcome:
 
 def _event(condition: EventCondition, series: EventSeries, now: datetime) -> Outcome:
     if condition.measure in ("first", "last"):
-        if not series.times:
-            return Outcome(False, None)
-        at = series.times[0] if condition.measure == "first" else series.times[-1]
+        # an event dated ahead of now (clock skew) has not happened yet: it counts from its time
+        happened = [t for t in series.times if t <= now]
+        coming = [t for t in series.times if t > now]
+        if not happened:
+            return Outcome(False, coming[0] if coming else None)
+        at = happened[0] if condition.measure == "first" else happened[-1]
         threshold = at + condition.ago
         # within: it happened less than `ago` ago; before: more than `ago` ago; after: since then
         inside = now < threshold
         member = inside if condition.op in ("within", "after") else not inside
-        return Outcome(member, threshold if threshold > now else None)
+        moments = [threshold] if threshold > now else []
+        if condition.measure == "last":
+            moments += coming[:1]  # the next one to happen becomes the last
+        return Outcome(member, _earliest(moments))
     measured, window = measure(condition, series, now)
     member = measured is not None and _COMPARE[condition.op](measured, condition.value)
     # The oldest event in the window leaves it first; later events still to come (times in

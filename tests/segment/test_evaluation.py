@@ -50,6 +50,41 @@ def test_vip_by_revenue_sum_in_thirty_days():
     assert evaluate(rule, facts_with(rule, times, [10_000, 60_000, 40_000]), NOW).member
 
 
+def test_average_order_value_over_a_window():
+    rule = rules.parse({"event": "Order Completed", "avg": "revenue", "op": "gte", "value": 50_000, "within": "P30D"})
+    times = [NOW - timedelta(days=40), NOW - timedelta(days=10), NOW - timedelta(days=2)]
+    assert evaluate(rule, facts_with(rule, times, [1_000, 60_000, 40_000]), NOW).member  # 50,000 in the window
+    assert not evaluate(rule, facts_with(rule, times, [90_000, 60_000, 30_000]), NOW).member
+    assert not evaluate(rule, facts_with(rule, [], []), NOW).member  # no orders: no average
+
+
+def test_last_occurrence_before_and_after_with_an_event_dated_ahead():
+    before = rules.parse({"event": "Order Completed", "last": {"op": "before", "ago": "PT1H"}})
+    after = rules.parse({"event": "Order Completed", "last": {"op": "after", "ago": "PT1H"}})
+    # ordered two hours ago; an SDK with a fast clock reported another one for 30 minutes from now
+    times = [NOW - timedelta(hours=2), NOW + timedelta(minutes=30)]
+    outcome = evaluate(before, facts_with(before, times), NOW)
+    assert outcome.member and outcome.next_change == times[1]  # until the skewed one comes due
+    assert not evaluate(before, facts_with(before, times), times[1]).member
+    assert not evaluate(after, facts_with(after, times), NOW).member
+    first = rules.parse({"event": "Order Completed", "first": {"op": "within", "ago": "P1D"}})
+    ahead = evaluate(first, facts_with(first, [NOW + timedelta(minutes=30)]), NOW)
+    assert not ahead.member and ahead.next_change == NOW + timedelta(minutes=30)
+
+
+def test_date_trait_before_and_after_a_moment_or_a_duration_ago():
+    facts = ProfileFacts(traits={"signup_at": "2025-06-01T09:00:00+09:00"})
+    def check(tree, at=NOW):
+        return evaluate(rules.parse(tree), facts, at)
+    assert check({"trait": "signup_at", "op": "before", "ago": "P365D"}).member  # signed up over a year ago
+    assert not check({"trait": "signup_at", "op": "before", "ago": "P730D"}).member
+    recent = check({"trait": "signup_at", "op": "after", "ago": "P730D"})
+    assert recent.member and recent.next_change == datetime(2027, 6, 1, 0, 0, tzinfo=timezone.utc)
+    assert check({"trait": "signup_at", "op": "before", "value": "2025-07-01"}).member
+    assert not check({"trait": "signup_at", "op": "after", "value": "2025-07-01"}).member
+    assert not evaluate(rules.parse({"trait": "signup_at", "op": "before", "ago": "P1D"}), ProfileFacts(), NOW).member
+
+
 def test_birthday_within_seven_days_in_the_profiles_zone():
     rule = rules.parse({"trait": "birthday", "op": "anniversary_within", "days": 7})
     facts = ProfileFacts(traits={"birthday": "1990-11-30"})

@@ -17,12 +17,14 @@ MINUTE = timedelta(minutes=1)
 
 
 async def track(ws, user: str, event: str, ago: timedelta = timedelta(0), message_id: str | None = None,
-                **properties) -> None:
+                **properties) -> datetime:
+    """The event's time, as sent."""
     at = datetime.now(timezone.utc) - ago
     response = await ws.tracking.post("/v1/track", json={
         "userId": user, "event": event, "properties": properties, "timestamp": at.isoformat(),
         "messageId": message_id or str(uuid.uuid4())})
     assert response.status_code == 200, response.text
+    return at
 
 
 async def eventually(check, timeout: float = 30.0):
@@ -95,13 +97,13 @@ async def test_viewed_a_product_three_times_in_three_days(workspace, segment_clo
     segment = await create_segment(workspace, "viewed X 3× in 3 days", {
         "event": "Product Viewed", "where": [{"property": "product_id", "op": "eq", "value": "X"}],
         "count": {"op": "gte", "value": 3}, "within": "P3D"})
-    await track(workspace, "viewer", "Product Viewed", timedelta(days=3) - MINUTE, product_id="X")
+    oldest = await track(workspace, "viewer", "Product Viewed", timedelta(days=3) - MINUTE, product_id="X")
     await track(workspace, "viewer", "Product Viewed", timedelta(days=1), product_id="Y")  # another product
     await track(workspace, "viewer", "Product Viewed", timedelta(days=1), product_id="X")
     profile = await profile_of(workspace, "viewer")
     await asyncio.sleep(0.5)
     assert not await is_member(workspace, segment, profile)
-    await track(workspace, "viewer", "Product Viewed", timedelta(hours=1), product_id="X")
+    fourth = await track(workspace, "viewer", "Product Viewed", timedelta(hours=1), product_id="X")
     await becomes(workspace, segment, profile, True)
 
     segment_clock.advance(2 * MINUTE)  # the oldest view leaves the 3-day window: time alone
@@ -114,8 +116,13 @@ async def test_viewed_a_product_three_times_in_three_days(workspace, segment_clo
                                                                  "segment.entered"]
     assert entered["trigger"]["type"] == "event" and entered["segment_version"] == 1
     assert exited["trigger"]["type"] == "timer"
-    # The exit is dated at the moment the view left the window, not when it was noticed.
-    assert datetime.fromisoformat(exited["at"]) < datetime.now(timezone.utc) + segment_clock.offset
+    # The entry names the event that caused it; the exit is dated at the moment the oldest
+    # view left the window (not when the timer noticed it, a minute or more later).
+    stored = (await workspace.admin.get(f"/v1/profiles/{profile}/events")).json()["events"]
+    [fourth_id] = [e["id"] for e in stored if abs(datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00"))
+                                                  - fourth) < timedelta(milliseconds=1)]
+    assert entered["trigger"]["event_id"] == fourth_id
+    assert abs(datetime.fromisoformat(exited["at"]) - (oldest + timedelta(days=3))) < timedelta(milliseconds=1)
 
 
 async def test_added_to_cart_and_did_not_buy_within_an_hour(workspace, segment_clock, redis):
