@@ -378,13 +378,9 @@ class DispatchService:
             self.redis, f"nudge:dispatch:rate:{workspace_id}:{provider}",
             float(config.get("rate_per_second", self.settings.provider_rate_per_second)),
             int(config.get("burst", self.settings.provider_burst)), self.clock)
-        fresh = await self.profiles.get(workspace_id, spec.profile_id)
-        recheck = check_consent(fresh, channel, spec.advertising) if fresh else None
-        if recheck is None or not recheck.allowed:
-            reason = recheck.reason if recheck else "the profile was erased"
-            attempt("suppressed", reason, provider)
-            return Outcome("suppressed", channel, provider, reason=reason,
-                           rule=recheck.rule if recheck else "no_profile")
+        fresh, recheck, withdrawn = await self._consent_now(workspace_id, spec, channel, provider, attempt)
+        if withdrawn:
+            return withdrawn
         if deferral := self._deferral(policy, channel, spec, fresh, self.clock.now()):
             attempt("deferred", f"{deferral.reason} until {deferral.until.isoformat()}", provider)
             return Outcome("deferred", channel, provider, reason=f"deferred by {deferral.reason} until "
@@ -412,6 +408,10 @@ class DispatchService:
                 retryable = not isinstance(err, ProviderError) or err.retryable
                 if retryable and try_number < self.settings.provider_attempts:
                     await asyncio.sleep(0.2 * 2 ** (try_number - 1))  # 0.2 s, 0.4 s, …
+                    # an opt-out that committed during the backoff stops the next try too
+                    _, recheck, withdrawn = await self._consent_now(workspace_id, spec, channel, provider, attempt)
+                    if withdrawn:
+                        return withdrawn
                     continue
                 unreachable = isinstance(err, ProviderError) and err.unreachable
                 attempt("unreachable" if unreachable else "failed", str(err) or type(err).__name__, provider)
@@ -420,6 +420,17 @@ class DispatchService:
             return Outcome(result.status if result.status == "delivered" else "sent", channel, result.provider,
                            provider_message_id=result.provider_message_id, consent=recheck.evidence)
         return None
+
+    async def _consent_now(self, workspace_id: str, spec: SendSpec, channel: str, provider: str, attempt):
+        """(the person as now, the consent check, the suppression when it no longer allows the send)."""
+        fresh = await self.profiles.get(workspace_id, spec.profile_id)
+        recheck = check_consent(fresh, channel, spec.advertising) if fresh else None
+        if recheck is not None and recheck.allowed:
+            return fresh, recheck, None
+        reason = recheck.reason if recheck else "the profile was erased"
+        attempt("suppressed", reason, provider)
+        return fresh, recheck, Outcome("suppressed", channel, provider, reason=reason,
+                                       rule=recheck.rule if recheck else "no_profile")
 
     async def _finish(self, repo: DispatchRepository, row, owner: str, outcome: Outcome, attempts: list[dict],
                       template_version: int | None = None, expect: str | None = None) -> bool:

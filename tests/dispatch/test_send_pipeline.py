@@ -38,7 +38,9 @@ class Receiver:
 @pytest.fixture
 async def receiver():
     hook = Receiver()
-    app = Starlette(routes=[Route("/hook", hook.handle, methods=["POST"])])
+    async def endpoint(request: Request) -> JSONResponse:
+        return await hook.handle(request)  # looked up per request: a test may replace it
+    app = Starlette(routes=[Route("/hook", endpoint, methods=["POST"])])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=hook.port, log_config=None,
                                            access_log=False, lifespan="off"))
     task = asyncio.create_task(server.serve())
@@ -202,6 +204,23 @@ async def test_an_opt_out_committed_before_the_provider_call_stops_the_send(work
     delivery = await pending
     assert delivery["status"] == "suppressed" and delivery["rule"] == "consent:channel:webhook"
     assert receiver.requests == []
+
+
+async def test_an_opt_out_committed_during_a_retry_backoff_stops_the_next_try(workspace, receiver):
+    profile = await person(workspace, "backing-off")
+    await consent(workspace, profile, webhook=True)
+    await setup(workspace, {"webhook": {"body": {"text": "hello"}}},
+                {"webhook": ("webhook", webhook_config(receiver))})
+    answer = receiver.handle
+
+    async def busy_then_opted_out(request):
+        await answer(request)
+        await consent(workspace, profile, webhook=False)  # committed before the provider answers
+        return JSONResponse({"error": "busy"}, status_code=503)
+    receiver.handle = busy_then_opted_out
+    delivery = await send(workspace, profile, ["webhook"])
+    assert delivery["status"] == "suppressed" and delivery["rule"] == "consent:channel:webhook"
+    assert len(receiver.requests) == 1  # the first try only
 
 
 async def test_a_receipt_marks_the_delivery_delivered(workspace, receiver):
