@@ -344,7 +344,8 @@ class DispatchService:
                     content = templates.render(channel, setup.template.channels[channel], _variables(person, spec),
                                                advertising=spec.advertising, sender_name=policy.get("sender_name", ""),
                                                opt_out={"phone": policy.get("opt_out_phone", ""),
-                                                        "url": policy.get("unsubscribe_url", "")},
+                                                        "url": policy.get("unsubscribe_url", ""),
+                                                        "app": policy.get("opt_out_app", "")},
                                                tracking=tracking)
                 except templates.RenderError as err:
                     attempt("failed", f"template: {err}", provider)
@@ -650,7 +651,7 @@ class DispatchService:
 
     async def set_policy(self, workspace_id: str, policy_json: str) -> dict:
         policy = _json_object(policy_json, "policy")
-        allowed = {"fatigue", "quiet_hours", "sender_name", "opt_out_phone", "unsubscribe_url", "utm"}
+        allowed = {"fatigue", "quiet_hours", "sender_name", "opt_out_phone", "opt_out_app", "unsubscribe_url", "utm"}
         if extra := sorted(set(policy) - allowed):
             raise InvalidArgument(f"policy.{extra[0]}: not a policy field; expected {', '.join(sorted(allowed))}",
                                   field=f"policy.{extra[0]}")
@@ -664,7 +665,7 @@ class DispatchService:
                 raise InvalidArgument("policy.quiet_hours: together with the night rule (21:00–08:00 KST) and "
                                       "Kakao's advertising window (08:00–20:00 KST) no time is left to send "
                                       "advertising", field="policy.quiet_hours") from None
-        for name in ("sender_name", "opt_out_phone", "unsubscribe_url"):
+        for name in ("sender_name", "opt_out_phone", "opt_out_app", "unsubscribe_url"):
             if not isinstance(policy.get(name, ""), str):
                 raise InvalidArgument(f"policy.{name}: expected a string", field=f"policy.{name}")
         links.check_utm(policy.get("utm", {}))

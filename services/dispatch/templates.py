@@ -27,6 +27,9 @@ MAX_OUTPUT_CHARS = 200_000    # per rendered string; loops over profile data sta
 SMS_BYTES, LMS_BYTES = 90, 2_000
 MAX_BUTTONS, MAX_MEDIA = 5, 3  # Kakao shows at most 5 buttons; carriers take at most 3 MMS images
 AD_PREFIX, OPT_OUT_SMS = "(광고)", "무료수신거부"
+# How to turn advertising notifications off, shown on advertising push, web push and in-app
+# messages unless the workspace's policy names its own path (policy.opt_out_app).
+OPT_OUT_APP = "수신거부: 앱 설정 > 알림"
 
 # Field kinds. text: one template string; json: object whose string leaves are templates;
 # urls / buttons / variables: structured, with template strings inside; code: a fixed string.
@@ -371,7 +374,9 @@ def render(channel: str, fields: dict, variables: dict, advertising: bool, sende
         return Content(data=rendered("body", {}))
     # push, web push, in-app: a space, not a line break, keeps the message on a collapsed notification's line.
     body, url = text("body") or "", text("url")
-    return Content(subject=text("title") or "", body=f"{AD_PREFIX}{sender_name} {body}" if advertising else body,
+    if advertising:
+        body = f"{AD_PREFIX}{sender_name} {body} ({(opt_out.get('app') or '').strip() or OPT_OUT_APP})"
+    return Content(subject=text("title") or "", body=body,
                    url=tracking.link(url) if tracking and url else url,
                    data=rendered("data", {}) if channel == PUSH else {})
 

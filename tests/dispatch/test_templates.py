@@ -136,7 +136,9 @@ def test_notifications_put_the_notice_before_the_body(channel):
     fields = {"title": "{{ profile.name }}님", "body": "쿠폰 도착", "url": "{{ event.url }}"}
     assert send(channel, fields) == Content(subject="김민지님", body="쿠폰 도착", url="https://shop.kr/p/7")
     ad = send(channel, fields, advertising=True)
-    assert (ad.subject, ad.body) == ("김민지님", "(광고)너지샵 쿠폰 도착")
+    assert (ad.subject, ad.body) == ("김민지님", "(광고)너지샵 쿠폰 도착 (수신거부: 앱 설정 > 알림)")
+    own = render(channel, fields, KIM, advertising=True, sender_name="너지샵", opt_out={**OPT_OUT, "app": "마이 > 알림 끄기"})
+    assert own.body == "(광고)너지샵 쿠폰 도착 (마이 > 알림 끄기)"  # the workspace's own path (policy.opt_out_app)
 
 
 def test_push_data_and_webhook_body_keep_their_structure():
