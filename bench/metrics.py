@@ -606,6 +606,7 @@ BARE_COUNTS = """
            count(*) FILTER (WHERE kind = 'deferred') AS deferred,
            count(DISTINCT delivery_id) FILTER (WHERE kind = 'opened' AND NOT machine) AS opened,
            count(DISTINCT delivery_id) FILTER (WHERE kind = 'opened' AND machine) AS machine_opened,
+           count(DISTINCT delivery_id) FILTER (WHERE kind = 'impression' AND NOT machine) AS impressions,
            count(DISTINCT delivery_id) FILTER (WHERE kind = 'clicked' AND NOT machine) AS clicked,
            count(*) FILTER (WHERE kind = 'clicked') AS clicks,
            count(*) FILTER (WHERE kind = 'unsubscribed') AS unsubscribed

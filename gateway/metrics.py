@@ -63,7 +63,7 @@ def _group_by(values: list[str]) -> list[str]:
 def _counts_json(c: pb.Counts) -> dict:
     return {"sent": c.sent, "delivered": c.delivered, "failed": c.failed, "suppressed": c.suppressed,
             "suppressedByReason": dict(c.suppressed_by_reason), "deferred": c.deferred, "opened": c.opened,
-            "machineOpened": c.machine_opened, "clicked": c.clicked, "clicks": c.clicks,
+            "machineOpened": c.machine_opened, "impressions": c.impressions, "clicked": c.clicked, "clicks": c.clicks,
             "unsubscribed": c.unsubscribed, "converted": c.converted, "revenue": c.revenue,
             "deliveryRate": c.delivery_rate, "openRate": c.open_rate, "clickRate": c.click_rate,
             "clickToOpenRate": c.click_to_open_rate, "conversionRate": c.conversion_rate,

@@ -108,6 +108,7 @@ class MetricsRepository:
         query = (select(*cols, *(count(k).label(k) for k in MESSAGE_KINDS),
                         distinct_deliveries("opened", False).label("opened"),
                         distinct_deliveries("opened", True).label("machine_opened"),
+                        distinct_deliveries("impression", False).label("impressions"),
                         distinct_deliveries("clicked", False).label("clicked"),
                         count("clicked").label("clicks"), count("unsubscribed").label("unsubscribed"))
                  .where(facts.c.workspace_id == workspace_id, facts.c.delivery_id != "",
@@ -187,8 +188,8 @@ class MetricsRepository:
         dropped = list(await self.session.execute(
             select(facts.c.day, facts.c.detail).where(*where, facts.c.kind == "dropped")))
         unreachable = list(await self.session.execute(
-            select(facts.c.day, facts.c.detail).where(*where, facts.c.kind.in_(MESSAGE_KINDS),
-                                                      facts.c.detail.is_not(None))))
+            select(facts.c.day, facts.c.profile_id, facts.c.detail).where(
+                *where, facts.c.kind.in_(MESSAGE_KINDS), facts.c.detail.is_not(None))))
         return events, dropped, unreachable
 
 

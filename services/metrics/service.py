@@ -15,7 +15,7 @@ from services.metrics.repository import DIMENSIONS, MESSAGE_KINDS, MetricsReposi
 
 DEFAULT_WINDOW = timedelta(days=3)
 _DURATION = re.compile(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?")
-COUNTERS = (*MESSAGE_KINDS, "opened", "machine_opened", "clicked", "clicks", "unsubscribed")
+COUNTERS = (*MESSAGE_KINDS, "opened", "machine_opened", "impressions", "clicked", "clicks", "unsubscribed")
 
 
 class MetricsService:
@@ -206,10 +206,12 @@ class MetricsService:
             entry["duplicates_dropped"] += detail.get("duplicates", 0)
             for reason, count in detail.get("rejected", {}).items():
                 entry["rejected_by_reason"][reason] = entry["rejected_by_reason"].get(reason, 0) + count
-        for d, detail in unreachable:
+        people: dict = {}  # (day, channel) → the profiles a send found no address for
+        for d, profile_id, detail in unreachable:
             for channel in detail.get("unreachable", []):
-                missing = day(d)["missing_contact_by_channel"]
-                missing[channel] = missing.get(channel, 0) + 1
+                people.setdefault((d, channel), set()).add(profile_id)
+        for (d, channel), profiles in people.items():
+            day(d)["missing_contact_by_channel"][channel] = len(profiles)
         return [days[d] for d in sorted(days)]
 
 

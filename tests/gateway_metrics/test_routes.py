@@ -24,8 +24,8 @@ METRICS_ROUTES = {
     "/v1/metrics/settings": {"get", "put"},
 }
 COUNTS = {"sent", "delivered", "failed", "suppressed", "suppressedByReason", "deferred", "opened", "machineOpened",
-          "clicked", "clicks", "unsubscribed", "converted", "revenue", "deliveryRate", "openRate", "clickRate",
-          "clickToOpenRate", "conversionRate", "unsubscribeRate"}
+          "impressions", "clicked", "clicks", "unsubscribed", "converted", "revenue", "deliveryRate", "openRate",
+          "clickRate", "clickToOpenRate", "conversionRate", "unsubscribeRate"}
 # 10:00 in Seoul, where the metrics service's days are.
 MONDAY = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
 TUESDAY = MONDAY + timedelta(days=1)

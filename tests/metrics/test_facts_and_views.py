@@ -86,6 +86,8 @@ async def test_counts_rates_and_attribution_by_node_and_variant(metrics, redis, 
                   engaged(ws, "p1", t + timedelta(minutes=6), "d-1", "clicked"),
                   engaged(ws, "p1", t + timedelta(minutes=7), "d-1", "clicked"),  # a second click: one clicker
                   engaged(ws, "p2", t + timedelta(minutes=1), "d-2", "opened", machine=True),
+                  engaged(ws, "p2", t + timedelta(minutes=2), "d-2", "impression"),
+                  engaged(ws, "p2", t + timedelta(minutes=3), "d-2", "impression"),  # shown again: one message
                   order(ws, "p1", t + timedelta(hours=2), 39000),
                   order(ws, "p3", t + timedelta(days=4), 10000))  # outside the 3-day window: not attributed
 
@@ -96,6 +98,7 @@ async def test_counts_rates_and_attribution_by_node_and_variant(metrics, redis, 
     a = rows[(("node", "d1"), ("variant", "a"))]
     assert (a.sent, a.opened, a.machine_opened, a.clicked, a.clicks, a.converted, a.revenue) == (2, 1, 1, 1, 2, 1, 39000)
     assert (a.open_rate, a.click_rate, a.conversion_rate, a.click_to_open_rate) == (0.5, 0.5, 0.5, 1.0)
+    assert a.impressions == 1
     assert dict(a.suppressed_by_reason) == {"fatigue:rules[0]": 1} and a.suppressed == 1
     b = rows[(("node", "d1"), ("variant", "b"))]
     assert (b.sent, b.converted, b.revenue) == (1, 0, 0)
@@ -166,12 +169,16 @@ async def test_replaying_the_same_facts_changes_no_count(metrics, redis, ws):
         return rows if rows and rows[0][1].converted == 1 and rows[0][1].clicks == 1 else None
     before = (await settled(counted))[0][1]
     await publish(redis, *facts, *facts)  # the same events (same ids) delivered twice more
-    marker = sent(ws, "p9", t, "d-marker", channel="sms")
-    await publish(redis, marker)  # once this shows, the replays before it were consumed too
+    # a marker on each stream after the replays: once all three show, every replay was consumed
+    await publish(redis, sent(ws, "p9", t, "d-marker", channel="sms"),
+                  fact("engagement.clicked", ws, "p9", t + timedelta(minutes=1), delivery_id="d-marker",
+                       channel="sms", template_id="tpl-d1", journey_id="cart", journey_version=1, node_id="d1",
+                       variant="a", link_id=0, url="https://shop.kr/m", machine=False, utm={}),
+                  order(ws, "p9", t + timedelta(hours=1), 1))
 
-    async def marker_seen():
-        return any(c.sent for _, c in await stats_of(metrics, ws, channel="sms"))
-    await settled(marker_seen)
+    async def markers_seen():
+        return any(c.sent and c.clicks and c.converted for _, c in await stats_of(metrics, ws, channel="sms"))
+    await settled(markers_seen)
     after = (await stats_of(metrics, ws, journey_id="cart", channel="email"))[0][1]
     assert after == before
 
@@ -227,7 +234,9 @@ async def test_customer_value_and_data_quality(metrics, redis, ws):
                   order(ws, "loyal", t + timedelta(days=20), 40000), order(ws, "once", t, 10000),
                   fact("ingest.dropped", ws, "", NOW, duplicates=3, rejected={"userId": 2}),
                   fact("delivery.failed", ws, "once", NOW, delivery_id="d-x", channel="", journey_id="",
-                       rule="no_channel", unreachable=["sms", "alimtalk"]))
+                       rule="no_channel", unreachable=["sms", "alimtalk"]),
+                  fact("delivery.failed", ws, "once", NOW, delivery_id="d-y", channel="", journey_id="",
+                       rule="no_channel", unreachable=["sms", "push"]))  # the same person again: counted once
     context = common_pb2.RequestContext(workspace_id=ws)
     await settled(lambda: _orders_seen(metrics, ws, "loyal", 3))
     loyal = await metrics.GetCustomerValue(pb.CustomerValueRequest(context=context, profile_id="loyal"))
@@ -240,10 +249,10 @@ async def test_customer_value_and_data_quality(metrics, redis, ws):
     async def quality():
         reply = await metrics.GetDataQuality(pb.DataQualityRequest(context=context, **{"from": timestamp(t)}))
         today = [d for d in reply.days if d.duplicates_dropped]
-        return today[0] if today and today[0].missing_contact_by_channel else None
+        return today[0] if today and "push" in today[0].missing_contact_by_channel else None
     day = await settled(quality)
     assert (day.duplicates_dropped, dict(day.rejected_by_reason)) == (3, {"userId": 2})
-    assert dict(day.missing_contact_by_channel) == {"sms": 1, "alimtalk": 1}
+    assert dict(day.missing_contact_by_channel) == {"sms": 1, "alimtalk": 1, "push": 1}  # profiles, not sends
     days = (await metrics.GetDataQuality(pb.DataQualityRequest(context=context))).days
     assert sum(d.events for d in days) == 4 and {d.ingest_lag_p50_seconds for d in days if d.events} == {2.0}
 

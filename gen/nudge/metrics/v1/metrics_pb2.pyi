@@ -40,7 +40,7 @@ class StatsRequest(_message.Message):
     def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., group_by: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Counts(_message.Message):
-    __slots__ = ("sent", "delivered", "failed", "suppressed", "suppressed_by_reason", "deferred", "opened", "machine_opened", "clicked", "clicks", "unsubscribed", "converted", "revenue", "delivery_rate", "open_rate", "click_rate", "click_to_open_rate", "conversion_rate", "unsubscribe_rate")
+    __slots__ = ("sent", "delivered", "failed", "suppressed", "suppressed_by_reason", "deferred", "opened", "machine_opened", "clicked", "clicks", "unsubscribed", "converted", "revenue", "delivery_rate", "open_rate", "click_rate", "click_to_open_rate", "conversion_rate", "unsubscribe_rate", "impressions")
     class SuppressedByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,7 @@ class Counts(_message.Message):
     CLICK_TO_OPEN_RATE_FIELD_NUMBER: _ClassVar[int]
     CONVERSION_RATE_FIELD_NUMBER: _ClassVar[int]
     UNSUBSCRIBE_RATE_FIELD_NUMBER: _ClassVar[int]
+    IMPRESSIONS_FIELD_NUMBER: _ClassVar[int]
     sent: int
     delivered: int
     failed: int
@@ -86,7 +87,8 @@ class Counts(_message.Message):
     click_to_open_rate: float
     conversion_rate: float
     unsubscribe_rate: float
-    def __init__(self, sent: _Optional[int] = ..., delivered: _Optional[int] = ..., failed: _Optional[int] = ..., suppressed: _Optional[int] = ..., suppressed_by_reason: _Optional[_Mapping[str, int]] = ..., deferred: _Optional[int] = ..., opened: _Optional[int] = ..., machine_opened: _Optional[int] = ..., clicked: _Optional[int] = ..., clicks: _Optional[int] = ..., unsubscribed: _Optional[int] = ..., converted: _Optional[int] = ..., revenue: _Optional[float] = ..., delivery_rate: _Optional[float] = ..., open_rate: _Optional[float] = ..., click_rate: _Optional[float] = ..., click_to_open_rate: _Optional[float] = ..., conversion_rate: _Optional[float] = ..., unsubscribe_rate: _Optional[float] = ...) -> None: ...
+    impressions: int
+    def __init__(self, sent: _Optional[int] = ..., delivered: _Optional[int] = ..., failed: _Optional[int] = ..., suppressed: _Optional[int] = ..., suppressed_by_reason: _Optional[_Mapping[str, int]] = ..., deferred: _Optional[int] = ..., opened: _Optional[int] = ..., machine_opened: _Optional[int] = ..., clicked: _Optional[int] = ..., clicks: _Optional[int] = ..., unsubscribed: _Optional[int] = ..., converted: _Optional[int] = ..., revenue: _Optional[float] = ..., delivery_rate: _Optional[float] = ..., open_rate: _Optional[float] = ..., click_rate: _Optional[float] = ..., click_to_open_rate: _Optional[float] = ..., conversion_rate: _Optional[float] = ..., unsubscribe_rate: _Optional[float] = ..., impressions: _Optional[int] = ...) -> None: ...
 
 class StatsRow(_message.Message):
     __slots__ = ("group", "counts")
