@@ -3,6 +3,9 @@ and published through the gateway, events tracked, and waiting for what arrives.
 
 import asyncio
 
+import orjson
+
+from kit.streams import EVENTS
 from tests.dispatch.test_send_pipeline import Receiver, webhook_config
 
 
@@ -54,3 +57,20 @@ async def stats_once_ended(ws, journey_id: str) -> dict | None:
     its end commits)."""
     stats = (await ws.admin.get(f"/v1/journeys/{journey_id}/stats")).json()
     return stats if stats["active"] == 0 else None
+
+
+async def consumed(redis, group: str, ws, event: str, count: int) -> None:
+    """Once `count` `event` calls of the workspace are on nudge.events.v1, until the journey
+    service's group has read and acknowledged them: what they could cause has happened."""
+    async def published():
+        found = [entry_id for entry_id, fields in await redis.xrange(EVENTS)
+                 if fields[b"workspace_id"].decode() == ws.id
+                 and orjson.loads(fields[b"payload"]).get("event") == event]
+        return found[-1] if len(found) >= count else None
+    last = await until(published)
+
+    async def acknowledged():
+        info = next(g for g in await redis.xinfo_groups(EVENTS) if g["name"].decode() == group)
+        done = tuple(map(int, info["last-delivered-id"].split(b"-"))) >= tuple(map(int, last.split(b"-")))
+        return done and info["pending"] == 0
+    await until(acknowledged)

@@ -2,12 +2,13 @@
 against dispatch and segment, the lifecycle, versions that runs in flight keep, and the
 refusal to delete a segment or template a live journey uses."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 
 from tests.dispatch.test_send_pipeline import person
-from tests.journey.live import publish, received, templates, track, until
+from tests.journey.live import consumed, publish, received, templates, track, until
 from tests.journey.test_live_runs import welcome
 from tests.segment.test_realtime_segments import create_segment
 
@@ -67,7 +68,8 @@ async def test_runs_in_flight_keep_their_version_after_an_edit(workspace, receiv
     assert by_user == {"u-v1": [(1, "completed")], "u-v2": [(2, "completed")]}
 
 
-async def test_pause_holds_timers_and_entries_resume_continues(workspace, receiver, journey_clock):
+async def test_pause_holds_timers_and_entries_resume_continues(workspace, receiver, journey_clock, journey_platform,
+                                                               redis):
     await templates(workspace, receiver, "welcome", "coupon")
     journey = await publish(workspace, welcome())
     await person(workspace, "u-pause")
@@ -79,6 +81,8 @@ async def test_pause_holds_timers_and_entries_resume_continues(workspace, receiv
     await person(workspace, "u-late")
     await track(workspace, "u-late", "Signed Up")  # no entry while paused
     await track(workspace, "u-pause", "Page Viewed")
+    await consumed(redis, journey_platform.settings.consumer_group, workspace, "Signed Up", 2)
+    await asyncio.sleep(0.3)  # a few timer passes too
     assert received(receiver) == ["welcome"]
     stats = (await workspace.admin.get(f"/v1/journeys/{journey['id']}/stats")).json()
     assert stats["entered"] == 1 and stats["active"] == 1

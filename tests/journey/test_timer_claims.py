@@ -3,12 +3,14 @@ timers (FOR UPDATE SKIP LOCKED under a lease) and every run takes its step exact
 
 import asyncio
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
+import orjson
 from sqlalchemy import func, select
 
 from kit import db
-from services.journey.models import runs, timers
+from services.journey.models import JOURNEYS, outbox, runs, timers
 from tests.journey.processes import Processes, seeded, step_counts
 
 RUNS = 10_000
@@ -21,7 +23,8 @@ TWO_WAITS = {"trigger": {"kind": "event", "event": "Claimed"}, "start": "a",
 async def test_two_processes_fire_ten_thousand_due_timers_each_once(fresh_database, redis, redis_url):
     url = await fresh_database("journey_claims")
     due = datetime.now(timezone.utc) - timedelta(seconds=1)
-    await seeded(url, f"ws_{uuid.uuid4().hex[:8]}", TWO_WAITS, [f"p{n}" for n in range(RUNS)], due, "a", waiting=True)
+    workspace_id = f"ws_{uuid.uuid4().hex[:8]}"
+    await seeded(url, workspace_id, TWO_WAITS, [f"p{n}" for n in range(RUNS)], due, "a", waiting=True)
     engine = db.create_engine(url, pool_size=1)
     try:
         async with Processes(url, redis, redis_url, timer_batch=200) as processes:
@@ -39,6 +42,15 @@ async def test_two_processes_fire_ten_thousand_due_timers_each_once(fresh_databa
         async with engine.connect() as conn:
             assert await conn.scalar(select(func.count()).select_from(runs).where(
                 runs.c.node_id == "b", runs.c.seq == 3, runs.c.status == "active")) == RUNS
+            # A run fired twice would write the same steps again (the step rows cannot show it:
+            # their key drops the copy) but announce them twice: count what was announced,
+            # published or still in the outbox.
+            unpublished = [entry for row in await conn.execute(select(outbox.c.entries)) for entry in row.entries]
+        published = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in await redis.xrange(JOURNEYS)
+                     if fields[b"workspace_id"].decode() == workspace_id]
+        steps = Counter((f["profile_id"], orjson.loads(f["payload"])["seq"])
+                        for f in published + [e["fields"] for e in unpublished])
+        assert len(steps) == 2 * RUNS and set(steps.values()) == {1}  # both steps of every run, once
     finally:
         await engine.dispose()
     counts = await step_counts(url)
