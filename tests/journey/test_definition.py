@@ -61,6 +61,21 @@ CART = {
     },
 }
 
+# Purchase → thank-you D+1 → recommendations D+14 → repurchase reminder D+30.
+POST_PURCHASE = {
+    "trigger": {"kind": "event", "event": "Order Completed"},
+    "entry": {"mode": "every_time"},
+    "start": "to_d1",
+    "nodes": {
+        "to_d1": wait("P1D", "thanks"),
+        "thanks": send("tpl-thanks", "alimtalk", "sms", advertising=False, next="to_d14"),
+        "to_d14": wait("P13D", "recommend"),
+        "recommend": send("tpl-recommend", "email", next="to_d30"),
+        "to_d30": wait("P16D", "repurchase"),
+        "repurchase": send("tpl-repurchase", "friendtalk", "sms"),
+    },
+}
+
 # No visit for 265 days → a notice every 15 days until day 335 (265, 280, 295, 310, 325); a visit ends it.
 DORMANCY = {
     "trigger": {"kind": "segment_entered", "segment": "seg-no-visit-265d"},

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tests.dispatch.test_channels_through_the_pipeline import AD_POLICY, KAKAO_CONFIG, SMS_CONFIG
-from tests.journey.test_definition import BIRTHDAY, CART, DORMANCY, WELCOME
+from tests.journey.test_definition import BIRTHDAY, CART, DORMANCY, POST_PURCHASE, WELCOME
 from tests.segment.test_realtime_segments import create_segment
 
 KST = ZoneInfo("Asia/Seoul")
@@ -34,7 +34,8 @@ async def _workspace_ready(ws, policy: dict | None = None) -> str:
     }.items():
         response = await ws.admin.put(f"/v1/channels/{channel}", json={"provider": provider, "config": config})
         assert response.status_code == 200, response.text
-    templates = {n["template"] for tree in (WELCOME, CART, DORMANCY, BIRTHDAY) for n in tree["nodes"].values()
+    templates = {n["template"] for tree in (WELCOME, CART, POST_PURCHASE, DORMANCY, BIRTHDAY)
+                 for n in tree["nodes"].values()
                  if n["kind"] == "send"}
     for template_id in templates:
         response = await ws.admin.put(f"/v1/templates/{template_id}", json={"name": template_id, "channels": TEXT})
@@ -98,6 +99,15 @@ async def test_cart_abandonment_day_one_three_seven_unless_they_buy(workspace):
     assert sends(bought_in_time) == [] and bought_in_time["endStatus"] == "converted"
     cheap = await simulate(workspace, CART, [("Product Added", T0, {"price": 5000})])
     assert cheap["endStatus"] == "not_entered" and cheap["steps"] == []
+
+
+async def test_post_purchase_thanks_on_day_one_recommends_on_day_fourteen_reminds_on_day_thirty(workspace):
+    await _workspace_ready(workspace)
+    result = await simulate(workspace, POST_PURCHASE, [("Order Completed", T0, {"revenue": 39000})])
+    assert sends(result) == [(1, "10:00", "tpl-thanks", "alimtalk", "sent"),
+                             (14, "10:00", "tpl-recommend", "email", "sent"),
+                             (30, "10:00", "tpl-repurchase", "friendtalk", "sent")]
+    assert result["endStatus"] == "completed"
 
 
 async def test_dormancy_notices_every_fifteen_days_until_day_335_or_a_visit(workspace):
