@@ -5,8 +5,10 @@ providers' delivery receipts with the write key."""
 import hmac
 from typing import Annotated, Any, Literal
 
+import grpc
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from grpc import aio
 from pydantic import BaseModel, Field
 
 from gateway import auth, keys
@@ -14,6 +16,7 @@ from gateway.errors import ApiError
 from gateway.keys import WRITE
 from gateway.rpc import call, context_of, time_json
 from gateway.workspaces import Principal
+from kit.errors import field_of
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 from nudge.profile.v1 import profile_pb2
@@ -77,11 +80,19 @@ class ChannelConfigIn(BaseModel):
 async def send_message(body: MessageIn, request: Request, principal: Admin,
                        idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1,
                                                               max_length=200)]) -> dict:
-    reply = await call(request, "dispatch", "Send", pb.SendRequest(
-        context=context_of(principal), idempotency_key=idempotency_key, profile_id=body.profileId,
-        channels=body.channels, template_id=body.templateId, advertising=body.advertising,
-        transactional=not body.advertising if body.transactional is None else body.transactional,
-        variables_json=orjson.dumps(body.variables).decode()))
+    """The same key with the same body answers the first send's result; with another body, 422."""
+    try:
+        reply = await call(request, "dispatch", "Send", pb.SendRequest(
+            context=context_of(principal), idempotency_key=idempotency_key, profile_id=body.profileId,
+            channels=body.channels, template_id=body.templateId, advertising=body.advertising,
+            transactional=not body.advertising if body.transactional is None else body.transactional,
+            variables_json=orjson.dumps(body.variables).decode()))
+    except aio.AioRpcError as err:
+        if err.code() == grpc.StatusCode.INVALID_ARGUMENT and field_of(err) == "idempotency_key":
+            # Over HTTP the key is the header: name it as the caller wrote it.
+            message = (err.details() or "").replace("idempotency_key:", "Idempotency-Key:", 1)
+            raise ApiError(422, "invalid_argument", message, {"field": "Idempotency-Key"}) from None
+        raise
     return delivery_json(reply)
 
 

@@ -46,6 +46,8 @@ deliveries = Table(
     Column("idempotency_key", Text, nullable=False),
     Column("profile_id", Text, nullable=False),
     Column("request", JSONB, nullable=False),      # the send as asked, to resume a deferral
+    # SHA-256 of the send as asked (without its key): the same key with another send is refused.
+    Column("request_hash", Text, nullable=True),
     Column("status", Text, nullable=False),        # pending deferred sending sent delivered suppressed failed
     # The runner working on it now: every write of a runner is conditional on it, so a
     # runner that was taken over (it looked dead) can no longer send or record anything.

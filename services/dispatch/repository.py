@@ -20,12 +20,12 @@ class DispatchRepository:
 
     # -- deliveries -------------------------------------------------------------------
     async def claim(self, workspace_id: str, delivery_id: str, key: str, profile_id: str, request: dict,
-                    owner: str, now: datetime) -> bool:
+                    request_hash: str, owner: str, now: datetime) -> bool:
         """True when this call created the delivery for the key (and so runs it, as `owner`)."""
         created = await self.session.execute(
             insert(deliveries).values(workspace_id=workspace_id, id=delivery_id, idempotency_key=key,
-                                      profile_id=profile_id, request=request, status="pending", owner=owner,
-                                      created_at=now, updated_at=now)
+                                      profile_id=profile_id, request=request, request_hash=request_hash,
+                                      status="pending", owner=owner, created_at=now, updated_at=now)
             .on_conflict_do_nothing().returning(deliveries.c.id))
         return created.first() is not None
 

@@ -13,6 +13,7 @@ that is reported as failed with an unknown outcome after a lease, never sent aga
 """
 
 import asyncio
+import hashlib
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -132,12 +133,20 @@ class DispatchService:
     async def send(self, workspace_id: str, spec: SendSpec) -> dict:
         await self._check_spec(workspace_id, spec)
         delivery_id, owner = str(uuid.uuid4()), str(uuid.uuid4())
+        request_hash = _request_hash(spec)
         async with self.sessions() as session, session.begin():
-            claimed = await DispatchRepository(session).claim(workspace_id, delivery_id, spec.idempotency_key,
-                                                             spec.profile_id, asdict(spec), owner, self.clock.now())
+            repo = DispatchRepository(session)
+            claimed = await repo.claim(workspace_id, delivery_id, spec.idempotency_key, spec.profile_id,
+                                       asdict(spec), request_hash, owner, self.clock.now())
+            first = None if claimed else await repo.by_key(workspace_id, spec.idempotency_key)
         if claimed:
             await self._detached(self._run(workspace_id, delivery_id, owner))
             return await self.delivery(workspace_id, delivery_id)
+        if first.request_hash is not None and first.request_hash != request_hash:
+            # The Stripe rule: a key names one send; another send under it is a caller's bug, and
+            # answering with the first result would hide that the second was never sent.
+            raise InvalidArgument(f"idempotency_key: {spec.idempotency_key!r} was already used for a different "
+                                  f"send ({first.id}); use a new key for a new message", field="idempotency_key")
         return await self._outcome_of(workspace_id, spec.idempotency_key)
 
     async def simulate(self, workspace_id: str, spec: SendSpec, run: Simulation) -> dict:
@@ -698,6 +707,12 @@ def _unsubscribe_category(channel: str, spec: SendSpec) -> str | None:
     if spec.advertising:
         return ADVERTISING
     return None if spec.transactional else EMAIL
+
+
+def _request_hash(spec: SendSpec) -> str:
+    """What makes two sends the same: everything asked but the key (JSON with sorted keys)."""
+    asked = {k: v for k, v in asdict(spec).items() if k != "idempotency_key"}
+    return hashlib.sha256(orjson.dumps(asked, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _fact_id(request_id: str) -> str:
