@@ -87,6 +87,9 @@ class Outcome:
     deferred_until: datetime | None = None
     next_allowed_at: datetime | None = None
     consent: dict = field(default_factory=dict)
+    # An in-app message is stored in the transaction that records this outcome, with its links.
+    inapp: Content | None = None
+    links: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -133,16 +136,16 @@ class DispatchService:
     async def send(self, workspace_id: str, spec: SendSpec) -> dict:
         await self._check_spec(workspace_id, spec)
         delivery_id, owner = str(uuid.uuid4()), str(uuid.uuid4())
-        request_hash = _request_hash(spec)
+        asked = request_hash(spec)
         async with self.sessions() as session, session.begin():
             repo = DispatchRepository(session)
             claimed = await repo.claim(workspace_id, delivery_id, spec.idempotency_key, spec.profile_id,
-                                       asdict(spec), request_hash, owner, self.clock.now())
+                                       asdict(spec), asked, owner, self.clock.now())
             first = None if claimed else await repo.by_key(workspace_id, spec.idempotency_key)
         if claimed:
             await self._detached(self._run(workspace_id, delivery_id, owner))
             return await self.delivery(workspace_id, delivery_id)
-        if first.request_hash is not None and first.request_hash != request_hash:
+        if first.request_hash is not None and first.request_hash != asked:
             # The Stripe rule: a key names one send; another send under it is a caller's bug, and
             # answering with the first result would hide that the second was never sent.
             raise InvalidArgument(f"idempotency_key: {spec.idempotency_key!r} was already used for a different "
@@ -271,7 +274,12 @@ class DispatchService:
             outcome = Outcome("deferred", reason=f"interrupted by {type(err).__name__}; retrying at "
                               f"{retry_at.isoformat()}", rule="retry", deferred_until=retry_at)
         async with self.sessions() as session, session.begin():
-            await self._finish(DispatchRepository(session), row, owner, outcome, attempts, setup.template_version)
+            repo = DispatchRepository(session)
+            recorded = await self._finish(repo, row, owner, outcome, attempts, setup.template_version)
+            if recorded and outcome.inapp is not None:
+                # The message and its `sent` commit together: a crash leaves neither, and the send
+                # is taken over, never a shown message recorded as an unknown outcome.
+                await repo.add_inapp(workspace_id, row.id, row.profile_id, outcome.inapp, self.clock.now())
         self.on_commit()
 
     async def _pipeline(self, workspace_id: str, row, owner: str, spec: SendSpec, setup: Setup,
@@ -382,7 +390,8 @@ class DispatchService:
                        attempt, urls: list[str]) -> Outcome | None:
         """Rate limit; consent and timing checked once more, right before the call (an
         opt-out that committed meanwhile, a wait that ran into the night); `sending`
-        committed with the tracked links' `urls`; then the provider. None: try the next channel."""
+        committed with the tracked links' `urls`; then the provider. None: try the next channel.
+        In-app has no provider: its message is stored with the outcome, in one transaction."""
         channel, provider, config = cleared.channel, cleared.provider, cleared.config
         await ratelimit.wait_for_token(
             self.redis, f"nudge:dispatch:rate:{workspace_id}:{provider}",
@@ -396,16 +405,15 @@ class DispatchService:
             return Outcome("deferred", channel, provider, reason=f"deferred by {deferral.reason} until "
                            f"{deferral.until.isoformat()}", rule=deferral.reason, deferred_until=deferral.until,
                            consent=recheck.evidence)
+        if channel == INAPP:
+            # No provider and no `sending` state: the message is stored with the outcome (`_run`).
+            attempt("sent", "", provider)
+            return Outcome("sent", channel, provider, provider_message_id=row.id, consent=recheck.evidence,
+                           inapp=cleared.content, links=list(urls))
         async with self.sessions() as session, session.begin():
             if not await DispatchRepository(session).mark_sending(workspace_id, row.id, owner, channel, provider,
                                                                   self.clock.now(), links=urls):
                 raise TakenOver(row.id)
-        if channel == INAPP:
-            async with self.sessions() as session, session.begin():
-                await DispatchRepository(session).add_inapp(workspace_id, row.id, spec.profile_id, cleared.content,
-                                                            self.clock.now())
-            attempt("sent", "", provider)
-            return Outcome("sent", channel, provider, provider_message_id=row.id, consent=recheck.evidence)
         outgoing = Outgoing(delivery_id=row.id, workspace_id=workspace_id, profile_id=spec.profile_id,
                             channel=channel, to=cleared.address.to, content=cleared.content,
                             advertising=spec.advertising, platform=cleared.address.platform)
@@ -451,7 +459,7 @@ class DispatchService:
             provider=outcome.provider, provider_message_id=outcome.provider_message_id, reason=outcome.reason,
             rule=outcome.rule, deferred_until=outcome.deferred_until, next_allowed_at=outcome.next_allowed_at,
             consent=outcome.consent, attempts=[*row.attempts, *attempts], template_version=template_version,
-            updated_at=now)
+            updated_at=now, **({"links": outcome.links} if outcome.links is not None else {}))
         if recorded:
             request = row.request
             await self.outbox.add(repo.session, [self.outbox.event(
@@ -709,7 +717,7 @@ def _unsubscribe_category(channel: str, spec: SendSpec) -> str | None:
     return None if spec.transactional else EMAIL
 
 
-def _request_hash(spec: SendSpec) -> str:
+def request_hash(spec: SendSpec) -> str:
     """What makes two sends the same: everything asked but the key (JSON with sorted keys)."""
     asked = {k: v for k, v in asdict(spec).items() if k != "idempotency_key"}
     return hashlib.sha256(orjson.dumps(asked, option=orjson.OPT_SORT_KEYS)).hexdigest()

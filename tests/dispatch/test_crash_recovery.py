@@ -1,16 +1,18 @@
 """Sends whose runner died: before the provider call they are run again, once; during it,
-they are reported failed with an unknown outcome and never sent again."""
+they are reported failed with an unknown outcome and never sent again. An in-app message
+and its delivery's outcome commit together."""
 
 import asyncio
 import uuid
 from dataclasses import asdict
 from datetime import timedelta
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select, update
 
-from services.dispatch.models import deliveries
+from services.dispatch.models import deliveries, inapp_messages
 from services.dispatch.repository import DispatchRepository
-from services.dispatch.service import SendSpec
+from services.dispatch.service import SendSpec, request_hash
 from tests.dispatch.test_send_pipeline import inbox, person, setup
 
 
@@ -19,7 +21,7 @@ async def orphan(service, workspace_id: str, spec: SendSpec, status: str, age: t
     delivery_id = str(uuid.uuid4())
     async with service.sessions() as session, session.begin():
         await DispatchRepository(session).claim(workspace_id, delivery_id, spec.idempotency_key, spec.profile_id,
-                                                asdict(spec), "dead-runner", service.clock.now())
+                                                asdict(spec), request_hash(spec), "dead-runner", service.clock.now())
         await session.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(
             status=status, channel="inapp", provider="inapp", updated_at=service.clock.now() - age))
     return delivery_id
@@ -56,3 +58,39 @@ async def test_a_send_cut_off_during_the_provider_call_is_never_sent_again(works
     async with service.sessions() as session, session.begin():
         assert not await DispatchRepository(session).mark_sending(workspace.id, delivery_id, "dead-runner",
                                                                   "inapp", "inapp", service.clock.now())
+
+
+async def test_an_in_app_message_and_its_sent_status_commit_together(workspace, dispatch_platform, dispatch_clock,
+                                                                     monkeypatch):
+    """A crash at the commit of the outcome leaves neither the message nor a `sending` row that
+    would later read as an unknown outcome; the send is then taken over and shown once."""
+    service = dispatch_platform.service
+    profile = await person(workspace, "atomic")
+    await setup(workspace, {"inapp": {"title": "t", "body": "b"}})
+    spec = SendSpec(f"k-{uuid.uuid4()}", profile, ["inapp"], "hello")
+    finish = DispatchRepository.finish
+
+    async def crash_on_sent(self, *args, **values):
+        if values.get("status") == "sent":
+            raise RuntimeError("the process died here")
+        return await finish(self, *args, **values)
+    monkeypatch.setattr(DispatchRepository, "finish", crash_on_sent)
+    with pytest.raises(RuntimeError):
+        await service.send(workspace.id, spec)
+    async with service.sessions() as session:
+        row = (await session.execute(select(deliveries).where(
+            deliveries.c.workspace_id == workspace.id, deliveries.c.idempotency_key == spec.idempotency_key))).one()
+        shown = (await session.execute(select(inapp_messages).where(
+            inapp_messages.c.workspace_id == workspace.id, inapp_messages.c.delivery_id == row.id))).all()
+    assert shown == [] and row.status == "pending"  # neither the message nor a `sending` mark
+
+    monkeypatch.setattr(DispatchRepository, "finish", finish)
+    dispatch_clock.advance(timedelta(seconds=dispatch_platform.settings.sending_lease_seconds + 1))
+    answer = await service.send(workspace.id, spec)  # the key again, after the runner's lease
+    for _ in range(50):
+        if answer["status"] == "sent":
+            break
+        await asyncio.sleep(0.1)
+        answer = await service.delivery(workspace.id, row.id)
+    assert answer["id"] == row.id and answer["status"] == "sent" and answer["rule"] == ""
+    assert len(await inbox(workspace, "atomic")) == 1
