@@ -48,12 +48,17 @@ class ProviderResult:
 class ProviderError(Exception):
     """A send the provider did not take. `retryable`: try again (timeouts, 429, 5xx);
     `unreachable`: this person cannot be reached on this channel (bad number, no Kakao
-    account, expired token), so the next channel in the fallback order should be tried."""
+    account, expired token), so the next channel in the fallback order should be tried;
+    `ambiguous`: the request may have reached the provider (a timeout or a dropped connection
+    after it was written), so it may have been sent: only a provider that drops repeats of
+    the same request (`Adapter.idempotent`) may be asked again."""
 
-    def __init__(self, message: str, retryable: bool = False, unreachable: bool = False) -> None:
+    def __init__(self, message: str, retryable: bool = False, unreachable: bool = False,
+                 ambiguous: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.unreachable = unreachable
+        self.ambiguous = ambiguous
 
 
 class ConfigError(ValueError):
@@ -66,9 +71,12 @@ class ConfigError(ValueError):
 
 class Adapter(Protocol):
     """One provider behind one channel. `config` is the workspace's channel configuration
-    (endpoint, credentials, sender), already validated by `check_config`."""
+    (endpoint, credentials, sender), already validated by `check_config`. `idempotent`: the
+    provider drops a repeat of the same request (an idempotency key derived from the delivery
+    id), so a try whose outcome is unknown may be sent again."""
     channel: str
     name: str
+    idempotent: bool
 
     def check_config(self, config: dict) -> dict: ...  # normalized config, or ConfigError
 

@@ -37,6 +37,7 @@ from services.dispatch.channels import (ALIMTALK, CHANNELS, EMAIL, FRIENDTALK, I
 from services.dispatch.engagement import Fact
 from services.dispatch.links import Links
 from services.dispatch.profiles import Person, ProfileDirectory
+from services.dispatch.providers import NOT_WRITTEN, delivery_options
 from services.dispatch.providers.registry import adapter_for
 from services.dispatch.reach import CONSENT_CHANNEL, Address, address_of, check_consent, night_consent
 from services.dispatch.models import DELIVERIES, ENGAGEMENT
@@ -423,6 +424,15 @@ class DispatchService:
                 result = await asyncio.wait_for(adapter.send(config, outgoing, self.http),
                                                 self.settings.provider_timeout_seconds)
             except (ProviderError, TimeoutError, httpx.TransportError) as err:
+                if _ambiguous(err) and not (adapter.idempotent or config.get("resend_on_timeout")):
+                    # The provider may have taken it and has no key to drop a repeat by: asking
+                    # again (or falling back to another channel) could send it twice.
+                    reason = (f"{err or type(err).__name__}: the provider may have taken the message, and "
+                              f"{provider} has no idempotency key, so it is not sent again (the channel's "
+                              "config.resend_on_timeout allows a retry)")
+                    attempt("failed", reason, provider)
+                    return Outcome("failed", channel, provider, reason=reason, rule="unknown_outcome",
+                                   consent=recheck.evidence)
                 retryable = not isinstance(err, ProviderError) or err.retryable
                 if retryable and try_number < self.settings.provider_attempts:
                     await asyncio.sleep(0.2 * 2 ** (try_number - 1))  # 0.2 s, 0.4 s, …
@@ -650,7 +660,7 @@ class DispatchService:
             raise InvalidArgument(f"channel: expected one of {', '.join(c for c in CHANNELS if c != INAPP)}",
                                   field="channel")
         try:
-            config = adapter_for(channel, provider).check_config(_json_object(config_json, "config"))
+            config = delivery_options(adapter_for(channel, provider).check_config(_json_object(config_json, "config")))
         except ConfigError as err:
             raise InvalidArgument(str(err), field=err.field) from None
         async with self.sessions() as session, session.begin():
@@ -715,6 +725,16 @@ def _unsubscribe_category(channel: str, spec: SendSpec) -> str | None:
     if spec.advertising:
         return ADVERTISING
     return None if spec.transactional else EMAIL
+
+
+def _ambiguous(err: Exception) -> bool:
+    """Whether a failed try may have reached the provider: our own deadline, a transport
+    failure past the connect, or what the adapter says."""
+    if isinstance(err, ProviderError):
+        return err.ambiguous
+    if isinstance(err, httpx.TransportError):
+        return not isinstance(err, NOT_WRITTEN)
+    return isinstance(err, TimeoutError)
 
 
 def request_hash(spec: SendSpec) -> str:

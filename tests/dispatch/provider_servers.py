@@ -4,8 +4,10 @@ HTTP ones run on uvicorn on 127.0.0.1; email is a real aiosmtpd server."""
 
 import asyncio
 import base64
+import inspect
 import json
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -41,7 +43,8 @@ class Received:
 
 
 class HttpProvider:
-    """A uvicorn server whose every request goes to `answer(received) -> Response`."""
+    """A uvicorn server whose every request goes to `answer(received) -> Response` (or an
+    awaitable of one: see `Stall`)."""
 
     def __init__(self, answer: Callable[[Received], Response], tls: tuple[str, str] | None = None) -> None:
         self.answer, self.received = answer, []
@@ -52,7 +55,8 @@ class HttpProvider:
             got = Received(request.method, request.url.path, {k.lower(): v for k, v in request.headers.items()},
                            await request.body())
             self.received.append(got)
-            return self.answer(got)
+            answer = self.answer(got)
+            return await answer if inspect.isawaitable(answer) else answer
 
         app = Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "POST"])])
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
@@ -70,6 +74,29 @@ class HttpProvider:
     async def __aexit__(self, *exc) -> None:
         self._server.should_exit = True
         await self._task
+
+
+class Stall:
+    """A provider that takes the first `times` requests (its `answer` runs: it records them, as a
+    real provider would) and then does not answer until `release()`, past the client's timeout;
+    later requests are answered at once."""
+
+    def __init__(self, answer: Callable[[Received], Response], times: int = 1) -> None:
+        self.answer, self.left, self.released = answer, times, asyncio.Event()
+
+    def __call__(self, got: Received):
+        response = self.answer(got)
+        if self.left <= 0:
+            return response
+        self.left -= 1
+
+        async def stalled() -> Response:
+            await asyncio.wait_for(self.released.wait(), 60)
+            return response
+        return stalled()
+
+    def release(self) -> None:
+        self.released.set()
 
 
 def _nhn(code: int = 0, message: str = "SUCCESS") -> dict:
@@ -197,9 +224,12 @@ class MailRecord:
 
 
 class SmtpProvider:
-    """A real SMTP server (aiosmtpd) with AUTH LOGIN/PLAIN; rejects nobody@ (550) and busy@ (451)."""
+    """A real SMTP server (aiosmtpd) with AUTH LOGIN/PLAIN; rejects nobody@ (550) and busy@ (451).
+    With `stall_data`, it takes each message and then does not answer DATA until it is set (a
+    threading.Event: the server runs in a thread of its own)."""
 
-    def __init__(self, username: str, password: str) -> None:
+    def __init__(self, username: str, password: str, stall_data: threading.Event | None = None) -> None:
+        self.stall_data = stall_data
         self.mail: list[MailRecord] = []
         self.port = free_port()
         self._credentials = (username, password)
@@ -224,6 +254,8 @@ class SmtpProvider:
         self.mail.append(MailRecord(envelope.mail_from, list(envelope.rcpt_tos),
                                     message_from_bytes(envelope.original_content, policy=policy.default),
                                     self._login))
+        if self.stall_data is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.stall_data.wait, 60)
         return "250 Message accepted"
 
     def __enter__(self) -> "SmtpProvider":

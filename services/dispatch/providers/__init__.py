@@ -30,10 +30,24 @@ def timeout_of(config: dict, default: float = DEFAULT_TIMEOUT) -> float:
     return value
 
 
+# Failures before a byte of the request left: the provider cannot have taken it.
+NOT_WRITTEN = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
 def transport_error(provider: str, exc: httpx.HTTPError) -> ProviderError:
-    """Timeouts and connection failures are worth a retry; the provider may be back soon."""
+    """Timeouts and connection failures are worth a retry; the provider may be back soon. Past
+    the connect, the request may have been taken (it is then `ambiguous`)."""
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else f"failed ({type(exc).__name__})"
-    return ProviderError(f"{provider}: request {kind}", retryable=True)
+    return ProviderError(f"{provider}: request {kind}", retryable=True, ambiguous=not isinstance(exc, NOT_WRITTEN))
+
+
+def delivery_options(config: dict) -> dict:
+    """Channel settings of the pipeline rather than the provider: `resend_on_timeout` (default
+    false) lets a provider without an idempotency key be asked again after a try whose outcome
+    is unknown, accepting a possible second message."""
+    if not isinstance(config.get("resend_on_timeout", False), bool):
+        raise ConfigError("config.resend_on_timeout must be true or false", field="config.resend_on_timeout")
+    return config
 
 
 def status_error(provider: str, status: int, detail: str = "") -> ProviderError:

@@ -39,7 +39,8 @@ def build_message(config: dict, outgoing: Outgoing) -> EmailMessage:
 
 
 class SmtpAdapter:
-    channel, name = EMAIL, "smtp"
+    # SMTP has no idempotency key (Message-ID is not deduplicated by relays).
+    channel, name, idempotent = EMAIL, "smtp", False
 
     def check_config(self, config: dict) -> dict:
         required(config, "host", "port", "sender")
@@ -70,8 +71,12 @@ class SmtpAdapter:
         except aiosmtplib.SMTPResponseException as exc:
             raise _smtp_error(exc.code, f"server answered {exc.code} {exc.message}") from None
         except (aiosmtplib.SMTPException, OSError) as exc:
-            # Connect failures, timeouts, dropped connections: the relay may be back soon.
-            raise ProviderError(f"smtp: {type(exc).__name__}: {exc}", retryable=True) from None
+            # Connect failures, timeouts, dropped connections: the relay may be back soon. Past
+            # the connect, the relay may have taken the message (a timeout waiting for its answer
+            # to DATA): the outcome is unknown.
+            connect = isinstance(exc, aiosmtplib.SMTPConnectError) or (
+                isinstance(exc, OSError) and not isinstance(exc, aiosmtplib.SMTPException))
+            raise ProviderError(f"smtp: {type(exc).__name__}: {exc}", retryable=True, ambiguous=not connect) from None
         return ProviderResult(provider=self.name, provider_message_id=message["Message-ID"])
 
 

@@ -53,7 +53,7 @@ def _recipient(outgoing: Outgoing) -> dict:
 
 
 class AlimTalkAdapter:
-    channel, name = ALIMTALK, "nhn_kakao"
+    channel, name, idempotent = ALIMTALK, "nhn_kakao", True  # X-NC-API-IDEMPOTENCY-KEY
 
     def check_config(self, config: dict) -> dict:
         return nhn_config(config, KAKAO_ENDPOINT, "sender_key")
@@ -72,7 +72,7 @@ class AlimTalkAdapter:
 
 class BrandMessageAdapter:
     """The friendtalk channel: free-form Kakao messages, sent as NHN brand messages."""
-    channel, name = FRIENDTALK, "nhn_kakao"
+    channel, name, idempotent = FRIENDTALK, "nhn_kakao", True  # X-NC-API-IDEMPOTENCY-KEY
 
     def check_config(self, config: dict) -> dict:
         config = nhn_config(config, KAKAO_ENDPOINT, "sender_key")

@@ -51,7 +51,7 @@ def string_data(outgoing: Outgoing) -> dict[str, str]:
 
 
 class FcmAdapter:
-    channel, name = PUSH, "fcm"
+    channel, name, idempotent = PUSH, "fcm", False  # FCM v1 has no idempotency key
 
     def check_config(self, config: dict) -> dict:
         required(config, "project_id", "access_token")
@@ -84,7 +84,8 @@ class FcmAdapter:
 
 
 class ApnsAdapter:
-    channel, name = PUSH, "apns"
+    # apns-id names the notification in Apple's answers; Apple does not drop a repeat of it.
+    channel, name, idempotent = PUSH, "apns", False
 
     def __init__(self) -> None:
         self._tokens: dict[tuple[str, str, str], tuple[float, str]] = {}

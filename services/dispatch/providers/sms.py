@@ -82,7 +82,8 @@ def sms_type_of(outgoing: Outgoing) -> str:
 
 
 class NhnSmsAdapter:
-    channel, name = SMS, "nhn_sms"
+    # NHN's SMS API (v3.0) takes no idempotency key: a timed-out request is not sent again.
+    channel, name, idempotent = SMS, "nhn_sms", False
 
     def check_config(self, config: dict) -> dict:
         config = nhn_config(config, SMS_ENDPOINT, "send_no")

@@ -58,7 +58,8 @@ class Refused(ProviderError):
 
 
 class WebhookAdapter:
-    channel, name = WEBHOOK, "webhook"
+    # X-Nudge-Delivery-Id is the same on every try: receivers drop a repeat of it.
+    channel, name, idempotent = WEBHOOK, "webhook", True
 
     def __init__(self, resolve: Resolver = system_resolve, clock: Callable[[], float] = time.time) -> None:
         self._resolve, self._clock = resolve, clock

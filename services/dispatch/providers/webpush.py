@@ -57,7 +57,7 @@ def vapid_key(config: dict) -> Vapid02:
 
 
 class WebPushAdapter:
-    channel, name = WEBPUSH, "webpush"
+    channel, name, idempotent = WEBPUSH, "webpush", False  # RFC 8030 has no idempotency key
 
     def check_config(self, config: dict) -> dict:
         required(config, "vapid_private_key", "vapid_subject")
