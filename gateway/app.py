@@ -13,7 +13,7 @@ from sqlalchemy import text
 from gateway import dispatch, engagement, errors, journeys, metrics, profiles, segments, tracking
 from gateway.settings import GatewaySettings
 from gateway.workspaces import open_store
-from kit.logs import setup_logging
+from kit.logs import get_logger, setup_logging
 from kit.redis import connect, resolve_redis_url
 from kit.runtime import MESSAGE_SIZE_OPTIONS
 from kit.tracing import instrument_engine, setup_tracing
@@ -22,6 +22,8 @@ from nudge.journey.v1 import journey_pb2_grpc
 from nudge.metrics.v1 import metrics_pb2_grpc
 from nudge.profile.v1 import profile_pb2_grpc
 from nudge.segment.v1 import segment_pb2_grpc
+
+log = get_logger(__name__)
 
 
 def create_app(settings: GatewaySettings | None = None, setup_observability: bool = True) -> FastAPI:
@@ -64,6 +66,8 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
             await channel.close()
             await redis.aclose()
             await engine.dispose()
+            # uvicorn has finished the requests in flight (its graceful shutdown) before this.
+            log.info("drained", exit_code=0)
 
     app = FastAPI(title="Nudge API", version="1.0",
                   description="Tracking (Segment spec, write key) and management (admin key) of Nudge.",

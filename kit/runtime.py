@@ -87,9 +87,13 @@ class GrpcServer:
 
 
 async def serve_until_signal(runtime: Runtime, server: GrpcServer, port: int,
-                             background: Iterable[Coroutine] = (), grace: float = 10.0) -> None:
-    """Serve until SIGTERM/SIGINT, then drain. A crashed background task stops the process;
-    one that returns (a warm-up job) does not."""
+                             background: Iterable[Coroutine] = (), grace: float = 10.0,
+                             drain: Callable[[], Coroutine] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then drain: the background loops stop first (nothing new is
+    claimed), then in-flight calls get `grace` seconds while `drain()` finishes the service's own
+    work in flight (dispatch: its sends); "drained" is logged last. Keep `grace` below the
+    launcher's (the supervisor's 15 s, Kubernetes' 30 s). A crashed background task stops the
+    process with code 1; one that returns (a warm-up job) does not."""
     bound = await server.start(port)
     log.info("serving", port=bound, services=server.service_names)
     tasks = [asyncio.create_task(coro) for coro in background]
@@ -110,11 +114,12 @@ async def serve_until_signal(runtime: Runtime, server: GrpcServer, port: int,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
         signal.signal(sig, signal.SIG_IGN)
-    await server.stop(grace)
     for task in [stopper, *tasks]:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(server.stop(grace), *([drain()] if drain else []))
     await runtime.close()
     shutdown_tracing()
+    log.info("drained", exit_code=1 if failed else 0)
     if failed:
         raise SystemExit(1)

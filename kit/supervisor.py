@@ -77,16 +77,20 @@ def _dev_workspace(data_dir: Path) -> dict:
 
 
 def _stop(children: dict[str, subprocess.Popen], grace: float = 15) -> None:
+    """SIGTERM to every child, then each one's exit code as it stops; one still running after
+    `grace` seconds is killed, and says so."""
     for child in children.values():
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
-    for child in children.values():
+    for name, child in children.items():
         try:
-            child.wait(max(0.1, deadline - time.monotonic()))
+            code = child.wait(max(0.1, deadline - time.monotonic()))
+            print(f"{name} stopped with exit code {code}", flush=True)
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+            print(f"{name} did not stop within {grace:.0f}s of SIGTERM: killed", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,7 +53,8 @@ async def main() -> None:
     runtime = await open_runtime("dispatch", settings, MIGRATIONS)
     server, service, loops = build(runtime, settings)
     try:
-        await serve_until_signal(runtime, server, settings.grpc_port, background=loops)
+        await serve_until_signal(runtime, server, settings.grpc_port, background=loops,
+                                 drain=lambda: service.drain(settings.drain_seconds))
     finally:
         await service.http.aclose()
         await service.profiles.close()

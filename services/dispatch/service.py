@@ -132,6 +132,7 @@ class DispatchService:
         self.on_commit = on_commit
         self.tokens = Tokens(settings.link_key())
         self._running: set[asyncio.Task] = set()
+        self._stopping = False  # draining at shutdown: no provider call is started any more
 
     # -- sending ----------------------------------------------------------------------
     async def send(self, workspace_id: str, spec: SendSpec) -> dict:
@@ -268,6 +269,12 @@ class DispatchService:
             outcome = await self._pipeline(workspace_id, row, owner, spec, setup, attempts)
         except TakenOver:
             return  # another runner owns it now and records its outcome
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # Cut off by the drain: recorded now (the caller gets it), never left to a lease.
+            await self._cut_off(workspace_id, delivery_id, owner, attempts, setup.template_version)
+            return
         except Exception as err:
             # A service or Redis outage is not the send's outcome: it is tried again shortly.
             log.exception("send interrupted; retrying later", delivery_id=delivery_id)
@@ -281,6 +288,35 @@ class DispatchService:
                 # The message and its `sent` commit together: a crash leaves neither, and the send
                 # is taken over, never a shown message recorded as an unknown outcome.
                 await repo.add_inapp(workspace_id, row.id, row.profile_id, outcome.inapp, self.clock.now())
+        self.on_commit()
+
+    async def drain(self, timeout: float) -> None:
+        """At shutdown (the background loops have stopped): sends not yet at a provider are
+        deferred to now for another replica (`_deliver`); those at a provider get `timeout`
+        seconds, then are cut off and recorded failed with an unknown outcome."""
+        self._stopping = True
+        running = set(self._running)
+        done, cut = await asyncio.wait(running, timeout=timeout) if running else (set(), set())
+        for task in cut:
+            task.cancel()
+        await asyncio.gather(*cut, return_exceptions=True)
+        log.info("sends drained", finished=len(done), cut_off=len(cut))
+
+    async def _cut_off(self, workspace_id: str, delivery_id: str, owner: str, attempts: list[dict],
+                       template_version: int | None) -> None:
+        async with self.sessions() as session, session.begin():
+            repo = DispatchRepository(session)
+            row = await repo.delivery(workspace_id, delivery_id)
+            if row.status == "sending":
+                outcome, expect = Outcome(
+                    "failed", row.channel, row.provider, reason="the dispatch process stopped while the provider "
+                    "was being called; its outcome is unknown, so it is not sent again", rule="unknown_outcome"), \
+                    "sending"
+            else:
+                outcome, expect = Outcome(
+                    "deferred", reason="the dispatch process stopped before the provider call; another replica "
+                    "sends it", rule="retry", deferred_until=self.clock.now()), None
+            await self._finish(repo, row, owner, outcome, attempts, template_version, expect=expect)
         self.on_commit()
 
     async def _pipeline(self, workspace_id: str, row, owner: str, spec: SendSpec, setup: Setup,
@@ -405,6 +441,12 @@ class DispatchService:
             attempt("deferred", f"{deferral.reason} until {deferral.until.isoformat()}", provider)
             return Outcome("deferred", channel, provider, reason=f"deferred by {deferral.reason} until "
                            f"{deferral.until.isoformat()}", rule=deferral.reason, deferred_until=deferral.until,
+                           consent=recheck.evidence)
+        if self._stopping and channel != INAPP:
+            # Shutting down: a provider call started now could be cut off; another replica makes it.
+            attempt("deferred", "the dispatch process is stopping", provider)
+            return Outcome("deferred", channel, provider, reason="the dispatch process stopped before the provider "
+                           "call; another replica sends it", rule="retry", deferred_until=self.clock.now(),
                            consent=recheck.evidence)
         if channel == INAPP:
             # No provider and no `sending` state: the message is stored with the outcome (`_run`).

@@ -18,6 +18,10 @@ class DispatchSettings(ServiceSettings):
     # A send found `sending` for longer than this was cut off by a crash: it is reported
     # as failed (unknown outcome), never sent again.
     sending_lease_seconds: float = 120.0
+    # At SIGTERM, sends already at a provider get this long to finish; then they are recorded
+    # failed (unknown_outcome), never left `sending`. Below the gRPC grace (10 s) and the
+    # gateway's, so their callers still get the outcome.
+    drain_seconds: float = 6.0
     # How often each replica looks for deferred sends that are due.
     deferred_poll_seconds: float = 1.0
     # nudge.events.v1, read for erasures (what dispatch holds of an erased person is forgotten).

@@ -1,6 +1,6 @@
 """Sends whose runner died: before the provider call they are run again, once; during it,
 they are reported failed with an unknown outcome and never sent again. An in-app message
-and its delivery's outcome commit together."""
+and its delivery's outcome commit together. A replica that is stopping starts no provider call."""
 
 import asyncio
 import uuid
@@ -10,10 +10,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from kit.outbox import Outbox
 from services.dispatch.models import deliveries, inapp_messages
+from services.dispatch.models import outbox as dispatch_outbox
 from services.dispatch.repository import DispatchRepository
-from services.dispatch.service import SendSpec, request_hash
-from tests.dispatch.test_send_pipeline import inbox, person, setup
+from services.dispatch.service import DispatchService, SendSpec, request_hash
+from tests.dispatch.test_send_pipeline import inbox, person, receiver, setup, webhook_config  # noqa: F401 - fixture
 
 
 async def orphan(service, workspace_id: str, spec: SendSpec, status: str, age: timedelta) -> str:
@@ -94,3 +96,23 @@ async def test_an_in_app_message_and_its_sent_status_commit_together(workspace, 
         answer = await service.delivery(workspace.id, row.id)
     assert answer["id"] == row.id and answer["status"] == "sent" and answer["rule"] == ""
     assert len(await inbox(workspace, "atomic")) == 1
+
+
+async def test_a_replica_that_is_stopping_hands_a_send_to_another_before_the_provider_call(workspace, receiver,
+                                                                                          dispatch_platform):
+    """Once a replica drains, a send that has not reached its provider is deferred to now (never
+    started and then cut off); another replica's deferred runner sends it once."""
+    platform = dispatch_platform
+    stopping = DispatchService(platform.service.sessions, platform.service.redis, Outbox(dispatch_outbox),
+                               platform.clock, platform.service.profiles, platform.service.http, platform.settings)
+    await stopping.drain(1)  # nothing in flight: it only stops starting provider calls
+    profile = await person(workspace, "handed-over")
+    await setup(workspace, {"webhook": {"body": {"text": "hello"}}}, {"webhook": ("webhook", webhook_config(receiver))})
+    answer = await stopping.send(workspace.id, SendSpec(f"k-{uuid.uuid4()}", profile, ["webhook"], "hello"))
+    assert answer["status"] == "deferred" and answer["rule"] == "retry" and receiver.requests == []
+    for _ in range(100):  # the platform's own replica takes it from the deferred queue
+        current = await platform.service.delivery(workspace.id, answer["id"])
+        if current["status"] == "sent":
+            break
+        await asyncio.sleep(0.1)
+    assert current["status"] == "sent" and len(receiver.requests) == 1
