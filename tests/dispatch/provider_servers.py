@@ -103,11 +103,32 @@ def _nhn(code: int = 0, message: str = "SUCCESS") -> dict:
     return {"resultCode": code, "resultMessage": message, "isSuccessful": code == 0}
 
 
-def nhn_sms(app_key: str, secret_key: str) -> Callable[[Received], Response]:
-    """NHN SMS v3.0: recipient 01099999999 is invalid (-2019), 01055555555 hits their system error."""
+def nhn_sms(app_key: str, secret_key: str, files: dict | None = None) -> Callable[[Received], Response]:
+    """NHN SMS v3.0: recipient 01099999999 is invalid (-2019), 01055555555 hits their system error.
+    MMS attachments uploaded through attachfile/binaryUpload (JPEG, .jpg / .jpeg name of at most
+    45 characters, at most 300 KB) are kept in `files` (file id → (name, bytes)); an MMS naming
+    an id it never gave out is refused."""
+    files = {} if files is None else files
+
+    def upload(got: Received) -> Response:
+        body = got.json()
+        image = base64.b64decode(body.get("fileBody", ""))
+        name = body.get("fileName", "")
+        if not name.endswith((".jpg", ".jpeg")) or len(name) > 45 or not body.get("createUser") \
+                or len(image) > 300 * 1024 or not image.startswith(b"\xff\xd8\xff"):
+            return JSONResponse({"header": _nhn(-1, "Invalid attachment.")})
+        file_id = 300000 + len(files)
+        files[file_id] = (name, image)
+        return JSONResponse({"header": _nhn(), "body": {"data": {
+            "fileId": file_id, "fileName": name, "filePath": f"0/toast-mt/{file_id}"}}})
+
     def answer(got: Received) -> Response:
         if got.headers.get("x-secret-key") != secret_key or f"/appKeys/{app_key}/" not in got.path:
             return JSONResponse({"header": _nhn(-1000, "Invalid appKey.")})
+        if got.path.endswith("/attachfile/binaryUpload"):
+            return upload(got)
+        if any(i not in files for i in got.json().get("attachFileIdList", [])):
+            return JSONResponse({"header": _nhn(-1, "Invalid attachFileId.")})
         number = got.json()["recipientList"][0].get("recipientNo")
         if number == "01055555555":
             return JSONResponse({"header": _nhn(-9999, "System error.")}, status_code=500)

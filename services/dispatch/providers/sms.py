@@ -7,17 +7,31 @@ body {"body", "sendNo", "title" (LMS/MMS), "recipientList": [{"recipientNo" |
 "resultCode", "resultMessage"}, "body": {"data": {"requestId", "sendResultList":
 [{"recipientNo", "resultCode", "resultMessage", "recipientSeq"}]}}}. Result codes from
 Notification > SMS > Result Code. The shared NHN call is here; kakao.py uses it too.
+
+MMS images: each of `media_urls` is fetched (through the same SSRF guard as webhooks: every
+address public after DNS and on each redirect, unless its host is in `media_allowed_hosts`),
+must be a JPEG of at most 300 KB, and is uploaded first: POST
+{endpoint}/sms/v3.0/appKeys/{appKey}/attachfile/binaryUpload, {"fileName" (.jpg/.jpeg, at most
+45 characters), "createUser", "fileBody": base64}, answer body.data.fileId; the send carries
+"attachFileIdList": [fileId, ...]. None of this is a send: its failures are never ambiguous.
 """
+
+import base64
+import posixpath
+from urllib.parse import unquote, urljoin
 
 import httpx
 
 from services.dispatch.channels import SMS, ConfigError, Outgoing, ProviderError, ProviderResult
 from services.dispatch.providers import json_or_empty, required, status_error, timeout_of, transport_error
+from services.dispatch.providers.webhook import is_public, system_resolve
 
 SMS_ENDPOINT = "https://api-sms.cloud.toast.com"
 SMS_UNREACHABLE = {-2018: "recipient number missing", -2019: "recipient number invalid",
                    -6001: "recipient refused messages (080 opt-out)"}
 NHN_RETRYABLE = {-9999, -2021}  # system error, queue insert failure on their side
+MAX_IMAGE_BYTES = 300 * 1024  # NHN's limit for an MMS attachment
+MAX_REDIRECTS = 3
 
 
 def recipient_number(to: str) -> dict:
@@ -85,21 +99,29 @@ class NhnSmsAdapter:
     # NHN's SMS API (v3.0) takes no idempotency key: a timed-out request is not sent again.
     channel, name, idempotent = SMS, "nhn_sms", False
 
+    def __init__(self, resolve=system_resolve) -> None:
+        self._resolve = resolve
+
     def check_config(self, config: dict) -> dict:
         config = nhn_config(config, SMS_ENDPOINT, "send_no")
-        return {**config, "send_no": str(config["send_no"]).replace("-", "")}
+        allowed = config.get("media_allowed_hosts") or []
+        if not isinstance(allowed, list | tuple) or not all(isinstance(h, str) for h in allowed):
+            raise ConfigError("config.media_allowed_hosts must be a list of host names",
+                              field="config.media_allowed_hosts")
+        return {**config, "send_no": str(config["send_no"]).replace("-", ""),
+                "media_allowed_hosts": [h.lower().rstrip(".") for h in allowed]}
 
     async def send(self, config: dict, outgoing: Outgoing, http: httpx.AsyncClient) -> ProviderResult:
         content, kind = outgoing.content, sms_type_of(outgoing)
-        if kind == "MMS" and content.media_urls:
-            # MMS images must first be uploaded to NHN (attachfile API) and sent by id.
-            raise ProviderError("nhn_sms: MMS images are not supported yet; send as LMS")
         path = ("ad-" if outgoing.advertising else "") + ("sms" if kind == "SMS" else "mms")
         payload = {"body": content.body, "sendNo": config["send_no"],
                    # The grouping key lets receipts and support look the message up by our id.
                    "recipientList": [{**recipient_number(outgoing.to), "recipientGroupingKey": outgoing.delivery_id}]}
         if kind != "SMS":
             payload["title"] = content.subject or ""
+        if kind == "MMS" and content.media_urls:
+            payload["attachFileIdList"] = [await self._upload(config, http, url, i)
+                                           for i, url in enumerate(content.media_urls)]
         url = f"{config['endpoint']}/sms/v3.0/appKeys/{config['app_key']}/sender/{path}"
         answer = await nhn_post(self.name, http, url, config, payload, SMS_UNREACHABLE)
         data = (answer.get("body") or {}).get("data") or {}
@@ -107,3 +129,72 @@ class NhnSmsAdapter:
         check_recipient(self.name, results[0], SMS_UNREACHABLE)
         message_id = f"{data.get('requestId', '')}:{results[0].get('recipientSeq', '')}"
         return ProviderResult(provider=self.name, provider_message_id=message_id)
+
+    async def _upload(self, config: dict, http: httpx.AsyncClient, url: str, index: int) -> int:
+        """The image at `url`, uploaded to NHN: its file id."""
+        url, image = await self._fetch(config, http, url)
+        name = posixpath.basename(unquote(httpx.URL(url).path))  # named as where it was found
+        if not name.lower().endswith((".jpg", ".jpeg")) or len(name) > 45:
+            name = f"image{index + 1}.jpg"  # NHN takes .jpg / .jpeg names of at most 45 characters
+        upload = f"{config['endpoint']}/sms/v3.0/appKeys/{config['app_key']}/attachfile/binaryUpload"
+        try:
+            answer = await nhn_post(self.name, http, upload, config, {
+                "fileName": name, "createUser": "nudge", "fileBody": base64.b64encode(image).decode()}, {})
+        except ProviderError as err:
+            err.ambiguous = False  # an upload is not a send: trying it again sends nothing twice
+            raise
+        file_id = ((answer.get("body") or {}).get("data") or {}).get("fileId")
+        if not isinstance(file_id, int):
+            raise ProviderError("nhn_sms: the image upload answered no fileId", retryable=True)
+        return file_id
+
+    async def _fetch(self, config: dict, http: httpx.AsyncClient, url: str) -> tuple[str, bytes]:
+        """(the URL it was found at, the image), each hop checked by the SSRF guard; a JPEG of
+        at most 300 KB."""
+        for _ in range(MAX_REDIRECTS + 1):
+            target, headers, extensions = await self._pinned(url, config)
+            try:
+                async with http.stream("GET", target, headers=headers, extensions=extensions,
+                                       timeout=config["timeout_seconds"], follow_redirects=False) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        url = urljoin(url, response.headers["location"])
+                        continue
+                    if response.status_code != 200:
+                        raise ProviderError(f"nhn_sms: MMS image {url}: HTTP {response.status_code}",
+                                            retryable=response.status_code == 429 or response.status_code >= 500)
+                    image = b""
+                    async for chunk in response.aiter_bytes():
+                        image += chunk
+                        if len(image) > MAX_IMAGE_BYTES:
+                            raise ProviderError(f"nhn_sms: MMS image {url} is over 300 KB (NHN's limit)")
+            except httpx.HTTPError as exc:
+                err = transport_error(self.name, exc)
+                err.ambiguous = False  # fetching an image sends nothing
+                raise err from None
+            if not image.startswith(b"\xff\xd8\xff"):
+                raise ProviderError(f"nhn_sms: MMS image {url} is not a JPEG (NHN takes .jpg / .jpeg only)")
+            return url, image
+        raise ProviderError(f"nhn_sms: MMS image {url}: more than {MAX_REDIRECTS} redirects")
+
+    async def _pinned(self, url: str, config: dict) -> tuple[httpx.URL, dict, dict]:
+        """The URL rewritten to a checked IP (as webhooks are), with the Host header and SNI
+        that keep its name: a second DNS answer cannot swap in an internal address."""
+        try:
+            target = httpx.URL(url)
+        except httpx.InvalidURL:
+            raise ProviderError(f"nhn_sms: MMS image {url!r} is not a valid URL") from None
+        if target.scheme not in ("http", "https") or not target.host:
+            raise ProviderError(f"nhn_sms: MMS image {url!r}: only http and https URLs with a host")
+        host = target.host.lower().rstrip(".")
+        port = target.port or (443 if target.scheme == "https" else 80)
+        try:
+            addresses = await self._resolve(host, port)
+        except OSError:
+            raise ProviderError(f"nhn_sms: cannot resolve the MMS image host {host}", retryable=True) from None
+        if not addresses:
+            raise ProviderError(f"nhn_sms: the MMS image host {host} has no address", retryable=True)
+        if host not in config.get("media_allowed_hosts", []) and (bad := [a for a in addresses if not is_public(a)]):
+            raise ProviderError(f"nhn_sms: MMS image refused: {host} resolves to a non-public address ({bad[0]})")
+        headers = {"Host": host if target.port is None else f"{host}:{target.port}"}
+        extensions = {"sni_hostname": host} if target.scheme == "https" else {}
+        return target.copy_with(host=addresses[0].split("%", 1)[0]), headers, extensions

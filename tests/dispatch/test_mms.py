@@ -1,0 +1,68 @@
+"""MMS through NHN Cloud SMS: each image of `media_urls` is fetched (through the SSRF guard),
+uploaded with the attachment API, and the MMS carries the uploaded file ids."""
+
+from starlette.responses import Response
+
+from tests.dispatch import provider_servers as fake
+from tests.dispatch.test_channels_through_the_pipeline import SMS_CONFIG
+from tests.dispatch.test_send_pipeline import person, send
+from tests.dispatch.test_send_pipeline import setup as configure
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + bytes(range(256)) * 4 + b"\xff\xd9"
+
+
+def images(got: fake.Received) -> Response:
+    """A CDN: /linen-shirt.jpg is a JPEG, /moved.jpg redirects to it, /logo.png is a PNG."""
+    if got.path == "/moved.jpg":
+        return Response(status_code=302, headers={"location": "/linen-shirt.jpg"})
+    if got.path == "/linen-shirt.jpg":
+        return Response(JPEG, media_type="image/jpeg")
+    if got.path == "/logo.png":
+        return Response(b"\x89PNG\r\n\x1a\n" + bytes(64), media_type="image/png")
+    return Response(status_code=404)
+
+
+def mms_template(cdn) -> dict:
+    return {"sms": {"text": "{{ profile.name }}님, 새로 들어온 린넨 셔츠를 만나보세요.", "title": "신상품",
+                    "media_urls": [f"{cdn.url}/{{{{ event.image }}}}"]}}
+
+
+async def test_an_mms_image_is_uploaded_to_nhn_and_sent_by_its_file_id(workspace):
+    files: dict = {}
+    async with fake.HttpProvider(images) as cdn, fake.HttpProvider(fake.nhn_sms("sms-app", "sms-secret",
+                                                                                 files)) as nhn:
+        profile = await person(workspace, "mms", {"name": "김민수", "phone": "010-1234-5678"})
+        await configure(workspace, mms_template(cdn), {"sms": ("nhn_sms", {
+            **SMS_CONFIG, "endpoint": nhn.url, "media_allowed_hosts": ["127.0.0.1"]})})
+        delivery = await send(workspace, profile, ["sms"], variables={"event": {"image": "moved.jpg"}})
+    assert delivery["status"] == "sent", delivery
+    upload, sent = nhn.received
+    assert upload.path == "/sms/v3.0/appKeys/sms-app/attachfile/binaryUpload"
+    assert upload.headers["x-secret-key"] == "sms-secret"
+    [(file_id, (name, image))] = files.items()
+    assert (name, image) == ("linen-shirt.jpg", JPEG)  # the redirect followed, the bytes as served
+    assert sent.path == "/sms/v3.0/appKeys/sms-app/sender/mms"
+    assert sent.json() == {"body": "김민수님, 새로 들어온 린넨 셔츠를 만나보세요.", "sendNo": "15880000", "title": "신상품",
+                           "attachFileIdList": [file_id],
+                           "recipientList": [{"recipientNo": "01012345678", "recipientGroupingKey": delivery["id"]}]}
+
+
+async def test_an_mms_image_on_an_internal_address_or_not_a_jpeg_is_refused_and_nothing_is_sent(workspace):
+    async with fake.HttpProvider(images) as cdn, fake.HttpProvider(fake.nhn_sms("sms-app", "sms-secret")) as nhn:
+        profile = await person(workspace, "mms-refused", {"name": "김민수", "phone": "010-1234-5678"})
+        # 127.0.0.1 is loopback: not allowed unless the channel names the host.
+        await configure(workspace, mms_template(cdn), {"sms": ("nhn_sms", {**SMS_CONFIG, "endpoint": nhn.url})})
+        internal = await send(workspace, profile, ["sms"], variables={"event": {"image": "linen-shirt.jpg"}})
+        await configure(workspace, mms_template(cdn), {"sms": ("nhn_sms", {
+            **SMS_CONFIG, "endpoint": nhn.url, "media_allowed_hosts": ["127.0.0.1"]})})
+        png = await send(workspace, profile, ["sms"], variables={"event": {"image": "logo.png"}})
+    assert internal["status"] == "failed" and "non-public address" in internal["reason"]
+    assert png["status"] == "failed" and "not a JPEG" in png["reason"]
+    assert nhn.received == [] and len(cdn.received) == 1  # the loopback image was never fetched
+
+
+async def test_media_allowed_hosts_must_be_a_list_of_names(workspace):
+    response = await workspace.admin.put("/v1/channels/sms", json={"provider": "nhn_sms", "config": {
+        **SMS_CONFIG, "media_allowed_hosts": "cdn.shop.kr"}})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["field"] == "config.media_allowed_hosts"
