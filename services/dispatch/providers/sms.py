@@ -24,7 +24,7 @@ import httpx
 
 from services.dispatch.channels import SMS, ConfigError, Outgoing, ProviderError, ProviderResult
 from services.dispatch.providers import json_or_empty, required, status_error, timeout_of, transport_error
-from services.dispatch.providers.webhook import is_public, system_resolve
+from services.dispatch.providers.webhook import WebhookAdapter, system_resolve
 
 SMS_ENDPOINT = "https://api-sms.cloud.toast.com"
 SMS_UNREACHABLE = {-2018: "recipient number missing", -2019: "recipient number invalid",
@@ -100,7 +100,7 @@ class NhnSmsAdapter:
     channel, name, idempotent = SMS, "nhn_sms", False
 
     def __init__(self, resolve=system_resolve) -> None:
-        self._resolve = resolve
+        self._guard = WebhookAdapter(resolve)  # its SSRF guard, for MMS images
 
     def check_config(self, config: dict) -> dict:
         config = nhn_config(config, SMS_ENDPOINT, "send_no")
@@ -177,24 +177,10 @@ class NhnSmsAdapter:
         raise ProviderError(f"nhn_sms: MMS image {url}: more than {MAX_REDIRECTS} redirects")
 
     async def _pinned(self, url: str, config: dict) -> tuple[httpx.URL, dict, dict]:
-        """The URL rewritten to a checked IP (as webhooks are), with the Host header and SNI
-        that keep its name: a second DNS answer cannot swap in an internal address."""
+        """The URL rewritten to a checked IP by the webhooks' SSRF guard (one guard for every
+        outbound URL), with the Host header and SNI that keep its name."""
         try:
-            target = httpx.URL(url)
-        except httpx.InvalidURL:
-            raise ProviderError(f"nhn_sms: MMS image {url!r} is not a valid URL") from None
-        if target.scheme not in ("http", "https") or not target.host:
-            raise ProviderError(f"nhn_sms: MMS image {url!r}: only http and https URLs with a host")
-        host = target.host.lower().rstrip(".")
-        port = target.port or (443 if target.scheme == "https" else 80)
-        try:
-            addresses = await self._resolve(host, port)
-        except OSError:
-            raise ProviderError(f"nhn_sms: cannot resolve the MMS image host {host}", retryable=True) from None
-        if not addresses:
-            raise ProviderError(f"nhn_sms: the MMS image host {host} has no address", retryable=True)
-        if host not in config.get("media_allowed_hosts", []) and (bad := [a for a in addresses if not is_public(a)]):
-            raise ProviderError(f"nhn_sms: MMS image refused: {host} resolves to a non-public address ({bad[0]})")
-        headers = {"Host": host if target.port is None else f"{host}:{target.port}"}
-        extensions = {"sni_hostname": host} if target.scheme == "https" else {}
-        return target.copy_with(host=addresses[0].split("%", 1)[0]), headers, extensions
+            return await self._guard.pinned(url, {"allowed_hosts": config.get("media_allowed_hosts", [])})
+        except ProviderError as err:
+            reason = str(err).removeprefix("webhook: ")
+            raise ProviderError(f"nhn_sms: MMS image {url}: {reason}", retryable=err.retryable) from None
