@@ -461,20 +461,25 @@ class DispatchService:
                             channel=channel, to=cleared.address.to, content=cleared.content,
                             advertising=spec.advertising, platform=cleared.address.platform)
         adapter = adapter_for(channel, provider)
+        uncertain = False  # a try may have reached the provider
+
+        def unknown(reason: str) -> Outcome:
+            # It may have been sent: another try or another channel could send it twice.
+            attempt("failed", reason, provider)
+            return Outcome("failed", channel, provider, reason=reason, rule="unknown_outcome",
+                           consent=recheck.evidence)
+
         for try_number in range(1, self.settings.provider_attempts + 1):
             try:
                 result = await asyncio.wait_for(adapter.send(config, outgoing, self.http),
                                                 self.settings.provider_timeout_seconds)
             except (ProviderError, TimeoutError, httpx.TransportError) as err:
+                text = str(err) or type(err).__name__
+                uncertain = uncertain or _ambiguous(err)
                 if _ambiguous(err) and not (adapter.idempotent or config.get("resend_on_timeout")):
-                    # The provider may have taken it and has no key to drop a repeat by: asking
-                    # again (or falling back to another channel) could send it twice.
-                    reason = (f"{err or type(err).__name__}: the provider may have taken the message, and "
-                              f"{provider} has no idempotency key, so it is not sent again (the channel's "
-                              "config.resend_on_timeout allows a retry)")
-                    attempt("failed", reason, provider)
-                    return Outcome("failed", channel, provider, reason=reason, rule="unknown_outcome",
-                                   consent=recheck.evidence)
+                    return unknown(f"{text}: the provider may have taken the message, and {provider} has no "
+                                   "idempotency key, so it is not sent again (the channel's "
+                                   "config.resend_on_timeout allows a retry)")
                 retryable = not isinstance(err, ProviderError) or err.retryable
                 if retryable and try_number < self.settings.provider_attempts:
                     await asyncio.sleep(0.2 * 2 ** (try_number - 1))  # 0.2 s, 0.4 s, …
@@ -483,8 +488,11 @@ class DispatchService:
                     if withdrawn:
                         return withdrawn
                     continue
+                if uncertain:
+                    return unknown(f"{text}; an earlier try may have reached the provider, so no other channel "
+                                   "is tried")
                 unreachable = isinstance(err, ProviderError) and err.unreachable
-                attempt("unreachable" if unreachable else "failed", str(err) or type(err).__name__, provider)
+                attempt("unreachable" if unreachable else "failed", text, provider)
                 return None
             attempt("sent", "", result.provider)
             return Outcome(result.status if result.status == "delivered" else "sent", channel, result.provider,

@@ -75,6 +75,25 @@ async def test_an_alimtalk_retry_after_a_timeout_carries_the_same_idempotency_ke
     assert delivery["status"] == "sent" and delivery["providerMessageId"] == f"duplicate:{delivery['id']}"
 
 
+async def test_an_alimtalk_that_never_answers_is_unknown_and_does_not_fall_back_to_sms(workspace):
+    """Every try carried the key, but none was answered: Kakao may have shown it, so no SMS follows."""
+    stall = fake.Stall(fake.nhn_kakao("kakao-app", "kakao-secret"), times=5)
+    async with fake.HttpProvider(stall) as kakao, fake.HttpProvider(fake.nhn_sms("sms-app", "sms-secret")) as nhn:
+        try:
+            profile = await person(workspace, "kakao-silent", {"name": "김민수", "phone": "010-1234-5678"})
+            await configure(workspace, {"alimtalk": {"template_code": "ORDER_SHIPPED",
+                                                     "variables": {"name": "{{ profile.name }}"}},
+                                        "sms": {"text": "주문하신 상품이 발송되었습니다."}},
+                            {"alimtalk": quick(kakao_config(kakao.url)), "sms": sms_config(nhn)})
+            delivery = await send(workspace, profile, ["alimtalk", "sms"])
+        finally:
+            stall.release()
+    assert len(kakao.received) == 3 and {g.headers["x-nc-api-idempotency-key"] for g in kakao.received} == {
+        delivery["id"]}
+    assert delivery["status"] == "failed" and delivery["rule"] == "unknown_outcome"
+    assert nhn.received == []
+
+
 async def test_a_push_taken_and_not_answered_is_unknown_after_one_request(workspace):
     stall = fake.Stall(fake.fcm("nudge-demo", "ya29.token"), times=5)
     async with fake.HttpProvider(stall) as google:
