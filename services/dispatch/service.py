@@ -788,8 +788,11 @@ def _ambiguous(err: Exception) -> bool:
 
 
 def request_hash(spec: SendSpec) -> str:
-    """What makes two sends the same: everything asked but the key (JSON with sorted keys)."""
-    asked = {k: v for k, v in asdict(spec).items() if k != "idempotency_key"}
+    """What makes two sends the same: everything asked but the key (JSON with sorted keys). A
+    journey step's key names its run, node and step; the run's person can change only by a
+    merge (the same person), so a step replayed for the survivor is not another send."""
+    ignored = {"idempotency_key", "profile_id"} if spec.journey_id else {"idempotency_key"}
+    asked = {k: v for k, v in asdict(spec).items() if k not in ignored}
     return hashlib.sha256(orjson.dumps(asked, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
