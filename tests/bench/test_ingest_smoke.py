@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kit import embedded
+from kit import db, embedded
 from kit.settings import REPO_ROOT
 
 
@@ -26,7 +26,7 @@ def private_redis_url():
 def test_ingest_benchmark_runs_at_a_tiny_size_and_prints_its_table(database_server_url, private_redis_url):
     done = subprocess.run(
         [sys.executable, "-m", "bench.ingest", "--events", "200", "--warmup", "50", "--batch", "25",
-         "--concurrency", "2", "--users", "20", "--database-url", database_server_url,
+         "--concurrency", "2", "--users", "20", "--database-url", db.asyncpg_dsn(database_server_url),
          "--redis-url", private_redis_url],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"bench.ingest failed:\n{done.stdout}\n{done.stderr[-4000:]}"
