@@ -35,7 +35,7 @@ test: $(STAMP) proto-check
 
 ## bench: ingest benchmark with same-run baselines
 bench: $(STAMP)
-	$(PY) -m bench.ingest
+	$(PY) -m bench.ingest $(BENCH_ARGS)
 
 ## bench-segments: segment service benchmark (throughput, latency, backfill) with same-run baselines
 bench-segments: $(STAMP)

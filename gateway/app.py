@@ -6,13 +6,13 @@ from contextlib import asynccontextmanager
 import grpc
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from sqlalchemy import text
 
 from gateway import dispatch, engagement, errors, journeys, metrics, profiles, segments, tracking
 from gateway.settings import GatewaySettings
 from gateway.workspaces import open_store
+from kit import health
 from kit.logs import get_logger, setup_logging
 from kit.redis import connect, resolve_redis_url
 from kit.runtime import MESSAGE_SIZE_OPTIONS
@@ -51,11 +51,11 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
         app.state.dispatch = dispatch_pb2_grpc.DispatchServiceStub(dispatch_channel)
         app.state.journey = journey_pb2_grpc.JourneyServiceStub(journey_channel)
         app.state.metrics = metrics_pb2_grpc.MetricsServiceStub(metrics_channel)
-        app.state.health = {"profile": health_pb2_grpc.HealthStub(channel),
-                            "segment": health_pb2_grpc.HealthStub(segment_channel),
-                            "dispatch": health_pb2_grpc.HealthStub(dispatch_channel),
-                            "journey": health_pb2_grpc.HealthStub(journey_channel),
-                            "metrics": health_pb2_grpc.HealthStub(metrics_channel)}
+        app.state.service_health = {"profile": health_pb2_grpc.HealthStub(channel),
+                                    "segment": health_pb2_grpc.HealthStub(segment_channel),
+                                    "dispatch": health_pb2_grpc.HealthStub(dispatch_channel),
+                                    "journey": health_pb2_grpc.HealthStub(journey_channel),
+                                    "metrics": health_pb2_grpc.HealthStub(metrics_channel)}
         try:
             yield
         finally:
@@ -87,26 +87,18 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request):
-        checks = {}
-        try:
-            async with request.app.state.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception as err:  # noqa: BLE001 - any failure means not ready
-            checks["database"] = repr(err)
-        try:
-            await request.app.state.redis.ping()
-            checks["redis"] = "ok"
-        except Exception as err:  # noqa: BLE001
-            checks["redis"] = repr(err)
-        for service, health in request.app.state.health.items():
-            try:
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=2)
-                checks[service] = "ok" if reply.status == health_pb2.HealthCheckResponse.SERVING else "not serving"
-            except grpc.aio.AioRpcError as err:
-                checks[service] = err.code().name
-        ready = all(v == "ok" for v in checks.values())
+        # Only the gateway's own dependencies: a down service answers 503 on its routes, but
+        # must not take every gateway replica out of the load balancer (see /healthz/services).
+        checks = await health.dependencies(request.app.state.engine, request.app.state.redis)
+        ready = all(v == health.OK for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/healthz/services", include_in_schema=False)
+    async def services_health(request: Request):
+        """The services the gateway calls, for dashboards, alerts and `make run`; never a probe."""
+        checks = await health.services(request.app.state.service_health)
+        healthy = all(v == health.OK for v in checks.values())
+        return JSONResponse({"healthy": healthy, "services": checks}, status_code=200 if healthy else 503)
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
     return app

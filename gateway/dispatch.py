@@ -17,6 +17,7 @@ from gateway.keys import WRITE
 from gateway.rpc import call, context_of, time_json
 from gateway.workspaces import Principal
 from kit.errors import field_of
+from kit.transport import service_actor
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 from nudge.profile.v1 import profile_pb2
@@ -172,8 +173,11 @@ async def sdk_profile(request: Request, principal: Principal, user_id: str, anon
     if len(given) != 1:
         raise ApiError(422, "invalid_argument", "give exactly one of userId, anonymousId", {"field": "query"})
     (kind, value), = given
+    # The gateway's own lookup (the key gets no profile data, only the id's inbox), so not
+    # audited as the key reading a profile.
     found = await call(request, "profile", "LookupProfiles", profile_pb2.LookupProfilesRequest(
-        context=context_of(principal), identifier_type=kind, value=value))
+        context=common_pb2.RequestContext(workspace_id=principal.workspace_id, actor=service_actor("gateway")),
+        identifier_type=kind, value=value))
     return found.profiles[0].id if found.profiles else None
 
 

@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, (command, extra_env) in commands.items():
             children[name] = subprocess.Popen(command, env={**env, **extra_env}, cwd=REPO_ROOT)
         base = f"http://localhost:{args.http_port}"
-        _wait_ready(f"{base}/readyz", children)
+        # Ready is the gateway's own database and Redis; "running" also means every service answers.
+        for path in ("/readyz", "/healthz/services"):
+            _wait_ready(f"{base}{path}", children)
         workspace = _dev_workspace(data_dir)
         print("\nNudge is running\n"
               f"  gateway      {base}\n"

@@ -1,5 +1,5 @@
 """What every service's gRPC transport does the same way: the workspace every request
-must carry, and datetimes as protobuf Timestamps."""
+must carry, who is asking (an API key, or another service), and datetimes as protobuf Timestamps."""
 
 from datetime import datetime
 
@@ -12,6 +12,18 @@ def workspace_of(request) -> str:
     if not request.context.workspace_id:
         raise InvalidArgument("context.workspace_id: required", field="context.workspace_id")
     return request.context.workspace_id
+
+
+SERVICE_ACTOR = "service:"  # the actor of a call one service makes to another: `service:<name>`
+
+
+def service_actor(name: str) -> str:
+    return f"{SERVICE_ACTOR}{name}"
+
+
+def is_service_actor(actor: str) -> bool:
+    """A call another service makes on its own account (a send reading a contact), not a person's or a key's."""
+    return actor.startswith(SERVICE_ACTOR)
 
 
 def timestamp(value: datetime) -> Timestamp:

@@ -1,30 +1,67 @@
-"""A service that cannot be reached is a 503 with the error shape, never a 500."""
+"""A service that cannot be reached is a 503 with the error shape, never a 500; readiness is
+the gateway's own database and Redis, and a down service shows on /healthz/services."""
 
 import asyncio
+from contextlib import asynccontextmanager
 
 import httpx
+import pytest
 import uvicorn
 
 from gateway.app import create_app
 from tests.conftest import free_port
 
 
-async def test_profile_service_down_is_503_and_readyz_says_why(gateway_settings, workspace):
-    settings = gateway_settings.model_copy(update={"profile_addr": f"127.0.0.1:{free_port()}",
-                                                   "http_port": free_port(), "rpc_timeout_seconds": 2.0})
+@asynccontextmanager
+async def gateway(settings):
+    """A gateway of its own with these settings, served by uvicorn; yields an HTTP client."""
+    settings = settings.model_copy(update={"http_port": free_port()})
     server = uvicorn.Server(uvicorn.Config(create_app(settings, setup_observability=False), host="127.0.0.1",
                                            port=settings.http_port, log_config=None, lifespan="on"))
     task = asyncio.create_task(server.serve())
     while not server.started:
+        if task.done():
+            task.result()
         await asyncio.sleep(0.05)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http_port}", timeout=30) as client:
-            r = await client.post("/v1/track", json={"userId": "u", "event": "E"}, auth=(workspace.write_key, ""))
-            assert r.status_code == 503
-            assert r.json()["error"]["code"] == "unavailable"
-            ready = await client.get("/readyz")
-            assert ready.status_code == 503
-            assert ready.json()["checks"]["profile"] != "ok" and ready.json()["checks"]["database"] == "ok"
+            yield client
     finally:
         server.should_exit = True
         await task
+
+
+async def test_profile_service_down_is_503_on_its_routes_but_the_gateway_stays_ready(gateway_settings, workspace):
+    settings = gateway_settings.model_copy(update={"profile_addr": f"127.0.0.1:{free_port()}",
+                                                   "rpc_timeout_seconds": 2.0})
+    async with gateway(settings) as client:
+        r = await client.post("/v1/track", json={"userId": "u", "event": "E"}, auth=(workspace.write_key, ""))
+        assert r.status_code == 503
+        assert r.json()["error"]["code"] == "unavailable"
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json() == {"ready": True, "checks": {"database": "ok", "redis": "ok"}}
+        downstream = await client.get("/healthz/services")
+        assert downstream.status_code == 503
+        services = downstream.json()["services"]
+        assert services.pop("profile") == "UNAVAILABLE"
+        assert services == {"segment": "ok", "dispatch": "ok", "journey": "ok", "metrics": "ok"}
+
+
+async def test_every_service_up_is_healthy_on_healthz_services(gateway_url):
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as client:
+        r = await client.get("/healthz/services")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"healthy": True, "services": {name: "ok" for name in
+                                                      ("profile", "segment", "dispatch", "journey", "metrics")}}
+
+
+@pytest.mark.parametrize("dependency", ["redis", "database"])
+async def test_gateway_without_its_own_redis_or_database_is_not_ready(gateway_settings, dependency):
+    unreachable = {"redis": {"redis_url": f"redis://127.0.0.1:{free_port()}/0"},
+                   "database": {"database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/gateway"}}
+    async with gateway(gateway_settings.model_copy(update=unreachable[dependency])) as client:
+        ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    checks = ready.json()["checks"]
+    assert checks.pop(dependency) != "ok" and set(checks.values()) == {"ok"}, ready.text

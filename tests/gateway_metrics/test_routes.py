@@ -111,9 +111,9 @@ async def test_metrics_need_the_admin_key(workspace, gateway_url):
     assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden")
 
 
-async def test_metrics_service_is_in_readyz(workspace):
-    ready = await workspace.admin.get("/readyz")
-    assert ready.json()["checks"]["metrics"] == "ok", ready.text
+async def test_metrics_service_is_in_the_services_health(workspace):
+    health = await workspace.admin.get("/healthz/services")
+    assert health.json()["services"]["metrics"] == "ok", health.text
 
 
 async def test_bad_parameters_name_the_field(workspace):

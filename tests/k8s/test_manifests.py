@@ -180,8 +180,60 @@ def test_manifests_validate_against_kubernetes_schema(overlay):
 # --- availability and pod hardening -----------------------------------------------
 
 
+# The metric types of autoscaling/v2 and the target types each takes: CPU for request
+# services, and e.g. stream lag (External, from KEDA or a metrics adapter) for consumers.
+HPA_TARGETS = {"Resource": {"Utilization", "AverageValue"}, "ContainerResource": {"Utilization", "AverageValue"},
+               "Pods": {"AverageValue"}, "Object": {"Value", "AverageValue"}, "External": {"Value", "AverageValue"}}
+TARGET_FIELDS = {"Utilization": "averageUtilization", "Value": "value", "AverageValue": "averageValue"}
+
+
+def quantity_is_positive(value) -> bool:
+    """A Kubernetes quantity (100, "100", "500m", "1k", "2Gi") that is above zero."""
+    text = str(value).strip()
+    number = text.rstrip("numkMGTPEi")
+    try:
+        return float(number) > 0 and len(text) - len(number) <= 2
+    except ValueError:
+        return False
+
+
+def hpa_problems(hpa: dict, docs: list[dict]) -> list[str]:
+    """What is not sane in an HPA: its target, its replica bounds, each metric and its target."""
+    spec, problems = hpa["spec"], []
+    ref = spec.get("scaleTargetRef", {})
+    target = named(docs, "Deployment", ref.get("name", "")) if ref.get("kind") == "Deployment" else None
+    if target is None or ref.get("apiVersion") != "apps/v1":
+        problems.append(f"scaleTargetRef {ref} is not a rendered Deployment")
+    low, high = spec.get("minReplicas", 1), spec.get("maxReplicas", 0)  # the API's default minimum is 1
+    if not 1 <= low <= high:
+        problems.append(f"replicas: minReplicas {low}, maxReplicas {high}")
+    if not spec.get("metrics"):
+        problems.append("no metrics")
+    for i, metric in enumerate(spec.get("metrics", [])):
+        kind = metric.get("type")
+        if kind not in HPA_TARGETS:
+            problems.append(f"metrics[{i}]: unknown type {kind!r}")
+            continue
+        source = metric.get(kind[0].lower() + kind[1:], {})
+        name = source.get("name") if kind in ("Resource", "ContainerResource") else source.get("metric", {}).get("name")
+        if not name or (kind in ("Resource", "ContainerResource") and name not in ("cpu", "memory")):
+            problems.append(f"metrics[{i}]: {kind} metric without a known name ({name!r})")
+        if kind == "ContainerResource" and target is not None and source.get("container") not in {
+                c["name"] for c in target["spec"]["template"]["spec"]["containers"]}:
+            problems.append(f"metrics[{i}]: container {source.get('container')!r} is not in {ref['name']}")
+        if kind == "Object" and not {"kind", "name"} <= set(source.get("describedObject", {})):
+            problems.append(f"metrics[{i}]: Object metric without describedObject kind and name")
+        goal = source.get("target", {})
+        field = TARGET_FIELDS.get(goal.get("type"))
+        if goal.get("type") not in HPA_TARGETS[kind] or field not in goal:
+            problems.append(f"metrics[{i}]: {kind} target {goal} is not one of {sorted(HPA_TARGETS[kind])} with its value")
+        elif not quantity_is_positive(goal[field]) or (field == "averageUtilization" and not 0 < goal[field] <= 100):
+            problems.append(f"metrics[{i}]: target {field} {goal[field]!r} is not a sane value")
+    return problems
+
+
 @each_overlay
-def test_every_deployment_has_a_pdb_and_a_cpu_autoscaler(overlay):
+def test_every_deployment_has_a_pdb_and_one_sane_autoscaler(overlay):
     docs = render(overlay)
     assert {pod_labels(d)["app.kubernetes.io/name"] for d in of_kind(docs, "Deployment")} >= set(SETTINGS)
     for d in of_kind(docs, "Deployment"):
@@ -189,7 +241,54 @@ def test_every_deployment_has_a_pdb_and_a_cpu_autoscaler(overlay):
         assert any(selects(p["spec"]["selector"], pod_labels(d)) for p in of_kind(docs, "PodDisruptionBudget")), name
         hpas = [h for h in of_kind(docs, "HorizontalPodAutoscaler") if h["spec"]["scaleTargetRef"]["name"] == name]
         assert len(hpas) == 1, name
-        assert {m["resource"]["name"] for m in hpas[0]["spec"]["metrics"]} == {"cpu"}, name
+    problems = {h["metadata"]["name"]: hpa_problems(h, docs) for h in of_kind(docs, "HorizontalPodAutoscaler")}
+    assert all(not p for p in problems.values()), problems
+
+
+def _hpa(*metrics: dict, target: str = "journey", low: int = 2, high: int = 10) -> dict:
+    return {"kind": "HorizontalPodAutoscaler", "metadata": {"name": "x"}, "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+        "minReplicas": low, "maxReplicas": high, "metrics": list(metrics)}}
+
+
+CPU = {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}
+STREAM_LAG = {"type": "External", "external": {
+    "metric": {"name": "s0-redis-streams-nudge-events-v1", "selector": {"matchLabels": {"scaledobject": "journey"}}},
+    "target": {"type": "AverageValue", "averageValue": "1k"}}}
+
+
+def test_an_autoscaler_on_stream_lag_or_several_metrics_is_sane():
+    docs = render(ROOT / "k8s" / "overlays" / "prod")
+    assert hpa_problems(_hpa(STREAM_LAG), docs) == []
+    assert hpa_problems(_hpa(CPU, STREAM_LAG), docs) == []
+    pending = {"type": "Pods", "pods": {"metric": {"name": "stream_pending_entries"},
+                                        "target": {"type": "AverageValue", "averageValue": "500"}}}
+    per_container = {"type": "ContainerResource", "containerResource": {
+        "name": "memory", "container": "journey", "target": {"type": "AverageValue", "averageValue": "400Mi"}}}
+    assert hpa_problems(_hpa(pending, per_container), docs) == []
+
+
+@pytest.mark.parametrize("hpa, problem", [
+    (_hpa(CPU, target="no-such-service"), "scaleTargetRef"),
+    (_hpa(CPU, low=5, high=3), "replicas"),
+    (_hpa(CPU, low=0), "replicas"),
+    (_hpa(), "no metrics"),
+    (_hpa({"type": "Queue", "queue": {}}), "unknown type"),
+    (_hpa({"type": "External", "external": {"metric": {"name": "lag"}}}), "target"),
+    (_hpa({"type": "External", "external": {"metric": {"name": "lag"},
+                                           "target": {"type": "Utilization", "averageUtilization": 50}}}), "target"),
+    (_hpa({"type": "External", "external": {"metric": {"name": "lag"},
+                                           "target": {"type": "Value", "value": "0"}}}), "sane value"),
+    (_hpa({"type": "Resource", "resource": {"name": "gpu", "target": CPU["resource"]["target"]}}), "known name"),
+    (_hpa({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization",
+                                                                       "averageUtilization": 700}}}), "sane value"),
+    (_hpa({"type": "ContainerResource", "containerResource": {
+        "name": "cpu", "container": "sidecar", "target": CPU["resource"]["target"]}}), "container"),
+], ids=["missing-deployment", "min-above-max", "min-zero", "no-metrics", "unknown-type", "no-target",
+        "utilization-of-external", "zero-target", "unknown-resource", "utilization-700", "unknown-container"])
+def test_an_insane_autoscaler_is_reported(hpa, problem):
+    problems = hpa_problems(hpa, render(ROOT / "k8s" / "overlays" / "prod"))
+    assert any(problem in p for p in problems), problems
 
 
 @each_overlay
