@@ -37,7 +37,8 @@ from services.dispatch.engagement import Fact
 from services.dispatch.links import Links
 from services.dispatch.profiles import Person, ProfileDirectory
 from services.dispatch.providers.registry import adapter_for
-from services.dispatch.reach import CONSENT_CHANNEL, Address, address_of, check_consent, night_consent
+from services.dispatch.reach import (Address, address_of, ads_purpose, channel_purpose, check_consent,
+                                     night_consent)
 from services.dispatch.models import DELIVERIES, ENGAGEMENT
 from services.dispatch.repository import DispatchRepository
 from services.dispatch.simulation import Simulation
@@ -317,7 +318,7 @@ class DispatchService:
                 # FCM reaches both platforms; APNs only Apple devices.
                 attempt("unreachable", f"a {address.platform} device cannot be reached through APNs", provider)
                 continue
-            consent = check_consent(person, channel, spec.advertising)
+            consent = check_consent(person, channel, spec.advertising, spec.transactional)
             if not consent.allowed:
                 attempt("suppressed", consent.reason, provider)
                 suppressed = suppressed or Outcome("suppressed", channel, provider, reason=consent.reason,
@@ -440,7 +441,7 @@ class DispatchService:
     async def _consent_now(self, workspace_id: str, spec: SendSpec, channel: str, provider: str, attempt):
         """(the person as now, the consent check, the suppression when it no longer allows the send)."""
         fresh = await self.profiles.get(workspace_id, spec.profile_id)
-        recheck = check_consent(fresh, channel, spec.advertising) if fresh else None
+        recheck = check_consent(fresh, channel, spec.advertising, spec.transactional) if fresh else None
         if recheck is not None and recheck.allowed:
             return fresh, recheck, None
         reason = recheck.reason if recheck else "the profile was erased"
@@ -563,7 +564,10 @@ class DispatchService:
         claim, row = await self.check_token(token, kind)
         url = row.links[claim.link_id] if claim.link_id is not None else None
         if kind == UNSUBSCRIBE:
-            purpose = ADVERTISING if claim.category == ADVERTISING else f"channel:{CONSENT_CHANNEL[claim.category]}"
+            # An advertisement's unsubscribe withdraws advertising on the channel it came by, not
+            # the channel: receipts and (for a newsletter's) other messages still reach the person.
+            purpose = ads_purpose(row.channel or EMAIL) if claim.category == ADVERTISING \
+                else channel_purpose(claim.category)
             await self.profiles.withdraw(claim.workspace_id, row.profile_id, purpose, source=f"unsubscribe:{row.id}")
             fact_id = str(uuid.uuid5(UNSUBSCRIBE_FACTS, f"{row.workspace_id}:{row.id}:{claim.category}"))
         # A one-click unsubscribe is POSTed by the mail provider for the person: never a machine's.

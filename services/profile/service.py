@@ -278,9 +278,10 @@ class ProfileService:
     async def update_consent(self, workspace_id: str, actor: str, profile_id: str,
                              changes: list[tuple[str, bool, datetime | None, str]]) -> ProfileView:
         now = self.clock.now()
-        checked = [(identity.validate_consent_purpose(purpose, f"changes[{i}].purpose"), granted,
+        checked = [(identity.validate_consent_purpose(each, f"changes[{i}].purpose"), granted,
                     identity.validate_moment(at, f"changes[{i}].at") if at else now, source)
-                   for i, (purpose, granted, at, source) in enumerate(changes)]
+                   for i, (purpose, granted, at, source) in enumerate(changes)
+                   for each in identity.expand_purpose(purpose)]
         if not checked:
             raise InvalidArgument("changes: at least one consent change is required", field="changes")
         async with self.sessions() as session, session.begin():
