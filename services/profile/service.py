@@ -301,6 +301,22 @@ class ProfileService:
         self.on_commit()
         return view
 
+    async def announce_held_consent(self, batch: int = 500) -> int:
+        """Announces once the consent held before other services read consent events (the
+        profiles migration 0002 listed), so segment consent conditions see it. Returns how
+        many were announced; a crash leaves the rest listed for the next start."""
+        announced = 0
+        while True:
+            async with self.sessions() as session, session.begin():
+                taken, rows = await ProfileRepository(session).take_consent_announcements(batch)
+                await self.outbox.add(session, [self.outbox.event(
+                    EVENTS, "profile.consent_changed", row.workspace_id, str(row.id), self.clock.now(),
+                    {"consent": row.consent}, trace_headers={}) for row in rows])
+            if not taken:
+                return announced
+            announced += len(rows)
+            self.on_commit()
+
     async def export(self, workspace_id: str, actor: str, profile_id: str) -> dict:
         async with self.sessions() as session, session.begin():
             repo = ProfileRepository(session)

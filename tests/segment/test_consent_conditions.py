@@ -180,3 +180,29 @@ def test_consent_rules_parse_to_typed_conditions():
     with pytest.raises(InvalidArgument) as refused:
         rules.parse({"consent": "ads:sms"})
     assert refused.value.field == "rules.consent"
+
+
+async def test_consent_held_before_segments_read_it_is_announced_once_at_start(workspace, profile_service,
+                                                                              segment_platform, redis):
+    """Consent recorded before this release: the segment service never saw it; the profile
+    service's start-up job (the profiles migration 0002 lists who holds consent) announces it."""
+    from sqlalchemy import text
+
+    segment = await create_segment(workspace, "sms ads", {"consent": {"purpose": "ads:sms", "state": "granted"}})
+    profile = await identify(workspace, "from-before")
+    await put_consent(workspace, profile, "ads:sms", True, datetime.now(timezone.utc) - timedelta(days=800))
+    await becomes(workspace, segment, profile, True)
+    # As before this release: the segment service holds no consent and no membership for them.
+    async with segment_platform.sessions() as session, session.begin():
+        await session.execute(text("UPDATE profiles SET consent = '{}'::jsonb WHERE profile_id = :p"),
+                              {"p": profile})
+        await session.execute(text("DELETE FROM memberships WHERE profile_id = :p"), {"p": profile})
+    await segment_platform.service.redis.delete(f"nudge:segment:{workspace.id}:{segment}:ready")
+    assert not await is_member(workspace, segment, profile)
+    async with profile_service.sessions() as session, session.begin():
+        await session.execute(text("INSERT INTO consent_announcements (profile_id, workspace_id) VALUES (:p, :w)"),
+                              {"p": profile, "w": workspace.id})
+
+    assert await profile_service.announce_held_consent(batch=1) == 1
+    await becomes(workspace, segment, profile, True)
+    assert await profile_service.announce_held_consent() == 0  # once
