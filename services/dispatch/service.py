@@ -714,7 +714,8 @@ class DispatchService:
 def _unsubscribe_category(channel: str, spec: SendSpec) -> str | None:
     """What an email's one-click unsubscribe withdraws: advertising by email (ads:email) for an
     ad, the email channel for other non-transactional mail; a transactional one (a receipt)
-    offers none, and neither opt-out ever stops one. SMS and Kakao carry their 080 number instead, notifications nothing."""
+    offers none, and neither opt-out ever stops one. SMS and Kakao carry their 080 number
+    instead, notifications nothing."""
     if channel != EMAIL:
         return None
     if spec.advertising:
