@@ -65,6 +65,9 @@ class MessageIn(BaseModel):
     transactional: bool | None = Field(None, description="exempt from fatigue limits when the policy allows; "
                                                           "default: true unless advertising")
     variables: dict[str, Any] = Field(default_factory=dict, description="{\"event\": {...}, \"journey\": {...}}")
+    order: Literal["first_allowed", "strict"] = Field(
+        "first_allowed", description="when a channel may not send yet (night rule, Kakao's window, quiet hours): "
+                                     "first_allowed takes the next channel allowed now, strict waits for it")
 
 
 class TemplateIn(BaseModel):
@@ -87,7 +90,7 @@ async def send_message(body: MessageIn, request: Request, principal: Admin,
             context=context_of(principal), idempotency_key=idempotency_key, profile_id=body.profileId,
             channels=body.channels, template_id=body.templateId, advertising=body.advertising,
             transactional=not body.advertising if body.transactional is None else body.transactional,
-            variables_json=orjson.dumps(body.variables).decode()))
+            variables_json=orjson.dumps(body.variables).decode(), order=body.order))
     except aio.AioRpcError as err:
         if err.code() == grpc.StatusCode.INVALID_ARGUMENT and field_of(err) == "idempotency_key":
             # Over HTTP the key is the header: name it as the caller wrote it.

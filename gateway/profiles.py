@@ -7,7 +7,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from google.protobuf.json_format import MessageToDict
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import auth
 from gateway.errors import ApiError
@@ -83,16 +83,23 @@ class ConsentIn(BaseModel):
 
 
 class ConsentUpdate(BaseModel):
-    channels: dict[str, ConsentIn] = Field(default_factory=dict, description="per channel: email, sms, kakao, push, webpush, inapp, webhook")
-    marketing: ConsentIn | None = None
-    advertising: ConsentIn | None = None
+    model_config = ConfigDict(extra="forbid")  # a purpose we do not know (e.g. the old `marketing`) is refused
+
+    channels: dict[str, ConsentIn] = Field(
+        default_factory=dict, description="per channel (email, sms, kakao, push, webpush, inapp, webhook): "
+                                          "non-transactional messages such as newsletters; receipts never need it")
+    ads: dict[str, ConsentIn] = Field(
+        default_factory=dict, description="advertising per channel (ads:<channel>), e.g. {\"sms\": {...}}")
+    advertising: ConsentIn | None = Field(None, description="advertising on every channel: one ads:<channel> "
+                                                             "record per channel")
     night_advertising: ConsentIn | None = Field(None, description="advertising between 21:00 and 08:00 KST")
 
 
 @router.put("/v1/profiles/{profile_id}/consent", summary="Record consent given or withdrawn")
 async def update_consent(profile_id: str, body: ConsentUpdate, request: Request, principal: Admin) -> dict:
     items = [(f"channel:{c}", v) for c, v in body.channels.items()]
-    items += [(p, getattr(body, p)) for p in ("marketing", "advertising", "night_advertising") if getattr(body, p)]
+    items += [(f"ads:{c}", v) for c, v in body.ads.items()]
+    items += [(p, getattr(body, p)) for p in ("advertising", "night_advertising") if getattr(body, p)]
     changes = []
     for purpose, value in items:
         change = pb.ConsentChange(purpose=purpose, granted=value.granted, source=value.source)

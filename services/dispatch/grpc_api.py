@@ -8,7 +8,7 @@ from kit.errors import InvalidArgument
 from kit.transport import timestamp, workspace_of
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 from nudge.dispatch.v1 import dispatch_pb2_grpc
-from services.dispatch.service import DispatchService, SendSpec
+from services.dispatch.service import FIRST_ALLOWED, DispatchService, SendSpec
 from services.dispatch.simulation import Simulation
 
 
@@ -111,7 +111,8 @@ def _spec(request: pb.SendRequest, prefix: str = "") -> SendSpec:
                     channels=list(request.channels), template_id=request.template_id,
                     advertising=request.advertising, transactional=request.transactional,
                     journey_id=request.journey_id, node_id=request.node_id, variables=variables,
-                    journey_version=request.journey_version, variant=request.variant)
+                    journey_version=request.journey_version, variant=request.variant,
+                    order=request.order or FIRST_ALLOWED)
 
 
 def _simulation(run: pb.Simulation) -> Simulation:

@@ -11,6 +11,17 @@ from services.dispatch.profiles import Person
 # The profile service records consent per channel family: Kakao covers AlimTalk and FriendTalk.
 CONSENT_CHANNEL = {EMAIL: "email", SMS: "sms", ALIMTALK: "kakao", FRIENDTALK: "kakao", PUSH: "push",
                    WEBPUSH: "webpush", INAPP: "inapp", WEBHOOK: "webhook"}
+NIGHT_ADVERTISING = "night_advertising"
+
+
+def channel_purpose(channel: str) -> str:
+    """Non-transactional messages on the channel (what a newsletter unsubscribe withdraws)."""
+    return f"channel:{CONSENT_CHANNEL[channel]}"
+
+
+def ads_purpose(channel: str) -> str:
+    """Advertising on the channel (what an advertisement's unsubscribe withdraws)."""
+    return f"ads:{CONSENT_CHANNEL[channel]}"
 
 
 @dataclass(frozen=True)
@@ -48,28 +59,30 @@ def address_of(person: Person, channel: str, config: dict) -> Address | None:
     return Address(to) if to else None
 
 
-def check_consent(person: Person, channel: str, advertising: bool) -> ConsentCheck:
-    """Advertising needs the channel and advertising consent granted (opt-in, 정보통신망법
-    §50); an informational message only needs the channel not to be withdrawn."""
-    purpose = f"channel:{CONSENT_CHANNEL[channel]}"
+def check_consent(person: Person, channel: str, advertising: bool, transactional: bool = False) -> ConsentCheck:
+    """Advertising needs ads:<channel> granted (opt-in per medium, 정보통신망법 §50) and the
+    channel not withdrawn; other non-transactional messages need the channel not withdrawn;
+    a transactional one (receipt, shipping notice) is never blocked by an opt-out."""
+    purpose = channel_purpose(channel)
     channel_consent = person.consent.get(purpose)
     evidence = {purpose: channel_consent} if channel_consent else {}
-    if advertising:
-        for needed in (purpose, "advertising"):
-            state = person.consent.get(needed)
-            if not state or not state["granted"]:
-                return ConsentCheck(False, evidence, f"consent:{needed}",
-                                    f"advertising needs {needed} consent, which is "
-                                    f"{'withdrawn' if state else 'not given'}")
-            evidence[needed] = state
-        if night := person.consent.get("night_advertising"):
-            evidence["night_advertising"] = night
+    if transactional and not advertising:
         return ConsentCheck(True, evidence)
     if channel_consent and not channel_consent["granted"]:
         return ConsentCheck(False, evidence, f"consent:{purpose}", f"{purpose} consent is withdrawn")
+    if advertising:
+        needed = ads_purpose(channel)
+        state = person.consent.get(needed)
+        if not state or not state["granted"]:
+            return ConsentCheck(False, evidence, f"consent:{needed}",
+                                f"advertising needs {needed} consent, which is "
+                                f"{'withdrawn' if state else 'not given'}")
+        evidence[needed] = state
+        if night := person.consent.get(NIGHT_ADVERTISING):
+            evidence[NIGHT_ADVERTISING] = night
     return ConsentCheck(True, evidence)
 
 
 def night_consent(person: Person) -> bool:
-    state = person.consent.get("night_advertising")
+    state = person.consent.get(NIGHT_ADVERTISING)
     return bool(state and state["granted"])

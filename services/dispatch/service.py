@@ -39,7 +39,8 @@ from services.dispatch.links import Links
 from services.dispatch.profiles import Person, ProfileDirectory
 from services.dispatch.providers import NOT_WRITTEN, delivery_options
 from services.dispatch.providers.registry import adapter_for
-from services.dispatch.reach import CONSENT_CHANNEL, Address, address_of, check_consent, night_consent
+from services.dispatch.reach import (Address, address_of, ads_purpose, channel_purpose, check_consent,
+                                     night_consent)
 from services.dispatch.models import DELIVERIES, ENGAGEMENT
 from services.dispatch.repository import DispatchRepository
 from services.dispatch.simulation import Simulation
@@ -55,6 +56,7 @@ INAPP_FACT_KINDS = {"impression": "impression", "click": "inapp_clicked"}
 # An unsubscribe's fact id is derived from its delivery and category: following the link
 # again, or a retried call, is the same unsubscribe.
 UNSUBSCRIBE_FACTS = uuid.UUID("6f1b6a52-3c0e-4d8a-9a57-0b3c4f1e2d7a")
+STRICT, FIRST_ALLOWED = "strict", "first_allowed"  # a send's channel order (SendSpec.order)
 
 
 class TakenOver(Exception):
@@ -74,6 +76,7 @@ class SendSpec:
     variables: dict = field(default_factory=dict)
     journey_version: int = 0
     variant: str = ""
+    order: str = FIRST_ALLOWED   # a channel that must wait: strict waits, first_allowed tries the next
 
 
 @dataclass
@@ -209,6 +212,8 @@ class DispatchService:
                                       "send advertising by FriendTalk or another channel", field=f"channels[{i}]")
         if len(set(spec.channels)) != len(spec.channels):
             raise InvalidArgument("channels: each channel at most once", field="channels")
+        if spec.order not in (STRICT, FIRST_ALLOWED):
+            raise InvalidArgument(f"order: expected {STRICT} or {FIRST_ALLOWED}", field="order")
         if spec.advertising and spec.transactional:
             raise InvalidArgument("transactional: an advertising message is never transactional (fatigue "
                                   "limits apply to it)", field="transactional")
@@ -338,14 +343,16 @@ class DispatchService:
     async def _decide(self, workspace_id: str, spec: SendSpec, person: Person, setup: Setup, attempts: list[dict],
                       clock: Clock, send_id: str, carry, tracked: Links, simulation_id: str | None = None) -> Outcome:
         """The decisions of one send, shared by real and simulated sends. For each channel in
-        order: its provider, the address, consent, timing (a deferral ends the send), fatigue
-        and the render (its links tracked in `tracked`); then `carry(cleared, attempt)` takes it
-        (the provider call, or the simulator's "would be sent"), and None from it moves on to
-        the next channel."""
+        order: its provider, the address, consent, timing, fatigue and the render (its links
+        tracked in `tracked`); then `carry(cleared, attempt)` takes it (the provider call, or
+        the simulator's "would be sent"), and None from it moves on to the next channel. A
+        channel that must wait ends a `strict` send there; a `first_allowed` send goes on to
+        the next channel and waits (for the earliest such moment) only if none takes it."""
         if setup.template is None:
             return Outcome("failed", reason=f"template {spec.template_id!r} was deleted", rule="no_template")
         now, policy = clock.now(), setup.policy
         suppressed: Outcome | None = None
+        deferred: Outcome | None = None
         for channel in spec.channels:
             def attempt(outcome: str, reason: str, provider: str = "") -> None:
                 attempts.append({"channel": channel, "provider": provider, "outcome": outcome, "reason": reason,
@@ -365,7 +372,7 @@ class DispatchService:
                 # FCM reaches both platforms; APNs only Apple devices.
                 attempt("unreachable", f"a {address.platform} device cannot be reached through APNs", provider)
                 continue
-            consent = check_consent(person, channel, spec.advertising)
+            consent = check_consent(person, channel, spec.advertising, spec.transactional)
             if not consent.allowed:
                 attempt("suppressed", consent.reason, provider)
                 suppressed = suppressed or Outcome("suppressed", channel, provider, reason=consent.reason,
@@ -374,9 +381,14 @@ class DispatchService:
             deferral = self._deferral(policy, channel, spec, person, now)
             if deferral is not None:
                 attempt("deferred", f"{deferral.reason} until {deferral.until.isoformat()}", provider)
-                return Outcome("deferred", channel, provider, reason=f"deferred by {deferral.reason} until "
-                               f"{deferral.until.isoformat()}", rule=deferral.reason, deferred_until=deferral.until,
-                               consent=consent.evidence)
+                waiting = Outcome("deferred", channel, provider, reason=f"deferred by {deferral.reason} until "
+                                  f"{deferral.until.isoformat()}", rule=deferral.reason,
+                                  deferred_until=deferral.until, consent=consent.evidence)
+                if spec.order == STRICT:
+                    return waiting
+                if deferred is None or waiting.deferred_until < deferred.deferred_until:
+                    deferred = waiting
+                continue
             decision = await fatigue.decide(
                 self.redis, setup.limits,
                 workspace_id=workspace_id, profile_id=spec.profile_id, channel=channel, template_id=spec.template_id,
@@ -411,6 +423,9 @@ class DispatchService:
                     await fatigue.release(self.redis, decision.reservation)
             if outcome is not None:
                 return outcome
+        # A channel that may send later beats one that may not (suppressed) or could not (failed).
+        if deferred is not None:
+            return deferred
         if suppressed is not None:
             return suppressed
         return Outcome("failed", reason="; ".join(f"{a['channel']}: {a['reason']}" for a in attempts)
@@ -421,7 +436,8 @@ class DispatchService:
         return timing.next_allowed(
             now, channel=channel, advertising=spec.advertising, profile_zone=person.zone,
             quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
-            night_consent=night_consent(person), quiet_hours_informational=quiet.get("informational", False))
+            night_consent=night_consent(person), quiet_hours_informational=quiet.get("informational", False),
+            night_rule_exempt=timing.exempt_from_night_rule(policy))
 
     async def _deliver(self, workspace_id: str, row, owner: str, spec: SendSpec, policy: dict, cleared: Cleared,
                        attempt, urls: list[str]) -> Outcome | None:
@@ -502,7 +518,7 @@ class DispatchService:
     async def _consent_now(self, workspace_id: str, spec: SendSpec, channel: str, provider: str, attempt):
         """(the person as now, the consent check, the suppression when it no longer allows the send)."""
         fresh = await self.profiles.get(workspace_id, spec.profile_id)
-        recheck = check_consent(fresh, channel, spec.advertising) if fresh else None
+        recheck = check_consent(fresh, channel, spec.advertising, spec.transactional) if fresh else None
         if recheck is not None and recheck.allowed:
             return fresh, recheck, None
         reason = recheck.reason if recheck else "the profile was erased"
@@ -625,7 +641,10 @@ class DispatchService:
         claim, row = await self.check_token(token, kind)
         url = row.links[claim.link_id] if claim.link_id is not None else None
         if kind == UNSUBSCRIBE:
-            purpose = ADVERTISING if claim.category == ADVERTISING else f"channel:{CONSENT_CHANNEL[claim.category]}"
+            # An advertisement's unsubscribe withdraws advertising on the channel it came by, not
+            # the channel: receipts and (for a newsletter's) other messages still reach the person.
+            purpose = ads_purpose(row.channel or EMAIL) if claim.category == ADVERTISING \
+                else channel_purpose(claim.category)
             await self.profiles.withdraw(claim.workspace_id, row.profile_id, purpose, source=f"unsubscribe:{row.id}")
             fact_id = str(uuid.uuid5(UNSUBSCRIBE_FACTS, f"{row.workspace_id}:{row.id}:{claim.category}"))
         # A one-click unsubscribe is POSTed by the mail provider for the person: never a machine's.
@@ -728,11 +747,14 @@ class DispatchService:
 
     async def set_policy(self, workspace_id: str, policy_json: str) -> dict:
         policy = _json_object(policy_json, "policy")
-        allowed = {"fatigue", "quiet_hours", "sender_name", "opt_out_phone", "opt_out_app", "unsubscribe_url", "utm"}
+        allowed = {"fatigue", "quiet_hours", "night_rule", "sender_name", "opt_out_phone", "opt_out_app",
+                   "unsubscribe_url", "utm"}
         if extra := sorted(set(policy) - allowed):
             raise InvalidArgument(f"policy.{extra[0]}: not a policy field; expected {', '.join(sorted(allowed))}",
                                   field=f"policy.{extra[0]}")
         fatigue.parse_policy(policy.get("fatigue") or {}, path="policy.fatigue")
+        if "night_rule" in policy:
+            policy["night_rule"] = timing.parse_night_rule(policy["night_rule"], path="policy.night_rule")
         if quiet := policy.get("quiet_hours"):
             timing.parse_quiet_hours(quiet, path="policy.quiet_hours")
             try:  # with the night rule and Kakao's window, some time of day must stay open
@@ -767,9 +789,10 @@ class DispatchService:
 
 
 def _unsubscribe_category(channel: str, spec: SendSpec) -> str | None:
-    """What an email's one-click unsubscribe withdraws: advertising consent for an ad, the
-    email channel for other non-transactional mail; a transactional one (a receipt) offers
-    none. SMS and Kakao carry their 080 number instead, notifications nothing."""
+    """What an email's one-click unsubscribe withdraws: advertising by email (ads:email) for an
+    ad, the email channel for other non-transactional mail; a transactional one (a receipt)
+    offers none, and neither opt-out ever stops one. SMS and Kakao carry their 080 number
+    instead, notifications nothing."""
     if channel != EMAIL:
         return None
     if spec.advertising:

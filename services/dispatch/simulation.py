@@ -8,12 +8,14 @@ import orjson
 
 from kit.errors import InvalidArgument
 from services.dispatch.profiles import Person
-from services.dispatch.reach import CONSENT_CHANNEL
+from services.dispatch.reach import CONSENT_CHANNEL, NIGHT_ADVERTISING
 
 FIELD = "simulation.person_json"
-# As the profile service names consent purposes (ConsentState.purpose).
-PURPOSES = ("marketing", "advertising", "night_advertising",
-            *(f"channel:{c}" for c in dict.fromkeys(CONSENT_CHANNEL.values())))
+_FAMILIES = tuple(dict.fromkeys(CONSENT_CHANNEL.values()))
+# As the profile service names consent purposes (ConsentState.purpose); "advertising" is,
+# as there, the shorthand for ads:<channel> on every channel.
+PURPOSES = (NIGHT_ADVERTISING, *(f"channel:{c}" for c in _FAMILIES), *(f"ads:{c}" for c in _FAMILIES))
+ADVERTISING = "advertising"
 IDENTITIES = ("email", "phone", "device_token")  # the ones `reach.address_of` reads
 MAX_ID = 200
 
@@ -53,8 +55,13 @@ def person_of(simulation: Simulation, profile_id: str) -> Person:
     if not isinstance(traits, dict):
         _fail(f"{FIELD}.traits", "expected an object")
     identities = _identities(raw.get("identities", {}), traits)
-    consent = {purpose: _consent(state, f"{FIELD}.consents.{purpose}", simulation.at)
-               for purpose, state in _purposes(raw.get("consents", {}))}
+    consent = {}
+    for purpose, state in _purposes(raw.get("consents", {})):
+        checked = _consent(state, f"{FIELD}.consents.{purpose}", simulation.at)
+        for each in ([f"ads:{c}" for c in _FAMILIES] if purpose == ADVERTISING else [purpose]):
+            consent.setdefault(each, checked)  # a channel's own record wins over the shorthand
+        if purpose != ADVERTISING:
+            consent[purpose] = checked
     return Person(profile_id or f"simulation:{simulation.id}", traits, identities, consent)
 
 
@@ -80,8 +87,9 @@ def _purposes(raw):
     if not isinstance(raw, dict):
         _fail(f"{FIELD}.consents", "expected an object of purpose → {granted, at?, source?}")
     for purpose, state in raw.items():
-        if purpose not in PURPOSES:
-            _fail(f"{FIELD}.consents.{purpose}", f"unknown consent purpose; expected one of {', '.join(PURPOSES)}")
+        if purpose not in PURPOSES and purpose != ADVERTISING:
+            _fail(f"{FIELD}.consents.{purpose}", f"unknown consent purpose; expected one of {ADVERTISING}, "
+                                                  f"{', '.join(PURPOSES)}")
         yield purpose, state
 
 

@@ -1,19 +1,25 @@
 """When a message may go out: workspace quiet hours in the person's zone, the Korean night
 rule (advertising 21:00–08:00 KST needs separate consent, 정보통신망법 art. 50 ③) and Kakao's
 advertising window (FriendTalk / brand message ads 08:00–20:00 KST). A message outside is
-deferred to the earliest moment every rule allows, never dropped. Pure: `now` is passed in."""
+deferred to the earliest moment every rule allows, never dropped. Pure: `now` is passed in.
+
+The night rule's proviso exempts "media named by presidential decree"; the enforcement
+decree (시행령 art. 61 ③) names e-mail. Which channels are exempt is workspace policy
+(`night_rule.exempt`), defaulting to the law: ["email"]."""
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from kit.errors import InvalidArgument
-from services.dispatch.channels import ALIMTALK, FRIENDTALK
+from services.dispatch.channels import ALIMTALK, CHANNELS, EMAIL, FRIENDTALK
 
 SEOUL = ZoneInfo("Asia/Seoul")
 NIGHT_RULE, KAKAO_AD_WINDOW, QUIET_HOURS = "night_rule", "kakao_ad_window", "quiet_hours"
 _MINUTE = timedelta(minutes=1)
 _HORIZON = timedelta(days=3)  # rules repeat daily: nothing allowed within 3 days means never
+# 정보통신망법 시행령 art. 61 ③: e-mail is the medium the night rule's proviso exempts.
+NIGHT_RULE_EXEMPT_BY_LAW = (EMAIL,)
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,28 @@ def parse_quiet_hours(quiet: dict, path: str = "quiet_hours") -> dict:
     return {"start": quiet["start"], "end": quiet["end"], "informational": informational}
 
 
+def parse_night_rule(night_rule: dict, path: str = "night_rule") -> dict:
+    """Workspace policy {"exempt": [channel, ...]}: the channels the night rule does not
+    apply to. Default (no setting): the law's, ["email"]; [] applies it to every channel."""
+    if not isinstance(night_rule, dict):
+        raise InvalidArgument(f"{path}: expected {{exempt: [channel, ...]}}", field=path)
+    if extra := sorted(set(night_rule) - {"exempt"}):
+        raise InvalidArgument(f"{path}.{extra[0]}: not a night rule field; expected exempt", field=f"{path}.{extra[0]}")
+    exempt = night_rule.get("exempt", list(NIGHT_RULE_EXEMPT_BY_LAW))
+    if not isinstance(exempt, list):
+        raise InvalidArgument(f"{path}.exempt: expected a list of channels", field=f"{path}.exempt")
+    for i, channel in enumerate(exempt):
+        if channel not in CHANNELS:
+            raise InvalidArgument(f"{path}.exempt[{i}]: unknown channel {channel!r}; expected one of "
+                                  f"{', '.join(CHANNELS)}", field=f"{path}.exempt[{i}]")
+    return {"exempt": list(dict.fromkeys(exempt))}
+
+
+def exempt_from_night_rule(policy: dict) -> frozenset[str]:
+    """The channels a workspace's policy exempts from the night rule (the law's when unset)."""
+    return frozenset((policy.get("night_rule") or {}).get("exempt", NIGHT_RULE_EXEMPT_BY_LAW))
+
+
 def check_channel_kind(channel: str, advertising: bool) -> None:
     """AlimTalk carries only informational messages from approved templates (Kakao policy)."""
     if channel == ALIMTALK and advertising:
@@ -93,16 +121,18 @@ def check_channel_kind(channel: str, advertising: bool) -> None:
 
 def next_allowed(now: datetime, *, channel: str, advertising: bool, profile_zone: ZoneInfo | str | None = None,
                  quiet_hours: tuple[str, str] | None = None, night_consent: bool = False,
-                 quiet_hours_informational: bool = False) -> Deferral | None:
+                 quiet_hours_informational: bool = False,
+                 night_rule_exempt: frozenset[str] | tuple[str, ...] = NIGHT_RULE_EXEMPT_BY_LAW) -> Deferral | None:
     """None: send now. Otherwise the earliest moment ≥ now that every rule allows, and the
     rule that decided it. The night and Kakao rules are in Korean time whatever the
-    person's zone; quiet hours are in the person's zone (default Asia/Seoul)."""
+    person's zone; quiet hours are in the person's zone (default Asia/Seoul). Channels in
+    `night_rule_exempt` (by default e-mail, as the decree has it) skip the night rule."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     check_channel_kind(channel, advertising)
     zone = ZoneInfo(profile_zone) if isinstance(profile_zone, str) else profile_zone or SEOUL
     windows = []
-    if advertising and not night_consent:
+    if advertising and not night_consent and channel not in night_rule_exempt:
         windows.append(_Window(time(21), time(8), SEOUL, NIGHT_RULE))
     if advertising and channel == FRIENDTALK:  # stricter than the night rule: consent does not lift it
         windows.append(_Window(time(20), time(8), SEOUL, KAKAO_AD_WINDOW))

@@ -25,7 +25,9 @@ duration`, `nodes.check.else: unknown node 'gone'`).
     {"kind": "update_trait", "trait": "vip", "value": true, "next": ...}
     {"kind": "exit"}
 
-`channels` is the fallback order. A send or update_trait without `next` ends the run;
+`channels` is the fallback order; a send's optional `"order"` is passed to dispatch:
+"first_allowed" (default) takes the next channel allowed now when one must wait (night
+rule, Kakao's window), "strict" waits for the first. A send or update_trait without `next` ends the run;
 waits, conditions and splits must name theirs. Property filters, rules and durations are
 the segment rule language's (services.segment.rules). Pure: no I/O, no clock.
 """
@@ -132,6 +134,7 @@ class Send:
     template_id: str
     advertising: bool
     next: str | None = None
+    order: str = "first_allowed"     # dispatch's channel order: first_allowed | strict (passed through)
 
 
 @dataclass(frozen=True)
@@ -330,7 +333,7 @@ class _Parser(rules.Parser):
         return Split(tuple(parsed), holdout)
 
     def send(self, tree: dict, path: str) -> Send:
-        self.only(tree, path, {"kind", "channels", "template", "advertising", "next"})
+        self.only(tree, path, {"kind", "channels", "template", "advertising", "order", "next"})
         channels = tree.get("channels")
         if not isinstance(channels, list) or not channels:
             self.fail(f"{path}.channels", "expected a non-empty array of channels, in fallback order")
@@ -343,8 +346,9 @@ class _Parser(rules.Parser):
         if advertising and ALIMTALK in parsed:
             self.fail(f"{path}.channels[{parsed.index(ALIMTALK)}]",
                       "alimtalk carries informational messages only; use friendtalk for advertising")
+        order = self.choice(tree.get("order", "first_allowed"), ("first_allowed", "strict"), f"{path}.order")
         return Send(parsed, self.text(tree.get("template"), f"{path}.template"), advertising,
-                    self.ref(tree, "next", path, required=False))
+                    self.ref(tree, "next", path, required=False), order)
 
     # -- goal, exits, entry -------------------------------------------------------------
     def event_match(self, tree: object, path: str, also: set[str] = frozenset()) -> EventMatch:

@@ -18,6 +18,7 @@ from services.journey.entry import may_enter
 from services.segment.engine import build_series
 from services.segment.evaluation import ProfileFacts, evaluate, series_key
 from services.segment.facts import Seen, event_conditions
+from services.segment.rules import CONSENT_CHANNELS
 from kit.zones import SEOUL, zone_of
 
 # Timeline pseudo-events that move the synthetic person in or out of a segment.
@@ -52,6 +53,19 @@ class _Person:
         self.segments = set(profile.get("segments") or [])
         self.history: list[Seen] = []
 
+    def consent_states(self, at: datetime) -> dict:
+        """The consents as consent conditions read them; without `at`, given at the moment asked
+        (as dispatch's simulation has it); "advertising" is ads:<channel> on every channel."""
+        states: dict = {}
+        for purpose, state in self.consents.items():
+            if not isinstance(state, dict):
+                continue  # dispatch's dry run names the bad field
+            held = {"granted": state.get("granted") is True, "at": state.get("at") or at.isoformat()}
+            for each in ([f"ads:{c}" for c in CONSENT_CHANNELS] if purpose == "advertising" else [purpose]):
+                if purpose != "advertising" or each not in self.consents:
+                    states[each] = held
+        return states
+
 
 class _DryEffects:
     def __init__(self, person: _Person, dry_send: DrySend, simulation_id: str) -> None:
@@ -73,7 +87,8 @@ class _DryEffects:
         since = [e for e in seen if e.at >= run.entered_at]
         facts = ProfileFacts(traits=self.person.traits, last_seen=max((e.at for e in seen), default=None),
                              segments=frozenset(self.person.segments), zone=zone_of(self.person.traits, SEOUL),
-                             series={series_key(c): build_series(c, since) for c in event_conditions(node.rule)})
+                             series={series_key(c): build_series(c, since) for c in event_conditions(node.rule)},
+                             consent=self.person.consent_states(at))
         return evaluate(node.rule, facts, at).member
 
     async def update_trait(self, run, node_id, node: UpdateTrait, key, at) -> None:

@@ -15,10 +15,14 @@ from services.profile.settings import ProfileSettings
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def _service(runtime: Runtime, settings: ProfileSettings, relay: OutboxRelay) -> ProfileService:
+    return ProfileService(runtime.sessions, Outbox(outbox_table, settings.events_partitions),
+                          SystemClock(), settings.default_phone_region, on_commit=relay.wake)
+
+
 def build(runtime: Runtime, settings: ProfileSettings) -> tuple[GrpcServer, OutboxRelay]:
     relay = OutboxRelay(runtime.sessions, outbox_table, runtime.redis)
-    service = ProfileService(runtime.sessions, Outbox(outbox_table, settings.events_partitions),
-                             SystemClock(), settings.default_phone_region, on_commit=relay.wake)
+    service = _service(runtime, settings, relay)
 
     def add_servicers(server):
         profile_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileServicer(service), server)
@@ -31,7 +35,9 @@ async def main() -> None:
     settings = ProfileSettings()
     runtime = await open_runtime("profile", settings, MIGRATIONS)
     server, relay = build(runtime, settings)
-    background = [relay.run()] if settings.outbox_relay else []
+    # a warm-up job: consent recorded before segments read consent events is announced once
+    background = [_service(runtime, settings, relay).announce_held_consent(),
+                  *([relay.run()] if settings.outbox_relay else [])]
     await serve_until_signal(runtime, server, settings.grpc_port, background=background)
 
 

@@ -18,7 +18,15 @@ POLICY_TYPES = (EMAIL, PHONE, DEVICE_TOKEN)
 DEFAULT_UNIQUE: tuple[str, ...] = ()
 
 CHANNELS = ("email", "sms", "kakao", "push", "webpush", "inapp", "webhook")
-PURPOSES = ("marketing", "advertising", "night_advertising")
+# Consent purposes (see the README's consent model):
+#   channel:<c>  non-transactional messages on the channel (newsletters, notices); a
+#                transactional message (receipt, shipping) never needs it
+#   ads:<c>      advertising on the channel (정보통신망법 §50: opt-in, per medium)
+#   night_advertising  advertising 21:00–08:00 KST (§50 ③), beside the ads:<c> consents
+# `advertising` is a shorthand for ads:<c> on every channel, expanded when recorded.
+# `marketing` was never enforced and is gone: ads:<c> is the consent that allows advertising.
+NIGHT_ADVERTISING, ADVERTISING = "night_advertising", "advertising"
+PURPOSES = (NIGHT_ADVERTISING,)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -150,11 +158,18 @@ def stamp(at: datetime) -> str:
 def validate_consent_purpose(purpose: str, field_name: str) -> str:
     if purpose in PURPOSES:
         return purpose
-    if purpose.startswith("channel:") and purpose.split(":", 1)[1] in CHANNELS:
+    kind, _, channel = purpose.partition(":")
+    if kind in ("channel", "ads") and channel in CHANNELS:
         return purpose
+    hint = "; advertising consent is ads:<channel>" if purpose == "marketing" else ""
     raise InvalidArgument(
-        f"{field_name}: unknown consent purpose {purpose!r}; expected one of "
-        f"{', '.join(PURPOSES)} or channel:<{'|'.join(CHANNELS)}>", field=field_name)
+        f"{field_name}: unknown consent purpose {purpose!r}; expected {', '.join(PURPOSES)}, "
+        f"channel:<{'|'.join(CHANNELS)}> or ads:<{'|'.join(CHANNELS)}>{hint}", field=field_name)
+
+
+def expand_purpose(purpose: str) -> list[str]:
+    """The purposes one recorded change stands for: `advertising` is ads:<c> on every channel."""
+    return [f"ads:{c}" for c in CHANNELS] if purpose == ADVERTISING else [purpose]
 
 
 def validate_moment(at: datetime, field_name: str) -> datetime:

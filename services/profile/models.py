@@ -69,4 +69,12 @@ audit_log = Table(
     Index("ix_audit_workspace", "workspace_id", "id"),
 )
 
+# Profiles whose consent, recorded before segments read consent, is still to be announced
+# (profile.consent_changed) once; filled by migration 0002, emptied at start-up.
+consent_announcements = Table(
+    "consent_announcements", metadata,
+    Column("profile_id", UUID(as_uuid=True), primary_key=True),
+    Column("workspace_id", Text, nullable=False),
+)
+
 outbox = outbox_table(metadata)

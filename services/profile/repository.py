@@ -11,7 +11,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.profile.models import audit_log, events, identities, identity_policies, profiles
+from services.profile.models import (audit_log, consent_announcements, events, identities, identity_policies,
+                                     profiles)
 
 
 def lock_key(*parts: str) -> int:
@@ -78,6 +79,20 @@ class ProfileRepository:
                                    profiles.c.id == func.any(cast(profile_ids, ARRAY(UUID(as_uuid=True)))))
             .order_by(profiles.c.id).with_for_update())
         return {r.id: r._asdict() for r in rows}
+
+    async def take_consent_announcements(self, limit: int) -> tuple[int, list]:
+        """Takes up to `limit` pending announcements (any workspace; other replicas skip them):
+        how many were taken, and the live ones' (workspace_id, id, consent)."""
+        taken = (await self.session.execute(text(
+            "DELETE FROM consent_announcements WHERE profile_id IN (SELECT profile_id FROM consent_announcements "
+            "ORDER BY profile_id LIMIT :n FOR UPDATE SKIP LOCKED) RETURNING profile_id"), {"n": limit})).scalars().all()
+        if not taken:
+            return 0, []
+        rows = await self.session.execute(
+            select(profiles.c.workspace_id, profiles.c.id, profiles.c.consent)
+            .where(profiles.c.id == func.any(cast(list(taken), ARRAY(UUID(as_uuid=True)))),
+                   profiles.c.merged_into.is_(None), profiles.c.consent != text("'{}'::jsonb")))
+        return len(taken), list(rows)
 
     async def insert_profiles(self, rows: list[dict]) -> None:
         if rows:

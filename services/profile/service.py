@@ -283,9 +283,10 @@ class ProfileService:
     async def update_consent(self, workspace_id: str, actor: str, profile_id: str,
                              changes: list[tuple[str, bool, datetime | None, str]]) -> ProfileView:
         now = self.clock.now()
-        checked = [(identity.validate_consent_purpose(purpose, f"changes[{i}].purpose"), granted,
+        checked = [(identity.validate_consent_purpose(each, f"changes[{i}].purpose"), granted,
                     identity.validate_moment(at, f"changes[{i}].at") if at else now, source)
-                   for i, (purpose, granted, at, source) in enumerate(changes)]
+                   for i, (purpose, granted, at, source) in enumerate(changes)
+                   for each in identity.expand_purpose(purpose)]
         if not checked:
             raise InvalidArgument("changes: at least one consent change is required", field="changes")
         async with self.sessions() as session, session.begin():
@@ -304,6 +305,22 @@ class ProfileService:
             view = await self._view(repo, workspace_id, str(row["id"]))
         self.on_commit()
         return view
+
+    async def announce_held_consent(self, batch: int = 500) -> int:
+        """Announces once the consent held before other services read consent events (the
+        profiles migration 0002 listed), so segment consent conditions see it. Returns how
+        many were announced; a crash leaves the rest listed for the next start."""
+        announced = 0
+        while True:
+            async with self.sessions() as session, session.begin():
+                taken, rows = await ProfileRepository(session).take_consent_announcements(batch)
+                await self.outbox.add(session, [self.outbox.event(
+                    EVENTS, "profile.consent_changed", row.workspace_id, str(row.id), self.clock.now(),
+                    {"consent": row.consent}, trace_headers={}) for row in rows])
+            if not taken:
+                return announced
+            announced += len(rows)
+            self.on_commit()
 
     async def export(self, workspace_id: str, actor: str, profile_id: str) -> dict:
         async with self.sessions() as session, session.begin():

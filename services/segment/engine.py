@@ -8,8 +8,8 @@ from datetime import datetime
 
 from services.segment.evaluation import (EventSeries, ProfileFacts, RfmModel, evaluate, matches, series_key)
 from services.segment.facts import SeriesIndex, add_to_series
-from services.segment.rules import (All, Any, EventCondition, LastSeen, Not, RfmCondition, TraitCondition,
-                                    referenced_segments)
+from services.segment.rules import (All, Any, ConsentCondition, EventCondition, LastSeen, Not, RfmCondition,
+                                    TraitCondition, referenced_segments)
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class Catalog:
         self.rfm = rfm
         self.index = SeriesIndex.of({s.id: s.rule for s in segments})
         self.by_trait: dict[str, set[str]] = {}
+        self.by_consent: dict[str, set[str]] = {}  # purpose → segments reading it
         self.on_activity: set[str] = set()
         self.rfm_segments: set[str] = set()
         self.dependents: dict[str, set[str]] = {}
@@ -72,6 +73,8 @@ class Catalog:
                         self.by_trait.setdefault("timezone", set()).add(s.id)
                 elif isinstance(leaf, LastSeen):
                     self.on_activity.add(s.id)
+                elif isinstance(leaf, ConsentCondition):
+                    self.by_consent.setdefault(leaf.purpose, set()).add(s.id)
                 elif isinstance(leaf, RfmCondition) and rfm is not None:
                     self.rfm_segments.add(s.id)
                     needs.add(rfm.series_key)
@@ -103,6 +106,9 @@ class Catalog:
 
     def affected_by_traits(self, names) -> set[str]:
         return set().union(*(self.by_trait.get(n, set()) for n in names))
+
+    def affected_by_consent(self, purposes) -> set[str]:
+        return set().union(*(self.by_consent.get(p, set()) for p in purposes))
 
     def closure(self, segment_ids: set[str]) -> list[str]:
         """The segments and every segment referring to them, references first."""

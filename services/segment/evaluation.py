@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from kit.zones import SEOUL
-from services.segment.rules import (All, Any, EventCondition, LastSeen, Not, PropertyFilter, RfmCondition,
-                                    SegmentRef, TraitCondition)
+from services.segment.rules import (All, Any, ConsentCondition, EventCondition, LastSeen, Not, PropertyFilter,
+                                    RfmCondition, SegmentRef, TraitCondition)
 
 _COMPARE = {"eq": operator.eq, "neq": operator.ne, "gt": operator.gt, "gte": operator.ge,
             "lt": operator.lt, "lte": operator.le}
@@ -53,6 +53,8 @@ class ProfileFacts:
     # Every order, when series[rfm.series_key] holds only some (Explain since a moment): RFM
     # ranks the customer against edges drawn from all orders.
     rfm_orders: EventSeries | None = None
+    # purpose → {"granted": bool, "at": ISO time}, from the profile service's consent events
+    consent: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ def evaluate(rule, facts: ProfileFacts, now: datetime) -> Outcome:
             return Outcome(_rfm(rule, scores), next_change)
         case SegmentRef(segment_id):
             return Outcome(segment_id in facts.segments, None)
+        case ConsentCondition():
+            return _consent(rule, facts.consent.get(rule.purpose), now)
     raise TypeError(f"not a rule: {rule!r}")
 
 
@@ -132,6 +136,23 @@ def measure(condition: EventCondition, series: EventSeries, now: datetime) -> tu
     if condition.measure == "sum":
         return sum(values), window
     return (sum(values) / len(values) if values else None), window
+
+
+def consent_time(state: dict) -> datetime:
+    return datetime.fromisoformat(state["at"].replace("Z", "+00:00"))
+
+
+def _consent(condition: ConsentCondition, state: dict | None, now: datetime) -> Outcome:
+    """The consent's state now, and with `since` how long it has held (by its recorded time):
+    within / after: recorded less than `ago` ago; before: more than `ago` ago."""
+    if state is None or state["granted"] != (condition.state == "granted"):
+        return Outcome(False, None)
+    if condition.op is None:
+        return Outcome(True, None)
+    threshold = consent_time(state) + condition.ago
+    inside = now < threshold
+    member = inside if condition.op in ("within", "after") else not inside
+    return Outcome(member, threshold if threshold > now else None)
 
 
 def _trait(condition: TraitCondition, facts: ProfileFacts, now: datetime) -> Outcome:

@@ -4,8 +4,8 @@ it (a trait's value, a count, a sum, a time) and the verdict in words. Pure."""
 from datetime import datetime
 
 from services.segment.evaluation import EventSeries, ProfileFacts, evaluate, measure, rfm_scores, series_key
-from services.segment.rules import (All, Any, EventCondition, LastSeen, Not, RfmCondition, SegmentRef,
-                                    TraitCondition)
+from services.segment.rules import (All, Any, ConsentCondition, EventCondition, LastSeen, Not, RfmCondition,
+                                    SegmentRef, TraitCondition)
 
 
 def explain(tree: dict, rule, facts: ProfileFacts, now: datetime, path: str = "rules") -> list[dict]:
@@ -59,4 +59,10 @@ def _describe(rule, facts: ProfileFacts, now: datetime, satisfied: bool) -> tupl
             return scores, f"RFM scores {scores}, so the condition {verdict}"
         case SegmentRef(segment_id):
             return satisfied, f"{'a member' if satisfied else 'not a member'} of segment {segment_id}"
+        case ConsentCondition(purpose=purpose):
+            state = facts.consent.get(purpose)
+            if state is None:
+                return None, f"consent {purpose!r} was never recorded, so the condition {verdict}"
+            held = "granted" if state["granted"] else "withdrawn"
+            return state, f"consent {purpose!r} is {held} since {state['at']}, so the condition {verdict}"
     return None, verdict

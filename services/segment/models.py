@@ -41,6 +41,8 @@ profiles = Table(
     Column("series", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     # when each trait was set (the profile service's time), so a late, older change loses
     Column("trait_times", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # purpose → {"granted", "at"}: the profile service's consent, for consent conditions
+    Column("consent", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     # set once merged away: later events for the old id count for the survivor
     Column("merged_into", Text, nullable=True),
     # set once erased: the row stays as a tombstone so late events for it are dropped

@@ -205,16 +205,17 @@ class SegmentRepository:
             return
         await self.session.execute(text(
             "UPDATE profiles AS p SET traits = u.traits, trait_times = u.trait_times, last_seen = u.last_seen, "
-            "  series = u.series "
+            "  series = u.series, consent = u.consent "
             "FROM unnest(CAST(:ids AS text[]), CAST(:traits AS jsonb[]), CAST(:times AS jsonb[]), "
-            "  CAST(:seen AS timestamptz[]), CAST(:series AS jsonb[])) "
-            "  AS u(id, traits, trait_times, last_seen, series) "
+            "  CAST(:seen AS timestamptz[]), CAST(:series AS jsonb[]), CAST(:consent AS jsonb[])) "
+            "  AS u(id, traits, trait_times, last_seen, series, consent) "
             "WHERE p.workspace_id = :ws AND p.profile_id = u.id"),
             {"ws": workspace_id, "ids": [r["profile_id"] for r in rows],
              "traits": [orjson.dumps(r["traits"]).decode() for r in rows],
              "times": [orjson.dumps(r["trait_times"]).decode() for r in rows],
              "seen": [r["last_seen"] for r in rows],
-             "series": [orjson.dumps(r["series"]).decode() for r in rows]})
+             "series": [orjson.dumps(r["series"]).decode() for r in rows],
+             "consent": [orjson.dumps(r["consent"]).decode() for r in rows]})
 
     async def retire_profile(self, workspace_id: str, profile_id: str, merged_into: str | None,
                              now: datetime) -> None:
@@ -227,14 +228,14 @@ class SegmentRepository:
             await self.session.execute(update(profiles).where(
                 profiles.c.workspace_id == workspace_id,
                 (profiles.c.profile_id == profile_id) | (profiles.c.merged_into == profile_id))
-                .values(deleted_at=now, traits={}, trait_times={}, series={}, last_seen=None))
+                .values(deleted_at=now, traits={}, trait_times={}, series={}, last_seen=None, consent={}))
         else:
             await self.session.execute(update(events).where(
                 events.c.workspace_id == workspace_id, events.c.profile_id == profile_id)
                 .values(profile_id=merged_into))
             await self.session.execute(update(profiles).where(
                 profiles.c.workspace_id == workspace_id, profiles.c.profile_id == profile_id)
-                .values(merged_into=merged_into, series={}, traits={}))
+                .values(merged_into=merged_into, series={}, traits={}, consent={}))
             await self.session.execute(update(profiles).where(
                 profiles.c.workspace_id == workspace_id, profiles.c.merged_into == profile_id)
                 .values(merged_into=merged_into))

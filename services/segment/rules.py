@@ -13,6 +13,9 @@ point at the offending node (`rules.all[2].within: expected an ISO-8601 duration
     {"last_seen": {"op": "more_than", "ago": "P3D"}}               activity recency
     {"rfm": "champions"}  or  {"rfm": {"score": "r", "op": "gte", "value": 4}}
     {"segment": "<segment id>"}                                    membership of another segment (no cycles)
+    {"consent": {"purpose": "ads:sms", "state": "granted", "since": {"op": "before", "ago": "P700D"}}}
+        a consent's current state (granted | withdrawn; a consent never recorded is neither),
+        optionally how long it has held: since before / after / within `ago`, as first/last do
 
 Pure: no I/O, no clock. Durations are ISO-8601 (`P1M` counts as 30 days).
 """
@@ -31,6 +34,11 @@ PROPERTY_OPS = (*COMPARISONS, "in", "not_in", "contains", "exists")
 OCCURRENCE_OPS = ("before", "after", "within")
 RECENCY_OPS = ("more_than", "less_than")
 RFM_SCORES = ("r", "f", "m")
+CONSENT_STATES = ("granted", "withdrawn")
+# The purposes the profile service records (services/profile/identity.py), per channel family.
+CONSENT_CHANNELS = ("email", "sms", "kakao", "push", "webpush", "inapp", "webhook")
+CONSENT_PURPOSES = ("night_advertising", *(f"ads:{c}" for c in CONSENT_CHANNELS),
+                    *(f"channel:{c}" for c in CONSENT_CHANNELS))
 RFM_GROUPS = ("champions", "loyal", "potential_loyalists", "new_customers", "promising", "need_attention",
               "about_to_sleep", "at_risk", "cannot_lose", "hibernating", "lost")
 MAX_DEPTH = 16
@@ -93,6 +101,14 @@ class RfmCondition:
     score: str | None = None
     op: str | None = None
     value: int | None = None
+
+
+@dataclass(frozen=True)
+class ConsentCondition:
+    purpose: str
+    state: str                       # granted | withdrawn
+    op: str | None = None            # since: before | after | within (None: any time)
+    ago: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -161,7 +177,10 @@ class Parser:
         if "segment" in tree:
             self.only(tree, path, {"segment"})
             return SegmentRef(self.text(tree["segment"], f"{path}.segment"))
-        self.fail(path, "expected one of all, any, not, trait, event, last_seen, rfm, segment; "
+        if "consent" in tree:
+            self.only(tree, path, {"consent"})
+            return self.consent(tree["consent"], f"{path}.consent")
+        self.fail(path, "expected one of all, any, not, trait, event, last_seen, rfm, segment, consent; "
                         f"got {', '.join(sorted(map(str, tree)))}")
 
     def trait(self, tree: dict, path: str) -> TraitCondition:
@@ -255,6 +274,22 @@ class Parser:
             self.fail(f"{path}.value", "expected a quintile score from 1 to 5")
         return RfmCondition(score=self.choice(tree.get("score"), RFM_SCORES, f"{path}.score"),
                             op=self.choice(tree.get("op"), COMPARISONS, f"{path}.op"), value=value)
+
+    def consent(self, tree: object, path: str) -> ConsentCondition:
+        if not isinstance(tree, dict):
+            self.fail(path, 'expected {"purpose": "ads:sms", "state": "granted"|"withdrawn", "since"?: '
+                            '{"op": "before"|"after"|"within", "ago": <duration>}}')
+        self.only(tree, path, {"purpose", "state", "since"})
+        purpose = self.choice(tree.get("purpose"), CONSENT_PURPOSES, f"{path}.purpose")
+        state = self.choice(tree.get("state"), CONSENT_STATES, f"{path}.state")
+        if "since" not in tree:
+            return ConsentCondition(purpose, state)
+        since = tree["since"]
+        if not isinstance(since, dict):
+            self.fail(f"{path}.since", 'expected {"op": "before"|"after"|"within", "ago": <duration>}')
+        self.only(since, f"{path}.since", {"op", "ago"})
+        return ConsentCondition(purpose, state, self.choice(since.get("op"), OCCURRENCE_OPS, f"{path}.since.op"),
+                                self.duration(since.get("ago"), f"{path}.since.ago"))
 
     # -- leaves ---------------------------------------------------------------------
     def operand(self, op: str, value: object, path: str, given: bool) -> object:

@@ -58,6 +58,13 @@ class Plan:
     trace_headers: dict = field(default_factory=dict)
     at: dict[str, datetime] = field(default_factory=dict)  # segment → when its change took effect
     last_seen: datetime | None = None  # activity carried over from a merged profile
+    consent: dict = field(default_factory=dict)  # purpose → {"granted", "at"}, from consent events
+
+    def set_consent(self, purpose: str, state: dict) -> None:
+        """The newest record of a purpose wins (by the time the consent was given), as in the profile service."""
+        held = self.consent.get(purpose)
+        if held is None or held["at"] <= state["at"]:
+            self.consent[purpose] = {"granted": state["granted"], "at": state["at"]}
 
     def set_trait(self, name: str, value, at: datetime) -> None:
         """traits: name → (value, when the profile service set it); the newest wins."""
@@ -71,6 +78,8 @@ class Plan:
         for name, (value, at) in other.traits.items():
             self.set_trait(name, value, at)
         self.last_seen = max(filter(None, [self.last_seen, other.last_seen]), default=None)
+        for purpose, state in other.consent.items():
+            self.set_consent(purpose, state)
         self.trigger = other.trigger or self.trigger
         self.trace_headers = other.trace_headers or self.trace_headers
 
@@ -102,7 +111,8 @@ class SegmentService:
                 await self._flush(session, pending)
                 pending = {}
                 await self._retire(session, event)
-            elif event.type.startswith("event.") or event.type == "profile.traits_changed":
+            elif event.type.startswith("event.") or event.type in ("profile.traits_changed",
+                                                                    "profile.consent_changed"):
                 pending.setdefault(event.workspace_id, []).append(event)
         await self._flush(session, pending)
 
@@ -123,6 +133,10 @@ class SegmentService:
                     for name, value in (e.payload.get("traits") or {}).items():
                         plan.set_trait(name, value, e.occurred_at)
                     plan.trigger = {"type": "traits", "event_id": str(e.id)}
+                elif e.type == "profile.consent_changed":
+                    for purpose, state in (e.payload.get("consent") or {}).items():
+                        plan.set_consent(purpose, state)
+                    plan.trigger = {"type": "consent", "event_id": str(e.id)}
                 elif e.payload["event_id"] in fresh:
                     plan.seen.append(Seen(e.payload["event_id"], _label(e.payload), e.occurred_at,
                                           e.payload.get("properties") or {}))
@@ -164,6 +178,8 @@ class SegmentService:
             if survivor:
                 plan = Plan(affected=set(catalog.defs), trigger=trigger, trace_headers=event.trace_headers,
                             last_seen=rows[gone].last_seen)
+                for purpose, state in rows[gone].consent.items():  # as the profile service merges it
+                    plan.set_consent(purpose, state)
                 await self._evaluate(repo, workspace_id, {survivor: plan}, rematerialize=True)
 
     # -- evaluation shared by the stream, timers and backfills ------------------------
@@ -197,6 +213,7 @@ class SegmentService:
         facts: dict[str, ProfileFacts] = {}
         missing: dict[str, set[tuple]] = {}
         times_of: dict[str, dict] = {}
+        consent_of: dict[str, dict] = {}
         for profile_id, plan in plans.items():
             row = rows[profile_id]
             if plan.seen:
@@ -215,13 +232,20 @@ class SegmentService:
                     traits[name] = value
                 plan.affected |= catalog.affected_by_traits({name})
             times_of[profile_id] = trait_times
+            consent = dict(row.consent)
+            for purpose, state in plan.consent.items():
+                if purpose in consent and consent[purpose]["at"] > state["at"]:
+                    continue  # a newer record is already here
+                consent[purpose] = state
+                plan.affected |= catalog.affected_by_consent({purpose})
+            consent_of[profile_id] = consent
             last_seen = max(filter(None, [row.last_seen, plan.last_seen]), default=None)
             stored = {} if rematerialize else row.series
             could_change = set().union(*(catalog.index.segments_of[k] for k in fed)) if fed else set()
             keys = catalog.needed_keys(plan.affected | could_change) | fed
             facts[profile_id] = ProfileFacts(
                 traits=traits, last_seen=last_seen, rfm=catalog.rfm, zone=zone_of(traits),
-                segments=frozenset(members[profile_id]),
+                segments=frozenset(members[profile_id]), consent=consent,
                 series={k: decode_series(stored[catalog.digest_of[k]]) for k in keys
                         if catalog.digest_of[k] in stored})
             missing[profile_id] = keys - set(facts[profile_id].series)
@@ -254,7 +278,7 @@ class SegmentService:
             series.update({catalog.digest_of[k]: encode_series(v) for k, v in profile.series.items()})
             profile_rows.append({"profile_id": profile_id, "traits": profile.traits,
                                  "trait_times": times_of[profile_id], "last_seen": profile.last_seen,
-                                 "series": series})
+                                 "series": series, "consent": consent_of[profile_id]})
         await repo.write_profiles(workspace_id, profile_rows)
         await repo.write_memberships(workspace_id, entered, exited)
         await repo.write_timers(workspace_id, timers, current_timers)
@@ -636,7 +660,7 @@ class SegmentService:
                 counted = [e for e in every if e.at >= events_since]
             facts = ProfileFacts(
                 traits=traits, last_seen=row.last_seen, rfm=catalog.rfm, zone=zone_of(traits),
-                segments=frozenset(members[row.profile_id]),
+                segments=frozenset(members[row.profile_id]), consent=dict(row.consent),
                 series={k: build_series(catalog.condition_of(k), counted) for k in keys})
             if events_since and rfm_key in keys:
                 facts.rfm_orders = build_series(catalog.condition_of(rfm_key), every)

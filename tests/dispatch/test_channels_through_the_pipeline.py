@@ -145,7 +145,7 @@ async def test_advertising_sms_is_marked_and_offers_the_080_opt_out_and_long_one
         await configure(workspace, {"sms": {"text": long_text, "title": "봄 세일"}})
         long = await send(workspace, profile, ["sms"], advertising=True, transactional=False)
     assert short["status"] == long["status"] == "sent"
-    assert short["consent"]["advertising"]["granted"] is True and short["consent"]["channel:sms"]["granted"] is True
+    assert short["consent"]["ads:sms"]["granted"] is True and short["consent"]["channel:sms"]["granted"] is True
     first, second = nhn.received
     assert first.path == "/sms/v3.0/appKeys/sms-app/sender/ad-sms"
     assert first.json() == {"body": "(광고)넛지샵\n봄 세일 20%\n무료수신거부 080-123-4567", "sendNo": "15880000",
@@ -308,7 +308,7 @@ async def test_friendtalk_ad_after_20_waits_for_8_and_the_deferred_worker_sends_
         "friendtalk", "nhn_kakao", "20260101kakao:1")
     assert [(a["channel"], a["outcome"]) for a in sent["attempts"]] == [("friendtalk", "deferred"),
                                                                         ("friendtalk", "sent")]
-    assert sent["consent"]["advertising"]["granted"] is True and sent["consent"]["channel:kakao"]["granted"] is True
+    assert sent["consent"]["ads:kakao"]["granted"] is True and sent["consent"]["channel:kakao"]["granted"] is True
     [got] = kakao.received
     assert got.path == "/brand-message/v1.0/appkeys/kakao-app/freestyle-messages"
     assert got.headers["x-nc-api-idempotency-key"] == deferred["id"]

@@ -207,7 +207,7 @@ async def test_get_on_an_unsubscribe_link_only_asks_and_the_one_click_post_withd
     assert page.headers["cache-control"] == "no-store"
     assert '<form method="post">' in page.text and 'name="List-Unsubscribe" value="One-Click"' in page.text
     assert "광고성 정보" in page.text
-    assert (await consents())["advertising"]["granted"] is True
+    assert (await consents())["ads:email"]["granted"] is True
     assert await facts(dispatch_platform, workspace.id) == []
 
     # RFC 8058: the mail provider POSTs List-Unsubscribe=One-Click to the same URL.
@@ -215,9 +215,10 @@ async def test_get_on_an_unsubscribe_link_only_asks_and_the_one_click_post_withd
                               headers={"User-Agent": GMAIL_PROXY})
     assert done.status_code == 200 and "You are unsubscribed" in done.text
     after = await consents()
-    assert after["advertising"]["granted"] is False
-    assert after["advertising"]["source"] == f"unsubscribe:{delivery['id']}"
-    assert after["channel:email"]["granted"] is True  # receipts by email still arrive
+    assert after["ads:email"]["granted"] is False  # advertising by email, not the channel
+    assert after["ads:email"]["source"] == f"unsubscribe:{delivery['id']}"
+    assert after["ads:sms"]["granted"] is True  # advertising by other channels stays as it was
+    assert after["channel:email"]["granted"] is True
     # Following it again is the same unsubscribe: no second fact, no second event.
     assert (await visitor.post(path_of(one_click), data={"List-Unsubscribe": "One-Click"})).status_code == 200
     [event] = await engagement_events(redis, workspace.id, 1)
@@ -230,7 +231,7 @@ async def test_get_on_an_unsubscribe_link_only_asks_and_the_one_click_post_withd
     with fake.SmtpProvider("mailer", "pw") as smtp:
         await configure(workspace, {"email": NEWSLETTER}, {"email": smtp_config(smtp)})
         refused = await send(workspace, profile, ["email"], advertising=True, transactional=False)
-    assert refused["status"] == "suppressed" and refused["rule"] == "consent:advertising" and smtp.mail == []
+    assert refused["status"] == "suppressed" and refused["rule"] == "consent:ads:email" and smtp.mail == []
 
 
 async def test_unsubscribing_from_an_informational_email_withdraws_the_email_channel(workspace, dispatch_platform,

@@ -65,12 +65,15 @@ async def person(ws, user: str, traits: dict | None = None, context: dict | None
 
 
 async def consent(ws, profile_id: str, **purposes) -> None:
-    """consent(ws, p, sms=True, advertising=True): channels and purposes, granted or withdrawn."""
-    body: dict = {"channels": {}}
+    """consent(ws, p, sms=True, ads_sms=True, advertising=True): channels, advertising per
+    channel (ads_<channel>), on every channel (advertising), night_advertising; granted or withdrawn."""
+    body: dict = {"channels": {}, "ads": {}}
     for purpose, granted in purposes.items():
         entry = {"granted": granted, "source": "test"}
-        if purpose in ("marketing", "advertising", "night_advertising"):
+        if purpose in ("advertising", "night_advertising"):
             body[purpose] = entry
+        elif purpose.startswith("ads_"):
+            body["ads"][purpose.removeprefix("ads_")] = entry
         else:
             body["channels"][purpose] = entry
     response = await ws.admin.put(f"/v1/profiles/{profile_id}/consent", json=body)
@@ -164,7 +167,7 @@ async def test_advertising_at_night_waits_for_eight_unless_night_consent(workspa
         if current["status"] == "sent":
             break
         await asyncio.sleep(0.1)
-    assert current["status"] == "sent" and current["consent"]["advertising"]["granted"] is True
+    assert current["status"] == "sent" and current["consent"]["ads:inapp"]["granted"] is True
     body = (await inbox(workspace, "sleeper"))[0]["body"]
     assert body.startswith("(광고)")
 
@@ -174,9 +177,9 @@ async def test_advertising_without_consent_is_suppressed_with_its_reason(workspa
     await setup(workspace, {"inapp": {"title": "Sale", "body": "50% off"}})
     await consent(workspace, profile, inapp=True)
     delivery = await send(workspace, profile, ["inapp"], advertising=True)
-    assert delivery["status"] == "suppressed" and delivery["rule"] == "consent:advertising"
+    assert delivery["status"] == "suppressed" and delivery["rule"] == "consent:ads:inapp"
     history = (await workspace.admin.get(f"/v1/profiles/{profile}/deliveries")).json()["deliveries"]
-    assert history[0]["id"] == delivery["id"] and "advertising" in history[0]["reason"]
+    assert history[0]["id"] == delivery["id"] and "ads:inapp" in history[0]["reason"]
     assert await inbox(workspace, "no-ads") == []
 
 
@@ -199,7 +202,8 @@ async def test_an_opt_out_committed_before_the_provider_call_stops_the_send(work
     # The provider's only token is taken: this send waits about 2 s at the rate limit.
     await ratelimit.acquire(redis, f"nudge:dispatch:rate:{workspace.id}:webhook", 0.5, 1,
                             datetime.now(KST))
-    pending = asyncio.create_task(send(workspace, profile, ["webhook"]))
+    # Not transactional: a receipt would go out whatever the person opted out of.
+    pending = asyncio.create_task(send(workspace, profile, ["webhook"], transactional=False))
     await asyncio.sleep(0.3)
     await consent(workspace, profile, webhook=False)  # committed while the send waits
     delivery = await pending
@@ -219,7 +223,7 @@ async def test_an_opt_out_committed_during_a_retry_backoff_stops_the_next_try(wo
         await consent(workspace, profile, webhook=False)  # committed before the provider answers
         return JSONResponse({"error": "busy"}, status_code=503)
     receiver.handle = busy_then_opted_out
-    delivery = await send(workspace, profile, ["webhook"])
+    delivery = await send(workspace, profile, ["webhook"], transactional=False)
     assert delivery["status"] == "suppressed" and delivery["rule"] == "consent:channel:webhook"
     assert len(receiver.requests) == 1  # the first try only
 

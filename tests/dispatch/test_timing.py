@@ -132,7 +132,8 @@ def allowed(moment: datetime, channel: str, advertising: bool, zone: ZoneInfo, q
             quiet_informational: bool) -> bool:
     """The rules as a person would state them, moment by moment."""
     seoul = moment.astimezone(KST).time()
-    if advertising and not night_consent and (seoul >= time(21) or seoul < time(8)):
+    # the night rule spares e-mail (the decree's medium, the default policy)
+    if advertising and not night_consent and channel != EMAIL and (seoul >= time(21) or seoul < time(8)):
         return False
     if advertising and channel == FRIENDTALK and not time(8) <= seoul < time(20):
         return False
@@ -179,3 +180,15 @@ def test_the_moment_returned_is_the_first_every_rule_allows(moment, channel, adv
     probes += [result.until - timedelta(seconds=1),
                result.until.replace(second=0, microsecond=0) - timedelta(minutes=1)]
     assert not any(allowed(p, *rules) for p in probes if moment <= p < result.until)
+
+
+def test_the_night_rule_spares_email_by_default_and_the_policy_can_apply_it():
+    assert ad(kst(10, 22, 30), EMAIL) is None  # 시행령 art. 61 ③ names e-mail
+    assert ad(kst(10, 22, 30), EMAIL, night_rule_exempt=()) == timing.Deferral(kst(11, 8), "night_rule")
+    assert ad(kst(10, 22, 30), SMS, night_rule_exempt=(EMAIL, SMS)) is None
+    assert timing.exempt_from_night_rule({}) == {EMAIL}
+    assert timing.exempt_from_night_rule({"night_rule": {"exempt": []}}) == frozenset()
+    assert timing.parse_night_rule({}) == {"exempt": [EMAIL]}
+    with pytest.raises(InvalidArgument) as refused:
+        timing.parse_night_rule({"exempt": ["email", "fax"]}, path="policy.night_rule")
+    assert refused.value.field == "policy.night_rule.exempt[1]"

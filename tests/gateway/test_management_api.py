@@ -62,7 +62,7 @@ async def test_consent_is_recorded_per_channel_and_purpose_with_time_and_source(
     consent = r.json()["consent"]
     assert consent["channel:sms"] == {"granted": True, "at": "2026-10-01T00:00:00Z", "source": "signup_form"}
     assert consent["channel:kakao"]["granted"] is False
-    assert consent["advertising"]["granted"] is True
+    assert consent["ads:sms"]["granted"] is True and consent["ads:email"]["granted"] is True  # every channel
     assert consent["night_advertising"]["granted"] is False
 
 
@@ -74,9 +74,11 @@ async def test_consent_with_an_unknown_channel_names_the_field_and_changes_nothi
     assert r.status_code == 422
     assert r.json()["error"]["details"]["field"] == "changes[1].purpose"
     assert (await the_profile(workspace, userId="consent-2"))["consent"] == {}
-    r = await workspace.admin.put(f"/v1/profiles/{profile['id']}/consent", json={"marketing": {"granted": "maybe"}})
+    r = await workspace.admin.put(f"/v1/profiles/{profile['id']}/consent",
+                                  json={"night_advertising": {"granted": "maybe"}})
     assert r.status_code == 422
-    assert {f["field"] for f in r.json()["error"]["details"]["fields"]} == {"marketing.granted", "marketing.source"}
+    assert {f["field"] for f in r.json()["error"]["details"]["fields"]} == {"night_advertising.granted",
+                                                                            "night_advertising.source"}
 
 
 async def test_export_holds_everything_and_delete_erases_it(workspace):
@@ -166,7 +168,8 @@ async def test_bad_consent_times_and_cursors_name_the_field(workspace):
     await identify(workspace, userId="odd-times")
     profile = await the_profile(workspace, userId="odd-times")
     r = await workspace.admin.put(f"/v1/profiles/{profile['id']}/consent",
-                                  json={"marketing": {"granted": True, "at": "0999-01-01T00:00:00Z", "source": "x"}})
+                                  json={"night_advertising": {"granted": True, "at": "0999-01-01T00:00:00Z",
+                                                              "source": "x"}})
     assert r.status_code == 422 and r.json()["error"]["details"] == {"field": "changes[0].at"}
     assert (await workspace.admin.get(f"/v1/profiles/{profile['id']}")).status_code == 200
     r = await workspace.admin.get("/v1/audit", params={"cursor": "9" * 30})

@@ -34,9 +34,21 @@ def test_consent_change_older_than_the_held_one_is_ignored():
     assert consent["advertising"]["granted"] is True
 
 
-@pytest.mark.parametrize("purpose", ["marketing", "advertising", "night_advertising", "channel:sms"])
+@pytest.mark.parametrize("purpose", ["ads:sms", "ads:kakao", "night_advertising", "channel:sms"])
 def test_known_consent_purposes_are_accepted(purpose):
     assert identity.validate_consent_purpose(purpose, "p") == purpose
+
+
+@pytest.mark.parametrize("purpose", ["marketing", "advertising", "ads:pigeon", "ads"])
+def test_removed_and_unknown_purposes_are_refused(purpose):
+    with pytest.raises(InvalidArgument) as err:
+        identity.validate_consent_purpose(purpose, "changes[0].purpose")
+    assert err.value.field == "changes[0].purpose"
+
+
+def test_advertising_stands_for_advertising_on_every_channel():
+    assert identity.expand_purpose("advertising") == [f"ads:{c}" for c in identity.CHANNELS]
+    assert identity.expand_purpose("ads:sms") == ["ads:sms"]
 
 
 def test_unknown_consent_purpose_names_the_field():

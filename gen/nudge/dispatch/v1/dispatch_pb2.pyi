@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SendRequest(_message.Message):
-    __slots__ = ("context", "idempotency_key", "profile_id", "channels", "template_id", "advertising", "transactional", "journey_id", "node_id", "variables_json", "simulation", "journey_version", "variant")
+    __slots__ = ("context", "idempotency_key", "profile_id", "channels", "template_id", "advertising", "transactional", "journey_id", "node_id", "variables_json", "simulation", "journey_version", "variant", "order")
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class SendRequest(_message.Message):
     SIMULATION_FIELD_NUMBER: _ClassVar[int]
     JOURNEY_VERSION_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
     context: _common_pb2.RequestContext
     idempotency_key: str
     profile_id: str
@@ -38,7 +39,8 @@ class SendRequest(_message.Message):
     simulation: Simulation
     journey_version: int
     variant: str
-    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., profile_id: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., template_id: _Optional[str] = ..., advertising: _Optional[bool] = ..., transactional: _Optional[bool] = ..., journey_id: _Optional[str] = ..., node_id: _Optional[str] = ..., variables_json: _Optional[str] = ..., simulation: _Optional[_Union[Simulation, _Mapping]] = ..., journey_version: _Optional[int] = ..., variant: _Optional[str] = ...) -> None: ...
+    order: str
+    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., profile_id: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., template_id: _Optional[str] = ..., advertising: _Optional[bool] = ..., transactional: _Optional[bool] = ..., journey_id: _Optional[str] = ..., node_id: _Optional[str] = ..., variables_json: _Optional[str] = ..., simulation: _Optional[_Union[Simulation, _Mapping]] = ..., journey_version: _Optional[int] = ..., variant: _Optional[str] = ..., order: _Optional[str] = ...) -> None: ...
 
 class Simulation(_message.Message):
     __slots__ = ("id", "at", "person_json")
