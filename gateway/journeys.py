@@ -143,7 +143,7 @@ def _starter_json(starter: pb.JourneyStarter) -> dict:
 @router.get("/v1/journey-templates", summary="The starter library: ready-made journeys to create one from")
 async def list_starters(request: Request, principal: Admin) -> dict:
     reply = await call(request, "journey", "ListStarters", pb.ListStartersRequest(context=context_of(principal)))
-    return {"templates": [_starter_json(s) for s in reply.starters]}
+    return {"journeyTemplates": [_starter_json(s) for s in reply.starters]}
 
 
 @router.get("/v1/journey-templates/{template_id}", summary="One starter: its slots and its definition")

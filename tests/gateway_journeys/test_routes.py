@@ -255,7 +255,7 @@ async def test_starters_are_listed_and_a_journey_is_created_from_one_with_its_ma
                     "segments": [{"slot": "carts", "description": "with a cart",
                                   "rules": {"trait": "cart", "op": "exists"}}],
                     "definition": DEFINITION}
-    assert (await admin.get("/v1/journey-templates")).json() == {"templates": [starter_json]}
+    assert (await admin.get("/v1/journey-templates")).json() == {"journeyTemplates": [starter_json]}
     assert journey_service.received["ListStarters"].context.workspace_id == workspace.id
     assert (await admin.get("/v1/journey-templates/cart")).json() == starter_json
     r = await admin.get("/v1/journey-templates/nope")

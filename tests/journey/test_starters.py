@@ -75,7 +75,7 @@ def test_instantiate_maps_slots_and_names_a_bad_mapping():
 async def test_the_library_lists_each_starter_with_its_slots_and_definition(workspace):
     response = await workspace.admin.get("/v1/journey-templates")
     assert response.status_code == 200, response.text
-    listed = {t["id"]: t for t in response.json()["templates"]}
+    listed = {t["id"]: t for t in response.json()["journeyTemplates"]}
     assert set(listed) == {"onboarding", "cart-abandonment", "post-purchase", "birthday", "dormancy",
                            "ads-consent-confirmation"}
     cart = listed["cart-abandonment"]
