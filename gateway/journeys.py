@@ -58,10 +58,16 @@ def _simulation_json(reply: pb.SimulateReply) -> dict:
 
 
 class JourneyIn(BaseModel):
+    """A definition, or a starter from `GET /v1/journey-templates` with its slots mapped."""
     id: str = Field("", description="generated when empty")
-    name: str
-    description: str = ""
-    definition: dict[str, Any] = Field(..., description="trigger, start, nodes, goal, exit_criteria, entry")
+    name: str | None = Field(None, description="required with a definition; from a starter, the starter's by default")
+    description: str = Field("", description="from a starter, the starter's by default")
+    definition: dict[str, Any] | None = Field(None, description="trigger, start, nodes, goal, exit_criteria, entry")
+    starter: str | None = Field(None, description="a starter's id, instead of a definition")
+    templates: dict[str, str] | None = Field(None, description="with a starter: template slot -> your template id; "
+                                                               "a slot not given uses the template named like it")
+    segments: dict[str, str] | None = Field(None, description="with a starter: segment slot -> your segment id; "
+                                                              "every segment slot is required")
 
 
 class JourneyPatch(BaseModel):
@@ -100,11 +106,50 @@ def _simulate_request(principal: Principal, body: SimulationIn, **journey: str) 
     return message
 
 
-@router.post("/v1/journeys", status_code=201, summary="Create a journey (a draft until published)")
+def _refused(field: str, reason: str) -> ApiError:
+    return ApiError(422, "invalid_argument", f"{field}: {reason}", {"fields": [{"field": field, "reason": reason}]})
+
+
+@router.post("/v1/journeys", status_code=201, summary="Create a journey (a draft until published), from a "
+                                                      "definition or from a starter")
 async def create_journey(body: JourneyIn, request: Request, principal: Admin) -> dict:
+    if body.starter is not None:
+        if body.definition is not None:
+            raise _refused("starter", "give a definition or a starter, not both")
+        return journey_json(await call(request, "journey", "CreateFromStarter", pb.CreateFromStarterRequest(
+            context=context_of(principal), id=body.id, name=body.name or "", description=body.description,
+            starter=body.starter, templates=body.templates or {}, segments=body.segments or {})))
+    if body.definition is None:
+        raise _refused("definition", "required (or a starter)")
+    for field in ("templates", "segments"):
+        if getattr(body, field) is not None:
+            raise _refused(field, "only with a starter")
+    if body.name is None:
+        raise _refused("name", "required")
     return journey_json(await call(request, "journey", "CreateJourney", pb.CreateJourneyRequest(
         context=context_of(principal), id=body.id, name=body.name, description=body.description,
         definition_json=_json_text(body.definition))))
+
+
+def _starter_json(starter: pb.JourneyStarter) -> dict:
+    return {"id": starter.id, "name": starter.name, "description": starter.description, "source": starter.source,
+            "templates": [{"slot": t.slot, "description": t.description, "channels": list(t.channels),
+                           "advertising": t.advertising} for t in starter.templates],
+            "segments": [{"slot": s.slot, "description": s.description, "rules": orjson.loads(s.rules_json)}
+                         for s in starter.segments],
+            "definition": orjson.loads(starter.definition_json)}
+
+
+@router.get("/v1/journey-templates", summary="The starter library: ready-made journeys to create one from")
+async def list_starters(request: Request, principal: Admin) -> dict:
+    reply = await call(request, "journey", "ListStarters", pb.ListStartersRequest(context=context_of(principal)))
+    return {"journeyTemplates": [_starter_json(s) for s in reply.starters]}
+
+
+@router.get("/v1/journey-templates/{template_id}", summary="One starter: its slots and its definition")
+async def get_starter(template_id: str, request: Request, principal: Admin) -> dict:
+    return _starter_json(await call(request, "journey", "GetStarter", pb.StarterRef(
+        context=context_of(principal), id=template_id)))
 
 
 @router.get("/v1/journeys", summary="Journeys of the workspace, of one status if given")

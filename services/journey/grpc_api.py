@@ -8,6 +8,7 @@ from kit.errors import InvalidArgument
 from kit.transport import timestamp, workspace_of
 from nudge.journey.v1 import journey_pb2 as pb
 from nudge.journey.v1 import journey_pb2_grpc
+from services.journey.library import StarterLibrary
 from services.journey.service import JourneyService
 from services.journey.simulator import TimelineEvent
 
@@ -15,6 +16,7 @@ from services.journey.simulator import TimelineEvent
 class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
     def __init__(self, service: JourneyService) -> None:
         self.service = service
+        self.starters = StarterLibrary(service)
 
     async def CreateJourney(self, request, context) -> pb.Journey:
         return _journey(await self.service.create(workspace_of(request), request.id, request.name,
@@ -107,6 +109,29 @@ class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
     async def FindUsages(self, request, context) -> pb.FindUsagesReply:
         rows = await self.service.find_usages(workspace_of(request), request.segment_id, request.template_id)
         return pb.FindUsagesReply(journeys=[_journey(r, definition=False) for r in rows])
+
+    async def ListStarters(self, request, context) -> pb.ListStartersReply:
+        workspace_of(request)
+        return pb.ListStartersReply(starters=[_starter(s) for s in self.starters.list()])
+
+    async def GetStarter(self, request, context) -> pb.JourneyStarter:
+        workspace_of(request)
+        return _starter(self.starters.get(request.id))
+
+    async def CreateFromStarter(self, request, context) -> pb.Journey:
+        return _journey(await self.starters.create(
+            workspace_of(request), request.id, request.name, request.description, request.starter,
+            dict(request.templates), dict(request.segments)))
+
+
+def _starter(starter: dict) -> pb.JourneyStarter:
+    return pb.JourneyStarter(
+        id=starter["id"], name=starter["name"], description=starter["description"], source=starter["source"],
+        templates=[pb.StarterTemplateSlot(slot=t["slot"], description=t["description"], channels=t["channels"],
+                                          advertising=t["advertising"]) for t in starter["templates"]],
+        segments=[pb.StarterSegmentSlot(slot=s["slot"], description=s["description"],
+                                        rules_json=orjson.dumps(s["rules"]).decode()) for s in starter["segments"]],
+        definition_json=orjson.dumps(starter["definition"]).decode())
 
 
 def _time(stamp):

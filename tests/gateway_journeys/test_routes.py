@@ -22,6 +22,13 @@ CREATED = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
 CREATED_JSON = "2025-03-01T09:00:00Z"
 DEFINITION = {"trigger": {"kind": "event", "event": "Signed Up"}, "start": "welcome",
               "nodes": {"welcome": {"kind": "send", "channels": ["alimtalk", "sms"], "template": "tpl-welcome"}}}
+STARTER = pb.JourneyStarter(
+    id="cart", name="Cart", description="D+1", source="004",
+    templates=[pb.StarterTemplateSlot(slot="cart-d1", description="reminder", channels=["push", "sms"],
+                                      advertising=True)],
+    segments=[pb.StarterSegmentSlot(slot="carts", description="with a cart",
+                                    rules_json='{"trait": "cart", "op": "exists"}')],
+    definition_json=orjson.dumps(DEFINITION).decode())
 STATUS_AFTER = {"PublishJourney": "published", "PauseJourney": "paused", "ResumeJourney": "published",
                 "ArchiveJourney": "archived"}
 JOURNEY_ROUTES = {
@@ -37,6 +44,8 @@ JOURNEY_ROUTES = {
     "/v1/journeys/{journey_id}/simulate": {"post"},
     "/v1/profiles/{profile_id}/journey-runs": {"get"},
     "/v1/journey-runs/{run_id}": {"get"},
+    "/v1/journey-templates": {"get"},
+    "/v1/journey-templates/{template_id}": {"get"},
 }
 
 
@@ -70,6 +79,26 @@ class InMemoryJourneys(journey_pb2_grpc.JourneyServiceServicer):
 
     async def GetJourney(self, request, context):
         return self._journey(self._record("GetJourney", request))
+
+    async def CreateFromStarter(self, request, context):
+        key = self._record("CreateFromStarter", request)
+        if request.starter != "cart":
+            raise InvalidArgument(f"starter: unknown starter {request.starter!r}", field="starter")
+        key = (key[0], key[1] or f"j-{len(self.journeys) + 1}")
+        self.journeys[key] = pb.Journey(id=key[1], name=request.name or "Cart", status="draft",
+                                        definition_json=STARTER.definition_json,
+                                        created_at=timestamp(CREATED), updated_at=timestamp(CREATED))
+        return self.journeys[key]
+
+    async def ListStarters(self, request, context):
+        self.received["ListStarters"] = request
+        return pb.ListStartersReply(starters=[STARTER])
+
+    async def GetStarter(self, request, context):
+        self._record("GetStarter", request)
+        if request.id != "cart":
+            raise NotFound(f"id: unknown starter {request.id!r}", field="id")
+        return STARTER
 
     async def ListJourneys(self, request, context):
         self.received["ListJourneys"] = request
@@ -198,7 +227,7 @@ async def test_every_journey_route_needs_the_admin_key(gateway_app, workspace, j
     journey_service.received.clear()
     async with client(gateway_app, auth=(workspace.write_key, "")) as writer, client(gateway_app) as anonymous:
         for path, methods in JOURNEY_ROUTES.items():
-            url = path.format(journey_id="j-1", profile_id="p-1", run_id="r-1")
+            url = path.format(journey_id="j-1", profile_id="p-1", run_id="r-1", template_id="cart")
             for method in methods:
                 assert (await writer.request(method, url)).status_code == 403, (method, url)
                 assert (await anonymous.request(method, url)).status_code == 401, (method, url)
@@ -216,6 +245,40 @@ async def test_create_sends_the_definition_as_json_text_and_answers_the_journey(
     assert (await admin.get("/v1/journeys/welcome")).json() == journey
     # Without an id the service names it.
     assert (await create(admin))["id"].startswith("j-")
+
+
+async def test_starters_are_listed_and_a_journey_is_created_from_one_with_its_mappings(admin, journey_service,
+                                                                                       workspace):
+    starter_json = {"id": "cart", "name": "Cart", "description": "D+1", "source": "004",
+                    "templates": [{"slot": "cart-d1", "description": "reminder", "channels": ["push", "sms"],
+                                   "advertising": True}],
+                    "segments": [{"slot": "carts", "description": "with a cart",
+                                  "rules": {"trait": "cart", "op": "exists"}}],
+                    "definition": DEFINITION}
+    assert (await admin.get("/v1/journey-templates")).json() == {"journeyTemplates": [starter_json]}
+    assert journey_service.received["ListStarters"].context.workspace_id == workspace.id
+    assert (await admin.get("/v1/journey-templates/cart")).json() == starter_json
+    r = await admin.get("/v1/journey-templates/nope")
+    assert r.status_code == 404 and r.json()["error"]["details"] == {"field": "id"}
+
+    r = await admin.post("/v1/journeys", json={"id": "my-cart", "starter": "cart", "templates": {"cart-d1": "t-1"},
+                                               "segments": {"carts": "seg-1"}})
+    assert r.status_code == 201, r.text
+    sent = journey_service.received["CreateFromStarter"]
+    assert (sent.context.workspace_id, sent.id, sent.name, sent.description, sent.starter) == (
+        workspace.id, "my-cart", "", "", "cart")
+    assert (dict(sent.templates), dict(sent.segments)) == ({"cart-d1": "t-1"}, {"carts": "seg-1"})
+    assert (r.json()["id"], r.json()["name"], r.json()["status"], r.json()["definition"]) == (
+        "my-cart", "Cart", "draft", DEFINITION)
+    r = await admin.post("/v1/journeys", json={"starter": "welcome"})
+    assert r.status_code == 422 and r.json()["error"]["details"] == {"field": "starter"}
+    journey_service.received.clear()
+    for body, field in [({"starter": "cart", "definition": DEFINITION}, "starter"),
+                        ({"name": "x", "definition": DEFINITION, "segments": {"carts": "s"}}, "segments"),
+                        ({"definition": DEFINITION}, "name"),
+                        ({"starter": "cart", "templates": {"cart-d1": 1}}, "templates.cart-d1")]:
+        assert fields_of(await admin.post("/v1/journeys", json=body)) == {field}, body
+    assert journey_service.received == {}
 
 
 async def test_list_filters_by_status(admin, journey_service):

@@ -7,9 +7,12 @@ import pytest
 
 from kit.errors import InvalidArgument
 from services.journey import definition as d
+from services.journey import starters
 from services.segment import rules
 
-PURCHASE = {"event": "Order Completed"}
+# The starter library's journeys (services/journey/starters.py), their slot names as ids.
+WELCOME, CART, POST_PURCHASE, DORMANCY, BIRTHDAY, CONSENT = (starters.definition(i) for i in (
+    "onboarding", "cart-abandonment", "post-purchase", "dormancy", "birthday", "ads-consent-confirmation"))
 
 
 def send(template, *channels, advertising=True, next=None):
@@ -21,126 +24,61 @@ def wait(duration, next):
     return {"kind": "wait", "duration": duration, "next": next}
 
 
-# Signed up → welcome now → coupon D+2 → reminder D+3 → review D+6 → survey D+14 → last try D+30.
-WELCOME = {
-    "trigger": {"kind": "event", "event": "Signed Up"},
-    "goal": PURCHASE,
-    "start": "welcome",
-    "nodes": {
-        "welcome": send("tpl-welcome", "alimtalk", "sms", advertising=False, next="to_d2"),
-        "to_d2": wait("P2D", "coupon"),
-        "coupon": send("tpl-coupon", "friendtalk", "sms", next="to_d3"),
-        "to_d3": wait("P1D", "reminder"),
-        "reminder": send("tpl-coupon-reminder", "push", "sms", next="to_d6"),
-        "to_d6": wait("P3D", "review"),
-        "review": send("tpl-reviews", "email", next="to_d14"),
-        "to_d14": wait("P8D", "survey"),
-        "survey": send("tpl-survey", "email", advertising=False, next="to_d30"),
-        "to_d30": wait("P16D", "last_try"),
-        "last_try": send("tpl-last-try", "friendtalk", "sms", next="done"),
-        "done": {"kind": "exit"},
-    },
-}
-
-# Cart added → D+1 / D+3 / D+7 unless they buy; again at most every 7 days.
-CART = {
-    "trigger": {"kind": "event", "event": "Product Added",
-                "where": [{"property": "price", "op": "gte", "value": 10000}]},
-    "goal": PURCHASE,
-    "entry": {"mode": "cooldown", "cooldown": "P7D"},
-    "start": "to_d1",
-    "nodes": {
-        "to_d1": {"kind": "wait_for_event", "event": "Order Completed", "timeout": "P1D",
-                  "next": "bought", "timeout_next": "d1"},
-        "bought": {"kind": "exit"},
-        "d1": send("tpl-cart-1", "push", "email", next="to_d3"),
-        "to_d3": wait("P2D", "d3"),
-        "d3": send("tpl-cart-3", "friendtalk", "email", next="to_d7"),
-        "to_d7": wait("P4D", "d7"),
-        "d7": send("tpl-cart-7", "email"),
-    },
-}
-
-# Purchase → thank-you D+1 → recommendations D+14 → repurchase reminder D+30.
-POST_PURCHASE = {
-    "trigger": {"kind": "event", "event": "Order Completed"},
-    "entry": {"mode": "every_time"},
-    "start": "to_d1",
-    "nodes": {
-        "to_d1": wait("P1D", "thanks"),
-        "thanks": send("tpl-thanks", "alimtalk", "sms", advertising=False, next="to_d14"),
-        "to_d14": wait("P13D", "recommend"),
-        "recommend": send("tpl-recommend", "email", next="to_d30"),
-        "to_d30": wait("P16D", "repurchase"),
-        "repurchase": send("tpl-repurchase", "friendtalk", "sms"),
-    },
-}
-
-# No visit for 265 days → a notice every 15 days until day 335 (265, 280, 295, 310, 325); a visit ends it.
-DORMANCY = {
-    "trigger": {"kind": "segment_entered", "segment": "seg-no-visit-265d"},
-    "exit_criteria": {"segment_exited": ["seg-no-visit-265d"]},
-    "entry": {"mode": "every_time"},
-    "start": "notice",
-    "nodes": {
-        "notice": send("tpl-dormancy", "alimtalk", "email", advertising=False, next="in_15d"),
-        "in_15d": wait("P15D", "still_dormant"),
-        "still_dormant": {"kind": "condition", "rule": {"last_seen": {"op": "more_than", "ago": "P330D"}},
-                          "then": "done", "else": "notice"},
-        "done": {"kind": "exit"},
-    },
-}
-
-# Birthday at 09:00 in the profile's zone: a coupon, a reminder a week later.
-BIRTHDAY = {
-    "trigger": {"kind": "date_trait", "trait": "birthday", "at": "09:00"},
-    "entry": {"mode": "every_time"},
-    "start": "coupon",
-    "nodes": {
-        "coupon": send("tpl-birthday", "friendtalk", "sms", next="mark"),
-        "mark": {"kind": "update_trait", "trait": "birthday_coupon_year_sent", "value": True, "next": "in_7d"},
-        "in_7d": wait("P7D", "reminder"),
-        "reminder": send("tpl-birthday-expiring", "push"),
-    },
-}
-
-
-def test_signup_welcome_parses_with_its_schedule_and_goal():
-    journey = d.parse_journey(WELCOME)
-    assert journey.trigger == d.EventTrigger(d.EventMatch("Signed Up"))
-    assert journey.goal == d.EventMatch("Order Completed")
-    assert journey.entry == d.Entry(mode="once")
+def schedule_of(journey: d.Journey) -> list[tuple[int, str, str]]:
+    """(day, template, first channel) of each send along the path from start (a straight journey)."""
     schedule, at, node_id = [], timedelta(0), journey.start
-    while not isinstance(node := journey.nodes[node_id], d.Exit):
+    while node_id and not isinstance(node := journey.nodes[node_id], d.Exit):
         if isinstance(node, d.Wait):
             at += node.duration
         else:
             schedule.append((at.days, node.template_id, node.channels[0]))
         node_id = node.next
-    assert schedule == [(0, "tpl-welcome", "alimtalk"), (2, "tpl-coupon", "friendtalk"),
-                        (3, "tpl-coupon-reminder", "push"), (6, "tpl-reviews", "email"),
-                        (14, "tpl-survey", "email"), (30, "tpl-last-try", "friendtalk")]
-    assert journey.nodes["welcome"] == d.Send(("alimtalk", "sms"), "tpl-welcome", False, "to_d2")
-    assert d.referenced_templates(journey) == {"tpl-welcome", "tpl-coupon", "tpl-coupon-reminder", "tpl-reviews",
-                                               "tpl-survey", "tpl-last-try"}
+    return schedule
+
+
+def test_onboarding_starter_parses_with_the_articles_schedule_and_goal():
+    journey = d.parse_journey(WELCOME)
+    assert journey.trigger == d.EventTrigger(d.EventMatch("Signed Up"))
+    assert journey.goal == d.EventMatch("Order Completed")
+    assert journey.entry == d.Entry(mode="once")
+    assert schedule_of(journey) == [
+        (0, "onboarding-welcome", "alimtalk"), (0, "onboarding-first-coupon", "friendtalk"),
+        (1, "onboarding-coupon-expiry", "alimtalk"), (2, "onboarding-coupon", "friendtalk"),
+        (3, "onboarding-coupon-reminder", "friendtalk"), (6, "onboarding-reviews", "friendtalk"),
+        (14, "onboarding-survey", "email"), (30, "onboarding-last-try", "friendtalk")]
+    welcome = journey.nodes["welcome"]
+    assert (welcome.channels, welcome.advertising, welcome.next) == (("alimtalk", "email"), False, "first_coupon")
+    assert d.referenced_templates(journey) == set(starters.STARTERS["onboarding"].templates)
     assert d.referenced_segments(journey) == set()
 
 
-def test_cart_abandonment_dormancy_and_birthday_parse():
+def test_cart_post_purchase_dormancy_birthday_and_consent_starters_parse():
     cart = d.parse_journey(CART)
-    assert cart.trigger.match.where == (rules.PropertyFilter("price", "gte", 10000),)
     assert cart.entry == d.Entry("cooldown", cooldown=timedelta(days=7))
-    assert cart.nodes["to_d1"] == d.WaitForEvent(d.EventMatch("Order Completed"), timedelta(days=1), "bought", "d1")
-    assert [n.duration.days for n in cart.nodes.values() if isinstance(n, d.Wait)] == [2, 4]
+    assert schedule_of(cart) == [(1, "cart-d1", "push"), (3, "cart-d3", "friendtalk"), (7, "cart-d7", "sms")]
+    assert schedule_of(d.parse_journey(POST_PURCHASE)) == [
+        (1, "post-purchase-thanks", "alimtalk"), (14, "post-purchase-recommend", "friendtalk"),
+        (30, "post-purchase-repurchase", "push")]
 
     dormancy = d.parse_journey(DORMANCY)
-    assert dormancy.nodes["still_dormant"].rule == rules.LastSeen("more_than", timedelta(days=330))
-    assert d.referenced_segments(dormancy) == {"seg-no-visit-265d"}
-    assert d.successors(dormancy.nodes["still_dormant"]) == (("then", "done"), ("else", "notice"))
+    # counted from the entry at D+265 (no visit for 265 days)
+    assert [(day + 265, template) for day, template, _ in schedule_of(dormancy)] == [
+        (265, "dormancy-notice"), (280, "dormancy-notice"), (295, "dormancy-notice"), (310, "dormancy-notice"),
+        (325, "dormancy-notice"), (335, "dormancy-final-notice"), (351, "dormancy-winback"),
+        (358, "dormancy-winback-final")]
+    assert d.referenced_segments(dormancy) == {"dormant-265d"}
+    assert dormancy.exit_criteria.segment_exited == ("dormant-265d",)
 
     birthday = d.parse_journey(BIRTHDAY)
     assert birthday.trigger == d.DateTraitTrigger("birthday", time(9, 0), offset_days=0, yearly=True)
     assert birthday.nodes["mark"] == d.UpdateTrait("birthday_coupon_year_sent", True, "in_7d")
+
+    consent = d.parse_journey(CONSENT)
+    assert consent.trigger == d.SegmentTrigger("ads-consent-due", "entered")
+    assert consent.nodes["in_2y"] == d.Wait(timedelta(days=730), "still_consented")
+    assert consent.nodes["still_consented"].rule == rules.SegmentRef("ads-consent-due")
+    assert d.successors(consent.nodes["still_consented"]) == (("then", "notice"), ("else", "done"))
+    assert not consent.nodes["notice"].advertising  # the notice is informational, not advertising
 
 
 def test_every_other_kind_parses():
@@ -190,7 +128,8 @@ def edit(base, path, value):
     ([], "journey", "expected a journey object"),
     (edit(WELCOME, "colour", "red"), "colour", "not allowed here"),
     (edit(WELCOME, "trigger.kind", "webhook"), "trigger.kind", "unknown 'webhook'"),
-    (edit(CART, "trigger.where.0.op", "like"), "trigger.where[0].op", "unknown 'like'"),
+    (edit(CART, "trigger.where", [{"property": "price", "op": "like", "value": 1}]), "trigger.where[0].op",
+     "unknown 'like'"),
     (edit(DORMANCY, "trigger.segment", ""), "trigger.segment", "non-empty string"),
     (edit(BIRTHDAY, "trigger.at", "9am"), "trigger.at", '"HH:MM"'),
     (edit(BIRTHDAY, "trigger.offset_days", 400), "trigger.offset_days", "-366 to 366"),
@@ -210,11 +149,14 @@ def edit(base, path, value):
     (edit(WELCOME, "nodes.coupon.channels", ["sms", "alimtalk"]), "nodes.coupon.channels[1]", "informational messages only"),
     (edit(WELCOME, "nodes.coupon.advertising", None), "nodes.coupon.advertising", "true or false"),
     (edit(WELCOME, "nodes.coupon.template", None), "nodes.coupon.template", "non-empty string"),
-    (edit(CART, "nodes.to_d1.timeout_next", None), "nodes.to_d1.timeout_next", "non-empty string"),
-    (edit(CART, "nodes.to_d1.where", [{"property": "sku"}]), "nodes.to_d1.where[0].op", "unknown None"),
-    (edit(DORMANCY, "nodes.still_dormant.rule", {"last_seen": {"op": "more_than", "ago": "3d"}}),
-     "nodes.still_dormant.rule.last_seen.ago", "ISO-8601 duration"),
-    (edit(DORMANCY, "nodes.still_dormant.else", None), "nodes.still_dormant.else", "non-empty string"),
+    (edit(CART, "nodes.to_d1", {"kind": "wait_for_event", "event": "Order Completed", "timeout": "P1D",
+                                "next": "d1"}), "nodes.to_d1.timeout_next", "non-empty string"),
+    (edit(CART, "nodes.to_d1", {"kind": "wait_for_event", "event": "Order Completed", "timeout": "P1D",
+                                "where": [{"property": "sku"}], "next": "d1", "timeout_next": "d1"}),
+     "nodes.to_d1.where[0].op", "unknown None"),
+    (edit(CONSENT, "nodes.still_consented.rule", {"last_seen": {"op": "more_than", "ago": "3d"}}),
+     "nodes.still_consented.rule.last_seen.ago", "ISO-8601 duration"),
+    (edit(CONSENT, "nodes.still_consented.else", None), "nodes.still_consented.else", "non-empty string"),
     (edit(BIRTHDAY, "nodes.mark.value", None), "nodes.mark.value", "value to set"),
     (edit(BIRTHDAY, "nodes.in_7d", {"kind": "wait_until", "at": "24:00", "next": "reminder"}),
      "nodes.in_7d.at", '"HH:MM"'),
@@ -239,11 +181,11 @@ def edit(base, path, value):
     # the graph
     (edit(WELCOME, "start", "hello"), "start", "unknown node 'hello'"),
     (edit(WELCOME, "nodes.to_d6.next", "reveiw"), "nodes.to_d6.next", "unknown node 'reveiw'"),
-    (edit(CART, "nodes.to_d1.next", "d1"), "nodes.bought", "not reachable from start"),
-    (edit(DORMANCY, "nodes.in_15d", {"kind": "update_trait", "trait": "n", "value": 1, "next": "still_dormant"}),
-     "nodes.still_dormant.else", "loop notice → in_15d → still_dormant → notice passes through no wait"),
+    (edit(CART, "nodes.to_d3.next", "d7"), "nodes.d3", "not reachable from start"),
+    (edit(CONSENT, "nodes.in_2y", {"kind": "update_trait", "trait": "n", "value": 1, "next": "still_consented"}),
+     "nodes.still_consented.then", "loop notice → in_2y → still_consented → notice passes through no wait"),
     (edit(BIRTHDAY, "nodes.reminder.next", "reminder"), "nodes.reminder.next", "loop reminder → reminder"),
-    (edit(DORMANCY, "nodes.done", wait("P1D", "notice")), "nodes", "no path from start reaches an exit"),
+    (edit(CONSENT, "nodes.done", wait("P1D", "notice")), "nodes", "no path from start reaches an exit"),
 ])
 def test_malformed_journeys_name_the_offending_field(tree, field, reason):
     with pytest.raises(InvalidArgument) as err:
@@ -253,6 +195,6 @@ def test_malformed_journeys_name_the_offending_field(tree, field, reason):
 
 
 def test_a_loop_through_a_wait_is_allowed_and_definitions_are_frozen():
-    journey = d.parse_journey(DORMANCY)
+    journey = d.parse_journey(CONSENT)
     with pytest.raises(AttributeError):
         journey.start = "done"  # type: ignore[misc]

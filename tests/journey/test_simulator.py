@@ -1,13 +1,14 @@
-"""The simulator through the gateway: the four seed journeys replayed for a synthetic person
-in virtual time, with the exact send schedule, conversion stopping the rest, and what quiet
-hours, Kakao's advertising window and fatigue limits do to each message — decided by the
-real dispatch pipeline as a dry run. Nothing is stored and nothing is sent."""
+"""The simulator through the gateway: the starter library's journeys (services/journey/starters.py)
+replayed for a synthetic person in virtual time, with the exact send schedule, conversion
+stopping the rest, and what quiet hours, Kakao's advertising window and fatigue limits do to
+each message — decided by the real dispatch pipeline as a dry run. Nothing is stored and
+nothing is sent."""
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tests.dispatch.test_channels_through_the_pipeline import AD_POLICY, KAKAO_CONFIG, SMS_CONFIG
-from tests.journey.test_definition import BIRTHDAY, CART, DORMANCY, POST_PURCHASE, WELCOME
+from services.journey.starters import STARTERS, definition, instantiate
 from tests.segment.test_realtime_segments import create_segment
 
 KST = ZoneInfo("Asia/Seoul")
@@ -24,7 +25,7 @@ KIM = {"traits": {"name": "김민수", "phone": "010-1234-5678", "email": "kim@e
 
 
 async def _workspace_ready(ws, policy: dict | None = None) -> str:
-    """Channels, the seed journeys' templates and their dormancy segment; the segment's id."""
+    """Channels, every starter's templates (by their slot names) and the dormancy segment; its id."""
     for channel, (provider, config) in {
             "sms": ("nhn_sms", {**SMS_CONFIG, "endpoint": "http://127.0.0.1:9/never-called"}),
             "alimtalk": ("nhn_kakao", {**KAKAO_CONFIG, "endpoint": "http://127.0.0.1:9/never-called"}),
@@ -34,10 +35,7 @@ async def _workspace_ready(ws, policy: dict | None = None) -> str:
     }.items():
         response = await ws.admin.put(f"/v1/channels/{channel}", json={"provider": provider, "config": config})
         assert response.status_code == 200, response.text
-    templates = {n["template"] for tree in (WELCOME, CART, POST_PURCHASE, DORMANCY, BIRTHDAY)
-                 for n in tree["nodes"].values()
-                 if n["kind"] == "send"}
-    for template_id in templates:
+    for template_id in {slot for starter in STARTERS.values() for slot in starter.templates}:
         response = await ws.admin.put(f"/v1/templates/{template_id}", json={"name": template_id, "channels": TEXT})
         assert response.status_code == 200, response.text
     response = await ws.admin.put("/v1/dispatch-policy", json={**AD_POLICY, **(policy or {})})
@@ -62,19 +60,27 @@ def sends(result: dict, start: datetime = T0) -> list[tuple]:
             for s in result["steps"] if s["kind"] == "send"]
 
 
-async def test_welcome_series_stops_at_the_purchase(workspace):
+def days(result: dict, start: datetime = T0) -> list[tuple[int, str]]:
+    """(D+N, template) of every send step."""
+    return [(day, template) for day, _, template, _, _ in sends(result, start)]
+
+
+async def test_onboarding_starter_sends_on_day_0_1_2_3_6_14_30_and_stops_at_the_purchase(workspace):
     await _workspace_ready(workspace)
-    result = await simulate(workspace, WELCOME, [("Signed Up", T0, {}), ("Order Completed", T0 + timedelta(days=10),
-                                                                        {"revenue": 39000})])
-    assert sends(result) == [(0, "10:00", "tpl-welcome", "alimtalk", "sent"),
-                             (2, "10:00", "tpl-coupon", "friendtalk", "sent"),
-                             (3, "10:00", "tpl-coupon-reminder", "push", "sent"),
-                             (6, "10:00", "tpl-reviews", "email", "sent")]
+    onboarding = definition("onboarding")
+    result = await simulate(workspace, onboarding, [("Signed Up", T0, {}),
+                                                    ("Order Completed", T0 + timedelta(days=10), {"revenue": 39000})])
+    assert sends(result) == [(0, "10:00", "onboarding-welcome", "alimtalk", "sent"),
+                             (0, "10:00", "onboarding-first-coupon", "friendtalk", "sent"),
+                             (1, "10:00", "onboarding-coupon-expiry", "alimtalk", "sent"),
+                             (2, "10:00", "onboarding-coupon", "friendtalk", "sent"),
+                             (3, "10:00", "onboarding-coupon-reminder", "friendtalk", "sent"),
+                             (6, "10:00", "onboarding-reviews", "friendtalk", "sent")]
     assert (result["endStatus"], result["endReason"]) == ("converted", "goal: Order Completed")
     assert datetime.fromisoformat(result["endedAt"]) == T0 + timedelta(days=10)
 
     # a saved draft simulates the same way, by id
-    saved = (await workspace.admin.post("/v1/journeys", json={"name": "welcome", "definition": WELCOME})).json()
+    saved = (await workspace.admin.post("/v1/journeys", json={"name": "welcome", "definition": onboarding})).json()
     response = await workspace.admin.post(f"/v1/journeys/{saved['id']}/simulate", json={
         "profile": KIM, "startAt": T0.isoformat(), "timeline": [
             {"event": "Signed Up", "at": T0.isoformat()},
@@ -82,80 +88,123 @@ async def test_welcome_series_stops_at_the_purchase(workspace):
     assert response.status_code == 200, response.text
     assert sends(response.json()) == sends(result)
 
-    full = await simulate(workspace, WELCOME, [("Signed Up", T0, {})])
-    assert [(d, t) for d, _, t, _, _ in sends(full)] == [
-        (0, "tpl-welcome"), (2, "tpl-coupon"), (3, "tpl-coupon-reminder"), (6, "tpl-reviews"), (14, "tpl-survey"),
-        (30, "tpl-last-try")]
+    full = await simulate(workspace, onboarding, [("Signed Up", T0, {})])
+    assert days(full) == [
+        (0, "onboarding-welcome"), (0, "onboarding-first-coupon"), (1, "onboarding-coupon-expiry"),
+        (2, "onboarding-coupon"), (3, "onboarding-coupon-reminder"), (6, "onboarding-reviews"),
+        (14, "onboarding-survey"), (30, "onboarding-last-try")]
+    assert sends(full)[-2:] == [(14, "10:00", "onboarding-survey", "email", "sent"),
+                                (30, "10:00", "onboarding-last-try", "friendtalk", "sent")]
     assert full["endStatus"] == "completed"
 
 
-async def test_cart_abandonment_day_one_three_seven_unless_they_buy(workspace):
+async def test_cart_abandonment_starter_day_one_three_seven_unless_they_buy(workspace):
     await _workspace_ready(workspace)
+    cart = definition("cart-abandonment")
     added = [("Product Added", T0, {"price": 25000})]
-    result = await simulate(workspace, CART, added)
-    assert sends(result) == [(1, "10:00", "tpl-cart-1", "push", "sent"), (3, "10:00", "tpl-cart-3", "friendtalk", "sent"),
-                             (7, "10:00", "tpl-cart-7", "email", "sent")]
-    bought_in_time = await simulate(workspace, CART, added + [("Order Completed", T0 + timedelta(hours=5), {})])
+    result = await simulate(workspace, cart, added)
+    assert sends(result) == [(1, "10:00", "cart-d1", "push", "sent"), (3, "10:00", "cart-d3", "friendtalk", "sent"),
+                             (7, "10:00", "cart-d7", "sms", "sent")]
+    assert result["endStatus"] == "completed"
+    bought_in_time = await simulate(workspace, cart, added + [("Order Completed", T0 + timedelta(hours=5), {})])
     assert sends(bought_in_time) == [] and bought_in_time["endStatus"] == "converted"
-    cheap = await simulate(workspace, CART, [("Product Added", T0, {"price": 5000})])
-    assert cheap["endStatus"] == "not_entered" and cheap["steps"] == []
+    bought_after_d3 = await simulate(workspace, cart, added + [("Order Completed", T0 + timedelta(days=4), {})])
+    assert days(bought_after_d3) == [(1, "cart-d1"), (3, "cart-d3")] and bought_after_d3["endStatus"] == "converted"
+    # after a purchase, a cart within 7 days of the last entry does not start again; one after does
+    again = await simulate(workspace, cart, added + [("Order Completed", T0 + timedelta(hours=5), {}),
+                                                     ("Product Added", T0 + timedelta(days=2), {}),
+                                                     ("Product Added", T0 + timedelta(days=8), {})])
+    assert days(again) == [(9, "cart-d1"), (11, "cart-d3"), (15, "cart-d7")]
+    assert [datetime.fromisoformat(s["at"]) for s in again["steps"] if s["kind"] == "entered"] == [
+        T0, T0 + timedelta(days=8)]
 
 
-async def test_post_purchase_thanks_on_day_one_recommends_on_day_fourteen_reminds_on_day_thirty(workspace):
+async def test_post_purchase_starter_thanks_on_day_one_recommends_on_day_fourteen_reminds_on_day_thirty(workspace):
     await _workspace_ready(workspace)
-    result = await simulate(workspace, POST_PURCHASE, [("Order Completed", T0, {"revenue": 39000})])
-    assert sends(result) == [(1, "10:00", "tpl-thanks", "alimtalk", "sent"),
-                             (14, "10:00", "tpl-recommend", "email", "sent"),
-                             (30, "10:00", "tpl-repurchase", "friendtalk", "sent")]
+    result = await simulate(workspace, definition("post-purchase"), [("Order Completed", T0, {"revenue": 39000})])
+    assert sends(result) == [(1, "10:00", "post-purchase-thanks", "alimtalk", "sent"),
+                             (14, "10:00", "post-purchase-recommend", "friendtalk", "sent"),
+                             (30, "10:00", "post-purchase-repurchase", "push", "sent")]
     assert result["endStatus"] == "completed"
 
 
-async def test_dormancy_notices_every_fifteen_days_until_day_335_or_a_visit(workspace):
+async def test_dormancy_starter_notices_from_day_265_to_335_then_wins_back_on_351_and_358(workspace):
     segment_id = await _workspace_ready(workspace)
-    definition = {**DORMANCY, "trigger": {"kind": "segment_entered", "segment": segment_id},
-                  "exit_criteria": {"segment_exited": [segment_id]}}
+    dormancy, _, _ = instantiate(STARTERS["dormancy"], {}, {"dormant-265d": segment_id})
+    # the last visit at T0; the segment "no visit for 265 days" takes the person in at D+265
     visit = [("Page Viewed", T0, {}), ("$segment_entered", T0 + timedelta(days=265), {"segment": segment_id})]
-    result = await simulate(workspace, definition, visit)
-    assert [d for d, *_ in sends(result)] == [265, 280, 295, 310, 325]
+    result = await simulate(workspace, dormancy, visit)
+    assert days(result) == [(265, "dormancy-notice"), (280, "dormancy-notice"), (295, "dormancy-notice"),
+                            (310, "dormancy-notice"), (325, "dormancy-notice"), (335, "dormancy-final-notice"),
+                            (351, "dormancy-winback"), (358, "dormancy-winback-final")]
+    assert {(time, channel, outcome) for _, time, _, channel, outcome in sends(result)} == {
+        ("10:00", "friendtalk", "sent")}
     assert result["endStatus"] == "completed"
-    came_back = await simulate(workspace, definition, visit + [
+    came_back = await simulate(workspace, dormancy, visit + [
         ("$segment_exited", T0 + timedelta(days=300), {"segment": segment_id})])
-    assert [d for d, *_ in sends(came_back)] == [265, 280, 295]
+    assert [d for d, _ in days(came_back)] == [265, 280, 295]
     assert (came_back["endStatus"], came_back["endReason"]) == ("exited", f"left segment {segment_id}")
 
 
-async def test_birthday_coupon_at_nine_and_a_reminder_a_week_later(workspace):
+async def test_birthday_starter_coupon_at_nine_and_a_reminder_a_week_later(workspace):
     await _workspace_ready(workspace)
-    result = await simulate(workspace, BIRTHDAY, [], start=datetime(2026, 1, 1, tzinfo=KST),
+    result = await simulate(workspace, definition("birthday"), [], start=datetime(2026, 1, 1, tzinfo=KST),
                             until=datetime(2026, 12, 31, tzinfo=KST))
-    assert [(datetime.fromisoformat(s["at"]).astimezone(KST).strftime("%m-%d %H:%M"), s["templateId"], s["outcome"])
-            for s in result["steps"] if s["kind"] == "send"] == [
-        ("03-05 09:00", "tpl-birthday", "sent"), ("03-12 09:00", "tpl-birthday-expiring", "sent")]
+    assert [(datetime.fromisoformat(s["at"]).astimezone(KST).strftime("%m-%d %H:%M"), s["templateId"], s["channel"],
+             s["outcome"]) for s in result["steps"] if s["kind"] == "send"] == [
+        ("03-05 09:00", "birthday-coupon", "friendtalk", "sent"), ("03-12 09:00", "birthday-reminder", "push", "sent")]
     assert [s["kind"] for s in result["steps"]][:1] == ["entered"]
+    assert [s["nodeId"] for s in result["steps"] if s["kind"] == "update_trait"] == ["mark"]
+
+
+async def test_consent_confirmation_starter_notifies_at_day_700_and_every_730_days_while_consent_stands(workspace):
+    await _workspace_ready(workspace)
+    # The starter's segment is "ads:sms consent granted more than 700 days ago" (a consent rule);
+    # here any segment stands in: the timeline's $segment_entered is what moves the person.
+    stand_in = await create_segment(workspace, "ads:sms consent due",
+                                    {"last_seen": {"op": "more_than", "ago": "P700D"}})
+    consent, _, _ = instantiate(STARTERS["ads-consent-confirmation"], {}, {"ads-consent-due": stand_in})
+    granted = T0.replace(hour=22)  # consent to SMS advertising given at 22:00: the notices fall at that hour
+    due = [("$segment_entered", granted + timedelta(days=700), {"segment": stand_in})]
+    result = await simulate(workspace, consent, due, until=granted + timedelta(days=2200))
+    # informational: sent at 22:00 as it falls, where the night rule would hold an advertisement
+    assert sends(result) == [(700, "22:00", "ads-consent-confirmation", "alimtalk", "sent"),
+                             (1430, "22:00", "ads-consent-confirmation", "alimtalk", "sent"),
+                             (2160, "22:00", "ads-consent-confirmation", "alimtalk", "sent")]
+    # each notice ahead of the consent's 2nd, 4th and 6th anniversary
+    for day, _, _, _, _ in sends(result):
+        assert 0 < (granted + timedelta(days=730 * (day // 730 + 1)) - (granted + timedelta(days=day))).days <= 30
+    assert result["endStatus"] == "active"
+    withdrawn = await simulate(workspace, consent, due + [
+        ("$segment_exited", granted + timedelta(days=1000), {"segment": stand_in})],
+        until=granted + timedelta(days=2200))
+    assert [d for d, _ in days(withdrawn)] == [700]
+    assert (withdrawn["endStatus"], withdrawn["endReason"]) == ("exited", f"left segment {stand_in}")
 
 
 async def test_quiet_hours_kakao_window_and_fatigue_show_in_the_simulation(workspace):
     await _workspace_ready(workspace, {"fatigue": {"rules": [{"kind": "all_channels", "limit": 1,
                                                               "window": "P3D"}]}})
     evening = T0.replace(hour=21, minute=30)
-    result = await simulate(workspace, WELCOME, [("Signed Up", evening, {})], start=evening,
+    result = await simulate(workspace, definition("onboarding"), [("Signed Up", evening, {})], start=evening,
                             until=evening + timedelta(days=8))
-    steps = [(s["kind"], s["nodeId"], s["outcome"], s["reason"]) for s in result["steps"]
-             if s["kind"] in ("send", "deferred")]
-    assert steps[0] == ("send", "welcome", "sent", None)  # informational AlimTalk: any hour
-    # D+2 at 21:30: an advertisement without night consent waits for 08:00 (the night rule) …
-    kind, node, outcome, reason = steps[1]
-    assert (kind, node, outcome) == ("deferred", "coupon", "night_rule") and reason
+    steps = [(s["kind"], s["nodeId"], s["outcome"]) for s in result["steps"] if s["kind"] in ("send", "deferred")]
+    assert steps == [("send", "welcome", "sent"),  # informational AlimTalk: any hour
+                     # an advertisement without night consent at 21:30 waits for 08:00 (the night rule) …
+                     ("deferred", "first_coupon", "night_rule"),
+                     # … where the welcome, 10½ hours before, counts against ≤ 1 message in 3 days: fatigue,
+                     ("send", "first_coupon", "suppressed"),
+                     # and so for the next two, D+1 and D+2 counted from that 08:00
+                     ("send", "coupon_expiry", "suppressed"), ("send", "coupon", "suppressed"),
+                     ("send", "coupon_reminder", "sent"), ("send", "reviews", "sent")]
     deferred = next(s for s in result["steps"] if s["kind"] == "deferred")
-    assert datetime.fromisoformat(deferred["detail"]["until"]).astimezone(KST) == (
-        evening + timedelta(days=3)).replace(hour=8, minute=0)
-    # … where the welcome, 58½ hours before, still counts against ≤ 1 message in 3 days: fatigue.
-    assert steps[2][:3] == ("send", "coupon", "suppressed") and "at most 1 across all channels" in steps[2][3]
+    assert deferred["reason"] and datetime.fromisoformat(deferred["detail"]["until"]).astimezone(KST) == (
+        evening + timedelta(days=1)).replace(hour=8, minute=0)
     suppressed = [s for s in result["steps"] if s["kind"] == "send"][1]
+    assert "at most 1 across all channels" in suppressed["reason"]
     assert suppressed["detail"]["rule"].startswith("fatigue:")
     assert datetime.fromisoformat(suppressed["detail"]["next_allowed_at"]) == evening + timedelta(days=3)
-    # the reminder a day after that, 82½ hours after the welcome, goes out
-    assert steps[3][:3] == ("send", "reminder", "sent")
-    reminder = [s for s in result["steps"] if s["kind"] == "send"][2]
+    # the reminder (D+3 from the deferred 08:00), 82½ hours after the welcome, goes out
+    reminder = next(s for s in result["steps"] if s["nodeId"] == "coupon_reminder")
     assert datetime.fromisoformat(reminder["at"]).astimezone(KST) == (evening + timedelta(days=4)).replace(hour=8,
-                                                                                                          minute=0)
+                                                                                                           minute=0)

@@ -280,3 +280,95 @@ class FindUsagesReply(_message.Message):
     JOURNEYS_FIELD_NUMBER: _ClassVar[int]
     journeys: _containers.RepeatedCompositeFieldContainer[Journey]
     def __init__(self, journeys: _Optional[_Iterable[_Union[Journey, _Mapping]]] = ...) -> None: ...
+
+class StarterTemplateSlot(_message.Message):
+    __slots__ = ("slot", "description", "channels", "advertising")
+    SLOT_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    ADVERTISING_FIELD_NUMBER: _ClassVar[int]
+    slot: str
+    description: str
+    channels: _containers.RepeatedScalarFieldContainer[str]
+    advertising: bool
+    def __init__(self, slot: _Optional[str] = ..., description: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., advertising: _Optional[bool] = ...) -> None: ...
+
+class StarterSegmentSlot(_message.Message):
+    __slots__ = ("slot", "description", "rules_json")
+    SLOT_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    RULES_JSON_FIELD_NUMBER: _ClassVar[int]
+    slot: str
+    description: str
+    rules_json: str
+    def __init__(self, slot: _Optional[str] = ..., description: _Optional[str] = ..., rules_json: _Optional[str] = ...) -> None: ...
+
+class JourneyStarter(_message.Message):
+    __slots__ = ("id", "name", "description", "source", "templates", "segments", "definition_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    DEFINITION_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    description: str
+    source: str
+    templates: _containers.RepeatedCompositeFieldContainer[StarterTemplateSlot]
+    segments: _containers.RepeatedCompositeFieldContainer[StarterSegmentSlot]
+    definition_json: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., source: _Optional[str] = ..., templates: _Optional[_Iterable[_Union[StarterTemplateSlot, _Mapping]]] = ..., segments: _Optional[_Iterable[_Union[StarterSegmentSlot, _Mapping]]] = ..., definition_json: _Optional[str] = ...) -> None: ...
+
+class ListStartersRequest(_message.Message):
+    __slots__ = ("context",)
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    context: _common_pb2.RequestContext
+    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ...) -> None: ...
+
+class ListStartersReply(_message.Message):
+    __slots__ = ("starters",)
+    STARTERS_FIELD_NUMBER: _ClassVar[int]
+    starters: _containers.RepeatedCompositeFieldContainer[JourneyStarter]
+    def __init__(self, starters: _Optional[_Iterable[_Union[JourneyStarter, _Mapping]]] = ...) -> None: ...
+
+class StarterRef(_message.Message):
+    __slots__ = ("context", "id")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    context: _common_pb2.RequestContext
+    id: str
+    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., id: _Optional[str] = ...) -> None: ...
+
+class CreateFromStarterRequest(_message.Message):
+    __slots__ = ("context", "id", "name", "description", "starter", "templates", "segments")
+    class TemplatesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class SegmentsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    STARTER_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    context: _common_pb2.RequestContext
+    id: str
+    name: str
+    description: str
+    starter: str
+    templates: _containers.ScalarMap[str, str]
+    segments: _containers.ScalarMap[str, str]
+    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., starter: _Optional[str] = ..., templates: _Optional[_Mapping[str, str]] = ..., segments: _Optional[_Mapping[str, str]] = ...) -> None: ...

@@ -113,6 +113,21 @@ class JourneyServiceStub:
                 request_serializer=nudge_dot_journey_dot_v1_dot_journey__pb2.FindUsagesRequest.SerializeToString,
                 response_deserializer=nudge_dot_journey_dot_v1_dot_journey__pb2.FindUsagesReply.FromString,
                 _registered_method=True)
+        self.ListStarters = channel.unary_unary(
+                '/nudge.journey.v1.JourneyService/ListStarters',
+                request_serializer=nudge_dot_journey_dot_v1_dot_journey__pb2.ListStartersRequest.SerializeToString,
+                response_deserializer=nudge_dot_journey_dot_v1_dot_journey__pb2.ListStartersReply.FromString,
+                _registered_method=True)
+        self.GetStarter = channel.unary_unary(
+                '/nudge.journey.v1.JourneyService/GetStarter',
+                request_serializer=nudge_dot_journey_dot_v1_dot_journey__pb2.StarterRef.SerializeToString,
+                response_deserializer=nudge_dot_journey_dot_v1_dot_journey__pb2.JourneyStarter.FromString,
+                _registered_method=True)
+        self.CreateFromStarter = channel.unary_unary(
+                '/nudge.journey.v1.JourneyService/CreateFromStarter',
+                request_serializer=nudge_dot_journey_dot_v1_dot_journey__pb2.CreateFromStarterRequest.SerializeToString,
+                response_deserializer=nudge_dot_journey_dot_v1_dot_journey__pb2.Journey.FromString,
+                _registered_method=True)
 
 
 class JourneyServiceServicer:
@@ -219,6 +234,26 @@ class JourneyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListStarters(self, request, context):
+        """The starter library: ready-made journeys shipped with the product (workspace-independent).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStarter(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateFromStarter(self, request, context):
+        """A draft journey from a starter, its template and segment slots mapped to the workspace's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JourneyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -296,6 +331,21 @@ def add_JourneyServiceServicer_to_server(servicer, server):
                     servicer.FindUsages,
                     request_deserializer=nudge_dot_journey_dot_v1_dot_journey__pb2.FindUsagesRequest.FromString,
                     response_serializer=nudge_dot_journey_dot_v1_dot_journey__pb2.FindUsagesReply.SerializeToString,
+            ),
+            'ListStarters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStarters,
+                    request_deserializer=nudge_dot_journey_dot_v1_dot_journey__pb2.ListStartersRequest.FromString,
+                    response_serializer=nudge_dot_journey_dot_v1_dot_journey__pb2.ListStartersReply.SerializeToString,
+            ),
+            'GetStarter': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStarter,
+                    request_deserializer=nudge_dot_journey_dot_v1_dot_journey__pb2.StarterRef.FromString,
+                    response_serializer=nudge_dot_journey_dot_v1_dot_journey__pb2.JourneyStarter.SerializeToString,
+            ),
+            'CreateFromStarter': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateFromStarter,
+                    request_deserializer=nudge_dot_journey_dot_v1_dot_journey__pb2.CreateFromStarterRequest.FromString,
+                    response_serializer=nudge_dot_journey_dot_v1_dot_journey__pb2.Journey.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -707,6 +757,87 @@ class JourneyService:
             '/nudge.journey.v1.JourneyService/FindUsages',
             nudge_dot_journey_dot_v1_dot_journey__pb2.FindUsagesRequest.SerializeToString,
             nudge_dot_journey_dot_v1_dot_journey__pb2.FindUsagesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStarters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.journey.v1.JourneyService/ListStarters',
+            nudge_dot_journey_dot_v1_dot_journey__pb2.ListStartersRequest.SerializeToString,
+            nudge_dot_journey_dot_v1_dot_journey__pb2.ListStartersReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStarter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.journey.v1.JourneyService/GetStarter',
+            nudge_dot_journey_dot_v1_dot_journey__pb2.StarterRef.SerializeToString,
+            nudge_dot_journey_dot_v1_dot_journey__pb2.JourneyStarter.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateFromStarter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.journey.v1.JourneyService/CreateFromStarter',
+            nudge_dot_journey_dot_v1_dot_journey__pb2.CreateFromStarterRequest.SerializeToString,
+            nudge_dot_journey_dot_v1_dot_journey__pb2.Journey.FromString,
             options,
             channel_credentials,
             insecure,
