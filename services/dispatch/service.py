@@ -359,7 +359,7 @@ class DispatchService:
                 return outcome
         if suppressed is not None:
             return suppressed
-        return Outcome("failed", reason="; ".join(f"{a['channel']}: {a['reason']}" for a in attempts)
+        return Outcome("failed", reason="; ".join(_labelled(a["channel"], a["reason"]) for a in attempts)
                        or "no channel could carry it", rule="no_channel")
 
     def _deferral(self, policy: dict, channel: str, spec: SendSpec, person: Person, now: datetime):
@@ -633,7 +633,10 @@ class DispatchService:
             raise InvalidArgument(f"channel: expected one of {', '.join(c for c in CHANNELS if c != INAPP)}",
                                   field="channel")
         try:
-            config = adapter_for(channel, provider).check_config(_json_object(config_json, "config"))
+            adapter = adapter_for(channel, provider)
+            config = adapter.check_config(_json_object(config_json, "config"))
+            if check_target := getattr(adapter, "check_target", None):  # what each send will check (webhook)
+                await check_target(config)
         except ConfigError as err:
             raise InvalidArgument(str(err), field=err.field) from None
         async with self.sessions() as session, session.begin():
@@ -698,6 +701,12 @@ def _unsubscribe_category(channel: str, spec: SendSpec) -> str | None:
     if spec.advertising:
         return ADVERTISING
     return None if spec.transactional else EMAIL
+
+
+def _labelled(channel: str, reason: str) -> str:
+    """A channel's failure in the send's reason, prefixed once: a provider named like its
+    channel (webhook) already says which it is."""
+    return reason if reason.startswith(f"{channel}:") else f"{channel}: {reason}"
 
 
 def _fact_id(request_id: str) -> str:
