@@ -58,7 +58,7 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         return pb.Policy(policy_json=orjson.dumps(await self.service.policy(workspace_of(request))).decode())
 
     async def SetPolicy(self, request, context) -> pb.Policy:
-        policy = await self.service.set_policy(workspace_of(request), request.policy_json)
+        policy = await self.service.set_policy(workspace_of(request), request.policy_json, request.merge_patch)
         return pb.Policy(policy_json=orjson.dumps(policy).decode())
 
     async def GetDelivery(self, request, context) -> pb.Delivery:

@@ -208,7 +208,12 @@ class DispatchRepository:
             index_elements=[channel_configs.c.workspace_id, channel_configs.c.channel],
             set_={"provider": provider, "config": config, "updated_at": now}).returning(*channel_configs.c))).one()
 
-    async def policy(self, workspace_id: str) -> dict | None:
+    async def policy(self, workspace_id: str, lock: bool = False) -> dict | None:
+        """With `lock`, changes of the policy queue until this transaction ends (also when
+        there is no row yet to lock)."""
+        if lock:
+            await self.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                                       {"key": f"policy:{workspace_id}"})
         return await self.session.scalar(select(policies.c.policy).where(policies.c.workspace_id == workspace_id))
 
     async def set_policy(self, workspace_id: str, policy: dict, now: datetime) -> None:

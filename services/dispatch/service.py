@@ -31,6 +31,7 @@ from kit.loops import repeat
 from kit.outbox import Outbox
 from kit.streams import StreamEvent
 from services.dispatch import engagement, fatigue, links, ratelimit, simulation, templates, timing
+from services.dispatch import policy as policies
 from services.dispatch.channels import (ALIMTALK, CHANNELS, EMAIL, FRIENDTALK, INAPP, PUSH, ConfigError, Content,
                                         Outgoing, ProviderError)
 from services.dispatch.engagement import Fact
@@ -652,8 +653,19 @@ class DispatchService:
         async with self.sessions() as session:
             return await DispatchRepository(session).policy(workspace_id) or {}
 
-    async def set_policy(self, workspace_id: str, policy_json: str) -> dict:
-        policy = _json_object(policy_json, "policy")
+    async def set_policy(self, workspace_id: str, policy_json: str, merge_patch: bool = False) -> dict:
+        """The whole policy, or with `merge_patch` an RFC 7396 patch of the stored one (read,
+        patched, checked and written in one transaction, so concurrent patches both apply)."""
+        given = _json_object(policy_json, "policy")
+        async with self.sessions() as session, session.begin():
+            repo = DispatchRepository(session)
+            stored = await repo.policy(workspace_id, lock=True)  # a PUT and a PATCH at once: one after the other
+            policy = policies.merge_patch(stored or {}, given) if merge_patch else given
+            self._check_policy(policy)
+            await repo.set_policy(workspace_id, policy, self.clock.now())
+        return policy
+
+    def _check_policy(self, policy: dict) -> None:
         allowed = {"fatigue", "quiet_hours", "sender_name", "opt_out_phone", "opt_out_app", "unsubscribe_url", "utm"}
         if extra := sorted(set(policy) - allowed):
             raise InvalidArgument(f"policy.{extra[0]}: not a policy field; expected {', '.join(sorted(allowed))}",
@@ -672,9 +684,6 @@ class DispatchService:
             if not isinstance(policy.get(name, ""), str):
                 raise InvalidArgument(f"policy.{name}: expected a string", field=f"policy.{name}")
         links.check_utm(policy.get("utm", {}))
-        async with self.sessions() as session, session.begin():
-            await DispatchRepository(session).set_policy(workspace_id, policy, self.clock.now())
-        return policy
 
     # -- lookups ----------------------------------------------------------------------
     async def delivery(self, workspace_id: str, delivery_id: str) -> dict:
