@@ -21,7 +21,8 @@ duration`, `nodes.check.else: unknown node 'gone'`).
     {"kind": "wait_for_event", "event": ..., "where": [...], "timeout": "PT1H", "next": ..., "timeout_next": ...}
     {"kind": "condition", "rule": <segment rule>, "then": ..., "else": ...}
     {"kind": "split", "branches": [{"weight": 50, "next": ...}, ...], "holdout": 10}
-    {"kind": "send", "channels": ["alimtalk", "sms"], "template": "<id>", "advertising": false, "next": ...}
+    {"kind": "send", "channels": ["alimtalk", "sms"], "template": "<id>", "advertising": false,
+     "transactional": false, "next": ...}                                   transactional: a receipt, a shipping notice
     {"kind": "update_trait", "trait": "vip", "value": true, "next": ...}
     {"kind": "exit"}
 
@@ -132,6 +133,8 @@ class Send:
     template_id: str
     advertising: bool
     next: str | None = None
+    # a receipt or shipping notice: dispatch exempts it from fatigue (when its policy does)
+    transactional: bool = False
 
 
 @dataclass(frozen=True)
@@ -330,7 +333,7 @@ class _Parser(rules.Parser):
         return Split(tuple(parsed), holdout)
 
     def send(self, tree: dict, path: str) -> Send:
-        self.only(tree, path, {"kind", "channels", "template", "advertising", "next"})
+        self.only(tree, path, {"kind", "channels", "template", "advertising", "transactional", "next"})
         channels = tree.get("channels")
         if not isinstance(channels, list) or not channels:
             self.fail(f"{path}.channels", "expected a non-empty array of channels, in fallback order")
@@ -343,8 +346,15 @@ class _Parser(rules.Parser):
         if advertising and ALIMTALK in parsed:
             self.fail(f"{path}.channels[{parsed.index(ALIMTALK)}]",
                       "alimtalk carries informational messages only; use friendtalk for advertising")
+        transactional = tree.get("transactional", False)
+        if not isinstance(transactional, bool):
+            self.fail(f"{path}.transactional", "expected true or false (is this a receipt or a notice the "
+                                               "person asked for?)")
+        if transactional and advertising:
+            self.fail(f"{path}.transactional", "an advertising message is never transactional (fatigue "
+                                               "limits apply to it)")
         return Send(parsed, self.text(tree.get("template"), f"{path}.template"), advertising,
-                    self.ref(tree, "next", path, required=False))
+                    self.ref(tree, "next", path, required=False), transactional)
 
     # -- goal, exits, entry -------------------------------------------------------------
     def event_match(self, tree: object, path: str, also: set[str] = frozenset()) -> EventMatch:
