@@ -14,7 +14,7 @@ that is reported as failed with an unknown outcome after a lease, never sent aga
 
 import asyncio
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -271,6 +271,9 @@ class DispatchService:
         person = await self.profiles.get(workspace_id, spec.profile_id)
         if person is None:
             return Outcome("failed", reason=f"no profile {spec.profile_id}", rule="no_profile")
+        if person.id != spec.profile_id:
+            # merged into another meanwhile: fatigue, the inbox and the checks go by the survivor
+            spec = replace(spec, profile_id=person.id)
 
         tracked = self._links(workspace_id, row.id, row.links)
 
@@ -461,9 +464,17 @@ class DispatchService:
     # -- erasure ----------------------------------------------------------------------
     async def handle(self, session: AsyncSession, batch: list[StreamEvent]) -> None:
         """nudge.events.v1: an erased person's unsent messages are never sent (they fail, and
-        say so), and what dispatch holds of them is forgotten."""
+        say so), and what dispatch holds of them is forgotten; a merged person's deliveries,
+        inbox and fatigue counters become the survivor's."""
         repo = DispatchRepository(session)
         for event in batch:
+            if event.type == "profile.merged":
+                merged, survivor = event.payload["merged_id"], event.payload["survivor_id"]
+                await repo.merge_profile(event.workspace_id, merged, survivor, self.clock.now())
+                # Redis is not in this transaction: a redelivered event moves the counters once (fatigue.move)
+                await fatigue.move(self.redis, workspace_id=event.workspace_id, merged_id=merged,
+                                   survivor_id=survivor)
+                continue
             if event.type != "profile.deleted":
                 continue
             for row in await repo.unsent_of(event.workspace_id, event.profile_id):
@@ -522,8 +533,10 @@ class DispatchService:
         return updated
 
     async def fetch_inapp(self, workspace_id: str, profile_id: str) -> list:
+        """The person's unseen in-app messages, with those of everyone merged into them."""
         async with self.sessions() as session, session.begin():
-            return await DispatchRepository(session).take_inapp(workspace_id, profile_id)
+            repo = DispatchRepository(session)
+            return await repo.take_inapp(workspace_id, [profile_id, *await repo.merged_into(workspace_id, profile_id)])
 
     # -- engagement -------------------------------------------------------------------
     async def check_token(self, token: str, kind: str):
@@ -566,8 +579,10 @@ class DispatchService:
             raise InvalidArgument(f"kind: expected one of {', '.join(INAPP_FACT_KINDS)}", field="kind")
         fact_id = _fact_id(request_id)
         async with self.sessions() as session:
-            row = await DispatchRepository(session).delivery(workspace_id, delivery_id)
-        if row is None or row.profile_id != profile_id or row.channel != INAPP or \
+            repo = DispatchRepository(session)
+            row = await repo.delivery(workspace_id, delivery_id)
+            mine = {profile_id, *await repo.merged_into(workspace_id, profile_id)}  # a merged person's inbox too
+        if row is None or row.profile_id not in mine or row.channel != INAPP or \
                 row.status not in ("sent", "delivered"):
             raise NotFound(f"no in-app message {delivery_id!r} for this person", field="delivery_id")
         # An in-app message has one URL at most: link 0, the one a click opens.
