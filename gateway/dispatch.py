@@ -45,7 +45,7 @@ def delivery_json(d: pb.Delivery) -> dict:
 
 def _template_json(t: pb.Template) -> dict:
     return {"id": t.id, "name": t.name, "version": t.version, "channels": orjson.loads(t.channels_json),
-            "createdAt": time_json(t, "created_at")}
+            "variables": list(t.variables), "createdAt": time_json(t, "created_at")}
 
 
 def _config_json(c: pb.ChannelConfig) -> dict:

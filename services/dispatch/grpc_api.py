@@ -8,6 +8,7 @@ from kit.errors import InvalidArgument
 from kit.transport import timestamp, workspace_of
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 from nudge.dispatch.v1 import dispatch_pb2_grpc
+from services.dispatch import templates
 from services.dispatch.service import DispatchService, SendSpec
 from services.dispatch.simulation import Simulation
 
@@ -141,7 +142,8 @@ def _delivery(row: dict) -> pb.Delivery:
 
 def _template(row) -> pb.Template:
     return pb.Template(id=row.id, name=row.name, version=row.version,
-                       channels_json=orjson.dumps(row.channels).decode(), created_at=timestamp(row.created_at))
+                       channels_json=orjson.dumps(row.channels).decode(), created_at=timestamp(row.created_at),
+                       variables=templates.variables_needed(row.channels))
 
 
 def _config(config: dict) -> pb.ChannelConfig:

@@ -209,6 +209,27 @@ def referenced_segments(journey: Journey) -> set[str]:
     return found
 
 
+# What a journey send gives its template (engine.RunState.send_variables): `profile` (the
+# person's traits), `event` (the properties of the event that entered the run; event
+# triggers only) and `journey` with these fields.
+JOURNEY_VARIABLES = ("id", "version", "run_id", "variant")
+
+
+def missing_variable(journey: Journey, needed: list[str]) -> str | None:
+    """The first variable a template needs (`event.seq`, `journey.coupon`: dispatch's
+    GetTemplate `variables`) that this journey's sends will not have, with why; else None."""
+    for variable in needed:
+        namespace, _, name = variable.partition(".")
+        if namespace == "event" and not isinstance(journey.trigger, EventTrigger):
+            kind = {SegmentTrigger: "a segment", DateTraitTrigger: "a date trait",
+                    BroadcastTrigger: "a broadcast"}[type(journey.trigger)]
+            return (f"{variable}, but no event enters the runs of a journey triggered by {kind} (event is "
+                    f"empty there; or give it a default: {{{{ {variable} | default('') }}}})")
+        if namespace == "journey" and name not in JOURNEY_VARIABLES:
+            return f"{variable}, but a journey send has only {', '.join('journey.' + v for v in JOURNEY_VARIABLES)}"
+    return None
+
+
 def referenced_templates(journey: Journey) -> set[str]:
     return {n.template_id for n in journey.nodes.values() if isinstance(n, Send)}
 
