@@ -60,7 +60,9 @@ class MessageIn(BaseModel):
     advertising: bool = False
     transactional: bool | None = Field(None, description="exempt from fatigue limits when the policy allows; "
                                                           "default: true unless advertising")
-    variables: dict[str, Any] = Field(default_factory=dict, description="{\"event\": {...}, \"journey\": {...}}")
+    variables: dict[str, Any] = Field(default_factory=dict, description=(
+        "{\"event\": {...}, \"journey\": {...}}: `event` is the event's properties themselves "
+        "(`{{ event.amount }}`), `journey` any context; `profile` is the person's traits"))
 
 
 class TemplateIn(BaseModel):
