@@ -85,7 +85,8 @@ class Platform:
             delivery = await self.dispatch.Send(dispatch_pb2.SendRequest(
                 context=_context(run.workspace_id), idempotency_key=key, profile_id=run.profile_id,
                 channels=list(node.channels), template_id=node.template_id, advertising=node.advertising,
-                transactional=node.transactional, journey_id=run.journey_id, node_id=node_id, journey_version=run.version, variant=run.variant,
+                transactional=node.transactional, journey_id=run.journey_id, node_id=node_id,
+                journey_version=run.version, variant=run.variant,
                 variables_json=_variables(run)), timeout=self.timeout)
         except grpc.aio.AioRpcError as err:
             if err.code() in _FINAL:

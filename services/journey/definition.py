@@ -225,7 +225,7 @@ def missing_variable(journey: Journey, needed: list[str]) -> str | None:
                     BroadcastTrigger: "a broadcast"}[type(journey.trigger)]
             return (f"{variable}, but no event enters the runs of a journey triggered by {kind} (event is "
                     f"empty there; or give it a default: {{{{ {variable} | default('') }}}})")
-        if namespace == "journey" and name not in JOURNEY_VARIABLES:
+        if namespace == "journey" and name not in (*JOURNEY_VARIABLES, "*"):  # `*`: a computed key may be one
             return f"{variable}, but a journey send has only {', '.join('journey.' + v for v in JOURNEY_VARIABLES)}"
     return None
 

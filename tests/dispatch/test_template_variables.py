@@ -22,8 +22,9 @@ async def test_a_variable_no_send_has_is_refused_at_save_naming_field_and_variab
 
 async def test_a_template_says_what_it_reads_and_a_guarded_variable_is_not_needed(workspace):
     response = await workspace.admin.put("/v1/templates/order", json={"channels": {"inapp": {
-        "title": "{{ profile.name }}님", "body": "#{{ event.seq }} {{ event.note | default('') }} "
-                                                 "{% if journey.variant is defined %}{{ journey.variant }}{% endif %}"}}})
+        "title": "{{ profile.name }}님",
+        "body": "#{{ event.seq }} {{ event.note | default('') }} "
+                "{% if journey.variant is defined %}{{ journey.variant }}{% endif %}"}}})
     assert response.status_code == 200, response.text
     assert response.json()["variables"] == ["event.seq", "profile.name"]
     assert (await workspace.admin.get("/v1/templates/order")).json()["variables"] == ["event.seq", "profile.name"]
