@@ -49,7 +49,7 @@ def delivery_json(d: pb.Delivery) -> dict:
 
 def _template_json(t: pb.Template) -> dict:
     return {"id": t.id, "name": t.name, "version": t.version, "channels": orjson.loads(t.channels_json),
-            "createdAt": time_json(t, "created_at")}
+            "variables": list(t.variables), "createdAt": time_json(t, "created_at")}
 
 
 def _config_json(c: pb.ChannelConfig) -> dict:
@@ -64,7 +64,9 @@ class MessageIn(BaseModel):
     advertising: bool = False
     transactional: bool | None = Field(None, description="exempt from fatigue limits when the policy allows; "
                                                           "default: true unless advertising")
-    variables: dict[str, Any] = Field(default_factory=dict, description="{\"event\": {...}, \"journey\": {...}}")
+    variables: dict[str, Any] = Field(default_factory=dict, description=(
+        "{\"event\": {...}, \"journey\": {...}}: `event` is the event's properties themselves "
+        "(`{{ event.amount }}`), `journey` any context; `profile` is the person's traits"))
     order: Literal["first_allowed", "strict"] = Field(
         "first_allowed", description="when a channel may not send yet (night rule, Kakao's window, quiet hours): "
                                      "first_allowed takes the next channel allowed now, strict waits for it")
@@ -77,7 +79,12 @@ class TemplateIn(BaseModel):
 
 class ChannelConfigIn(BaseModel):
     provider: str = Field(..., min_length=1)
-    config: dict[str, Any]
+    config: dict[str, Any] = Field(..., description=(
+        "The provider's endpoint, credentials and sender (fields per provider). Every provider also takes "
+        "`rate_per_second` (sustained requests per second to this provider for the workspace, shared by every "
+        "dispatch replica; default `NUDGE_PROVIDER_RATE_PER_SECOND`) and `burst` (how many requests may go at "
+        "once after a quiet spell, the token bucket's size; default `NUDGE_PROVIDER_BURST`): a send over the "
+        "rate waits for its turn, it is not dropped. `timeout_seconds` bounds one provider call."))
 
 
 @router.post("/v1/messages", summary="Send one message now (transactional by default), idempotently")
@@ -167,6 +174,34 @@ async def get_policy(request: Request, principal: Admin) -> dict:
 async def set_policy(body: dict[str, Any], request: Request, principal: Admin) -> dict:
     reply = await call(request, "dispatch", "SetPolicy", pb.SetPolicyRequest(
         context=context_of(principal), policy_json=orjson.dumps(body).decode()))
+    return orjson.loads(reply.policy_json)
+
+
+MERGE_PATCH_TYPES = ("application/merge-patch+json", "application/json")
+
+
+@router.patch("/v1/dispatch-policy", summary="Change part of the sending policy (JSON merge patch, RFC 7396)",
+              description="The body is merged into the stored policy: objects key by key, `null` removes a field, "
+                          "any other value replaces it. The result is checked like a whole policy (`PUT`) and "
+                          "stored at once, or nothing changes. Content type `application/merge-patch+json` or "
+                          "`application/json`.",
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  kind: {"schema": {"type": "object"}, "example": {"quiet_hours": None, "sender_name": "Shop"}}
+                  for kind in MERGE_PATCH_TYPES}}})
+async def patch_policy(request: Request, principal: Admin) -> dict:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in MERGE_PATCH_TYPES:
+        raise ApiError(415, "unsupported_media_type", f"content type: expected {' or '.join(MERGE_PATCH_TYPES)}",
+                       {"field": "content-type"})
+    try:
+        patch = orjson.loads(await request.body() or b"null")
+    except orjson.JSONDecodeError:
+        raise ApiError(422, "invalid_argument", "body: not valid JSON", {"field": "body"}) from None
+    if not isinstance(patch, dict):
+        raise ApiError(422, "invalid_argument", "body: expected a JSON object (a merge patch of the policy)",
+                       {"field": "body"})
+    reply = await call(request, "dispatch", "SetPolicy", pb.SetPolicyRequest(
+        context=context_of(principal), policy_json=orjson.dumps(patch).decode(), merge_patch=True))
     return orjson.loads(reply.policy_json)
 
 

@@ -27,6 +27,15 @@ Keys, all hash-tagged by workspace and profile so one script touches one Redis C
   calendar bucket; expires an hour after the bucket ends.
 - `P:sent:<send id>|<channel>` — the send's reservation (the counters it was recorded in,
   as JSON): makes `decide` idempotent and `release` exact; expires with the longest of them.
+- `P:keys` — set of the person's counter keys, expiring with the longest: what `move` carries
+  to the survivor when the person is merged into another.
+- `P:merged:<merged profile>` — marks counters moved in from a merged profile, so a retried
+  move adds them once.
+
+A merge (`move`) cannot be one script: the two people's keys live in different slots. It
+reads the merged person's counters, adds them to the survivor's in one script (once, by the
+marker), then takes exactly what it read from the merged person's: a retry after a crash
+anywhere in between counts every send once.
 
 A simulated send (the journey simulator's dry run) counts in its simulation's scratch
 namespace instead, `P` = `nudge:dispatch:simulation:{<workspace>:<simulation id>}:fatigue`:
@@ -190,7 +199,8 @@ def _fail(field: str, what: str):
     raise InvalidArgument(f"{field}: {what}", field=field)
 
 
-# KEYS[1]: the send's marker; KEYS[2..]: one counter per applicable rule, in rule order.
+# KEYS[1]: the send's marker; KEYS[2..n-1]: one counter per applicable rule, in rule order;
+# KEYS[n]: the person's index of counters (what a merge moves).
 # ARGV: now ms, member, marker ttl ms, and the rules packed as "kind,limit,a,ttl;…" (one
 # argument: packing many small arguments costs the client more than the script), where
 # a = window ms (rolling, "r") or the bucket's end ms (calendar, "c"), ttl in ms.
@@ -203,8 +213,9 @@ local rules = {}
 for kind, limit, a, ttl in string.gmatch(ARGV[4], '(%a),(%d+),(%d+),(%d+)') do
   rules[#rules + 1] = {kind, tonumber(limit), tonumber(a), ttl}
 end
+local index = KEYS[#KEYS]
 local worst, free = 0, -1
-for i = 2, #KEYS do
+for i = 2, #KEYS - 1 do
   local kind, limit, a = rules[i - 1][1], rules[i - 1][2], rules[i - 1][3]
   local at
   if kind == 'r' then
@@ -223,7 +234,7 @@ for i = 2, #KEYS do
 end
 if worst > 0 then return {0, worst, free} end
 local taken, seen = {}, {}
-for i = 2, #KEYS do
+for i = 2, #KEYS - 1 do
   local key = KEYS[i]
   if not seen[key] then  -- two rules may share a counter; count the send once
     seen[key] = true
@@ -235,6 +246,8 @@ for i = 2, #KEYS do
       redis.call('INCR', key)
     end
     redis.call('PEXPIRE', key, ttl)
+    redis.call('SADD', index, key)
+    if redis.call('PTTL', index) < tonumber(ttl) then redis.call('PEXPIRE', index, ttl) end
     taken[#taken + 1] = {kind, key}
   end
 end
@@ -295,7 +308,7 @@ async def decide(redis: Redis, policy: Policy, *, workspace_id: str, profile_id:
     marker = f"{prefix}:sent:{member}"
     marker_ttl = max(ttl for *_, ttl in packed)
     rules_arg = ";".join(f"{kind},{limit},{a},{ttl}" for kind, limit, a, ttl in packed)
-    reply = await _DECIDE([marker, *keys], [now_ms, member, marker_ttl, rules_arg], client=redis)
+    reply = await _DECIDE([marker, *keys, f"{prefix}:keys"], [now_ms, member, marker_ttl, rules_arg], client=redis)
     if reply[0] == 0:
         index = applied[reply[1] - 1]
         return Decision(False, DeniedRule(index, policy.rules[index].describe()),
@@ -311,6 +324,81 @@ async def release(redis: Redis, reservation: Reservation | None) -> bool:
     kinds = [kind for kind, _ in reservation.counters]
     keys = [key for _, key in reservation.counters]
     return bool(await _RELEASE([reservation.marker, *keys], [reservation.member, *kinds], client=redis))
+
+
+# KEYS[1]: the survivor's merge marker, KEYS[2]: its index, KEYS[3..]: its counters. ARGV[1]:
+# marker ttl ms; ARGV[2]: JSON list, per counter, of {kind "z" rolling set / "s" calendar count,
+# ttl ms, value (count) or members [[member, score], ...]}. 0 when moved before.
+_ADD_MOVED = AsyncScript(None, b"""
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local moved = cjson.decode(ARGV[2])
+for i, counter in ipairs(moved) do
+  local key = KEYS[i + 2]
+  if counter.kind == 'z' then
+    for _, pair in ipairs(counter.members) do redis.call('ZADD', key, pair[2], pair[1]) end
+  else
+    redis.call('INCRBY', key, counter.value)
+  end
+  if redis.call('PTTL', key) < counter.ttl then redis.call('PEXPIRE', key, counter.ttl) end
+  redis.call('SADD', KEYS[2], key)
+  if redis.call('PTTL', KEYS[2]) < counter.ttl then redis.call('PEXPIRE', KEYS[2], counter.ttl) end
+end
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+return 1
+""")
+
+# KEYS[1]: the merged person's index, KEYS[2..]: its counters; ARGV[1]: what was moved, as
+# for _ADD_MOVED. Takes exactly that, so a send counted meanwhile is not lost with it.
+_TAKE_MOVED = AsyncScript(None, b"""
+local moved = cjson.decode(ARGV[1])
+for i, counter in ipairs(moved) do
+  local key = KEYS[i + 1]
+  if counter.kind == 'z' then
+    for _, pair in ipairs(counter.members) do redis.call('ZREM', key, pair[1]) end
+  elseif tonumber(redis.call('GET', key) or '0') <= counter.value then
+    redis.call('DEL', key)
+  else
+    redis.call('DECRBY', key, counter.value)
+  end
+  if redis.call('EXISTS', key) == 0 then redis.call('SREM', KEYS[1], key) end
+end
+return 1
+""")
+
+
+async def move(redis: Redis, *, workspace_id: str, merged_id: str, survivor_id: str) -> int:
+    """A merged person's counters added to the survivor's (their sends count against the
+    survivor's limits from now on) and taken from the merged person's; the number moved.
+    Safe to repeat: the survivor counts each merged person's counters once."""
+    source = f"nudge:dispatch:fatigue:{{{workspace_id}:{merged_id}}}"
+    target = f"nudge:dispatch:fatigue:{{{workspace_id}:{survivor_id}}}"
+    keys = sorted(_text(k) for k in await redis.smembers(f"{source}:keys"))
+    moved, found = [], []
+    for key in keys:
+        kind = _text(await redis.type(key))
+        if kind == "zset":
+            members = await redis.zrange(key, 0, -1, withscores=True)
+            counter = {"kind": "z", "members": [[_text(m), int(score)] for m, score in members]}
+        elif kind == "string":
+            counter = {"kind": "s", "value": int(await redis.get(key) or 0)}
+        else:
+            continue  # expired since it was indexed
+        ttl = await redis.pttl(key)
+        counter["ttl"] = ttl if ttl > 0 else SLACK_MS
+        moved.append(counter)
+        found.append(key)
+    if not moved:
+        return 0
+    payload = orjson.dumps(moved).decode()
+    marker_ttl = max(c["ttl"] for c in moved)
+    await _ADD_MOVED([f"{target}:merged:{merged_id}", f"{target}:keys",
+                      *(target + key[len(source):] for key in found)], [marker_ttl, payload], client=redis)
+    await _TAKE_MOVED([f"{source}:keys", *found], [payload], client=redis)
+    return len(moved)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _bucket(now: datetime, zone: tzinfo, unit: str):

@@ -8,6 +8,7 @@ from kit.errors import InvalidArgument
 from kit.transport import timestamp, workspace_of
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 from nudge.dispatch.v1 import dispatch_pb2_grpc
+from services.dispatch import templates
 from services.dispatch.service import FIRST_ALLOWED, DispatchService, SendSpec
 from services.dispatch.simulation import Simulation
 
@@ -58,7 +59,7 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         return pb.Policy(policy_json=orjson.dumps(await self.service.policy(workspace_of(request))).decode())
 
     async def SetPolicy(self, request, context) -> pb.Policy:
-        policy = await self.service.set_policy(workspace_of(request), request.policy_json)
+        policy = await self.service.set_policy(workspace_of(request), request.policy_json, request.merge_patch)
         return pb.Policy(policy_json=orjson.dumps(policy).decode())
 
     async def GetDelivery(self, request, context) -> pb.Delivery:
@@ -142,7 +143,8 @@ def _delivery(row: dict) -> pb.Delivery:
 
 def _template(row) -> pb.Template:
     return pb.Template(id=row.id, name=row.name, version=row.version,
-                       channels_json=orjson.dumps(row.channels).decode(), created_at=timestamp(row.created_at))
+                       channels_json=orjson.dumps(row.channels).decode(), created_at=timestamp(row.created_at),
+                       variables=templates.variables_needed(row.channels))
 
 
 def _config(config: dict) -> pb.ChannelConfig:

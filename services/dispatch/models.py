@@ -117,5 +117,16 @@ forgotten_profiles = Table(
     Column("at", DateTime(timezone=True), nullable=False),
 )
 
+# People merged into another (profile.merged): their inbox and in-app engagement answer for
+# the survivor, also for rows written under the merged id after the merge was seen.
+merged_profiles = Table(
+    "merged_profiles", metadata,
+    Column("workspace_id", Text, primary_key=True),
+    Column("merged_id", Text, primary_key=True),
+    Column("survivor_id", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_merged_profiles_survivor", "workspace_id", "survivor_id"),
+)
+
 outbox = outbox_table(metadata)
 processed = processed_table(metadata)

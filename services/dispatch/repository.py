@@ -11,7 +11,7 @@ from kit.errors import InvalidArgument
 from services.dispatch.channels import Content
 from services.dispatch.engagement import Fact
 from services.dispatch.models import (channel_configs, deliveries, engagements, forgotten_profiles, inapp_messages,
-                                      policies, templates)
+                                      merged_profiles, policies, templates)
 
 
 class DispatchRepository:
@@ -156,13 +156,33 @@ class DispatchRepository:
             workspace_id=workspace_id, id=str(uuid.uuid4()), profile_id=profile_id, delivery_id=delivery_id,
             title=content.subject or "", body=content.body, url=content.url, created_at=now)))
 
-    async def take_inapp(self, workspace_id: str, profile_id: str) -> list:
-        """The unseen messages, marked seen in the same statement."""
+    async def take_inapp(self, workspace_id: str, profile_ids: list[str]) -> list:
+        """The unseen messages of the person (under any of their ids), marked seen in the same statement."""
         rows = await self.session.execute(text(
-            "UPDATE inapp_messages SET seen = true WHERE workspace_id = :ws AND profile_id = :profile "
+            "UPDATE inapp_messages SET seen = true WHERE workspace_id = :ws AND profile_id = ANY(:profiles) "
             "AND NOT seen RETURNING id, delivery_id, title, body, url, created_at"),
-            {"ws": workspace_id, "profile": profile_id})
+            {"ws": workspace_id, "profiles": list(profile_ids)})
         return sorted(rows, key=lambda r: r.created_at)
+
+    # -- merges -----------------------------------------------------------------------
+    async def merge_profile(self, workspace_id: str, merged_id: str, survivor_id: str, now: datetime) -> None:
+        """The merged person's deliveries, inbox and engagement become the survivor's, and the
+        merge is kept (also for people merged into the merged one before) for rows that
+        arrive under the merged id later."""
+        await self.session.execute(insert(merged_profiles).values(
+            workspace_id=workspace_id, merged_id=merged_id, survivor_id=survivor_id, at=now)
+            .on_conflict_do_nothing())
+        await self.session.execute(update(merged_profiles).where(
+            merged_profiles.c.workspace_id == workspace_id, merged_profiles.c.survivor_id == merged_id)
+            .values(survivor_id=survivor_id))
+        for table in (deliveries, inapp_messages, engagements):
+            await self.session.execute(update(table).where(
+                table.c.workspace_id == workspace_id, table.c.profile_id == merged_id).values(profile_id=survivor_id))
+
+    async def merged_into(self, workspace_id: str, survivor_id: str) -> list[str]:
+        """The ids of the people merged into this one."""
+        return list(await self.session.scalars(select(merged_profiles.c.merged_id).where(
+            merged_profiles.c.workspace_id == workspace_id, merged_profiles.c.survivor_id == survivor_id)))
 
     # -- templates, channel configs, policy -------------------------------------------
     async def template(self, workspace_id: str, template_id: str, version: int | None = None):
@@ -208,7 +228,12 @@ class DispatchRepository:
             index_elements=[channel_configs.c.workspace_id, channel_configs.c.channel],
             set_={"provider": provider, "config": config, "updated_at": now}).returning(*channel_configs.c))).one()
 
-    async def policy(self, workspace_id: str) -> dict | None:
+    async def policy(self, workspace_id: str, lock: bool = False) -> dict | None:
+        """With `lock`, changes of the policy queue until this transaction ends (also when
+        there is no row yet to lock)."""
+        if lock:
+            await self.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                                       {"key": f"policy:{workspace_id}"})
         return await self.session.scalar(select(policies.c.policy).where(policies.c.workspace_id == workspace_id))
 
     async def set_policy(self, workspace_id: str, policy: dict, now: datetime) -> None:

@@ -15,7 +15,7 @@ that is reported as failed with an unknown outcome after a lease, never sent aga
 import asyncio
 import hashlib
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ from kit.loops import repeat
 from kit.outbox import Outbox
 from kit.streams import StreamEvent
 from services.dispatch import engagement, fatigue, links, ratelimit, simulation, templates, timing
+from services.dispatch import policy as policies
 from services.dispatch.channels import (ALIMTALK, CHANNELS, EMAIL, FRIENDTALK, INAPP, PUSH, ConfigError, Content,
                                         Outgoing, ProviderError)
 from services.dispatch.engagement import Fact
@@ -329,6 +330,9 @@ class DispatchService:
         person = await self.profiles.get(workspace_id, spec.profile_id)
         if person is None:
             return Outcome("failed", reason=f"no profile {spec.profile_id}", rule="no_profile")
+        if person.id != spec.profile_id:
+            # merged into another meanwhile: fatigue, the inbox and the checks go by the survivor
+            spec = replace(spec, profile_id=person.id)
 
         tracked = self._links(workspace_id, row.id, row.links)
 
@@ -428,7 +432,7 @@ class DispatchService:
             return deferred
         if suppressed is not None:
             return suppressed
-        return Outcome("failed", reason="; ".join(f"{a['channel']}: {a['reason']}" for a in attempts)
+        return Outcome("failed", reason="; ".join(_labelled(a["channel"], a["reason"]) for a in attempts)
                        or "no channel could carry it", rule="no_channel")
 
     def _deferral(self, policy: dict, channel: str, spec: SendSpec, person: Person, now: datetime):
@@ -553,9 +557,17 @@ class DispatchService:
     # -- erasure ----------------------------------------------------------------------
     async def handle(self, session: AsyncSession, batch: list[StreamEvent]) -> None:
         """nudge.events.v1: an erased person's unsent messages are never sent (they fail, and
-        say so), and what dispatch holds of them is forgotten."""
+        say so), and what dispatch holds of them is forgotten; a merged person's deliveries,
+        inbox and fatigue counters become the survivor's."""
         repo = DispatchRepository(session)
         for event in batch:
+            if event.type == "profile.merged":
+                merged, survivor = event.payload["merged_id"], event.payload["survivor_id"]
+                await repo.merge_profile(event.workspace_id, merged, survivor, self.clock.now())
+                # Redis is not in this transaction: a redelivered event moves the counters once (fatigue.move)
+                await fatigue.move(self.redis, workspace_id=event.workspace_id, merged_id=merged,
+                                   survivor_id=survivor)
+                continue
             if event.type != "profile.deleted":
                 continue
             for row in await repo.unsent_of(event.workspace_id, event.profile_id):
@@ -614,8 +626,10 @@ class DispatchService:
         return updated
 
     async def fetch_inapp(self, workspace_id: str, profile_id: str) -> list:
+        """The person's unseen in-app messages, with those of everyone merged into them."""
         async with self.sessions() as session, session.begin():
-            return await DispatchRepository(session).take_inapp(workspace_id, profile_id)
+            repo = DispatchRepository(session)
+            return await repo.take_inapp(workspace_id, [profile_id, *await repo.merged_into(workspace_id, profile_id)])
 
     # -- engagement -------------------------------------------------------------------
     async def check_token(self, token: str, kind: str):
@@ -661,8 +675,10 @@ class DispatchService:
             raise InvalidArgument(f"kind: expected one of {', '.join(INAPP_FACT_KINDS)}", field="kind")
         fact_id = _fact_id(request_id)
         async with self.sessions() as session:
-            row = await DispatchRepository(session).delivery(workspace_id, delivery_id)
-        if row is None or row.profile_id != profile_id or row.channel != INAPP or \
+            repo = DispatchRepository(session)
+            row = await repo.delivery(workspace_id, delivery_id)
+            mine = {profile_id, *await repo.merged_into(workspace_id, profile_id)}  # a merged person's inbox too
+        if row is None or row.profile_id not in mine or row.channel != INAPP or \
                 row.status not in ("sent", "delivered"):
             raise NotFound(f"no in-app message {delivery_id!r} for this person", field="delivery_id")
         # An in-app message has one URL at most: link 0, the one a click opens.
@@ -729,7 +745,10 @@ class DispatchService:
             raise InvalidArgument(f"channel: expected one of {', '.join(c for c in CHANNELS if c != INAPP)}",
                                   field="channel")
         try:
-            config = delivery_options(adapter_for(channel, provider).check_config(_json_object(config_json, "config")))
+            adapter = adapter_for(channel, provider)
+            config = delivery_options(adapter.check_config(_json_object(config_json, "config")))
+            if check_target := getattr(adapter, "check_target", None):  # what each send will check (webhook)
+                await check_target(config)
         except ConfigError as err:
             raise InvalidArgument(str(err), field=err.field) from None
         async with self.sessions() as session, session.begin():
@@ -745,8 +764,19 @@ class DispatchService:
         async with self.sessions() as session:
             return await DispatchRepository(session).policy(workspace_id) or {}
 
-    async def set_policy(self, workspace_id: str, policy_json: str) -> dict:
-        policy = _json_object(policy_json, "policy")
+    async def set_policy(self, workspace_id: str, policy_json: str, merge_patch: bool = False) -> dict:
+        """The whole policy, or with `merge_patch` an RFC 7396 patch of the stored one (read,
+        patched, checked and written in one transaction, so concurrent patches both apply)."""
+        given = _json_object(policy_json, "policy")
+        async with self.sessions() as session, session.begin():
+            repo = DispatchRepository(session)
+            stored = await repo.policy(workspace_id, lock=True)  # a PUT and a PATCH at once: one after the other
+            policy = policies.merge_patch(stored or {}, given) if merge_patch else given
+            self._check_policy(policy)
+            await repo.set_policy(workspace_id, policy, self.clock.now())
+        return policy
+
+    def _check_policy(self, policy: dict) -> None:
         allowed = {"fatigue", "quiet_hours", "night_rule", "sender_name", "opt_out_phone", "opt_out_app",
                    "unsubscribe_url", "utm"}
         if extra := sorted(set(policy) - allowed):
@@ -768,9 +798,6 @@ class DispatchService:
             if not isinstance(policy.get(name, ""), str):
                 raise InvalidArgument(f"policy.{name}: expected a string", field=f"policy.{name}")
         links.check_utm(policy.get("utm", {}))
-        async with self.sessions() as session, session.begin():
-            await DispatchRepository(session).set_policy(workspace_id, policy, self.clock.now())
-        return policy
 
     # -- lookups ----------------------------------------------------------------------
     async def delivery(self, workspace_id: str, delivery_id: str) -> dict:
@@ -817,6 +844,12 @@ def request_hash(spec: SendSpec) -> str:
     ignored = {"idempotency_key", "profile_id"} if spec.journey_id else {"idempotency_key"}
     asked = {k: v for k, v in asdict(spec).items() if k not in ignored}
     return hashlib.sha256(orjson.dumps(asked, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _labelled(channel: str, reason: str) -> str:
+    """A channel's failure in the send's reason, prefixed once: a provider named like its
+    channel (webhook) already says which it is."""
+    return reason if reason.startswith(f"{channel}:") else f"{channel}: {reason}"
 
 
 def _fact_id(request_id: str) -> str:

@@ -146,6 +146,77 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 _TEXT_ENV, _HTML_ENV = _Sandbox(html=False), _Sandbox(html=True)
 _ALLOWED_NAMES = frozenset(NAMESPACES) | frozenset(HELPERS)
+# `profile` is the traits and `event` the event's properties themselves, in every kind of
+# send: `event.properties.x` (the tracking call's shape) never exists, so it is refused at save.
+_WRAPPERS = {"profile": "traits", "event": "properties"}
+_GUARDS = ("default", "d")                    # filters that make a missing variable harmless
+_GUARD_TESTS = ("defined", "undefined")
+DYNAMIC = "*"                                  # a lookup by a computed key: event[profile.key]
+
+
+def _chains(tree: nodes.Template, roots: set[str]) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
+    """(every namespace chain the template reads, those read only where a missing value is
+    harmless: under `default` or an `is defined` test). A chain is the namespace and the
+    names after it, `*` for a computed one: ("event", "properties", "seq")."""
+    read: set[tuple[str, ...]] = set()
+    guarded: set[tuple[str, ...]] = set()
+
+    def path(node) -> tuple[tuple[str, ...] | None, list]:
+        parts, computed = [], []
+        while isinstance(node, (nodes.Getattr, nodes.Getitem)):
+            if isinstance(node, nodes.Getattr):
+                parts.append(node.attr)
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, (str, int)):
+                parts.append(str(node.arg.value))
+            else:
+                parts.append(DYNAMIC)
+                computed.append(node.arg)
+            node = node.node
+        if isinstance(node, nodes.Name) and node.name in roots and parts:
+            return (node.name, *reversed(parts)), computed
+        return None, []
+
+    def visit(node, safe: bool) -> None:
+        if isinstance(node, (nodes.Getattr, nodes.Getitem)):
+            chain, computed = path(node)
+            if chain is not None:
+                (guarded if safe else read).add(chain)
+                for arg in computed:
+                    visit(arg, False)
+                return
+        for child in node.iter_child_nodes():
+            keeps = (isinstance(node, nodes.Filter) and node.name in _GUARDS or
+                     isinstance(node, nodes.Test) and node.name in _GUARD_TESTS) and child is node.node
+            visit(child, keeps)
+
+    visit(tree, False)
+    return read | guarded, guarded
+
+
+def _needed(tree: nodes.Template) -> set[tuple[str, ...]]:
+    """The chains a send must have or the render fails (a chain guarded anywhere in the
+    template counts as handled: `{{ event.x if event.x is defined }}`)."""
+    roots = set(NAMESPACES) & meta.find_undeclared_variables(tree)  # a loop variable named `event` is not ours
+    read, guarded = _chains(tree, roots)
+    return {chain for chain in read if not any(chain[:len(g)] == g for g in guarded)}
+
+
+def variables_needed(channels: dict) -> list[str]:
+    """What a stored template reads, as `namespace.name` (the first name after the namespace,
+    `*` for a computed one), sorted: what a journey checks its sends will have."""
+    found = set()
+    for channel, fields in channels.items():
+        spec = FIELDS.get(channel, {})
+        for name, (kind, _) in spec.items():
+            if fields.get(name) in (None, "", [], {}):
+                continue
+            for _, source in _template_strings(kind, fields[name], name):
+                try:
+                    tree = (_HTML_ENV if (channel, name) == (EMAIL, "html") else _TEXT_ENV).parse(source)
+                except TemplateSyntaxError:
+                    continue  # never saved so; nothing to say about it
+                found |= {f"{chain[0]}.{chain[1]}" for chain in _needed(tree)}
+    return sorted(found)
 
 
 # -- save time ------------------------------------------------------------------------------
@@ -242,6 +313,12 @@ def _compile_checked(source: str, field: str, html: bool) -> None:
     if unknown:
         raise InvalidArgument(f"{field}: unknown variable {unknown[0]!r}; use profile.…, event.…, journey.… "
                               f"or {', '.join(HELPERS)}", field=field)
+    for chain in sorted(_needed(tree)):
+        if len(chain) > 1 and _WRAPPERS.get(chain[0]) == chain[1]:
+            written, meant = ".".join(chain), ".".join((chain[0], *chain[2:])) if len(chain) > 2 else chain[0]
+            what = "the event's properties" if chain[0] == "event" else "the person's traits"
+            raise InvalidArgument(f"{field}: variable {written!r} never exists: {chain[0]} is {what} "
+                                  f"themselves; write {meant!r}", field=field)
     # The sandbox refuses these at render time too; saying so when saving is clearer.
     if any(tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport))):
         raise InvalidArgument(f"{field}: extends, include and import are not available", field=field)

@@ -35,9 +35,7 @@ def _outcome_of(delivery, template_id: str) -> SendOutcome:
 
 
 def _variables(run: RunState) -> str:
-    return orjson.dumps({"event": run.context.get("event", {}).get("properties", {}),
-                         "journey": {"id": run.journey_id, "version": run.version, "run_id": run.id,
-                                     "variant": run.variant}}).decode()
+    return orjson.dumps(run.send_variables()).decode()
 
 
 class Platform:
@@ -69,14 +67,27 @@ class Platform:
                     raise FailedPrecondition(f"definition: cannot check {kind} {ref!r}: {err.details()}",
                                              field="definition") from None
 
+    async def template_variables(self, workspace_id: str, template_id: str, field: str) -> list[str]:
+        """What the template's latest version reads (`event.seq`, `journey.run_id`, …)."""
+        try:
+            reply = await self.dispatch.GetTemplate(dispatch_pb2.GetTemplateRequest(
+                context=_context(workspace_id), id=template_id), timeout=self.timeout)
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                raise InvalidArgument(f"{field}: unknown template {template_id!r}", field=field) from None
+            raise FailedPrecondition(f"{field}: cannot check template {template_id!r}: {err.details()}",
+                                     field=field) from None
+        return list(reply.variables)
+
     # -- sends -------------------------------------------------------------------------------
     async def send(self, run: RunState, node_id: str, node: Send, key: str) -> SendOutcome:
         try:
             delivery = await self.dispatch.Send(dispatch_pb2.SendRequest(
                 context=_context(run.workspace_id), idempotency_key=key, profile_id=run.profile_id,
                 channels=list(node.channels), template_id=node.template_id, advertising=node.advertising,
-                order=node.order, journey_id=run.journey_id, node_id=node_id, journey_version=run.version,
-                variant=run.variant, variables_json=_variables(run)), timeout=self.timeout)
+                transactional=node.transactional, order=node.order, journey_id=run.journey_id, node_id=node_id,
+                journey_version=run.version, variant=run.variant,
+                variables_json=_variables(run)), timeout=self.timeout)
         except grpc.aio.AioRpcError as err:
             if err.code() in _FINAL:
                 return SendOutcome("failed", template_id=node.template_id, reason=err.details() or "",
@@ -84,14 +95,15 @@ class Platform:
             raise  # dispatch unreachable: the step is retried with the same key
         return _outcome_of(delivery, node.template_id)
 
-    async def dry_send(self, simulation_id: str, at: datetime, person: dict, node: Send, context: dict,
+    async def dry_send(self, simulation_id: str, at: datetime, person: dict, node: Send, variables: dict,
                        workspace_id: str) -> SendOutcome:
+        """`variables`: the simulated run's (RunState.send_variables), as a live send's."""
         try:
             delivery = await self.dispatch.Send(dispatch_pb2.SendRequest(
                 context=_context(workspace_id), idempotency_key=f"{simulation_id}:{at.isoformat()}",
                 profile_id="synthetic", channels=list(node.channels), template_id=node.template_id,
-                advertising=node.advertising, order=node.order,
-                variables_json=orjson.dumps({"event": context.get("event", {}).get("properties", {})}).decode(),
+                advertising=node.advertising, transactional=node.transactional, order=node.order,
+                variables_json=orjson.dumps(variables).decode(),
                 simulation=dispatch_pb2.Simulation(id=simulation_id, at=timestamp(at),
                                                    person_json=orjson.dumps(person).decode())),
                 timeout=self.timeout)

@@ -21,7 +21,8 @@ duration`, `nodes.check.else: unknown node 'gone'`).
     {"kind": "wait_for_event", "event": ..., "where": [...], "timeout": "PT1H", "next": ..., "timeout_next": ...}
     {"kind": "condition", "rule": <segment rule>, "then": ..., "else": ...}
     {"kind": "split", "branches": [{"weight": 50, "next": ...}, ...], "holdout": 10}
-    {"kind": "send", "channels": ["alimtalk", "sms"], "template": "<id>", "advertising": false, "next": ...}
+    {"kind": "send", "channels": ["alimtalk", "sms"], "template": "<id>", "advertising": false,
+     "transactional": false, "next": ...}                                   transactional: a receipt, a shipping notice
     {"kind": "update_trait", "trait": "vip", "value": true, "next": ...}
     {"kind": "exit"}
 
@@ -135,6 +136,8 @@ class Send:
     advertising: bool
     next: str | None = None
     order: str = "first_allowed"     # dispatch's channel order: first_allowed | strict (passed through)
+    # a receipt or shipping notice: dispatch exempts it from fatigue (when its policy does)
+    transactional: bool = False
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,27 @@ def referenced_segments(journey: Journey) -> set[str]:
         if isinstance(node, Condition):
             found |= rules.referenced_segments(node.rule)
     return found
+
+
+# What a journey send gives its template (engine.RunState.send_variables): `profile` (the
+# person's traits), `event` (the properties of the event that entered the run; event
+# triggers only) and `journey` with these fields.
+JOURNEY_VARIABLES = ("id", "version", "run_id", "variant")
+
+
+def missing_variable(journey: Journey, needed: list[str]) -> str | None:
+    """The first variable a template needs (`event.seq`, `journey.coupon`: dispatch's
+    GetTemplate `variables`) that this journey's sends will not have, with why; else None."""
+    for variable in needed:
+        namespace, _, name = variable.partition(".")
+        if namespace == "event" and not isinstance(journey.trigger, EventTrigger):
+            kind = {SegmentTrigger: "a segment", DateTraitTrigger: "a date trait",
+                    BroadcastTrigger: "a broadcast"}[type(journey.trigger)]
+            return (f"{variable}, but no event enters the runs of a journey triggered by {kind} (event is "
+                    f"empty there; or give it a default: {{{{ {variable} | default('') }}}})")
+        if namespace == "journey" and name not in (*JOURNEY_VARIABLES, "*"):  # `*`: a computed key may be one
+            return f"{variable}, but a journey send has only {', '.join('journey.' + v for v in JOURNEY_VARIABLES)}"
+    return None
 
 
 def referenced_templates(journey: Journey) -> set[str]:
@@ -333,7 +357,7 @@ class _Parser(rules.Parser):
         return Split(tuple(parsed), holdout)
 
     def send(self, tree: dict, path: str) -> Send:
-        self.only(tree, path, {"kind", "channels", "template", "advertising", "order", "next"})
+        self.only(tree, path, {"kind", "channels", "template", "advertising", "transactional", "order", "next"})
         channels = tree.get("channels")
         if not isinstance(channels, list) or not channels:
             self.fail(f"{path}.channels", "expected a non-empty array of channels, in fallback order")
@@ -347,8 +371,15 @@ class _Parser(rules.Parser):
             self.fail(f"{path}.channels[{parsed.index(ALIMTALK)}]",
                       "alimtalk carries informational messages only; use friendtalk for advertising")
         order = self.choice(tree.get("order", "first_allowed"), ("first_allowed", "strict"), f"{path}.order")
+        transactional = tree.get("transactional", False)
+        if not isinstance(transactional, bool):
+            self.fail(f"{path}.transactional", "expected true or false (is this a receipt or a notice the "
+                                               "person asked for?)")
+        if transactional and advertising:
+            self.fail(f"{path}.transactional", "an advertising message is never transactional (fatigue "
+                                               "limits apply to it)")
         return Send(parsed, self.text(tree.get("template"), f"{path}.template"), advertising,
-                    self.ref(tree, "next", path, required=False), order)
+                    self.ref(tree, "next", path, required=False), order, transactional)
 
     # -- goal, exits, entry -------------------------------------------------------------
     def event_match(self, tree: object, path: str, also: set[str] = frozenset()) -> EventMatch:

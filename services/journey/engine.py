@@ -54,6 +54,14 @@ class RunState:
     def awaited_event(self) -> str | None:
         return self.wait.get("event") if self.wait else None
 
+    def send_variables(self) -> dict:
+        """What a send of this run gives its template besides the profile: the properties of
+        the event that entered it (none for segment, date and broadcast entries) and the
+        journey fields (definition.JOURNEY_VARIABLES). Live and simulated sends alike."""
+        return {"event": self.context.get("event", {}).get("properties", {}),
+                "journey": {"id": self.journey_id, "version": self.version, "run_id": self.id,
+                            "variant": self.variant}}
+
 
 @dataclass(frozen=True)
 class StepRecord:

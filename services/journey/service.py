@@ -28,7 +28,8 @@ from kit.tracing import context_from_headers, current_trace_headers
 from kit.zones import SEOUL
 from services.journey.clients import LiveEffects, Platform
 from services.journey.definition import (BroadcastTrigger, DateTraitTrigger, EventTrigger, Journey, SegmentTrigger,
-                                         parse_journey, referenced_segments, referenced_templates)
+                                         Send, missing_variable, parse_journey, referenced_segments,
+                                         referenced_templates)
 from services.journey.engine import (ACTIVE, EXITED, RunState, StepRecord, Stepper, end, event_matches, next_cron,
                                      next_date_occurrence)
 from services.journey.entry import may_enter
@@ -109,6 +110,10 @@ class JourneyService:
         return await self.get(workspace_id, journey_id)
 
     async def publish(self, workspace_id: str, journey_id: str) -> dict:
+        async with self.sessions() as session:
+            draft = await self._existing(JourneyRepository(session), workspace_id, journey_id)
+        if draft.status == "draft":  # its templates may have changed since it was saved
+            await self._check_template_variables(workspace_id, parse_journey(draft.definition))
         now = self.clock.now()
         async with self.sessions() as session, session.begin():
             repo = JourneyRepository(session)
@@ -202,7 +207,19 @@ class JourneyService:
             raise InvalidArgument(f"definition: not valid JSON ({err})", field="definition") from None
         journey = parse_journey(tree)
         await self.platform.check_references(workspace_id, referenced_templates(journey), referenced_segments(journey))
+        await self._check_template_variables(workspace_id, journey)
         return tree, journey
+
+    async def _check_template_variables(self, workspace_id: str, journey: Journey) -> None:
+        """Every send's template reads only what a send of this journey will have (asked of
+        dispatch now: a template may have changed since the journey was saved)."""
+        for node_id, node in sorted(journey.nodes.items()):
+            if not isinstance(node, Send):
+                continue
+            field = f"nodes.{node_id}.template"
+            needed = await self.platform.template_variables(workspace_id, node.template_id, field)
+            if missing := missing_variable(journey, needed):
+                raise InvalidArgument(f"{field}: template {node.template_id!r} reads {missing}", field=field)
 
     @staticmethod
     async def _existing(repo: JourneyRepository, workspace_id: str, journey_id: str, lock: bool = False):

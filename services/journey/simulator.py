@@ -79,7 +79,7 @@ class _DryEffects:
     async def send(self, run, node_id, node: Send, key, at) -> SendOutcome:
         person = {"traits": self.person.traits, "consents": self.person.consents,
                   "identities": self.person.identities}
-        return await self.dry_send(self.simulation_id, at, person, node, run.context)
+        return await self.dry_send(self.simulation_id, at, person, node, run.send_variables())
 
     async def condition(self, run, node_id, node: Condition, at) -> bool:
         """The rule on the person now, counting only events since the run's entry."""

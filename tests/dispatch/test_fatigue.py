@@ -199,7 +199,8 @@ async def test_every_key_a_decision_writes_expires(redis):
     profile = new_profile()
     assert (await decide(redis, rules, profile, datetime.now(UTC), journey="j1")).allowed
     keys = [key async for key in redis.scan_iter(match=f"nudge:dispatch:fatigue:{{{WORKSPACE}:{profile}}}:*")]
-    assert len(keys) == 5 and all(key.startswith(b"nudge:dispatch:fatigue:{") for key in keys)
+    # four counters, the send's reservation and the index of counters a merge moves
+    assert len(keys) == 6 and all(key.startswith(b"nudge:dispatch:fatigue:{") for key in keys)
     for key in keys:
         assert 0 < await redis.pttl(key) <= (30 * 86_400 + 3600) * 1000
 
@@ -241,3 +242,22 @@ def test_a_policy_reads_rolling_and_calendar_windows():
     with pytest.raises(InvalidArgument) as caught:
         fatigue.parse_policy({"rules": [{"kind": "x"}]}, path="policy.fatigue")
     assert caught.value.field == "policy.fatigue.rules[0].kind"
+
+
+async def test_a_merge_moves_the_counters_to_the_survivor_once(redis):
+    rules = policy(("channel", 3, "day"), ("template", 1, "P7D"))
+    merged, survivor, t0 = new_profile(), new_profile(), datetime(2024, 3, 4, 9, tzinfo=UTC)
+    assert (await decide(redis, rules, merged, t0)).allowed                         # sms, template t
+    assert (await decide(redis, rules, survivor, t0, template="u")).allowed         # sms, template u
+    for _ in range(2):  # a redelivered merge event moves nothing twice
+        await fatigue.move(redis, workspace_id=WORKSPACE, merged_id=merged, survivor_id=survivor)
+    later = t0 + timedelta(minutes=1)
+    assert (await decide(redis, rules, survivor, later, template="v")).allowed     # the third sms today
+    denied = await decide(redis, rules, survivor, later, template="w")
+    assert not denied.allowed and denied.rule.index == 0   # a fourth: the merged person's sms counted
+    denied = await decide(redis, rules, survivor, later, template="t", channel="email")
+    assert not denied.allowed and denied.rule.index == 1   # template t went to the merged person
+    left = [k async for k in redis.scan_iter(match=f"nudge:dispatch:fatigue:{{{WORKSPACE}:{merged}}}:*")]
+    assert [k for k in left if b":sent:" not in k] == []  # only the send's own reservation stays behind
+    keys = [k async for k in redis.scan_iter(match=f"nudge:dispatch:fatigue:{{{WORKSPACE}:{survivor}}}:*")]
+    assert [k for k in keys if await redis.pttl(k) <= 0] == []

@@ -55,6 +55,7 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 class Refused(ProviderError):
     def __init__(self, message: str) -> None:
         super().__init__(f"webhook: refused: {message}", retryable=False, unreachable=False)
+        self.detail = message
 
 
 class WebhookAdapter:
@@ -73,6 +74,20 @@ class WebhookAdapter:
             raise ConfigError("config.url must be an http(s) URL", field="config.url")
         return {**config, "allowed_hosts": [h.lower().rstrip(".") for h in allowed],
                 "timeout_seconds": timeout_of(config, 5)}
+
+    async def check_target(self, config: dict) -> None:
+        """At save, the check every send makes (`pinned`) on config.url: a URL the guard
+        would refuse is refused now, naming config.url, not at each send."""
+        if not config.get("url"):
+            return
+        try:
+            await self.pinned(str(config["url"]), config)
+        except Refused as err:
+            hint = "" if err.detail.startswith(("not a valid", "only http")) else \
+                " (add the URL's host name, as written, to config.allowed_hosts to allow it)"
+            raise ConfigError(f"config.url: refused: {err.detail}{hint}", field="config.url") from None
+        except ProviderError as err:
+            raise ConfigError(f"config.url: {str(err).removeprefix('webhook: ')}", field="config.url") from None
 
     async def pinned(self, url: str, config: dict) -> tuple[httpx.URL, dict, dict]:
         """The URL rewritten to a checked IP, plus the Host header and TLS extensions that keep the name."""

@@ -129,18 +129,20 @@ class Delivery(_message.Message):
     def __init__(self, id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., profile_id: _Optional[str] = ..., status: _Optional[str] = ..., channel: _Optional[str] = ..., provider: _Optional[str] = ..., provider_message_id: _Optional[str] = ..., reason: _Optional[str] = ..., rule: _Optional[str] = ..., deferred_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_allowed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., consent_json: _Optional[str] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., template_id: _Optional[str] = ..., template_version: _Optional[int] = ..., advertising: _Optional[bool] = ..., journey_id: _Optional[str] = ..., node_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., journey_version: _Optional[int] = ..., variant: _Optional[str] = ...) -> None: ...
 
 class Template(_message.Message):
-    __slots__ = ("id", "name", "version", "channels_json", "created_at")
+    __slots__ = ("id", "name", "version", "channels_json", "created_at", "variables")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_JSON_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     version: int
     channels_json: str
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., channels_json: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    variables: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., channels_json: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., variables: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PutTemplateRequest(_message.Message):
     __slots__ = ("context", "id", "name", "channels_json")
@@ -237,12 +239,14 @@ class GetPolicyRequest(_message.Message):
     def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ...) -> None: ...
 
 class SetPolicyRequest(_message.Message):
-    __slots__ = ("context", "policy_json")
+    __slots__ = ("context", "policy_json", "merge_patch")
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     POLICY_JSON_FIELD_NUMBER: _ClassVar[int]
+    MERGE_PATCH_FIELD_NUMBER: _ClassVar[int]
     context: _common_pb2.RequestContext
     policy_json: str
-    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., policy_json: _Optional[str] = ...) -> None: ...
+    merge_patch: bool
+    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., policy_json: _Optional[str] = ..., merge_patch: _Optional[bool] = ...) -> None: ...
 
 class GetDeliveryRequest(_message.Message):
     __slots__ = ("context", "id")

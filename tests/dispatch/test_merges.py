@@ -1,0 +1,71 @@
+"""Two people merged into one (identify linking an anonymous visitor to a known user): the
+survivor's inbox holds the merged person's in-app messages, and fatigue counts the merged
+person's sends against the survivor, also for sends still addressed to the merged id."""
+
+import asyncio
+
+from kit.streams import EVENTS, StreamEvent
+from tests.dispatch.test_send_pipeline import (inbox, person, receiver, send,  # noqa: F401 (receiver: a fixture)
+                                               setup, webhook_config)
+
+ONE_PER_CHANNEL_A_DAY = {"fatigue": {"rules": [{"kind": "channel", "limit": 1, "window": "day"}]}}
+
+
+async def anonymous(ws, anonymous_id: str) -> str:
+    response = await ws.tracking.post("/v1/identify", json={"anonymousId": anonymous_id, "traits": {"name": "Lee"}})
+    assert response.status_code == 200, response.text
+    for _ in range(100):
+        found = (await ws.admin.get("/v1/profiles", params={"anonymousId": anonymous_id})).json()["profiles"]
+        if found:
+            return found[0]["id"]
+        await asyncio.sleep(0.05)
+    raise AssertionError("profile not stored")
+
+
+async def merge_consumed(redis, group: str, workspace_id: str, merged_id: str) -> None:
+    """Once the merge is on nudge.events.v1 and dispatch's group has read and acknowledged it."""
+    for _ in range(200):
+        entries = [entry_id for entry_id, fields in await redis.xrange(EVENTS)
+                   if (event := StreamEvent.from_fields(fields)).type == "profile.merged"
+                   and event.workspace_id == workspace_id and event.payload.get("merged_id") == merged_id]
+        if entries:
+            info = next(g for g in await redis.xinfo_groups(EVENTS) if g["name"].decode() == group)
+            done = tuple(map(int, info["last-delivered-id"].split(b"-"))) >= tuple(map(int, entries[0].split(b"-")))
+            if done and info["pending"] == 0:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the merge was not consumed by dispatch")
+
+
+async def test_after_a_merge_the_survivor_has_the_merged_persons_inbox_and_fatigue(workspace, receiver, redis,
+                                                                                 dispatch_platform):
+    await setup(workspace, {"inapp": {"title": "Hi {{ profile.name }}", "body": "Your cart"},
+                            "webhook": {"body": {"text": "hello"}}},
+                {"webhook": ("webhook", webhook_config(receiver))}, policy=ONE_PER_CHANNEL_A_DAY)
+    visitor = await anonymous(workspace, "anon-merge")
+    buyer = await person(workspace, "buyer-merge")
+    to_visitor = await send(workspace, visitor, ["inapp"], transactional=False)
+    to_buyer = await send(workspace, buyer, ["webhook"], transactional=False)
+    assert (to_visitor["status"], to_buyer["status"]) == ("sent", "sent")
+
+    # The visitor signs in: identify links the anonymous id to the user, and the profiles merge.
+    response = await workspace.tracking.post("/v1/identify", json={"userId": "buyer-merge",
+                                                                    "anonymousId": "anon-merge"})
+    assert response.status_code == 200, response.text
+    await merge_consumed(redis, dispatch_platform.settings.consumer_group, workspace.id, visitor)
+
+    # The visitor's in-app message of today counts against the survivor's one in-app a day…
+    again = await send(workspace, buyer, ["inapp"], transactional=False)
+    assert again["status"] == "suppressed" and again["rule"].startswith("fatigue:"), again
+    # … and the survivor's inbox shows it, and takes the SDK's impression of it.
+    assert [(m["deliveryId"], m["title"]) for m in await inbox(workspace, "buyer-merge")] == [
+        (to_visitor["id"], "Hi Lee")]
+    seen = await workspace.tracking.post(f"/v1/inapp/{to_visitor['id']}/impression",
+                                         params={"userId": "buyer-merge"})
+    assert seen.status_code == 200 and seen.json()["recorded"], seen.text
+    # A send still addressed to the merged id is the survivor's: its webhook message of today counts.
+    late = await send(workspace, visitor, ["webhook"], transactional=False)
+    assert late["status"] == "suppressed" and late["rule"].startswith("fatigue:"), late
+    assert len(receiver.requests) == 1
+    history = (await workspace.admin.get(f"/v1/profiles/{buyer}/deliveries")).json()["deliveries"]
+    assert to_visitor["id"] in {d["id"] for d in history}  # the "why" of the survivor includes them
