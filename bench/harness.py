@@ -168,12 +168,13 @@ async def wait_grpc(address: str, procs: Processes, name: str, timeout: float = 
     raise RuntimeError(f"{name} not serving after {timeout:.0f} s:\n{procs.log(name)}")
 
 
-async def migrate(procs: Processes, module: str, url: str, redis_url: str) -> None:
+async def migrate(procs: Processes, module: str, url: str, redis_url: str, **env: str) -> None:
     """Migrates `url` the way the service does it: starts `python -m <module>` on it (it
     migrates at start), waits until it serves, stops it. For benchmarks that seed the
-    service's tables before its measured processes start."""
+    service's tables before its measured processes start. `env`: more of its settings (a
+    consumer group of the run's, so that it leaves none of its own behind)."""
     name = f"migrate-{module.rpartition('.')[2]}"
-    address = procs.service(name, module, {"NUDGE_DATABASE_URL": url, "NUDGE_REDIS_URL": redis_url})
+    address = procs.service(name, module, {"NUDGE_DATABASE_URL": url, "NUDGE_REDIS_URL": redis_url, **env})
     try:
         await wait_grpc(address, procs, name)
     finally:
