@@ -267,34 +267,30 @@ async def run(args) -> None:
         print_sends(args, *sends_part)
 
 
-def row(r: Result, nudge: Result, cpu_scale: float) -> str:
-    ratio = "" if r is nudge else f"{nudge.rate / r.rate:.1%}"
-    return (f"{r.name:<36}{r.rate:>12,.0f}{r.percentile(50):>9.2f}{r.percentile(99):>9.2f}"
-            f"{r.cpu / r.items * cpu_scale:>9.0f}{ratio:>14}")
+def print_rows(unit: str, nudge: Result, baselines: list[Result]) -> None:
+    harness.table(36, [(unit, 12), ("p50 ms", 9), ("p99 ms", 9), ("CPU µs", 9), ("Nudge ÷ this", 14)], [
+        (r.name, [f"{r.rate:,.0f}", f"{r.percentile(50):.2f}", f"{r.percentile(99):.2f}", f"{r.cpu / r.items * 1e6:.0f}",
+                  "" if r is nudge else harness.share(nudge.rate, r.rate)]) for r in (nudge, *baselines)])
 
 
 def print_fatigue(args, nudge: Result, baselines: list[Result], tally: dict, distinct: int) -> None:
     print(f"\nfatigue: {nudge.items:,} decisions over {distinct:,} distinct profiles, "
           f"{tally['allowed']:,} allowed / {tally['denied']:,} denied, one redis-py client "
           f"(CPU µs: this process's CPU time per decision)")
-    print(f"{'':36}{'decisions/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'CPU µs':>9}{'Nudge ÷ this':>14}")
-    for r in (nudge, *baselines):
-        print(row(r, nudge, 1e6))
-    share = nudge.rate / baselines[0].rate
-    print(f"aim ≥ {AIM_FATIGUE_SHARE:.0%} of bare EVALSHA: {'met' if share >= AIM_FATIGUE_SHARE else 'NOT met'}")
+    print_rows("decisions/s", nudge, baselines)
+    print(f"aim ≥ {AIM_FATIGUE_SHARE:.0%} of bare EVALSHA: "
+          f"{harness.verdict(nudge.rate / baselines[0].rate >= AIM_FATIGUE_SHARE)}")
 
 
 def print_sends(args, nudge: Result, baselines: list[Result], others: dict) -> None:
     print(f"\nsends: {nudge.items:,} webhooks through the pipeline to a local uvicorn server "
           f"(requests received = sends; CPU µs: this process's CPU time per send)")
-    print(f"{'':36}{'sends/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'CPU µs':>9}{'Nudge ÷ this':>14}")
-    for r in (nudge, *baselines):
-        print(row(r, nudge, 1e6))
+    print_rows("sends/s", nudge, baselines)
     if None not in others.values():
         print(f"CPU per send elsewhere: dispatch service {others['dispatch'] / nudge.items * 1e6:,.0f} µs, "
               f"profile service {others['profile'] / nudge.items * 1e6:,.0f} µs, "
               f"receiver {others['receiver'] / nudge.items * 1e6:,.0f} µs (PostgreSQL and Redis not counted)")
-    print(f"aim ≥ {AIM_SENDS_PER_SECOND:,} sends/s: {'met' if nudge.rate >= AIM_SENDS_PER_SECOND else 'NOT met'}")
+    print(f"aim ≥ {AIM_SENDS_PER_SECOND:,} sends/s: {harness.verdict(nudge.rate >= AIM_SENDS_PER_SECOND)}")
 
 
 # -- the webhook receiver, served in its own process ------------------------------------

@@ -738,35 +738,31 @@ def print_table(args, server: str, ingest: Ingest | None, query: Query | None) -
         nudge, bare = ingest.nudge, ingest.bare
         print(f"\n1. {ingest.facts:,} facts from {ingest.entries:,} stream entries on {len(STREAMS)} streams, "
               f"consumer batch {args.batch:,}")
-        print(f"{'':34}{'facts/s':>10}{'seconds':>9}{'CPU µs':>8}{'PG µs':>7}{'Nudge ÷ this':>14}")
-        for r in (nudge, bare):
-            ratio = "" if r is nudge else f"{nudge.rate / r.rate:.1%}"
-            print(f"{r.name:<34}{r.rate:>10,.0f}{r.seconds:>9.1f}{r.cpu.own / ingest.facts * 1e6:>8,.0f}"
-                  f"{r.cpu.postgres / ingest.facts * 1e6:>7,.0f}{ratio:>14}")
+        harness.table(34, [("facts/s", 10), ("seconds", 9), ("CPU µs", 8), ("PG µs", 7), ("Nudge ÷ this", 14)], [
+            (r.name, [f"{r.rate:,.0f}", f"{r.seconds:.1f}", f"{r.cpu.own / ingest.facts * 1e6:,.0f}",
+                      f"{r.cpu.postgres / ingest.facts * 1e6:,.0f}",
+                      "" if r is nudge else harness.share(nudge.rate, r.rate)]) for r in (nudge, bare)])
         print(f"metrics process start → first transaction: {ingest.startup:.1f} s (not counted)")
         for line in ingest.logged:
             print(f"the metrics processes logged {line}")
         if nudge.wrong:
             print("facts the service stored unlike fact_of's row: "
                   + ", ".join(f"{key} {n:,}" for key, n in sorted(nudge.wrong.items())))
-        verdict = "met" if nudge.rate >= AIM_FACTS_PER_SECOND else "NOT met"
-        print(f"aim ≥ {AIM_FACTS_PER_SECOND:,} facts/s: {verdict}")
+        print(f"aim ≥ {AIM_FACTS_PER_SECOND:,} facts/s: {harness.verdict(nudge.rate >= AIM_FACTS_PER_SECOND)}")
     if query:
         bare = query.rows[-1]
         print(f"\n2. stats of journey {TARGET} by {' and '.join(GROUP_BY)} ({query.journey_facts:,} of "
               f"{query.facts:,} facts, {query.attributions:,} attributions; {query.groups} rows), "
               f"{args.query_runs} runs")
-        print(f"{'':34}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}{'÷ bare p50':>12}{'÷ bare p95':>12}")
-        for r in query.rows:
-            ratios = ("", "") if r is bare else (f"{r.percentile(50) / bare.percentile(50):.2f}×",
-                                                 f"{r.percentile(95) / bare.percentile(95):.2f}×")
-            print(f"{r.name:<34}{r.percentile(50):>10,.1f}{r.percentile(95):>10,.1f}{max(r.ms):>10,.1f}"
-                  f"{ratios[0]:>12}{ratios[1]:>12}")
+        harness.table(34, [("p50 ms", 10), ("p95 ms", 10), ("max ms", 10), ("÷ bare p50", 12), ("÷ bare p95", 12)], [
+            (r.name, [f"{r.percentile(50):,.1f}", f"{r.percentile(95):,.1f}", f"{max(r.ms):,.1f}",
+                      *(("", "") if r is bare else (f"{r.percentile(50) / bare.percentile(50):.2f}×",
+                                                    f"{r.percentile(95) / bare.percentile(95):.2f}×"))])
+            for r in query.rows])
         print(f"seeding took {query.seed_seconds:.0f} s")
         within = {r.name: r.percentile(50) <= AIM_STATS_RATIO * bare.percentile(50)
                   and r.percentile(95) <= AIM_STATS_RATIO * bare.percentile(95) for r in query.rows[:-1]}
-        verdict = "met" if all(within.values()) else "NOT met"
-        print(f"aim stats within {AIM_STATS_RATIO:g}× the bare SQL (p50 and p95): {verdict}")
+        print(f"aim stats within {AIM_STATS_RATIO:g}× the bare SQL (p50 and p95): {harness.verdict(all(within.values()))}")
 
 
 def main() -> None:

@@ -622,31 +622,29 @@ def print_table(args, server: str, throughput: Throughput | None, latency: Laten
     if throughput:
         nudge = throughput.nudge
         print(f"\n1. {args.events:,} events evaluated ({throughput.changes:,} membership changes)")
-        print(f"{'':34}{'events/s':>10}{'seconds':>9}{'Nudge ÷ this':>14}")
-        for r in [nudge, *throughput.baselines]:
-            ratio = "" if r is nudge else f"{nudge.rate / r.rate:.1%}"
-            print(f"{r.name:<34}{r.rate:>10,.0f}{r.seconds:>9.2f}{ratio:>14}")
-        verdict = "met" if nudge.rate >= AIM_EVENTS_PER_SECOND else "NOT met"
-        print(f"aim ≥ {AIM_EVENTS_PER_SECOND:,} events/s with {args.segments} segments: {verdict}")
+        harness.table(34, [("events/s", 10), ("seconds", 9), ("Nudge ÷ this", 14)], [
+            (r.name, [f"{r.rate:,.0f}", f"{r.seconds:.2f}", "" if r is nudge else harness.share(nudge.rate, r.rate)])
+            for r in [nudge, *throughput.baselines]])
+        print(f"aim ≥ {AIM_EVENTS_PER_SECOND:,} events/s with {args.segments} segments: "
+              f"{harness.verdict(nudge.rate >= AIM_EVENTS_PER_SECOND)}")
     if latency:
         nudge, hop = latency.nudge, latency.hop
         print(f"\n2. event stored → segment.entered published, {args.rate:,.0f} events/s for {args.seconds:g} s")
-        print(f"{'':34}{'p50 ms':>10}{'p99 ms':>9}{'max ms':>9}{'Nudge − this':>14}")
-        for r in (nudge, hop):
-            added = "" if r is nudge else f"+{nudge.percentile(99) - r.percentile(99):.0f} ms p99"
-            print(f"{r.name:<34}{r.percentile(50):>10.0f}{r.percentile(99):>9.0f}{max(r.latencies):>9.0f}{added:>14}")
+        harness.table(34, [("p50 ms", 10), ("p99 ms", 9), ("max ms", 9), ("Nudge − this", 14)], [
+            (r.name, [f"{r.percentile(50):.0f}", f"{r.percentile(99):.0f}", f"{max(r.latencies):.0f}",
+                      "" if r is nudge else f"+{nudge.percentile(99) - r.percentile(99):.0f} ms p99"])
+            for r in (nudge, hop)])
         print(f"added p99: {nudge.percentile(99) - hop.percentile(99):.0f} ms")
     if backfill:
         nudge, sql = backfill.nudge, backfill.sql
         print(f"\n3. backfill of a new segment over {args.profiles:,} profiles "
               f"({backfill.members:,} members, batches of {args.backfill_batch:,})")
-        print(f"{'':34}{'seconds':>10}{'profiles/s':>11}{'Nudge ÷ this':>14}")
-        for r in (nudge, sql):
-            ratio = "" if r is nudge else f"{nudge.seconds / r.seconds:,.1f}×"
-            print(f"{r.name:<34}{r.seconds:>10.3f}{r.rate:>11,.0f}{ratio:>14}")
+        harness.table(34, [("seconds", 10), ("profiles/s", 11), ("Nudge ÷ this", 14)], [
+            (r.name, [f"{r.seconds:.3f}", f"{r.rate:,.0f}", "" if r is nudge else f"{nudge.seconds / r.seconds:,.1f}×"])
+            for r in (nudge, sql)])
         print(f"slowest backfill batch: {backfill.slowest_batch:.1f} s")
-        verdict = "met" if nudge.seconds <= AIM_BACKFILL_RATIO * sql.seconds else "NOT met"
-        print(f"aim ≤ {AIM_BACKFILL_RATIO:g}× the SQL: {verdict}")
+        print(f"aim ≤ {AIM_BACKFILL_RATIO:g}× the SQL: "
+              f"{harness.verdict(nudge.seconds <= AIM_BACKFILL_RATIO * sql.seconds)}")
 
 
 # -- the bare hop, run in its own process ----------------------------------------------

@@ -403,31 +403,27 @@ def print_table(args, server: str, burst: Burst | None, steady: Steady | None) -
     if burst:
         nudge, bare = burst.nudge, burst.bare
         print(f"\n1. {args.timers:,} timers due at once (one step each)")
-        print(f"{'':34}{'timers/s':>10}{'seconds':>9}{'p50 ms':>10}{'p99 ms':>10}"
-              f"{'CPU µs':>8}{'PG µs':>7}{'Nudge ÷ this':>14}")
-        for r in (nudge, bare):
-            ratio = "" if r is nudge else f"{nudge.rate / r.rate:.1%}"
-            print(f"{r.name:<34}{r.rate:>10,.0f}{r.seconds:>9.1f}{r.latencies['p50']:>10,.0f}"
-                  f"{r.latencies['p99']:>10,.0f}{r.cpu.own / r.count * 1e6:>8,.0f}"
-                  f"{r.cpu.postgres / r.count * 1e6:>7,.0f}{ratio:>14}")
+        harness.table(34, [("timers/s", 10), ("seconds", 9), ("p50 ms", 10), ("p99 ms", 10), ("CPU µs", 8),
+                           ("PG µs", 7), ("Nudge ÷ this", 14)], [
+            (r.name, [f"{r.rate:,.0f}", f"{r.seconds:.1f}", f"{r.latencies['p50']:,.0f}", f"{r.latencies['p99']:,.0f}",
+                      f"{r.cpu.own / r.count * 1e6:,.0f}", f"{r.cpu.postgres / r.count * 1e6:,.0f}",
+                      "" if r is nudge else harness.share(nudge.rate, r.rate)]) for r in (nudge, bare)])
         print("fired/s by tenth of the burst: " + " ".join(f"{rate:,.0f}" for rate in burst.tenths))
         if burst.relay_seconds is not None:
             print(f"outbox relay done {burst.relay_seconds:.1f} s after the timers were due")
-        met = nudge.rate >= AIM_STEPS_PER_SECOND and nudge.rate >= AIM_SHARE_OF_BARE * bare.rate
-        print(f"aim ≥ {AIM_STEPS_PER_SECOND:,} steps/s ({'met' if nudge.rate >= AIM_STEPS_PER_SECOND else 'NOT met'}) "
-              f"and ≥ {AIM_SHARE_OF_BARE:.0%} of the bare claim SQL "
-              f"({'met' if nudge.rate >= AIM_SHARE_OF_BARE * bare.rate else 'NOT met'}): "
-              f"{'met' if met else 'NOT met'}")
+        rate_met, share_met = nudge.rate >= AIM_STEPS_PER_SECOND, nudge.rate >= AIM_SHARE_OF_BARE * bare.rate
+        print(f"aim ≥ {AIM_STEPS_PER_SECOND:,} steps/s ({harness.verdict(rate_met)}) "
+              f"and ≥ {AIM_SHARE_OF_BARE:.0%} of the bare claim SQL ({harness.verdict(share_met)}): "
+              f"{harness.verdict(rate_met and share_met)}")
     if steady:
         nudge, bare = steady.nudge, steady.bare
         print(f"\n2. {steady.count:,} timers due at {args.steady_rate:,.0f}/s for {args.steady_seconds:g} s, lateness")
-        print(f"{'':34}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'Nudge − this':>18}")
-        for r in (nudge, bare):
-            added = "" if r is nudge else f"{nudge.latencies['p99'] - r.latencies['p99']:+,.0f} ms p99"
-            print(f"{r.name:<34}{r.latencies['p50']:>10,.0f}{r.latencies['p99']:>10,.0f}"
-                  f"{r.latencies['max']:>10,.0f}{added:>18}")
-        verdict = "met" if nudge.latencies["p99"] < AIM_STEADY_P99_MS else "NOT met"
-        print(f"aim lateness p99 < {AIM_STEADY_P99_MS / 1000:g} s: {verdict}")
+        harness.table(34, [("p50 ms", 10), ("p99 ms", 10), ("max ms", 10), ("Nudge − this", 18)], [
+            (r.name, [f"{r.latencies['p50']:,.0f}", f"{r.latencies['p99']:,.0f}", f"{r.latencies['max']:,.0f}",
+                      "" if r is nudge else f"{nudge.latencies['p99'] - r.latencies['p99']:+,.0f} ms p99"])
+            for r in (nudge, bare)])
+        print(f"aim lateness p99 < {AIM_STEADY_P99_MS / 1000:g} s: "
+              f"{harness.verdict(nudge.latencies['p99'] < AIM_STEADY_P99_MS)}")
 
 
 def main() -> None:

@@ -48,11 +48,12 @@ BENCHMARKS = {
 }
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def private_redis_url():
-    """A Redis of the benchmark's own: the services it starts publish on the platform streams,
-    and bench.ingest deletes every key that appeared during its run, so it must not share the
-    Redis the rest of the suite's services are using."""
+    """A Redis of the benchmarks' own: the services they start publish on the platform streams,
+    and bench.ingest deletes every key that appeared during its run, so they must not share
+    the Redis the rest of the suite's services are using. The benchmarks run one after the
+    other, each removing what it put there."""
     with tempfile.TemporaryDirectory(prefix="nb-") as path:  # short: a unix socket path is at most 107 bytes
         yield embedded.redis_url(Path(path))
         embedded.stop_redis(Path(path))
