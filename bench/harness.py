@@ -314,10 +314,10 @@ class Run:
 
         async with harness.Run(args, "bench.x") as run:
             url = await run.database("x")
-            run.undo.workspaces.add(...)"""
+            run.undo.workspaces.add(workspace_id.encode())"""
 
-    def __init__(self, args, prog: str, undo: RedisUndo | None = None, *, workspaces: Iterable[str] = (),
-                 patterns: Iterable[str] = (), new_keys: bool = False) -> None:
+    def __init__(self, args, prog: str, *, workspaces: Iterable[str] = (), patterns: Iterable[str] = (),
+                 new_keys: bool = False) -> None:
         self.args, self.status = args, reporter(prog)
         self.id = secrets.token_hex(4)
         self.redis = Redis.from_url(args.redis_url)
