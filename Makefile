@@ -56,6 +56,11 @@ bench-timers: $(STAMP)
 bench-metrics: $(STAMP)
 	$(PY) -m bench.metrics $(BENCH_ARGS)
 
+## bench-smoke: every benchmark at a tiny size (seconds each), as the test suite runs them
+.PHONY: bench-smoke
+bench-smoke: $(STAMP)
+	$(PY) -m pytest tests/bench $(PYTEST_ARGS)
+
 ## workspace: create a workspace and print its keys (NAME=…)
 workspace: $(STAMP)
 	$(PY) -m gateway.workspaces create "$(NAME)"

@@ -4,44 +4,36 @@ per second, each next to baselines measured by the same client in the same run.
 1. fatigue: `services.dispatch.fatigue.decide` with a realistic policy over 100,000 distinct
    profiles (each once, then random repeats), against a bare EVALSHA of `return 1` and a bare
    INCR from the same Redis client at the same concurrency;
-2. sends: the real pipeline (`DispatchService.send` as built by `services.dispatch.__main__`,
-   in this process, with its outbox relay running) sending webhooks to a local HTTP server,
-   against the same server hit directly by httpx at the same concurrency.
+2. sends: the real pipeline (`Send` over gRPC to `python -m services.dispatch`, with its
+   outbox relay running) sending webhooks to a local HTTP server, against the same server
+   hit directly by httpx at the same concurrency.
 
-The profile service runs as a subprocess (`python -m services.profile`) and the webhook
-receiver as another; the dispatch service and the profile service each get a fresh database
-of the local PostgreSQL. Everything the run creates (databases, its Redis keys and stream
+The dispatch service, the profile service (`python -m services.profile`) and the webhook
+receiver run as subprocesses; the dispatch service and the profile service each get a
+fresh database of the local PostgreSQL. Everything the run creates (databases, its Redis keys and stream
 entries) is removed at the end, and only that: other runs may share the Redis database.
 """
 
 import argparse
-import asyncio
-import contextlib
 import cProfile
 import io
 import os
 import pstats
 import random
-import secrets
-import signal
-import sys
-import tempfile
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 
-import asyncpg
-import grpc
 import httpx
 import orjson
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.asyncio import Redis
 
-from bench.ingest import Processes, Result, admin_execute, drive, free_port, run_bench, wait_grpc, wait_ready
-from kit.db import with_database
+from bench import harness
+from bench.harness import HOST, Processes, Result, cpu_seconds, drive, fetchval, free_port, wait_grpc, wait_http
 from kit.streams import EVENTS, family_streams
-
-HOST = "127.0.0.1"
+from nudge.common.v1 import common_pb2
+from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
+from nudge.profile.v1 import profile_pb2, profile_pb2_grpc
 POLICY = {"rules": [{"kind": "channel", "limit": 2, "window": "day"},
                     {"kind": "template", "limit": 1, "window": "P7D"},
                     {"kind": "all_channels", "limit": 5, "window": "P7D"}]}
@@ -51,26 +43,7 @@ TEMPLATE = '{"webhook": {"body": {"text": "hi {{ profile.name }}"}}}'
 AIM_FATIGUE_SHARE, AIM_SENDS_PER_SECOND = 0.50, 2_000
 
 
-async def measure(send, payloads, concurrency: int, result: Result) -> Result:
-    """`drive`, also taking this process's CPU time over the run (result.cpu, seconds)."""
-    before = os.times()
-    await drive(send, payloads, concurrency, result)
-    after = os.times()
-    result.cpu = (after.user + after.system) - (before.user + before.system)
-    return result
-
-
-def proc_cpu(pid: int) -> float | None:
-    """CPU seconds (user + system) a process has used so far; None where /proc is missing."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def status(message: str) -> None:
-    print(f"bench.dispatch: {message}", file=sys.stderr, flush=True)
+status = harness.reporter("bench.dispatch")
 
 
 class Profiler:
@@ -94,46 +67,6 @@ class Profiler:
         text = io.StringIO()
         pstats.Stats(self.profile, stream=text).sort_stats("tottime").print_stats(25)
         status(f"cProfile of {self.name} written to {path}; by own time:\n{text.getvalue()}")
-
-
-# -- Redis clean-up ------------------------------------------------------------------
-class RedisUndo:
-    """Removes what this run put in Redis, and nothing else (another run may share the
-    database): keys under the run's own prefixes, and the stream entries of its workspaces."""
-
-    def __init__(self, redis: Redis, workspaces: list[str], patterns: list[str]) -> None:
-        self.redis, self.workspaces, self.patterns = redis, {w.encode() for w in workspaces}, patterns
-        self.tails: dict[bytes, bytes] = {}
-
-    async def snapshot(self) -> None:
-        async for stream in self.redis.scan_iter(_type="stream", count=1000):
-            last = await self.redis.xrevrange(stream, count=1)
-            self.tails[stream] = last[0][0] if last else b"0-0"
-
-    async def delete_keys(self, pattern: str) -> int:
-        deleted, batch = 0, []
-        async for key in self.redis.scan_iter(match=pattern, count=5000):
-            batch.append(key)
-            if len(batch) == 5000:
-                deleted += await self.redis.unlink(*batch)
-                batch = []
-        if batch:
-            deleted += await self.redis.unlink(*batch)
-        return deleted
-
-    async def restore(self) -> None:
-        for pattern in self.patterns:
-            await self.delete_keys(pattern)
-        async for stream in self.redis.scan_iter(_type="stream", count=1000):
-            start, removed = self.tails.get(stream, b"0-0"), 0
-            while entries := await self.redis.xrange(stream, min=b"(" + start, count=2000):
-                start = entries[-1][0]
-                mine = [entry_id for entry_id, fields in entries if fields.get(b"workspace_id") in self.workspaces]
-                if mine:
-                    removed += await self.redis.xdel(stream, *mine)
-            # a stream this run created and only it wrote to
-            if removed and stream not in self.tails and await self.redis.xlen(stream) == 0:
-                await self.redis.delete(stream)
 
 
 # -- 1. fatigue decisions ------------------------------------------------------------
@@ -176,14 +109,14 @@ async def bench_fatigue(args, redis: Redis, workspace_id: str, run_id: str, rng:
     for name, send in (("bare EVALSHA (return 1)", evalsha), ("bare INCR", incr)):
         status(f"fatigue: {name}")
         await drive(send, warm, args.concurrency, Result("warm-up"))
-        result = await measure(send, measured, args.concurrency, Result(name))
+        result = await drive(send, measured, args.concurrency, Result(name))
         result.items = len(measured)
         results.append(result)
     status(f"fatigue: decide() over {len(measured):,} decisions")
     await drive(decide, warm, args.concurrency, Result("warm-up"))
     tally.update(allowed=0, denied=0)
     with Profiler(args.cprofile, "fatigue"):
-        nudge = await measure(decide, measured, args.concurrency, Result("Nudge fatigue.decide"))
+        nudge = await drive(decide, measured, args.concurrency, Result("Nudge fatigue.decide"))
     nudge.items = len(measured)
     if tally["allowed"] + tally["denied"] != len(measured):
         raise RuntimeError(f"{len(measured)} decisions asked, {tally} answered")
@@ -194,13 +127,10 @@ async def bench_fatigue(args, redis: Redis, workspace_id: str, run_id: str, rng:
 # -- 2. sends ------------------------------------------------------------------------
 async def create_profiles(address: str, workspace_id: str, count: int, run_id: str) -> list[str]:
     """`count` people through the profile service's Ingest (identify calls), in batches of 500."""
-    from nudge.common.v1 import common_pb2
-    from nudge.profile.v1 import profile_pb2, profile_pb2_grpc
-
     now = Timestamp()
     now.FromDatetime(datetime.now(timezone.utc))
     ids: list[str] = []
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with harness.channel(address) as channel:
         profiles = profile_pb2_grpc.ProfileServiceStub(channel)
         for start in range(0, count, 500):
             calls = [profile_pb2.TrackingCall(
@@ -222,21 +152,15 @@ async def receiver_count(client: httpx.AsyncClient, base: str) -> dict:
     return (await client.get(f"{base}/count")).json()
 
 
-async def bench_sends(args, procs: Processes, client: httpx.AsyncClient, run_id: str, workspace_id: str,
-                      dbs: dict) -> tuple:
-    from kit.runtime import open_runtime
-    from services.dispatch.__main__ import MIGRATIONS, build
-    from services.dispatch.service import SendSpec
-    from services.dispatch.settings import DispatchSettings
-
-    grpc_port, http_port = free_port(), free_port()
-    procs.start("profile", ["-m", "services.profile"], {
-        "NUDGE_DATABASE_URL": with_database(args.database_url, dbs["profile"]), "NUDGE_REDIS_URL": args.redis_url,
-        "NUDGE_GRPC_PORT": str(grpc_port), "NUDGE_LOG_LEVEL": "WARNING"})
+async def bench_sends(args, procs: Processes, client: httpx.AsyncClient, keys: harness.RedisUndo, run_id: str,
+                      workspace_id: str, urls: dict) -> tuple:
+    http_port = free_port()
+    profile_addr = procs.service("profile", "services.profile", {"NUDGE_DATABASE_URL": urls["profile"],
+                                                                 "NUDGE_REDIS_URL": args.redis_url})
     procs.start("receiver", ["-m", "bench.dispatch", "--serve-receiver", str(http_port)], {})
-    profile_addr, base = f"{HOST}:{grpc_port}", f"http://{HOST}:{http_port}"
+    base = f"http://{HOST}:{http_port}"
     url = f"{base}/hook"
-    await wait_ready(client, f"{base}/healthz", procs, "receiver")
+    await wait_http(client, f"{base}/healthz", procs, "receiver")
     await wait_grpc(profile_addr, procs, "profile")
 
     status(f"sends: {args.sends + args.send_warmup:,} profiles through the profile service's Ingest")
@@ -257,112 +181,84 @@ async def bench_sends(args, procs: Processes, client: httpx.AsyncClient, run_id:
 
         await drive(post, range(args.send_warmup), args.concurrency, Result("warm-up"))
         before = (await receiver_count(client, base))["requests"]
-        result = await measure(post, range(args.sends), args.concurrency, Result(name))
+        result = await drive(post, range(args.sends), args.concurrency, Result(name))
         result.items = (await receiver_count(client, base))["requests"] - before
         if result.items != args.sends:
             raise RuntimeError(f"{name}: {args.sends} requests made, the server counted {result.items}")
         baselines.append(result)
 
-    status("sends: the dispatch service (migrations, channel config, template, policy)")
-    settings = DispatchSettings(database_url=with_database(args.database_url, dbs["dispatch"]),
-                                redis_url=args.redis_url, profile_addr=profile_addr, grpc_port=0,
-                                log_level="WARNING", otlp_endpoint=None,
-                                consumer_group=f"bench-dispatch-{run_id}")  # removed at the end
-    runtime = await open_runtime("dispatch", settings, MIGRATIONS, setup_observability=False)
-    server, service, loops = build(runtime, settings)  # the gRPC server is not started: sends are direct calls
-    tasks = [asyncio.create_task(loop) for loop in loops]
-    try:
-        await service.put_template(workspace_id, "t", "t", TEMPLATE)
-        await service.put_channel_config(workspace_id, "webhook", "webhook", orjson.dumps({
-            "url": url, "secret": "x", "allowed_hosts": [HOST], "rate_per_second": 100_000,
-            "burst": 100_000}).decode())
-        await service.set_policy(workspace_id, orjson.dumps({"fatigue": POLICY}).decode())
+    status("sends: the dispatch service (channel config, template, policy)")
+    group = f"bench-dispatch-{run_id}"
+    for stream in family_streams(EVENTS, 1):  # its consumer group: the run's, at the end of the stream
+        await keys.create_group(stream, group)
+    address = procs.service("dispatch", "services.dispatch", {
+        "NUDGE_DATABASE_URL": urls["dispatch"], "NUDGE_REDIS_URL": args.redis_url, "NUDGE_PROFILE_ADDR": profile_addr,
+        "NUDGE_CONSUMER_GROUP": group})
+    await wait_grpc(address, procs, "dispatch")
+    context = common_pb2.RequestContext(workspace_id=workspace_id, actor="bench")
+    async with harness.channel(address) as channel:
+        dispatch = dispatch_pb2_grpc.DispatchServiceStub(channel)
+        await dispatch.PutTemplate(dispatch_pb2.PutTemplateRequest(
+            context=context, id="t", name="t", channels_json=TEMPLATE), timeout=60)
+        await dispatch.PutChannelConfig(dispatch_pb2.PutChannelConfigRequest(
+            context=context, channel="webhook", provider="webhook", config_json=orjson.dumps({
+                "url": url, "secret": "x", "allowed_hosts": [HOST], "rate_per_second": 100_000,
+                "burst": 100_000}).decode()), timeout=60)
+        await dispatch.SetPolicy(dispatch_pb2.SetPolicyRequest(
+            context=context, policy_json=orjson.dumps({"fatigue": POLICY}).decode()), timeout=60)
         outcomes: dict[str, int] = {}
 
         async def send(item: tuple[int, str]) -> None:
             n, profile_id = item
-            delivery = await service.send(workspace_id, SendSpec(f"bench-{run_id}-{n}", profile_id, ["webhook"], "t"))
-            outcomes[delivery["status"]] = outcomes.get(delivery["status"], 0) + 1
-            if delivery["status"] != "sent":
-                raise RuntimeError(f"send {n}: {delivery['status']} ({delivery['rule']}: {delivery['reason']})")
+            delivery = await dispatch.Send(dispatch_pb2.SendRequest(
+                context=context, idempotency_key=f"bench-{run_id}-{n}", profile_id=profile_id, channels=["webhook"],
+                template_id="t"), timeout=60)
+            outcomes[delivery.status] = outcomes.get(delivery.status, 0) + 1
+            if delivery.status != "sent":
+                raise RuntimeError(f"send {n}: {delivery.status} ({delivery.rule}: {delivery.reason})")
 
         status(f"sends: warm-up ({args.send_warmup:,}), then {args.sends:,} sends")
         warm = list(enumerate(people[args.sends:], start=args.sends))
         await drive(send, warm, args.concurrency, Result("warm-up"))
         before = await receiver_count(client, base)
         outcomes.clear()
-        others = {name: proc_cpu(procs.running[name].pid) for name in ("profile", "receiver")}
+        others = {name: cpu_seconds(procs.running[name].pid) for name in ("dispatch", "profile", "receiver")}
         with Profiler(args.cprofile, "sends"):
-            nudge = await measure(send, list(enumerate(people[:args.sends])), args.concurrency,
-                                  Result("Nudge DispatchService.send"))
-        for name, cpu in others.items():
-            now = proc_cpu(procs.running[name].pid)
-            others[name] = None if cpu is None or now is None else now - cpu
-        after = await receiver_count(client, base)
-        nudge.items = after["requests"] - before["requests"]
-        new_ids = after["deliveries"] - before["deliveries"]
-        sent = await count_sent(settings.database_url, workspace_id)
-        expected = args.sends + args.send_warmup
-        if not (nudge.items == new_ids == outcomes.get("sent", 0) == args.sends and sent == expected):
-            raise RuntimeError(f"{args.sends} sends: replies {outcomes}, the server got {nudge.items} requests "
-                               f"for {new_ids} new deliveries, the deliveries table has {sent} sent "
-                               f"(with {args.send_warmup} warm-up sends)")
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for stream in family_streams(EVENTS, settings.events_partitions):
-            with contextlib.suppress(Exception):
-                await runtime.redis.xgroup_destroy(stream, settings.consumer_group)
-        await service.http.aclose()
-        await service.profiles.close()
-        await runtime.close()
+            nudge = await drive(send, list(enumerate(people[:args.sends])), args.concurrency,
+                                Result("Nudge Send over gRPC"))
+    for name, cpu in others.items():
+        now = cpu_seconds(procs.running[name].pid)
+        others[name] = None if cpu is None or now is None else now - cpu
+    after = await receiver_count(client, base)
+    nudge.items = after["requests"] - before["requests"]
+    new_ids = after["deliveries"] - before["deliveries"]
+    sent = await fetchval(urls["dispatch"], "SELECT count(*) FROM deliveries WHERE workspace_id = $1 "
+                                            "AND status = 'sent'", workspace_id)
+    expected = args.sends + args.send_warmup
+    if not (nudge.items == new_ids == outcomes.get("sent", 0) == args.sends and sent == expected):
+        raise RuntimeError(f"{args.sends} sends: replies {outcomes}, the server got {nudge.items} requests "
+                           f"for {new_ids} new deliveries, the deliveries table has {sent} sent "
+                           f"(with {args.send_warmup} warm-up sends)")
     return nudge, baselines, others
-
-
-async def count_sent(url: str, workspace_id: str) -> int:
-    conn = await asyncpg.connect(url)
-    try:
-        return await conn.fetchval("SELECT count(*) FROM deliveries WHERE workspace_id = $1 AND status = 'sent'",
-                                   workspace_id)
-    finally:
-        await conn.close()
 
 
 # -- the run -------------------------------------------------------------------------
 async def run(args) -> None:
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-    rng, run_id = random.Random(args.seed), secrets.token_hex(4)
-    fatigue_ws, send_ws = f"bench-fatigue-{run_id}", f"bench-dispatch-{run_id}"
-    dbs = {name: f"bench_{name}_{run_id}" for name in ("dispatch", "profile")}
-    redis = Redis.from_url(args.redis_url)
-    undo = RedisUndo(redis, [fatigue_ws, send_ws], [
-        f"nudge:dispatch:fatigue:{{{fatigue_ws}:*", f"nudge:dispatch:fatigue:{{{send_ws}:*",
-        f"nudge:dispatch:rate:{send_ws}:*", f"bench:dispatch:{run_id}:*"])
-    await undo.snapshot()
     fatigue_part = sends_part = None
-    with tempfile.TemporaryDirectory(prefix="nudge-bench-") as log_dir:
-        procs = Processes(Path(log_dir))
-        try:
-            if args.part in ("all", "fatigue"):
-                fatigue_part = await bench_fatigue(args, redis, fatigue_ws, run_id, rng)
-                await undo.delete_keys(f"nudge:dispatch:fatigue:{{{fatigue_ws}:*")
-            if args.part in ("all", "sends"):
-                await admin_execute(args.database_url, *(f'CREATE DATABASE "{db}"' for db in dbs.values()))
-                limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
-                async with httpx.AsyncClient(limits=limits, timeout=60, trust_env=False) as client:
-                    sends_part = await bench_sends(args, procs, client, run_id, send_ws, dbs)
-        except Exception:
-            for name in list(procs.running):
-                print(f"--- last lines of the {name} log ---\n{procs.log(name)}", file=sys.stderr)
-            raise
-        finally:
-            procs.stop_all()
-            if args.part in ("all", "sends"):
-                await admin_execute(args.database_url,
-                                    *(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)' for db in dbs.values()))
-            await undo.restore()
-            await redis.aclose()
+    async with harness.Run(args, "bench.dispatch") as bench:
+        rng, run_id, redis, undo = random.Random(args.seed), bench.id, bench.redis, bench.undo
+        fatigue_ws, send_ws = f"bench-fatigue-{run_id}", f"bench-dispatch-{run_id}"
+        undo.workspaces.update({fatigue_ws.encode(), send_ws.encode()})
+        undo.patterns += [f"nudge:dispatch:fatigue:{{{fatigue_ws}:*", f"nudge:dispatch:fatigue:{{{send_ws}:*",
+                          f"nudge:dispatch:rate:{send_ws}:*", f"bench:dispatch:{run_id}:*"]
+        if args.part in ("all", "fatigue"):
+            fatigue_part = await bench_fatigue(args, redis, fatigue_ws, run_id, rng)
+            await undo.delete_keys(f"nudge:dispatch:fatigue:{{{fatigue_ws}:*")
+        if args.part in ("all", "sends"):
+            urls = {name: await bench.database(name) for name in ("dispatch", "profile")}
+            limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+            async with httpx.AsyncClient(limits=limits, timeout=60, trust_env=False) as client:
+                sends_part = await bench_sends(args, bench.procs, client, undo, run_id, send_ws, urls)
     print(f"\n{datetime.now(timezone.utc):%Y-%m-%d}, {os.cpu_count()} CPUs, {args.concurrency} concurrent tasks"
           + ("  (under cProfile: rates not comparable)" if args.cprofile else ""))
     if fatigue_part:
@@ -371,33 +267,30 @@ async def run(args) -> None:
         print_sends(args, *sends_part)
 
 
-def row(r: Result, nudge: Result, cpu_scale: float) -> str:
-    ratio = "" if r is nudge else f"{nudge.rate / r.rate:.1%}"
-    return (f"{r.name:<36}{r.rate:>12,.0f}{r.percentile(50):>9.2f}{r.percentile(99):>9.2f}"
-            f"{r.cpu / r.items * cpu_scale:>9.0f}{ratio:>14}")
+def print_rows(unit: str, nudge: Result, baselines: list[Result]) -> None:
+    harness.table(36, [(unit, 12), ("p50 ms", 9), ("p99 ms", 9), ("CPU µs", 9), ("Nudge ÷ this", 14)], [
+        (r.name, [f"{r.rate:,.0f}", f"{r.percentile(50):.2f}", f"{r.percentile(99):.2f}", f"{r.cpu / r.items * 1e6:.0f}",
+                  "" if r is nudge else harness.share(nudge.rate, r.rate)]) for r in (nudge, *baselines)])
 
 
 def print_fatigue(args, nudge: Result, baselines: list[Result], tally: dict, distinct: int) -> None:
     print(f"\nfatigue: {nudge.items:,} decisions over {distinct:,} distinct profiles, "
           f"{tally['allowed']:,} allowed / {tally['denied']:,} denied, one redis-py client "
           f"(CPU µs: this process's CPU time per decision)")
-    print(f"{'':36}{'decisions/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'CPU µs':>9}{'Nudge ÷ this':>14}")
-    for r in (nudge, *baselines):
-        print(row(r, nudge, 1e6))
-    share = nudge.rate / baselines[0].rate
-    print(f"aim ≥ {AIM_FATIGUE_SHARE:.0%} of bare EVALSHA: {'met' if share >= AIM_FATIGUE_SHARE else 'NOT met'}")
+    print_rows("decisions/s", nudge, baselines)
+    print(f"aim ≥ {AIM_FATIGUE_SHARE:.0%} of bare EVALSHA: "
+          f"{harness.verdict(nudge.rate / baselines[0].rate >= AIM_FATIGUE_SHARE)}")
 
 
 def print_sends(args, nudge: Result, baselines: list[Result], others: dict) -> None:
     print(f"\nsends: {nudge.items:,} webhooks through the pipeline to a local uvicorn server "
           f"(requests received = sends; CPU µs: this process's CPU time per send)")
-    print(f"{'':36}{'sends/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'CPU µs':>9}{'Nudge ÷ this':>14}")
-    for r in (nudge, *baselines):
-        print(row(r, nudge, 1e6))
+    print_rows("sends/s", nudge, baselines)
     if None not in others.values():
-        print(f"CPU per send elsewhere: profile service {others['profile'] / nudge.items * 1e6:,.0f} µs, "
+        print(f"CPU per send elsewhere: dispatch service {others['dispatch'] / nudge.items * 1e6:,.0f} µs, "
+              f"profile service {others['profile'] / nudge.items * 1e6:,.0f} µs, "
               f"receiver {others['receiver'] / nudge.items * 1e6:,.0f} µs (PostgreSQL and Redis not counted)")
-    print(f"aim ≥ {AIM_SENDS_PER_SECOND:,} sends/s: {'met' if nudge.rate >= AIM_SENDS_PER_SECOND else 'NOT met'}")
+    print(f"aim ≥ {AIM_SENDS_PER_SECOND:,} sends/s: {harness.verdict(nudge.rate >= AIM_SENDS_PER_SECOND)}")
 
 
 # -- the webhook receiver, served in its own process ------------------------------------
@@ -431,7 +324,7 @@ def serve_receiver(port: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.dispatch", description=__doc__.split("\n\n")[0])
+    parser = harness.parser("bench.dispatch", __doc__)
     parser.add_argument("--part", choices=("all", "fatigue", "sends"), default="all")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent tasks, for every row")
     parser.add_argument("--profiles", type=int, default=100_000, help="fatigue: distinct profiles")
@@ -440,12 +333,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5_000, help="fatigue: decisions before each measurement")
     parser.add_argument("--sends", type=int, default=3_000, help="sends: measured sends (one per profile)")
     parser.add_argument("--send-warmup", type=int, default=300, help="sends: sends before each measurement")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test",
-                        help="local PostgreSQL; the run creates and drops its own databases there")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     parser.add_argument("--cprofile", metavar="PREFIX",
-                        help="profile the measured Nudge runs in this process; writes PREFIX-<part>.pstats")
+                        help="profile the measured runs in this process (the fatigue decisions, the Send "
+                             "client); writes PREFIX-<part>.pstats")
     parser.add_argument("--serve-receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_receiver:
@@ -453,7 +343,7 @@ def main() -> None:
         return
     if min(args.concurrency, args.profiles, args.decisions, args.sends) < 1 or min(args.warmup, args.send_warmup) < 0:
         parser.error("--concurrency, --profiles, --decisions and --sends must be positive, warm-ups not negative")
-    run_bench("bench.dispatch", run(args), "processes stopped, databases dropped, Redis keys removed")
+    harness.run_bench("bench.dispatch", run(args), "processes stopped, databases dropped, Redis keys removed")
 
 
 if __name__ == "__main__":

@@ -7,53 +7,44 @@ journey's stats over millions of facts, each next to a bare baseline measured in
    asyncpg loop reading the same entries (XREADGROUP, the same fact rows by INSERT … ON
    CONFLICT DO NOTHING, XACK);
 2. the stats of one journey by node and variant over facts seeded with SQL, p50/p95:
-   MetricsService.stats in this process and GetStats over gRPC, against the same three
-   aggregates written by hand and run by asyncpg.
+   GetStats over gRPC, against the same three aggregates written by hand and run by asyncpg.
 
 The metrics processes run on a fresh database of the local PostgreSQL; everything the run
 creates (the database, its stream entries and consumer groups in Redis) is removed at the
 end, and only that: other runs may share Redis.
 """
 
-import argparse
 import asyncio
 import contextlib
 import math
 import os
 import random
-import secrets
-import signal
-import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import asyncpg
-import grpc
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
-from bench.ingest import Processes, admin_execute, free_port, run_bench, wait_grpc
-from bench.segments import RedisUndo, server_note
-from bench.timers import Cpu, backends
-from kit import db, migrations
-from kit.clock import SystemClock
+from bench import harness
+from bench.harness import (DELIVERIES, ENGAGEMENT, JOURNEYS, Cpu, Processes, RedisUndo, admin_execute, backends,
+                           entry_tuple)
 from kit.streams import EVENTS, StreamEvent, family_streams
 from nudge.common.v1 import common_pb2
 from nudge.metrics.v1 import metrics_pb2, metrics_pb2_grpc
-from services.metrics.__main__ import FACT_FAMILIES, MIGRATIONS
+# The metrics service's own rule from a stream entry to its fact row (pure, no I/O): the
+# reference every stored fact is checked against, and the bare loop's work.
 from services.metrics.facts import Orders, fact_of
-from services.metrics.models import facts as facts_table
-from services.metrics.service import COUNTERS, MetricsService
-from services.metrics.settings import MetricsSettings
 
 AIM_FACTS_PER_SECOND, AIM_STATS_RATIO = 10_000, 2.0
-DELIVERIES, ENGAGEMENT, JOURNEYS = FACT_FAMILIES[:3]
-STREAMS = [s for family in FACT_FAMILIES for s in family_streams(family, 1)]
-DEFAULTS = MetricsSettings()
+STREAMS = [s for family in (DELIVERIES, ENGAGEMENT, JOURNEYS, EVENTS) for s in family_streams(family, 1)]
+CONSUMER_BATCH = 1_000  # the service's default NUDGE_CONSUMER_BATCH
+# Stats counters by delivery (GetStats' Counts), as the hand-written SQL names them.
+COUNTERS = ("sent", "delivered", "failed", "suppressed", "deferred", "opened", "machine_opened", "impressions",
+            "clicked", "clicks", "unsubscribed")
 ORDERS = Orders()
 GROUP_BY = ["node", "variant"]
 JOURNEY_COUNT = 50
@@ -67,8 +58,7 @@ CLICK_URL = "https://shop.example.com/p?utm_source=nudge&utm_campaign=cart"
 SEED_DAYS, QUERY_WARMUP = 180, 2
 
 
-def status(message: str) -> None:
-    print(f"bench.metrics: {message}", file=sys.stderr, flush=True)
+status = harness.reporter("bench.metrics")
 
 
 # -- the ingest workload ---------------------------------------------------------------
@@ -211,12 +201,6 @@ def ingest_workload(workspace_id: str, facts: int, rng: random.Random) -> tuple[
 
 
 # -- streams ---------------------------------------------------------------------------
-def entry_tuple(entry_id) -> tuple[int, int]:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
 def just_before(entry_id) -> str:
     """The id a group starts from to read `entry_id` next."""
     ms, seq = entry_tuple(entry_id)
@@ -276,9 +260,8 @@ class Ingest:
 
 
 def metrics_env(args, url: str, group: str) -> dict[str, str]:
-    return {"NUDGE_DATABASE_URL": url, "NUDGE_REDIS_URL": args.redis_url, "NUDGE_GRPC_PORT": str(free_port()),
-            "NUDGE_MIGRATE_ON_START": "false", "NUDGE_LOG_LEVEL": "WARNING", "NUDGE_CONSUMER_GROUP": group,
-            "NUDGE_CONSUMER_BATCH": str(args.batch)}
+    return {"NUDGE_DATABASE_URL": url, "NUDGE_REDIS_URL": args.redis_url, "NUDGE_MIGRATE_ON_START": "false",
+            "NUDGE_CONSUMER_GROUP": group, "NUDGE_CONSUMER_BATCH": str(args.batch)}
 
 
 def log_summary(procs: Processes, names: list[str]) -> list[str]:
@@ -297,12 +280,6 @@ def log_summary(procs: Processes, names: list[str]) -> list[str]:
     return [f"{n:,}× {event}" + (f" ({error[0][:240]})" if error else "") for event, (n, error) in found.items()]
 
 
-def check_running(procs: Processes) -> None:
-    for name, proc in procs.running.items():
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{procs.log(name)}")
-
-
 async def bench_ingest(args, procs: Processes, url: str, redis: Redis, group: str, workspace_id: str,
                        last: dict[str, bytes], expected: dict) -> tuple[Row, float]:
     """Starts the metrics processes on entries already in the streams. The time runs from
@@ -313,12 +290,12 @@ async def bench_ingest(args, procs: Processes, url: str, redis: Redis, group: st
     try:
         launched = time.perf_counter()
         for n in range(1, args.processes + 1):
-            procs.start(f"metrics-{n}", ["-m", "services.metrics"], metrics_env(args, url, group))
-        pids = [proc.pid for proc in procs.running.values()]
+            procs.service(f"metrics-{n}", "services.metrics", metrics_env(args, url, group))
+        pids = procs.pids()
         deadline = time.monotonic() + 120
         while not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM processed_events WHERE consumer_group = $1)",
                                       group):
-            check_running(procs)
+            procs.check()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no fact after 120 s:\n{procs.log('metrics-1')}")
             await asyncio.sleep(0.01)
@@ -326,7 +303,7 @@ async def bench_ingest(args, procs: Processes, url: str, redis: Redis, group: st
         cpu = Cpu().start(pids, await backends(conn))
         deadline, shown = time.monotonic() + max(600, len(expected) / 100), time.monotonic()
         while not await caught_up(redis, group, last):
-            check_running(procs)
+            procs.check()
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the metrics processes did not consume the run's entries:\n"
                                    f"{procs.log('metrics-1')}")
@@ -348,12 +325,25 @@ async def bench_ingest(args, procs: Processes, url: str, redis: Redis, group: st
     return Row(f"Nudge metrics service ({args.processes} proc)", len(expected) / seconds, seconds, cpu, wrong), startup
 
 
-FACT_COLUMNS = [c.name for c in facts_table.c]
+FACT_COLUMNS: list[str] = []  # the service's `facts` columns in order, read once it has migrated
 COLUMN_DEFAULTS = {"profile_id": "", "journey_id": "", "journey_version": 0, "node_id": "", "variant": "",
                    "channel": "", "template_id": "", "delivery_id": "", "run_id": "", "reason": "", "revenue": 0.0,
                    "machine": False, "lag_seconds": None, "detail": None}
-BARE_INSERT = (f"INSERT INTO bare.facts ({', '.join(FACT_COLUMNS)}) "
-               f"VALUES ({', '.join(f'${n}' for n in range(1, len(FACT_COLUMNS) + 1))}) ON CONFLICT DO NOTHING")
+
+
+async def read_fact_columns(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        FACT_COLUMNS[:] = [r["column_name"] for r in await conn.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
+            "AND table_name = 'facts' ORDER BY ordinal_position")]
+    finally:
+        await conn.close()
+
+
+def bare_insert() -> str:
+    return (f"INSERT INTO bare.facts ({', '.join(FACT_COLUMNS)}) "
+            f"VALUES ({', '.join(f'${n}' for n in range(1, len(FACT_COLUMNS) + 1))}) ON CONFLICT DO NOTHING")
 
 
 def fact_record(fact: dict) -> tuple:
@@ -402,7 +392,7 @@ async def bench_bare_ingest(args, url: str, redis: Redis, group: str, workspace_
     workspace, read, finished = workspace_id.encode(), [0], [0.0]
     try:
         async def loop(i: int) -> None:
-            conn, insert = conns[i], await conns[i].prepare(BARE_INSERT)
+            conn, insert = conns[i], await conns[i].prepare(bare_insert())
             while read[0] < entries:
                 reply = await redis.xreadgroup(group, f"bare-{i}", {s: ">" for s in STREAMS}, count=args.batch,
                                                block=100)
@@ -634,10 +624,11 @@ async def bare_stats(conn, workspace_id: str, journey_id: str) -> dict:
     return rows
 
 
-def comparable(stats: list[dict]) -> dict:
-    return {(r["group"]["node"], r["group"]["variant"]): {k: v for k, v in r["counts"].items()
-                                                         if k in (*COUNTERS, "suppressed_by_reason", "converted",
-                                                                  "revenue")} for r in stats}
+def comparable(reply: metrics_pb2.StatsReply) -> dict:
+    """GetStats' rows as bare_stats shapes them."""
+    return {(r.group["node"], r.group["variant"]): {
+        **{c: getattr(r.counts, c) for c in COUNTERS}, "suppressed_by_reason": dict(r.counts.suppressed_by_reason),
+        "converted": r.counts.converted, "revenue": r.counts.revenue} for r in reply.rows}
 
 
 @dataclass
@@ -667,14 +658,11 @@ async def bench_query(args, procs: Processes, url: str, keys: RedisUndo, run_id:
     group = f"bench-metrics-{run_id}-query"
     for stream in STREAMS:  # at the end: the process reads nothing of before
         await keys.create_group(stream, group)
-    env = metrics_env(args, url, group)
-    procs.start("metrics-query", ["-m", "services.metrics"], env)
-    await wait_grpc(f"127.0.0.1:{env['NUDGE_GRPC_PORT']}", procs, "metrics-query")
+    address = procs.service("metrics-query", "services.metrics", metrics_env(args, url, group))
+    await harness.wait_grpc(address, procs, "metrics-query")
 
-    engine = db.create_engine(url, pool_size=2)
-    service = MetricsService(db.session_factory(engine), SystemClock())
     conn = await asyncpg.connect(url)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{env['NUDGE_GRPC_PORT']}", options=[("grpc.enable_http_proxy", 0)])
+    channel = harness.channel(address)
     stub = metrics_pb2_grpc.MetricsServiceStub(channel)
     request = metrics_pb2.StatsRequest(context=common_pb2.RequestContext(workspace_id=workspace_id),
                                        filter=metrics_pb2.Filter(journey_id=TARGET), group_by=GROUP_BY)
@@ -682,23 +670,19 @@ async def bench_query(args, procs: Processes, url: str, keys: RedisUndo, run_id:
         journey_facts = await conn.fetchval("SELECT count(*) FROM facts WHERE workspace_id = $1 AND journey_id = $2",
                                             workspace_id, TARGET)
         calls = {
-            "MetricsService.stats, in process": lambda: service.stats(workspace_id, {"journey_id": TARGET}, GROUP_BY),
             "GetStats over gRPC": lambda: stub.GetStats(request, timeout=120),
             "asyncpg, the same SQL by hand": lambda: bare_stats(conn, workspace_id, TARGET),
         }
         found = {name: await call() for name, call in calls.items()}
-        service_rows, bare_rows = comparable(found["MetricsService.stats, in process"]), found[
-            "asyncpg, the same SQL by hand"]
+        service_rows, bare_rows = comparable(found["GetStats over gRPC"]), found["asyncpg, the same SQL by hand"]
         if service_rows != bare_rows:
             raise RuntimeError(f"the service and the hand-written SQL disagree:\n{service_rows}\n{bare_rows}")
-        if len(found["GetStats over gRPC"].rows) != len(service_rows):
-            raise RuntimeError("GetStats returned other rows than MetricsService.stats")
         status(f"{TARGET}: {journey_facts:,} facts, {len(bare_rows)} rows by node and variant; "
                f"{QUERY_WARMUP} warm-up and {args.query_runs} timed runs of each, in turn")
         rows = {name: Latency(name) for name in calls}
         names = list(calls)
         for n in range(QUERY_WARMUP + args.query_runs):
-            for name in names[n % 3:] + names[:n % 3]:  # each goes first as often
+            for name in names[n % len(names):] + names[:n % len(names)]:  # each goes first as often
                 began = time.perf_counter()
                 await calls[name]()
                 if n >= QUERY_WARMUP:
@@ -706,58 +690,45 @@ async def bench_query(args, procs: Processes, url: str, keys: RedisUndo, run_id:
     finally:
         await channel.close()
         await conn.close()
-        await engine.dispose()
     return Query(args.query_facts, journey_facts, attributions, len(bare_rows), seed_seconds,
                  list(rows.values()))
 
 
 # -- the run -------------------------------------------------------------------------------
 async def run(args) -> None:
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-    rng, run_id = random.Random(args.seed), secrets.token_hex(4)
-    workspace_id, database = f"bench-{run_id}", f"bench_metrics_{run_id}"
-    url = db.with_database(args.database_url, database)
-    redis = Redis.from_url(args.redis_url)
-    keys = RedisUndo(redis, workspace_id)
-    await keys.snapshot()
     ingest = query = None
-    server = ""
-    with tempfile.TemporaryDirectory(prefix="nudge-bench-") as log_dir:
-        procs = Processes(Path(log_dir))
-        try:
-            await admin_execute(args.database_url, f'CREATE DATABASE "{database}"')
-            server = await server_note(args.database_url, redis)
-            await migrations.upgrade(url, MIGRATIONS)
-            if "ingest" in args.only:
-                entries, no_fact = ingest_workload(workspace_id, args.ingest_facts, rng)
-                status(f"adding {len(entries):,} entries ({args.ingest_facts:,} facts, {no_fact:,} entries that "
-                       f"make none) to {', '.join(STREAMS)}")
-                first, last = await xadd_entries(redis, entries)
-                group = f"bench-metrics-{run_id}"
-                for name in (group, f"{group}-bare"):  # each reads the run's entries and what came after
-                    for stream in STREAMS:
-                        await keys.create_group(stream, name, just_before(first[stream]) if stream in first else "$")
-                expected = {e.id: COLUMN_DEFAULTS | f for _, e in entries if (f := fact_of(e, ORDERS)) is not None}
-                status(f"ingest: {args.processes} metrics process(es), consumer batch {args.batch:,}")
-                nudge, startup = await bench_ingest(args, procs, url, redis, group, workspace_id, last, expected)
-                logged = log_summary(procs, list(procs.running))
-                procs.stop_all()
-                status("bare asyncpg loop, the same entries")
-                bare = await bench_bare_ingest(args, url, redis, f"{group}-bare", workspace_id, len(entries),
-                                               expected)
-                ingest = Ingest(nudge, bare, len(entries), args.ingest_facts, startup, logged)
-            if "query" in args.only:
-                query = await bench_query(args, procs, url, keys, run_id)
-        except Exception:
-            for name in list(procs.running):
-                print(f"--- last lines of the {name} log ---\n{procs.log(name)}", file=sys.stderr)
-            raise
-        finally:
+    async with harness.Run(args, "bench.metrics") as bench:
+        rng, run_id, procs, redis, keys = random.Random(args.seed), bench.id, bench.procs, bench.redis, bench.undo
+        workspace_id = f"bench-{run_id}"
+        keys.workspaces.update({workspace_id.encode(), f"{workspace_id}-stats".encode()})
+        url = await bench.database("metrics")
+        server = await harness.server_note(args.database_url, redis)
+        group = f"bench-metrics-{run_id}"
+        for stream in STREAMS:  # the migrating process's group: the run's, at the end of the streams
+            await keys.create_group(stream, group)
+        await harness.migrate(procs, "services.metrics", url, args.redis_url, NUDGE_CONSUMER_GROUP=group)
+        await read_fact_columns(url)
+        if "ingest" in args.only:
+            entries, no_fact = ingest_workload(workspace_id, args.ingest_facts, rng)
+            status(f"adding {len(entries):,} entries ({args.ingest_facts:,} facts, {no_fact:,} entries that "
+                   f"make none) to {', '.join(STREAMS)}")
+            first, last = await xadd_entries(redis, entries)
+            for name in (group, f"{group}-bare"):  # each reads the run's entries and what came after
+                for stream in STREAMS:
+                    with contextlib.suppress(ResponseError):  # the migrating process's, at the end
+                        await redis.xgroup_destroy(stream, name)
+                    await keys.create_group(stream, name, just_before(first[stream]) if stream in first else "$")
+            expected = {e.id: COLUMN_DEFAULTS | f for _, e in entries if (f := fact_of(e, ORDERS)) is not None}
+            status(f"ingest: {args.processes} metrics process(es), consumer batch {args.batch:,}")
+            nudge, startup = await bench_ingest(args, procs, url, redis, group, workspace_id, last, expected)
+            logged = log_summary(procs, list(procs.running))
             procs.stop_all()
-            await admin_execute(args.database_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            status("removing the run's stream entries and consumer groups")
-            await keys.restore()
-            await redis.aclose()
+            status("bare asyncpg loop, the same entries")
+            bare = await bench_bare_ingest(args, url, redis, f"{group}-bare", workspace_id, len(entries), expected)
+            ingest = Ingest(nudge, bare, len(entries), args.ingest_facts, startup, logged)
+        if "query" in args.only:
+            query = await bench_query(args, procs, url, keys, run_id)
+        status("removing the run's stream entries and consumer groups")
     print_table(args, server, ingest, query)
 
 
@@ -767,56 +738,48 @@ def print_table(args, server: str, ingest: Ingest | None, query: Query | None) -
         nudge, bare = ingest.nudge, ingest.bare
         print(f"\n1. {ingest.facts:,} facts from {ingest.entries:,} stream entries on {len(STREAMS)} streams, "
               f"consumer batch {args.batch:,}")
-        print(f"{'':34}{'facts/s':>10}{'seconds':>9}{'CPU µs':>8}{'PG µs':>7}{'Nudge ÷ this':>14}")
-        for r in (nudge, bare):
-            ratio = "" if r is nudge else f"{nudge.rate / r.rate:.1%}"
-            print(f"{r.name:<34}{r.rate:>10,.0f}{r.seconds:>9.1f}{r.cpu.own / ingest.facts * 1e6:>8,.0f}"
-                  f"{r.cpu.postgres / ingest.facts * 1e6:>7,.0f}{ratio:>14}")
+        harness.table(34, [("facts/s", 10), ("seconds", 9), ("CPU µs", 8), ("PG µs", 7), ("Nudge ÷ this", 14)], [
+            (r.name, [f"{r.rate:,.0f}", f"{r.seconds:.1f}", f"{r.cpu.own / ingest.facts * 1e6:,.0f}",
+                      f"{r.cpu.postgres / ingest.facts * 1e6:,.0f}",
+                      "" if r is nudge else harness.share(nudge.rate, r.rate)]) for r in (nudge, bare)])
         print(f"metrics process start → first transaction: {ingest.startup:.1f} s (not counted)")
         for line in ingest.logged:
             print(f"the metrics processes logged {line}")
         if nudge.wrong:
             print("facts the service stored unlike fact_of's row: "
                   + ", ".join(f"{key} {n:,}" for key, n in sorted(nudge.wrong.items())))
-        verdict = "met" if nudge.rate >= AIM_FACTS_PER_SECOND else "NOT met"
-        print(f"aim ≥ {AIM_FACTS_PER_SECOND:,} facts/s: {verdict}")
+        print(f"aim ≥ {AIM_FACTS_PER_SECOND:,} facts/s: {harness.verdict(nudge.rate >= AIM_FACTS_PER_SECOND)}")
     if query:
         bare = query.rows[-1]
         print(f"\n2. stats of journey {TARGET} by {' and '.join(GROUP_BY)} ({query.journey_facts:,} of "
               f"{query.facts:,} facts, {query.attributions:,} attributions; {query.groups} rows), "
               f"{args.query_runs} runs")
-        print(f"{'':34}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}{'÷ bare p50':>12}{'÷ bare p95':>12}")
-        for r in query.rows:
-            ratios = ("", "") if r is bare else (f"{r.percentile(50) / bare.percentile(50):.2f}×",
-                                                 f"{r.percentile(95) / bare.percentile(95):.2f}×")
-            print(f"{r.name:<34}{r.percentile(50):>10,.1f}{r.percentile(95):>10,.1f}{max(r.ms):>10,.1f}"
-                  f"{ratios[0]:>12}{ratios[1]:>12}")
+        harness.table(34, [("p50 ms", 10), ("p95 ms", 10), ("max ms", 10), ("÷ bare p50", 12), ("÷ bare p95", 12)], [
+            (r.name, [f"{r.percentile(50):,.1f}", f"{r.percentile(95):,.1f}", f"{max(r.ms):,.1f}",
+                      *(("", "") if r is bare else (f"{r.percentile(50) / bare.percentile(50):.2f}×",
+                                                    f"{r.percentile(95) / bare.percentile(95):.2f}×"))])
+            for r in query.rows])
         print(f"seeding took {query.seed_seconds:.0f} s")
         within = {r.name: r.percentile(50) <= AIM_STATS_RATIO * bare.percentile(50)
                   and r.percentile(95) <= AIM_STATS_RATIO * bare.percentile(95) for r in query.rows[:-1]}
-        verdict = "met" if all(within.values()) else "NOT met"
-        print(f"aim stats within {AIM_STATS_RATIO:g}× the bare SQL (p50 and p95): {verdict}")
+        print(f"aim stats within {AIM_STATS_RATIO:g}× the bare SQL (p50 and p95): {harness.verdict(all(within.values()))}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.metrics", description=__doc__.split("\n\n")[0])
+    parser = harness.parser("bench.metrics", __doc__)
     parser.add_argument("--ingest-facts", type=int, default=200_000,
                         help="facts of the ingest run (the streams carry a few more entries that make none)")
     parser.add_argument("--processes", type=int, default=1, help="metrics processes (and bare loops) of the ingest run")
-    parser.add_argument("--batch", type=int, default=DEFAULTS.consumer_batch,
+    parser.add_argument("--batch", type=int, default=CONSUMER_BATCH,
                         help="entries read per stream at once (NUDGE_CONSUMER_BATCH)")
     parser.add_argument("--query-facts", type=int, default=10_000_000, help="facts seeded for the stats query")
     parser.add_argument("--query-runs", type=int, default=20, help="timed runs of each stats query")
     parser.add_argument("--only", nargs="+", choices=["ingest", "query"], default=["ingest", "query"],
                         help="run only these measurements")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test",
-                        help="local PostgreSQL; the run creates and drops its own database there")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     args = parser.parse_args()
     if min(args.ingest_facts, args.processes, args.batch, args.query_facts, args.query_runs) < 1:
         parser.error("sizes must be positive")
-    run_bench("bench.metrics", run(args), "processes stopped and database dropped")
+    harness.run_bench("bench.metrics", run(args), "processes stopped and database dropped")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ to a baseline measured in the same run.
 3. the backfill of a new segment over N profiles, against the hand-written SQL count.
 
 The segment service runs as a subprocess (`python -m services.segment`) on a fresh database
-of the local PostgreSQL; the backfill runs in this process on another fresh database.
+of the local PostgreSQL, driven through its gRPC API and the events stream; the backfill
+runs in another one on another fresh database.
 Everything the run creates (databases, Redis keys, stream entries and consumer groups) is
 removed at the end, and only that: other runs may share the Redis database.
 """
@@ -20,33 +21,22 @@ import contextlib
 import math
 import os
 import random
-import secrets
-import signal
 import statistics
-import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import asyncpg
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
-from bench.ingest import Processes, admin_execute, free_port, run_bench
-from kit import db, migrations
-from kit.clock import SystemClock
-from kit.outbox import Outbox
+from bench import harness
+from bench.harness import SEGMENTS, Processes, RedisUndo, entry_tuple, xadd_all
 from kit.redis import connect
 from kit.streams import EVENTS, StreamEvent
-from services.segment.__main__ import MIGRATIONS
-from kit.journey_usages import JourneyUsages
-from services.segment.models import outbox as outbox_table
-from services.segment.service import SEGMENTS, SegmentService
-from services.segment.settings import SegmentSettings
+from nudge.common.v1 import common_pb2
+from nudge.segment.v1 import segment_pb2, segment_pb2_grpc
 
 AIM_EVENTS_PER_SECOND, AIM_BACKFILL_RATIO = 10_000, 3.0
 PRODUCTS = [f"p-{n}" for n in range(50)]
@@ -62,8 +52,7 @@ EVENT_COLUMNS = ["workspace_id", "id", "profile_id", "name", "at", "properties"]
 PROFILE_COLUMNS = ["workspace_id", "profile_id", "traits", "last_seen", "series"]
 
 
-def status(message: str) -> None:
-    print(f"bench.segments: {message}", file=sys.stderr, flush=True)
+status = harness.reporter("bench.segments")
 
 
 # -- workload ----------------------------------------------------------------------
@@ -215,31 +204,14 @@ def entry_ms(entry_id) -> int:
     return int(text.partition("-")[0])
 
 
-async def xadd_all(redis: Redis, stream: str, events: list[dict], chunk: int = 1000) -> bytes:
-    """Appends pre-encoded entries in pipelines; returns the id of the last one."""
-    last = b""
-    for start in range(0, len(events), chunk):
-        async with redis.pipeline(transaction=False) as pipe:
-            for fields in events[start:start + chunk]:
-                pipe.xadd(stream, fields)
-            last = (await pipe.execute())[-1]
-    return last
-
-
 async def group_caught_up(redis: Redis, stream: str, group: str, last_id: bytes) -> bool:
     for info in await redis.xinfo_groups(stream):
         name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
         if name == group:
             delivered = info["last-delivered-id"]
             delivered = delivered.decode() if isinstance(delivered, bytes) else delivered
-            return info["pending"] == 0 and _id_tuple(delivered) >= _id_tuple(last_id)
+            return info["pending"] == 0 and entry_tuple(delivered) >= entry_tuple(last_id)
     raise RuntimeError(f"consumer group {group} is gone from {stream}")
-
-
-def _id_tuple(entry_id) -> tuple[int, int]:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
 
 
 async def wait_consumed(redis: Redis, stream: str, group: str, last_id: bytes, procs: Processes, name: str,
@@ -247,9 +219,7 @@ async def wait_consumed(redis: Redis, stream: str, group: str, last_id: bytes, p
     """Polls the group until it has read and acked everything up to last_id; returns when (perf_counter)."""
     deadline = time.monotonic() + timeout
     while not await group_caught_up(redis, stream, group, last_id):
-        proc = procs.running.get(name)
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{procs.log(name)}")
+        procs.check(name)
         if time.monotonic() > deadline:
             raise RuntimeError(f"{group} has not consumed {stream} after {timeout:.0f}s:\n{procs.log(name)}")
         await asyncio.sleep(poll)
@@ -268,7 +238,7 @@ async def bare_consumer(redis: Redis, stream: str, group: str, start_id: bytes, 
             for _, entries in reply or []:
                 await redis.xack(stream, group, *[entry_id for entry_id, _ in entries])
                 mine += sum(fields.get(b"workspace_id") == workspace for _, fields in entries)
-                done = done or _id_tuple(entries[-1][0]) >= _id_tuple(last_id)
+                done = done or entry_tuple(entries[-1][0]) >= entry_tuple(last_id)
         seconds = time.perf_counter() - started
     finally:
         await redis.xgroup_destroy(stream, group)
@@ -360,46 +330,6 @@ def hop_match(fields: dict) -> str | None:
 
 
 # -- setup ---------------------------------------------------------------------------
-class RedisUndo:
-    """Removes what this run put in Redis and nothing else, since another run may share the
-    database: the membership sets of its workspace, the stream entries of its workspace,
-    the consumer groups it created, and the streams it created once they are empty."""
-
-    def __init__(self, redis: Redis, workspace_id: str) -> None:
-        self.redis, self.workspace = redis, workspace_id.encode()
-        self.tails: dict[bytes, bytes] = {}
-        self.groups: set[tuple[str, str]] = set()
-
-    async def snapshot(self) -> None:
-        async for stream in self.redis.scan_iter(_type="stream", count=1000):
-            last = await self.redis.xrevrange(stream, count=1)
-            self.tails[stream] = last[0][0] if last else b"0-0"
-
-    async def create_group(self, stream: str, group: str, start: str = "$") -> None:
-        await self.redis.xgroup_create(stream, group, id=start, mkstream=True)
-        self.groups.add((stream, group))
-
-    async def restore(self) -> None:
-        batch = []
-        async for key in self.redis.scan_iter(match=f"nudge:segment:{self.workspace.decode()}:*", count=5000):
-            batch.append(key)
-        for start in range(0, len(batch), 5000):
-            await self.redis.unlink(*batch[start:start + 5000])
-        for stream, group in self.groups:
-            with contextlib.suppress(ResponseError):
-                await self.redis.xgroup_destroy(stream, group)
-        async for stream in self.redis.scan_iter(_type="stream", count=1000):
-            start = self.tails.get(stream, b"0-0")
-            while entries := await self.redis.xrange(stream, min=b"(" + start, count=2000):
-                start = entries[-1][0]
-                mine = [entry_id for entry_id, fields in entries if fields.get(b"workspace_id") == self.workspace]
-                if mine:
-                    await self.redis.xdel(stream, *mine)
-            created = stream not in self.tails
-            if created and await self.redis.xlen(stream) == 0 and not await self.redis.xinfo_groups(stream):
-                await self.redis.delete(stream)
-
-
 async def count_entries(redis: Redis, stream: str, after: bytes, workspace_id: str) -> int:
     found, workspace = 0, workspace_id.encode()
     while entries := await redis.xrange(stream, min=b"(" + after, count=2000):
@@ -408,40 +338,33 @@ async def count_entries(redis: Redis, stream: str, after: bytes, workspace_id: s
     return found
 
 
-async def count(url: str, query: str, *params) -> int:
-    conn = await asyncpg.connect(url)
-    try:
-        return await conn.fetchval(query, *params)
-    finally:
-        await conn.close()
+count = harness.fetchval
 
 
-async def server_note(url: str, redis: Redis) -> str:
-    conn = await asyncpg.connect(url)
-    try:
-        version = await conn.fetchval("SHOW server_version")
-        autovacuum = await conn.fetchval("SHOW autovacuum")
-    finally:
-        await conn.close()
-    redis_version = (await redis.info("server"))["redis_version"]
-    return f"PostgreSQL {version.split()[0]} (autovacuum {autovacuum}), Redis {redis_version}"
+class Segments:
+    """The segment service's gRPC API, as this run's workspace."""
 
+    def __init__(self, address: str, workspace_id: str) -> None:
+        self.channel = harness.channel(address)
+        self.stub = segment_pb2_grpc.SegmentServiceStub(self.channel)
+        self.context = common_pb2.RequestContext(workspace_id=workspace_id, actor="bench")
 
-class InProcess:
-    """A SegmentService in this process (no background loops) on one database."""
+    async def create(self, name: str, rules: dict) -> segment_pb2.Segment:
+        return await self.stub.CreateSegment(segment_pb2.CreateSegmentRequest(
+            context=self.context, name=name, rules_json=orjson.dumps(rules).decode()), timeout=60)
 
-    def __init__(self, url: str, redis_url: str, backfill_batch: int) -> None:
-        self.engine = db.create_engine(url, pool_size=4)
-        self.redis = connect(redis_url)
-        # The benchmark deletes no segment: the journey service is never asked.
-        self.service = SegmentService(db.session_factory(self.engine), self.redis, Outbox(outbox_table),
-                                      SystemClock(), JourneyUsages(SegmentSettings().journey_addr, "service:segment"),
-                                      backfill_batch=backfill_batch)
+    async def get(self, segment_id: str) -> segment_pb2.Segment:
+        return await self.stub.GetSegment(segment_pb2.GetSegmentRequest(context=self.context, id=segment_id),
+                                          timeout=60)
+
+    async def refresh_rfm(self) -> None:
+        """Setting the RFM settings (to the defaults) refreshes the workspace's RFM edges at once."""
+        await self.stub.SetRfmSettings(segment_pb2.SetRfmSettingsRequest(
+            context=self.context, settings=segment_pb2.RfmSettings(order_event="Order Completed",
+                                                                   revenue_property="revenue")), timeout=300)
 
     async def close(self) -> None:
-        await asyncio.sleep(0.2)  # the membership cache updates started after the last commit
-        await self.redis.aclose()
-        await self.engine.dispose()
+        await self.channel.close()
 
 
 # -- the three measurements ----------------------------------------------------------
@@ -466,10 +389,17 @@ class Backfill:
     slowest_batch: float
 
 
-def start_segment_service(args, procs: Processes, url: str, group: str) -> None:
-    procs.start("segment", ["-m", "services.segment"], {
-        "NUDGE_DATABASE_URL": url, "NUDGE_REDIS_URL": args.redis_url, "NUDGE_GRPC_PORT": str(free_port()),
-        "NUDGE_CONSUMER_GROUP": group, "NUDGE_CONSUMER_BATCH": str(args.batch), "NUDGE_LOG_LEVEL": "WARNING"})
+async def start_segment_service(args, procs: Processes, keys: RedisUndo, name: str, url: str, group: str,
+                                **env: str) -> str:
+    """`python -m services.segment` reading the events stream in a consumer group of its own,
+    created at the end of the stream (it reads nothing from before the run); it migrates
+    its database at start. Returns its gRPC address once it serves."""
+    await keys.create_group(EVENTS, group)
+    address = procs.service(name, "services.segment", {
+        "NUDGE_DATABASE_URL": url, "NUDGE_REDIS_URL": args.redis_url, "NUDGE_CONSUMER_GROUP": group,
+        "NUDGE_CONSUMER_BATCH": str(args.batch), **env})
+    await harness.wait_grpc(address, procs, name)
+    return address
 
 
 async def feed(redis: Redis, procs: Processes, group: str, events: list[StreamEvent]) -> float:
@@ -479,32 +409,17 @@ async def feed(redis: Redis, procs: Processes, group: str, events: list[StreamEv
     return await wait_consumed(redis, EVENTS, group, last, procs, "segment", timeout=900) - started
 
 
-async def wait_backfills(url: str, procs: Processes, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while await count(url, "SELECT count(*) FROM segments WHERE backfill_state = 'running'"):
-        if procs.running["segment"].poll() is not None:
-            raise RuntimeError(f"the segment service exited:\n{procs.log('segment')}")
-        if time.monotonic() > deadline:
-            raise RuntimeError("the backfills did not finish")
-        await asyncio.sleep(0.2)
+async def wait_backfills(api: Segments, ids: list[str], procs: Processes, timeout: float = 300) -> None:
+    async def done() -> bool:
+        return all([(await api.get(i)).backfill.state == "done" for i in ids])
+    await harness.until(done, procs, "the backfills did not finish", timeout, poll=0.2)
 
 
 async def wait_outbox_empty(url: str, procs: Processes, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while await count(url, "SELECT count(*) FROM outbox"):
-        if procs.running["segment"].poll() is not None:
-            raise RuntimeError(f"the segment service exited:\n{procs.log('segment')}")
-        if time.monotonic() > deadline:
-            raise RuntimeError("the outbox relay did not empty the outbox")
-        await asyncio.sleep(0.1)
-
-
-def pause(procs: Processes, name: str) -> None:
-    procs.running[name].send_signal(signal.SIGSTOP)
-
-
-def resume(procs: Processes, name: str) -> None:
-    procs.running[name].send_signal(signal.SIGCONT)
+    # The service's outbox table, read: the relay has published every membership change.
+    async def empty() -> bool:
+        return not await count(url, "SELECT count(*) FROM outbox")
+    await harness.until(empty, procs, "the outbox relay did not empty the outbox", timeout)
 
 
 async def bench_throughput(args, procs: Processes, url: str, redis: Redis, group: str, workspace_id: str,
@@ -514,11 +429,11 @@ async def bench_throughput(args, procs: Processes, url: str, redis: Redis, group
     encoded = [e.to_fields() for e in events]
     tail = (await redis.xrevrange(EVENTS, count=1))[0][0]
     published_tail = (await redis.xrevrange(SEGMENTS, count=1) or [(b"0-0", None)])[0][0]
-    pause(procs, "segment")
+    procs.pause("segment")
     try:
         last = await xadd_all(redis, EVENTS, encoded)
     finally:
-        resume(procs, "segment")
+        procs.resume("segment")
     started = time.perf_counter()
     ended = await wait_consumed(redis, EVENTS, group, last, procs, "segment", timeout=1800)
     seconds = ended - started
@@ -531,7 +446,7 @@ async def bench_throughput(args, procs: Processes, url: str, redis: Redis, group
     changes = await count_entries(redis, SEGMENTS, published_tail, workspace_id)
     nudge = Row("Nudge segment service", rate=len(events) / seconds, seconds=seconds)
 
-    pause(procs, "segment")  # quiet while the baselines run
+    procs.pause("segment")  # quiet while the baselines run
     try:
         status("bare XREADGROUP + XACK")
         bare = await bare_consumer(redis, EVENTS, f"{group}-bare", tail, last, workspace_id, len(events),
@@ -539,7 +454,7 @@ async def bench_throughput(args, procs: Processes, url: str, redis: Redis, group
         status("asyncpg INSERT")
         insert = await bare_insert(url, workspace_id, events, args.batch)
     finally:
-        resume(procs, "segment")
+        procs.resume("segment")
     return Throughput(nudge, [bare, insert], changes)
 
 
@@ -570,9 +485,14 @@ async def bench_latency(args, procs: Processes, redis: Redis, keys: RedisUndo, r
     return Latency(nudge, Row("bare Redis hop", latencies=latencies))
 
 
-async def bench_backfill(args, url: str, rng: random.Random, run_id: str) -> Backfill:
+async def bench_backfill(args, procs: Processes, keys: RedisUndo, url: str, rng: random.Random,
+                         run_id: str) -> Backfill:
     workspace_id = f"bench-{run_id}"
+    address = await start_segment_service(args, procs, keys, "backfill", url, f"bench-backfill-{run_id}",
+                                          NUDGE_BACKFILL_BATCH=str(args.backfill_batch))
     now = datetime.now(timezone.utc)
+    # Set-based seeding into the service's (migrated) tables: a million profiles through the
+    # stream would take the service hours; the backfill only reads profiles and events.
     status(f"loading {args.profiles:,} profiles and their orders (COPY)")
     started, chunk, loaded = time.perf_counter(), 50_000, 0
     conn = await asyncpg.connect(url)
@@ -609,26 +529,27 @@ async def bench_backfill(args, url: str, rng: random.Random, run_id: str) -> Bac
     sql_seconds = statistics.median(times)
 
     status(f"backfill of a new segment over {args.profiles:,} profiles, batches of {args.backfill_batch:,}")
-    local = InProcess(url, args.redis_url, args.backfill_batch)
+    api = Segments(address, workspace_id)
     try:
-        segment = await local.service.create(workspace_id, "ordered in 30 days", "",
-                                             orjson.dumps(BACKFILL_RULE).decode())
-        began, shown, batches, slowest = time.perf_counter(), time.perf_counter(), 0, 0.0
-        while True:
-            batch_began = time.perf_counter()
-            if not await local.service.backfill_once():
-                break
-            slowest = max(slowest, time.perf_counter() - batch_began)
-            batches += 1
+        segment = await api.create("ordered in 30 days", BACKFILL_RULE)
+        # The service backfills in its own loop; its progress (`done`) moves a batch at a
+        # time, so the slowest batch is the longest wait between two moves (polled at 20 ms).
+        moved, shown, done, slowest = time.perf_counter(), time.perf_counter(), 0, 0.0
+        while (found := (await api.get(segment.id)).backfill).state != "done":
+            procs.check("backfill")
+            if found.done != done:
+                slowest, moved, done = max(slowest, time.perf_counter() - moved), time.perf_counter(), found.done
             if time.perf_counter() - shown > 15:
                 shown = time.perf_counter()
-                done = min(batches * args.backfill_batch, args.profiles)
-                status(f"  {done:,} of {args.profiles:,} profiles ({done / (shown - began):,.0f}/s)")
-        seconds = time.perf_counter() - began
+                status(f"  {done:,} of {args.profiles:,} profiles")
+            await asyncio.sleep(0.02)
+        slowest = max(slowest, time.perf_counter() - moved)
+        seconds = (found.finished_at.ToDatetime() - found.started_at.ToDatetime()).total_seconds()
+        members = (await api.stub.CountMembers(segment_pb2.CountMembersRequest(
+            context=api.context, id=segment.id), timeout=60)).count
     finally:
-        await local.close()
-    members = await count(url, "SELECT count(*) FROM memberships WHERE workspace_id = $1 AND segment_id = $2",
-                          workspace_id, segment["id"])
+        await api.close()
+    procs.stop("backfill")
     if members != expected:
         raise RuntimeError(f"the backfill found {members:,} members, the SQL {expected:,}")
     return Backfill(Row("Nudge backfill", rate=args.profiles / seconds, seconds=seconds),
@@ -638,85 +559,58 @@ async def bench_backfill(args, url: str, rng: random.Random, run_id: str) -> Bac
 
 # -- the run -------------------------------------------------------------------------
 async def run(args) -> None:
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-    rng, run_id = random.Random(args.seed), secrets.token_hex(4)
-    workspace_id = f"bench-{run_id}"
     parts = set(args.only)
-    dbs = {"segment": f"bench_segment_{run_id}", "backfill": f"bench_backfill_{run_id}"}
-    urls = {name: db.with_database(args.database_url, database) for name, database in dbs.items()}
-    redis = Redis.from_url(args.redis_url)
-    keys = RedisUndo(redis, workspace_id)
-    await keys.snapshot()
     throughput = latency = backfill = None
-    server = ""
-    locals_: list[InProcess] = []
-    with tempfile.TemporaryDirectory(prefix="nudge-bench-") as log_dir:
-        procs = Processes(Path(log_dir))
-        try:
-            await admin_execute(args.database_url, *(f'CREATE DATABASE "{d}"' for d in dbs.values()))
-            server = await server_note(args.database_url, redis)
-            if parts & {"throughput", "latency"}:
-                url = urls["segment"]
-                await migrations.upgrade(url, MIGRATIONS)
-                profile_ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(args.users)]
-                probes_needed = math.ceil(args.rate * args.seconds / args.users)
+    async with harness.Run(args, "bench.segments") as bench:
+        rng, run_id, procs, redis, keys = random.Random(args.seed), bench.id, bench.procs, bench.redis, bench.undo
+        workspace_id = f"bench-{run_id}"
+        keys.workspaces.add(workspace_id.encode())
+        keys.patterns.append(f"nudge:segment:{workspace_id}:*")  # its membership sets
+        server = await harness.server_note(args.database_url, redis)
+        if parts & {"throughput", "latency"}:
+            url = await bench.database("segment")
+            profile_ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(args.users)]
+            probes_needed = math.ceil(args.rate * args.seconds / args.users)
+            group = f"bench-segments-{run_id}"
+            address = await start_segment_service(args, procs, keys, "segment", url, group)
+            api = Segments(address, workspace_id)
+            try:
                 status(f"creating {args.segments} segments")
-                local = InProcess(url, args.redis_url, backfill_batch=1000)
-                locals_.append(local)
                 ids: list[str] = []
                 for name, tree in segment_rules(args.segments, probes_needed):
-                    created = await local.service.create(workspace_id, name, "",
-                                                         orjson.dumps(resolve_refs(tree, ids)).decode())
-                    ids.append(created["id"])
-                while await local.service.backfill_once():  # nobody yet: nothing to do
-                    pass
-                group = f"bench-segments-{run_id}"
-                await keys.create_group(EVENTS, group)  # at the end of the stream: only this run's entries
-                start_segment_service(args, procs, url, group)
+                    ids.append((await api.create(name, resolve_refs(tree, ids))).id)
+                await wait_backfills(api, ids, procs)  # nobody yet: nothing to do
                 history = history_workload(workspace_id, profile_ids, args.history, rng)
                 status(f"history: {len(history):,} entries ({args.users:,} profiles' traits and "
                        f"{args.history} events each over 60 days) through the service")
                 seconds = await feed(redis, procs, group, history)
                 status(f"  consumed in {seconds:.1f} s ({len(history) / seconds:,.0f}/s); "
                        "refreshing the RFM edges and backfilling the RFM segments")
-                await local.service.refresh_rfm(workspace_id)
-                await wait_backfills(url, procs)
-                status(f"warming up with {args.warmup:,} events")
-                await feed(redis, procs, group, stream_workload(workspace_id, profile_ids, args.warmup, rng))
-                await wait_outbox_empty(url, procs)
-                await admin_execute(url, "ANALYZE")  # the statistics autovacuum would have gathered by now
-                if "throughput" in parts:
-                    status(f"throughput: {args.events:,} events")
-                    throughput = await bench_throughput(args, procs, url, redis, group, workspace_id,
-                                                        stream_workload(workspace_id, profile_ids, args.events, rng))
-                if "latency" in parts:
-                    total = round(args.rate * args.seconds)
-                    status(f"latency: {total:,} events at {args.rate:,.0f}/s")
-                    latency = await bench_latency(
-                        args, procs, redis, keys, run_id, set(ids[-probes_needed:]),
-                        probe_workload(workspace_id, profile_ids, total, rng),
-                        probe_workload(workspace_id, profile_ids, total + 20, rng))
-                log = procs.log("segment", lines=10).strip()
-                if log:
-                    status(f"the segment service logged (WARNING and above):\n{log}")
-                procs.stop("segment")
-            if "backfill" in parts:
-                await migrations.upgrade(urls["backfill"], MIGRATIONS)
-                backfill = await bench_backfill(args, urls["backfill"], rng, run_id)
-        except Exception:
-            if "segment" in procs.running or (Path(log_dir) / "segment.log").exists():
-                print(f"--- last lines of the segment log ---\n{procs.log('segment')}", file=sys.stderr)
-            raise
-        finally:
-            for name in list(procs.running):
-                resume(procs, name)
-            procs.stop_all()
-            for local in locals_:
-                await local.close()
-            await admin_execute(args.database_url,
-                                *(f'DROP DATABASE IF EXISTS "{d}" WITH (FORCE)' for d in dbs.values()))
-            await keys.restore()
-            await redis.aclose()
+                await api.refresh_rfm()
+                await wait_backfills(api, ids, procs)
+            finally:
+                await api.close()
+            status(f"warming up with {args.warmup:,} events")
+            await feed(redis, procs, group, stream_workload(workspace_id, profile_ids, args.warmup, rng))
+            await wait_outbox_empty(url, procs)
+            await harness.admin_execute(url, "ANALYZE")  # the statistics autovacuum would have gathered by now
+            if "throughput" in parts:
+                status(f"throughput: {args.events:,} events")
+                throughput = await bench_throughput(args, procs, url, redis, group, workspace_id,
+                                                    stream_workload(workspace_id, profile_ids, args.events, rng))
+            if "latency" in parts:
+                total = round(args.rate * args.seconds)
+                status(f"latency: {total:,} events at {args.rate:,.0f}/s")
+                latency = await bench_latency(
+                    args, procs, redis, keys, run_id, set(ids[-probes_needed:]),
+                    probe_workload(workspace_id, profile_ids, total, rng),
+                    probe_workload(workspace_id, profile_ids, total + 20, rng))
+            log = procs.log("segment", lines=10).strip()
+            if log:
+                status(f"the segment service logged (WARNING and above):\n{log}")
+            procs.stop("segment")
+        if "backfill" in parts:
+            backfill = await bench_backfill(args, procs, keys, await bench.database("backfill"), rng, run_id)
     print_table(args, server, throughput, latency, backfill)
 
 
@@ -728,31 +622,29 @@ def print_table(args, server: str, throughput: Throughput | None, latency: Laten
     if throughput:
         nudge = throughput.nudge
         print(f"\n1. {args.events:,} events evaluated ({throughput.changes:,} membership changes)")
-        print(f"{'':34}{'events/s':>10}{'seconds':>9}{'Nudge ÷ this':>14}")
-        for r in [nudge, *throughput.baselines]:
-            ratio = "" if r is nudge else f"{nudge.rate / r.rate:.1%}"
-            print(f"{r.name:<34}{r.rate:>10,.0f}{r.seconds:>9.2f}{ratio:>14}")
-        verdict = "met" if nudge.rate >= AIM_EVENTS_PER_SECOND else "NOT met"
-        print(f"aim ≥ {AIM_EVENTS_PER_SECOND:,} events/s with {args.segments} segments: {verdict}")
+        harness.table(34, [("events/s", 10), ("seconds", 9), ("Nudge ÷ this", 14)], [
+            (r.name, [f"{r.rate:,.0f}", f"{r.seconds:.2f}", "" if r is nudge else harness.share(nudge.rate, r.rate)])
+            for r in [nudge, *throughput.baselines]])
+        print(f"aim ≥ {AIM_EVENTS_PER_SECOND:,} events/s with {args.segments} segments: "
+              f"{harness.verdict(nudge.rate >= AIM_EVENTS_PER_SECOND)}")
     if latency:
         nudge, hop = latency.nudge, latency.hop
         print(f"\n2. event stored → segment.entered published, {args.rate:,.0f} events/s for {args.seconds:g} s")
-        print(f"{'':34}{'p50 ms':>10}{'p99 ms':>9}{'max ms':>9}{'Nudge − this':>14}")
-        for r in (nudge, hop):
-            added = "" if r is nudge else f"+{nudge.percentile(99) - r.percentile(99):.0f} ms p99"
-            print(f"{r.name:<34}{r.percentile(50):>10.0f}{r.percentile(99):>9.0f}{max(r.latencies):>9.0f}{added:>14}")
+        harness.table(34, [("p50 ms", 10), ("p99 ms", 9), ("max ms", 9), ("Nudge − this", 14)], [
+            (r.name, [f"{r.percentile(50):.0f}", f"{r.percentile(99):.0f}", f"{max(r.latencies):.0f}",
+                      "" if r is nudge else f"+{nudge.percentile(99) - r.percentile(99):.0f} ms p99"])
+            for r in (nudge, hop)])
         print(f"added p99: {nudge.percentile(99) - hop.percentile(99):.0f} ms")
     if backfill:
         nudge, sql = backfill.nudge, backfill.sql
         print(f"\n3. backfill of a new segment over {args.profiles:,} profiles "
               f"({backfill.members:,} members, batches of {args.backfill_batch:,})")
-        print(f"{'':34}{'seconds':>10}{'profiles/s':>11}{'Nudge ÷ this':>14}")
-        for r in (nudge, sql):
-            ratio = "" if r is nudge else f"{nudge.seconds / r.seconds:,.1f}×"
-            print(f"{r.name:<34}{r.seconds:>10.3f}{r.rate:>11,.0f}{ratio:>14}")
+        harness.table(34, [("seconds", 10), ("profiles/s", 11), ("Nudge ÷ this", 14)], [
+            (r.name, [f"{r.seconds:.3f}", f"{r.rate:,.0f}", "" if r is nudge else f"{nudge.seconds / r.seconds:,.1f}×"])
+            for r in (nudge, sql)])
         print(f"slowest backfill batch: {backfill.slowest_batch:.1f} s")
-        verdict = "met" if nudge.seconds <= AIM_BACKFILL_RATIO * sql.seconds else "NOT met"
-        print(f"aim ≤ {AIM_BACKFILL_RATIO:g}× the SQL: {verdict}")
+        print(f"aim ≤ {AIM_BACKFILL_RATIO:g}× the SQL: "
+              f"{harness.verdict(nudge.seconds <= AIM_BACKFILL_RATIO * sql.seconds)}")
 
 
 # -- the bare hop, run in its own process ----------------------------------------------
@@ -774,7 +666,7 @@ async def serve_hop(redis_url: str, in_stream: str, out_stream: str, group: str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.segments", description=__doc__.split("\n\n")[0])
+    parser = harness.parser("bench.segments", __doc__)
     parser.add_argument("--events", type=int, default=20_000, help="events in the throughput run")
     parser.add_argument("--warmup", type=int, default=2_000, help="events consumed before measuring")
     parser.add_argument("--users", type=int, default=2_000, help="profiles of the throughput and latency runs")
@@ -788,10 +680,6 @@ def main() -> None:
     parser.add_argument("--backfill-batch", type=int, default=5_000, help="profiles per backfill batch")
     parser.add_argument("--only", nargs="+", choices=["throughput", "latency", "backfill"],
                         default=["throughput", "latency", "backfill"], help="run only these measurements")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test",
-                        help="local PostgreSQL; the run creates and drops its own databases there")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     parser.add_argument("--serve-hop", nargs=3, metavar=("IN", "OUT", "GROUP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_hop:
@@ -805,7 +693,7 @@ def main() -> None:
         segment_rules(args.segments, math.ceil(args.rate * args.seconds / args.users))
     except ValueError as err:
         parser.error(str(err))
-    run_bench("bench.segments", run(args), "processes stopped and databases dropped")
+    harness.run_bench("bench.segments", run(args), "processes stopped and databases dropped")
 
 
 if __name__ == "__main__":

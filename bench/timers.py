@@ -17,30 +17,19 @@ PostgreSQL; everything the run creates (the database, its stream entries and con
 groups in Redis) is removed at the end, and only that: other runs may share Redis.
 """
 
-import argparse
 import asyncio
 import os
 import re
-import secrets
-import signal
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import asyncpg
 import orjson
-from redis.asyncio import Redis
 
-from bench.ingest import Processes, admin_execute, free_port, run_bench, wait_grpc
-from bench.segments import RedisUndo, server_note
-from kit import db, migrations
+from bench import harness
+from bench.harness import SEGMENTS, Cpu, Processes, admin_execute, backends
 from kit.streams import EVENTS, family_streams
-from services.journey.__main__ import MIGRATIONS, SEGMENTS
-from services.journey.repository import JourneyRepository
-from services.journey.settings import JourneySettings
 
 AIM_STEPS_PER_SECOND, AIM_SHARE_OF_BARE, AIM_STEADY_P99_MS = 5_000, 0.60, 1_000
 DEFINITION = {"trigger": {"kind": "event", "event": "Bench"}, "start": "a",
@@ -49,33 +38,31 @@ DEFINITION = {"trigger": {"kind": "event", "event": "Bench"}, "start": "a",
                         "c": {"kind": "exit"}}}
 BURST, STEADY = "bench-burst", "bench-steady"
 SEED_CHUNK = 100_000
-DEFAULTS = JourneySettings()
-LEASE = timedelta(seconds=DEFAULTS.timer_lease_seconds)
+# The journey service's defaults (NUDGE_TIMER_LEASE_SECONDS, NUDGE_TIMER_POLL_SECONDS), given
+# to its processes explicitly so that the bare loops surely run with the same.
+LEASE, POLL_SECONDS = timedelta(seconds=30), 0.5
 # What firing does to a timer row in the bare loops: the next moment a day later, unclaimed.
 MOVE_SQL = ("UPDATE timers SET due_at = due_at + interval '1 day', lease_owner = NULL, lease_until = NULL "
             "WHERE run_id = ANY($1::uuid[]) RETURNING due_at - interval '1 day' AS was_due")
 
 
-def status(message: str) -> None:
-    print(f"bench.timers: {message}", file=sys.stderr, flush=True)
+status = harness.reporter("bench.timers")
 
 
 # -- the claim statement ---------------------------------------------------------------
-class _Recorder:
-    """Stands in for the session: keeps the statement claim_timers executes."""
+# The journey service's claim of due timers (JourneyRepository.claim_timers), written out:
+# the benchmark does not import the service. tests/bench checks it is still the same text.
+CLAIM_SQL = (
+    "UPDATE timers SET lease_owner = :owner, lease_until = :until FROM ("
+    "  SELECT t.run_id FROM timers AS t JOIN journeys AS j"
+    "    ON j.workspace_id = t.workspace_id AND j.id = t.journey_id AND j.status = 'published'"
+    "  WHERE t.due_at <= :now AND (t.lease_until IS NULL OR t.lease_until < :now)"
+    "  ORDER BY t.due_at LIMIT :limit FOR UPDATE OF t SKIP LOCKED) AS due "
+    "WHERE timers.run_id = due.run_id RETURNING timers.run_id, timers.due_at")
 
-    statement = None
 
-    async def execute(self, statement, params=None):
-        self.statement = statement
-        return []
-
-
-async def claim_sql() -> tuple[str, list[str]]:
-    """JourneyRepository.claim_timers' own statement, with asyncpg's $n placeholders, and
-    the parameter names in $n order."""
-    recorder = _Recorder()
-    await JourneyRepository(recorder).claim_timers(datetime.now(timezone.utc), 1, "bench", timedelta(seconds=1))
+def claim_sql() -> tuple[str, list[str]]:
+    """CLAIM_SQL with asyncpg's $n placeholders, and the parameter names in $n order."""
     names: list[str] = []
 
     def number(match: re.Match) -> str:
@@ -83,7 +70,7 @@ async def claim_sql() -> tuple[str, list[str]]:
             names.append(match.group(1))
         return f"${names.index(match.group(1)) + 1}"
 
-    return re.sub(r"(?<![:\w]):(\w+)", number, str(recorder.statement)), names
+    return re.sub(r"(?<![:\w]):(\w+)", number, CLAIM_SQL), names
 
 
 # -- seeding ---------------------------------------------------------------------------
@@ -140,43 +127,6 @@ async def vacuum(url: str, *tables: str) -> None:
     await admin_execute(url, *(f"VACUUM (ANALYZE) {t}" for t in tables))
 
 
-# -- CPU time from /proc -----------------------------------------------------------------
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
-
-
-async def backends(conn) -> list[int]:
-    """The PostgreSQL backends serving this run's database, other than `conn`'s."""
-    return [r["pid"] for r in await conn.fetch(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
-
-
-@dataclass
-class Cpu:
-    """CPU seconds of some processes and of some PostgreSQL backends between start and
-    stop. A backend gone before stop is not counted (the pools here keep theirs)."""
-    own: float = 0.0
-    postgres: float = 0.0
-    _backends: dict[int, float] = field(default_factory=dict)
-
-    def start(self, pids: list[int], backend_pids: list[int]) -> "Cpu":
-        self.own = -sum(map(cpu_seconds, pids))
-        self._backends = {pid: cpu_seconds(pid) for pid in backend_pids}
-        return self
-
-    def stop(self, pids: list[int], backend_pids: list[int]) -> "Cpu":
-        self.own += sum(map(cpu_seconds, pids))
-        self.postgres = sum(cpu_seconds(pid) - self._backends.get(pid, 0.0) for pid in backend_pids)
-        return self
-
-
 # -- measurements ------------------------------------------------------------------------
 @dataclass
 class Row:
@@ -211,7 +161,7 @@ async def bare_loops(url: str, loops: int, batch: int, lease: timedelta, expecte
     from the start); otherwise it sleeps `poll` after a short claim, as the service does,
     until `expected` rows were claimed. Returns the seconds and each claimed row's
     lateness (ms, claim returned − due)."""
-    statement, names = await claim_sql()
+    statement, names = claim_sql()
     conns = [await asyncpg.connect(url, server_settings={"search_path": "bare"}) for _ in range(loops)]
     claimed, lateness = [0], []
     try:
@@ -274,9 +224,7 @@ async def wait_fired(conn, procs: Processes, journey_id: str, last_due: datetime
     deadline, shown, began = time.monotonic() + timeout, time.monotonic(), time.monotonic()
     while await conn.fetchval("SELECT EXISTS (SELECT 1 FROM timers WHERE due_at <= $1 AND journey_id = $2)",
                               last_due, journey_id):
-        for name, proc in procs.running.items():
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{procs.log(name)}")
+        procs.check()
         if time.monotonic() > deadline:
             raise RuntimeError(f"timers of {journey_id} still due after {timeout:.0f} s")
         if time.monotonic() - shown > 15:
@@ -299,16 +247,13 @@ async def check_fired(conn, journey_id: str, count: int) -> None:
                            f"{moved:,} timers a day after their due moment")
 
 
-def start_journeys(args, procs: Processes, url: str, group: str) -> list[int]:
-    """The journey processes; returns their gRPC ports."""
-    ports = []
-    for n in range(1, args.processes + 1):
-        ports.append(free_port())
-        procs.start(f"journey-{n}", ["-m", "services.journey"], {
-            "NUDGE_DATABASE_URL": url, "NUDGE_REDIS_URL": args.redis_url, "NUDGE_GRPC_PORT": str(ports[-1]),
-            "NUDGE_MIGRATE_ON_START": "false", "NUDGE_LOG_LEVEL": "WARNING", "NUDGE_CONSUMER_GROUP": group,
-            "NUDGE_TIMER_BATCH": str(args.batch)})
-    return ports
+def start_journeys(args, procs: Processes, url: str, group: str) -> list[str]:
+    """The journey processes; returns their gRPC addresses."""
+    return [procs.service(f"journey-{n}", "services.journey", {
+        "NUDGE_DATABASE_URL": url, "NUDGE_REDIS_URL": args.redis_url, "NUDGE_MIGRATE_ON_START": "false",
+        "NUDGE_CONSUMER_GROUP": group, "NUDGE_TIMER_BATCH": str(args.batch),
+        "NUDGE_TIMER_LEASE_SECONDS": str(LEASE.total_seconds()), "NUDGE_TIMER_POLL_SECONDS": str(POLL_SECONDS)})
+        for n in range(1, args.processes + 1)]
 
 
 async def bench_burst(args, procs: Processes, url: str, pids: list[int], first_due: datetime, bare: Row) -> Burst:
@@ -397,126 +342,103 @@ async def bench_bare_steady(args, url: str, workspace_id: str) -> Row:
             raise RuntimeError("seeding the bare steady timers took longer than their lead")
     finally:
         await conn.close()
-    _, lateness = await bare_loops(url, args.processes, args.batch, LEASE, count, DEFAULTS.timer_poll_seconds,
+    _, lateness = await bare_loops(url, args.processes, args.batch, LEASE, count, POLL_SECONDS,
                                    time.monotonic() + lead + args.steady_seconds + 120)
     return Row("bare claim SQL, same polling", latencies=percentiles(lateness), count=count)
 
 
 # -- the run -------------------------------------------------------------------------------
 async def run(args) -> None:
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-    run_id = secrets.token_hex(4)
-    workspace_id, database = f"bench-{run_id}", f"bench_timers_{run_id}"
-    url = db.with_database(args.database_url, database)
-    redis = Redis.from_url(args.redis_url)
-    keys = RedisUndo(redis, workspace_id)
-    await keys.snapshot()
     burst = steady = None
-    server = ""
-    with tempfile.TemporaryDirectory(prefix="nudge-bench-") as log_dir:
-        procs = Processes(Path(log_dir))
+    async with harness.Run(args, "bench.timers") as bench:
+        run_id, procs, keys = bench.id, bench.procs, bench.undo
+        workspace_id = f"bench-{run_id}"
+        keys.workspaces.add(workspace_id.encode())
+        url = await bench.database("timers")
+        server = await harness.server_note(args.database_url, bench.redis)
+        group = f"bench-timers-{run_id}"
+        for stream in family_streams(EVENTS, 1) + family_streams(SEGMENTS, 1):
+            await keys.create_group(stream, group)  # at the end: the processes read nothing of before
+        await harness.migrate(procs, "services.journey", url, args.redis_url, NUDGE_CONSUMER_GROUP=group)
+        # Set-based seeding into the service's (migrated) tables: a million waiting runs
+        # through its API would take hours; the service only ever reads them.
+        conn = await asyncpg.connect(url, server_settings={"TimeZone": "UTC"})
         try:
-            await admin_execute(args.database_url, f'CREATE DATABASE "{database}"')
-            server = await server_note(args.database_url, redis)
-            await migrations.upgrade(url, MIGRATIONS)
-            conn = await asyncpg.connect(url, server_settings={"TimeZone": "UTC"})
-            try:
-                first_due = datetime.now(timezone.utc).replace(microsecond=0)
-                await add_journey(conn, workspace_id, BURST, "paused", first_due)
-                status(f"seeding {args.timers:,} runs waiting at a, each with a timer due at {first_due:%H:%M:%S}")
-                await seed_runs(conn, workspace_id, BURST, args.timers, first_due, timedelta(0), show=True)
-                status("copying the timers to schema bare")
-                await seed_bare(conn, workspace_id)
-            finally:
-                await conn.close()
-            await vacuum(url, "runs", "timers", "steps", "journeys", "bare.timers", "bare.journeys")
-
-            status(f"bare claim SQL: {args.processes} asyncpg loops, batches of {args.batch}")
-            bare_burst = await bench_bare_burst(args, url)
-
-            group = f"bench-timers-{run_id}"
-            for stream in family_streams(EVENTS, 1) + family_streams(SEGMENTS, 1):
-                await keys.create_group(stream, group)  # at the end: the processes read nothing of before
-            status(f"starting {args.processes} journey processes")
-            ports = start_journeys(args, procs, url, group)
-            for n, port in enumerate(ports, start=1):
-                await wait_grpc(f"127.0.0.1:{port}", procs, f"journey-{n}")
-            pids = [proc.pid for proc in procs.running.values()]
-            status(f"burst: {args.timers:,} timers due at once")
-            burst = await bench_burst(args, procs, url, pids, first_due, bare_burst)
-            if args.steady_seconds > 0:
-                await vacuum(url, "runs", "timers", "steps", "outbox")
-                status(f"steady: {args.steady_rate:,.0f} timers/s due for {args.steady_seconds:g} s")
-                nudge_steady = await bench_steady(args, procs, url, workspace_id)
-                log = "\n".join(procs.log(name, lines=10).strip() for name in procs.running).strip()
-                if log:
-                    status(f"the journey processes logged (WARNING and above):\n{log}")
-                procs.stop_all()
-                status("bare claim SQL, same polling")
-                steady = Steady(nudge_steady, await bench_bare_steady(args, url, workspace_id), nudge_steady.count)
-        except Exception:
-            for name in list(procs.running):
-                print(f"--- last lines of the {name} log ---\n{procs.log(name)}", file=sys.stderr)
-            raise
+            first_due = datetime.now(timezone.utc).replace(microsecond=0)
+            await add_journey(conn, workspace_id, BURST, "paused", first_due)
+            status(f"seeding {args.timers:,} runs waiting at a, each with a timer due at {first_due:%H:%M:%S}")
+            await seed_runs(conn, workspace_id, BURST, args.timers, first_due, timedelta(0), show=True)
+            status("copying the timers to schema bare")
+            await seed_bare(conn, workspace_id)
         finally:
+            await conn.close()
+        await vacuum(url, "runs", "timers", "steps", "journeys", "bare.timers", "bare.journeys")
+
+        status(f"bare claim SQL: {args.processes} asyncpg loops, batches of {args.batch}")
+        bare_burst = await bench_bare_burst(args, url)
+
+        status(f"starting {args.processes} journey processes")
+        for n, address in enumerate(start_journeys(args, procs, url, group), start=1):
+            await harness.wait_grpc(address, procs, f"journey-{n}")
+        status(f"burst: {args.timers:,} timers due at once")
+        burst = await bench_burst(args, procs, url, procs.pids(), first_due, bare_burst)
+        if args.steady_seconds > 0:
+            await vacuum(url, "runs", "timers", "steps", "outbox")
+            status(f"steady: {args.steady_rate:,.0f} timers/s due for {args.steady_seconds:g} s")
+            nudge_steady = await bench_steady(args, procs, url, workspace_id)
+            log = "\n".join(procs.log(name, lines=10).strip() for name in procs.running).strip()
+            if log:
+                status(f"the journey processes logged (WARNING and above):\n{log}")
             procs.stop_all()
-            await admin_execute(args.database_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            status("removing the run's stream entries")
-            await keys.restore()
-            await redis.aclose()
+            status("bare claim SQL, same polling")
+            steady = Steady(nudge_steady, await bench_bare_steady(args, url, workspace_id), nudge_steady.count)
+        status("removing the run's stream entries")
     print_table(args, server, burst, steady)
 
 
 def print_table(args, server: str, burst: Burst | None, steady: Steady | None) -> None:
     print(f"\n{os.cpu_count()} CPUs, {server}")
-    print(f"{args.processes} journey processes, timer batch {args.batch}, poll {DEFAULTS.timer_poll_seconds:g} s, "
+    print(f"{args.processes} journey processes, timer batch {args.batch}, poll {POLL_SECONDS:g} s, "
           f"outbox relay in process")
     if burst:
         nudge, bare = burst.nudge, burst.bare
         print(f"\n1. {args.timers:,} timers due at once (one step each)")
-        print(f"{'':34}{'timers/s':>10}{'seconds':>9}{'p50 ms':>10}{'p99 ms':>10}"
-              f"{'CPU µs':>8}{'PG µs':>7}{'Nudge ÷ this':>14}")
-        for r in (nudge, bare):
-            ratio = "" if r is nudge else f"{nudge.rate / r.rate:.1%}"
-            print(f"{r.name:<34}{r.rate:>10,.0f}{r.seconds:>9.1f}{r.latencies['p50']:>10,.0f}"
-                  f"{r.latencies['p99']:>10,.0f}{r.cpu.own / r.count * 1e6:>8,.0f}"
-                  f"{r.cpu.postgres / r.count * 1e6:>7,.0f}{ratio:>14}")
+        harness.table(34, [("timers/s", 10), ("seconds", 9), ("p50 ms", 10), ("p99 ms", 10), ("CPU µs", 8),
+                           ("PG µs", 7), ("Nudge ÷ this", 14)], [
+            (r.name, [f"{r.rate:,.0f}", f"{r.seconds:.1f}", f"{r.latencies['p50']:,.0f}", f"{r.latencies['p99']:,.0f}",
+                      f"{r.cpu.own / r.count * 1e6:,.0f}", f"{r.cpu.postgres / r.count * 1e6:,.0f}",
+                      "" if r is nudge else harness.share(nudge.rate, r.rate)]) for r in (nudge, bare)])
         print("fired/s by tenth of the burst: " + " ".join(f"{rate:,.0f}" for rate in burst.tenths))
         if burst.relay_seconds is not None:
             print(f"outbox relay done {burst.relay_seconds:.1f} s after the timers were due")
-        met = nudge.rate >= AIM_STEPS_PER_SECOND and nudge.rate >= AIM_SHARE_OF_BARE * bare.rate
-        print(f"aim ≥ {AIM_STEPS_PER_SECOND:,} steps/s ({'met' if nudge.rate >= AIM_STEPS_PER_SECOND else 'NOT met'}) "
-              f"and ≥ {AIM_SHARE_OF_BARE:.0%} of the bare claim SQL "
-              f"({'met' if nudge.rate >= AIM_SHARE_OF_BARE * bare.rate else 'NOT met'}): "
-              f"{'met' if met else 'NOT met'}")
+        rate_met, share_met = nudge.rate >= AIM_STEPS_PER_SECOND, nudge.rate >= AIM_SHARE_OF_BARE * bare.rate
+        print(f"aim ≥ {AIM_STEPS_PER_SECOND:,} steps/s ({harness.verdict(rate_met)}) "
+              f"and ≥ {AIM_SHARE_OF_BARE:.0%} of the bare claim SQL ({harness.verdict(share_met)}): "
+              f"{harness.verdict(rate_met and share_met)}")
     if steady:
         nudge, bare = steady.nudge, steady.bare
         print(f"\n2. {steady.count:,} timers due at {args.steady_rate:,.0f}/s for {args.steady_seconds:g} s, lateness")
-        print(f"{'':34}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'Nudge − this':>18}")
-        for r in (nudge, bare):
-            added = "" if r is nudge else f"{nudge.latencies['p99'] - r.latencies['p99']:+,.0f} ms p99"
-            print(f"{r.name:<34}{r.latencies['p50']:>10,.0f}{r.latencies['p99']:>10,.0f}"
-                  f"{r.latencies['max']:>10,.0f}{added:>18}")
-        verdict = "met" if nudge.latencies["p99"] < AIM_STEADY_P99_MS else "NOT met"
-        print(f"aim lateness p99 < {AIM_STEADY_P99_MS / 1000:g} s: {verdict}")
+        harness.table(34, [("p50 ms", 10), ("p99 ms", 10), ("max ms", 10), ("Nudge − this", 18)], [
+            (r.name, [f"{r.latencies['p50']:,.0f}", f"{r.latencies['p99']:,.0f}", f"{r.latencies['max']:,.0f}",
+                      "" if r is nudge else f"{nudge.latencies['p99'] - r.latencies['p99']:+,.0f} ms p99"])
+            for r in (nudge, bare)])
+        print(f"aim lateness p99 < {AIM_STEADY_P99_MS / 1000:g} s: "
+              f"{harness.verdict(nudge.latencies['p99'] < AIM_STEADY_P99_MS)}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.timers", description=__doc__.split("\n\n")[0])
+    parser = harness.parser("bench.timers", __doc__)
     parser.add_argument("--timers", type=int, default=1_000_000, help="timers due at once in the burst")
     parser.add_argument("--steady-seconds", type=float, default=30,
                         help="length of the steady run (0: no steady run)")
     parser.add_argument("--steady-rate", type=float, default=1_000, help="timers falling due per second, steady run")
     parser.add_argument("--processes", type=int, default=2, help="journey processes (and bare claim loops)")
-    parser.add_argument("--batch", type=int, default=DEFAULTS.timer_batch,
+    parser.add_argument("--batch", type=int, default=200,
                         help="timers claimed per transaction (NUDGE_TIMER_BATCH)")
-    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test",
-                        help="local PostgreSQL; the run creates and drops its own database there")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     args = parser.parse_args()
     if min(args.timers, args.processes, args.batch) < 1 or args.steady_seconds < 0 or args.steady_rate <= 0:
         parser.error("sizes must be positive")
-    run_bench("bench.timers", run(args), "processes stopped and database dropped")
+    harness.run_bench("bench.timers", run(args), "processes stopped and database dropped")
 
 
 if __name__ == "__main__":
