@@ -12,17 +12,17 @@ EVENING = datetime(2026, 3, 2, 20, 30, tzinfo=KST)  # Kakao's ad window closed; 
 
 def evening_ad(**order) -> dict:
     return {"trigger": {"kind": "event", "event": "Signed Up"}, "start": "ad",
-            "nodes": {"ad": send("tpl-coupon", "friendtalk", "sms") | order}}
+            "nodes": {"ad": send("cart-d3", "friendtalk", "sms") | order}}
 
 
 async def test_a_journey_send_takes_the_first_channel_allowed_now_unless_strict(workspace):
     await _workspace_ready(workspace)
     timeline = [("Signed Up", EVENING, {})]
     first_allowed = await simulate(workspace, evening_ad(), timeline, start=EVENING)
-    assert sends(first_allowed, EVENING) == [(0, "20:30", "tpl-coupon", "sms", "sent")]
+    assert sends(first_allowed, EVENING) == [(0, "20:30", "cart-d3", "sms", "sent")]
     strict = await simulate(workspace, evening_ad(order="strict"), timeline, start=EVENING)
     assert [s["kind"] for s in strict["steps"] if s["kind"] in ("send", "deferred")] == ["deferred", "send"]
-    assert sends(strict, EVENING) == [(1, "08:00", "tpl-coupon", "friendtalk", "sent")]
+    assert sends(strict, EVENING) == [(1, "08:00", "cart-d3", "friendtalk", "sent")]
 
 
 async def test_an_unknown_order_names_the_node(workspace):
