@@ -117,14 +117,16 @@ class Platform:
         return reply.member
 
     # -- traits ----------------------------------------------------------------------------
-    async def update_trait(self, run: RunState, node: UpdateTrait, key: str) -> None:
-        """An identify call for the profile, deduplicated by the profile service on `key`."""
+    async def update_trait(self, run: RunState, node: UpdateTrait, key: str, at: datetime) -> None:
+        """An identify call for the profile at the step's moment `at`, deduplicated by the
+        profile service on `key` (a replayed step sends the same call)."""
         profile = await self.profile.GetProfile(profile_pb2.GetProfileRequest(
             context=_context(run.workspace_id), profile_id=run.profile_id), timeout=self.timeout)
         ids = {i.type: i.value for i in profile.identities}
         call = profile_pb2.TrackingCall(type="identify", message_id=key, user_id=ids.get("user_id", ""),
                                         anonymous_id="" if "user_id" in ids else ids.get("anonymous_id", ""),
-                                        traits_json=orjson.dumps({node.trait: node.value}).decode())
+                                        traits_json=orjson.dumps({node.trait: node.value}).decode(),
+                                        received_at=timestamp(at))
         await self.profile.Ingest(profile_pb2.IngestRequest(context=_context(run.workspace_id), calls=[call]),
                                   timeout=self.timeout)
 
@@ -154,4 +156,4 @@ class LiveEffects:
         return await self.platform.condition(run, tree)
 
     async def update_trait(self, run, node_id, node: UpdateTrait, key, at) -> None:
-        await self.platform.update_trait(run, node, key)
+        await self.platform.update_trait(run, node, key, at)

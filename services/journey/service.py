@@ -357,9 +357,12 @@ class JourneyService:
         await repo.delete_profile(event.workspace_id, event.profile_id)
 
     async def _enter(self, repo: JourneyRepository, journey: LiveJourney, profile_id: str, at: datetime,
-                     now: datetime, context: dict, trace: dict | None = None) -> RunState | None:
+                     now: datetime, context: dict, trace: dict | None = None,
+                     scheduled: bool = False) -> RunState | None:
         """A new run, if the entry rules allow it; it starts moving on the next timer pass, in
-        the trace of what caused the entry (`trace`: the event's; else the current span's)."""
+        the trace of what caused the entry (`trace`: the event's; else the current span's).
+        A scheduled entry (a date, a broadcast) counts its waits from its due moment `at`, so a
+        birthday's D+7 is 09:00 a week later however late the entry pass ran; an event's from now."""
         rules = journey.journey.entry
         previous = await repo.entries_of(journey.workspace_id, journey.id, profile_id)
         entered_in_all = 0
@@ -373,8 +376,8 @@ class JourneyService:
                        seq=1, context=context | {"trace": trace if trace is not None else current_trace_headers()})
         if not await repo.insert_run(run):
             return None  # already in a live run of this journey
-        await self._write(repo, [(run, [StepRecord(1, "", "entered", "entered", at, context)])], {run.id: now},
-                          save=False)
+        await self._write(repo, [(run, [StepRecord(1, "", "entered", "entered", at, context)])],
+                          {run.id: min(at, now) if scheduled else now}, save=False)
         self.timers_wanted.set()
         return run
 
@@ -477,7 +480,7 @@ class JourneyService:
                     await repo.drop_date_entries(entry.workspace_id, entry.journey_id, [entry.profile_id])
                     continue
                 await self._enter(repo, journey, entry.profile_id, entry.due_at, now,
-                                  {"date": {"trait": trigger.trait}})
+                                  {"date": {"trait": trigger.trait}}, scheduled=True)
                 traits = (await repo.traits_of(entry.workspace_id, [entry.profile_id])).get(entry.profile_id, {})
                 following = next_date_occurrence(traits.get(trigger.trait), trigger.at, trigger.offset_days,
                                                  trigger.yearly, traits, entry.due_at)
@@ -507,7 +510,7 @@ class JourneyService:
                                                                broadcast.cursor, size)
             for profile_id in members:
                 await self._enter(repo, journey, profile_id, broadcast.due_at, now,
-                                  {"broadcast": {"at": broadcast.due_at.isoformat()}})
+                                  {"broadcast": {"at": broadcast.due_at.isoformat()}}, scheduled=True)
             if cursor:  # more members: the next page a second later, paced
                 await repo.update_broadcast(broadcast.workspace_id, broadcast.journey_id, {
                     "cursor": cursor, "entered": broadcast.entered + len(members),
