@@ -29,8 +29,8 @@ from kit.zones import SEOUL
 from services.journey.clients import LiveEffects, Platform
 from services.journey.definition import (BroadcastTrigger, DateTraitTrigger, EventTrigger, Journey, SegmentTrigger,
                                          parse_journey, referenced_segments, referenced_templates)
-from services.journey.engine import (ACTIVE, EXITED, RunState, StepRecord, Stepper, end, event_matches, next_cron,
-                                     next_date_occurrence)
+from services.journey.engine import (ACTIVE, EXITED, RunState, StepRecord, Stepper, end, event_matches,
+                                     happened_during, next_cron, next_date_occurrence)
 from services.journey.entry import may_enter
 from services.journey.models import JOURNEYS
 from services.journey.repository import LIVE, JourneyRepository
@@ -266,13 +266,14 @@ class JourneyService:
         timers: dict[str, datetime | None] = {}
         for run in await repo.live_runs_of(event.workspace_id, [profile_id]):
             journey = await self._version(repo, run.workspace_id, run.journey_id, run.version)
-            ending = ending_of(journey, name, props)
+            event_id = event.payload.get("event_id", "")
+            ending = ending_of(journey, name, props) if happened_during(run, event.occurred_at, event_id) else None
             if ending:
                 changed.append((run, [finish(run, ending[0], ending[1], name, event.occurred_at,
-                                             {"event_id": event.payload.get("event_id", "")})]))
+                                             {"event_id": event_id})]))
                 timers[run.id] = None
-            elif steps := Stepper(journey, None).event_arrived(run, name, props, now,
-                                                                event.payload.get("event_id", "")):
+            elif steps := Stepper(journey, None).event_arrived(run, name, props, now, event_id,
+                                                                occurred_at=event.occurred_at):
                 run.context["trace"] = event.trace_headers  # the step it unblocks belongs to this event
                 changed.append((run, steps))
                 timers[run.id] = now  # the branch after the event runs at once
@@ -293,7 +294,7 @@ class JourneyService:
             changed, timers = [], {}
             for run in await repo.live_runs_of(event.workspace_id, [event.profile_id]):
                 journey = await self._version(repo, run.workspace_id, run.journey_id, run.version)
-                if segment_id in journey.exit_criteria.segment_exited:
+                if segment_id in journey.exit_criteria.segment_exited and happened_during(run, event.occurred_at):
                     changed.append((run, [finish(run, EXITED, f"left segment {segment_id}", f"left {segment_id}",
                                                  event.occurred_at)]))
                     timers[run.id] = None
