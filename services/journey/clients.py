@@ -56,18 +56,19 @@ class Platform:
             await channel.close()
 
     # -- references, checked when a journey is saved ---------------------------------------
-    async def check_references(self, workspace_id: str, templates: set[str], segments: set[str]) -> None:
-        for kind, ids, call, request in (
+    async def check_references(self, workspace_id: str, templates: dict[str, str], segments: dict[str, str]) -> None:
+        """Every template and segment exists; `templates`/`segments`: id → the field naming it."""
+        for kind, refs, call, request in (
                 ("template", templates, self.dispatch.GetTemplate, dispatch_pb2.GetTemplateRequest),
                 ("segment", segments, self.segment.GetSegment, segment_pb2.GetSegmentRequest)):
-            for ref in sorted(ids):
+            for ref, field in refs.items():
                 try:
                     await call(request(context=_context(workspace_id), id=ref), timeout=self.timeout)
                 except grpc.aio.AioRpcError as err:
                     if err.code() == grpc.StatusCode.NOT_FOUND:
-                        raise InvalidArgument(f"definition: unknown {kind} {ref!r}", field="definition") from None
-                    raise FailedPrecondition(f"definition: cannot check {kind} {ref!r}: {err.details()}",
-                                             field="definition") from None
+                        raise InvalidArgument(f"{field}: unknown {kind} {ref!r}", field=field) from None
+                    raise FailedPrecondition(f"{field}: cannot check {kind} {ref!r}: {err.details()}",
+                                             field=field) from None
 
     # -- sends -------------------------------------------------------------------------------
     async def send(self, run: RunState, node_id: str, node: Send, key: str) -> SendOutcome:

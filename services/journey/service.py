@@ -28,7 +28,8 @@ from kit.tracing import context_from_headers, current_trace_headers
 from kit.zones import SEOUL
 from services.journey.clients import LiveEffects, Platform
 from services.journey.definition import (BroadcastTrigger, DateTraitTrigger, EventTrigger, Journey, SegmentTrigger,
-                                         parse_journey, referenced_segments, referenced_templates)
+                                         parse_journey, referenced_segments, referenced_templates, segment_fields,
+                                         template_fields)
 from services.journey.engine import (ACTIVE, EXITED, RunState, StepRecord, Stepper, end, event_matches,
                                      happened_during, next_cron, next_date_occurrence)
 from services.journey.entry import may_enter
@@ -201,7 +202,7 @@ class JourneyService:
         except orjson.JSONDecodeError as err:
             raise InvalidArgument(f"definition: not valid JSON ({err})", field="definition") from None
         journey = parse_journey(tree)
-        await self.platform.check_references(workspace_id, referenced_templates(journey), referenced_segments(journey))
+        await self.platform.check_references(workspace_id, template_fields(journey), segment_fields(journey))
         return tree, journey
 
     @staticmethod
