@@ -334,22 +334,17 @@ class JourneyService:
 
     async def _merged(self, repo: JourneyRepository, event: StreamEvent, now: datetime) -> None:
         """The merged profile's runs move to the survivor; where both have a live run of the
-        same journey, the survivor's stays and the other ends."""
+        same journey, the survivor's stays and the other ends. Ended runs move too, so the
+        survivor's history and entry rules (once, cooldown) count the merged person's runs."""
         survivor, merged = event.payload["survivor_id"], event.payload["merged_id"]
         live = await repo.live_runs_of(event.workspace_id, sorted({survivor, merged}))
         kept = {r.journey_id for r in live if r.profile_id == survivor}
-        changed, timers = [], {}
-        for run in live:
-            if run.profile_id != merged:
-                continue
-            if run.journey_id in kept:
-                changed.append((run, [finish(run, EXITED, f"merged into {survivor}, which has its own run",
-                                             "merged", now)]))
-                timers[run.id] = None
-            else:
-                run.profile_id = survivor
-                changed.append((run, []))
-        await self._write(repo, changed, timers)
+        ended = [run for run in live if run.profile_id == merged and run.journey_id in kept]
+        for run in ended:
+            run.profile_id = survivor  # its end is announced as the survivor's
+        await self._write(repo, [(run, [finish(run, EXITED, f"merged into {survivor}, which has its own run",
+                                               "merged", now)]) for run in ended], {run.id: None for run in ended})
+        await repo.move_runs(event.workspace_id, merged, survivor)
         await repo.delete_profile(event.workspace_id, merged)
 
     async def _erased(self, repo: JourneyRepository, event: StreamEvent, now: datetime) -> None:
