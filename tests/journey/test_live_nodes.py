@@ -204,6 +204,13 @@ async def test_a_broadcast_enters_its_members_at_the_configured_rate(workspace, 
     response = await workspace.tracking.post("/v1/batch", json={"batch": [
         {"type": "identify", "userId": u, "messageId": str(uuid.uuid4()), "traits": {"tier": "paced"}} for u in users]})
     assert response.status_code == 200, response.text
+    # the segment is created once segment has read the identifies (an identify read while the
+    # segment is being created can be missed by it: a segment-service race, not this test's subject)
+    async def segment_knows_them() -> bool:
+        response = await workspace.admin.post("/v1/segments/preview", json={
+            "rules": {"trait": "tier", "op": "eq", "value": "paced"}})
+        return response.json()["count"] == len(users)
+    await until(segment_knows_them)
     segment_id = await create_segment(workspace, "paced", {"trait": "tier", "op": "eq", "value": "paced"})
 
     async def counted() -> bool:
@@ -215,7 +222,8 @@ async def test_a_broadcast_enters_its_members_at_the_configured_rate(workspace, 
         "trigger": {"kind": "broadcast", "segment": segment_id, "at": at.isoformat(), "rate_per_second": rate},
         "start": "news", "nodes": {"news": _send("news")}})
     journey_clock.set(at)
-    await until(lambda: len(receiver.requests) == len(users), seconds=30)
+    await until(lambda: len(receiver.requests) >= len(users), seconds=30)
+    assert len(receiver.requests) == len(users)
 
     entered = []
     for user in users:
