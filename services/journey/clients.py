@@ -54,18 +54,19 @@ class Platform:
             await channel.close()
 
     # -- references, checked when a journey is saved ---------------------------------------
-    async def check_references(self, workspace_id: str, templates: set[str], segments: set[str]) -> None:
-        for kind, ids, call, request in (
+    async def check_references(self, workspace_id: str, templates: dict[str, str], segments: dict[str, str]) -> None:
+        """Every template and segment exists; `templates`/`segments`: id → the field naming it."""
+        for kind, refs, call, request in (
                 ("template", templates, self.dispatch.GetTemplate, dispatch_pb2.GetTemplateRequest),
                 ("segment", segments, self.segment.GetSegment, segment_pb2.GetSegmentRequest)):
-            for ref in sorted(ids):
+            for ref, field in refs.items():
                 try:
                     await call(request(context=_context(workspace_id), id=ref), timeout=self.timeout)
                 except grpc.aio.AioRpcError as err:
                     if err.code() == grpc.StatusCode.NOT_FOUND:
-                        raise InvalidArgument(f"definition: unknown {kind} {ref!r}", field="definition") from None
-                    raise FailedPrecondition(f"definition: cannot check {kind} {ref!r}: {err.details()}",
-                                             field="definition") from None
+                        raise InvalidArgument(f"{field}: unknown {kind} {ref!r}", field=field) from None
+                    raise FailedPrecondition(f"{field}: cannot check {kind} {ref!r}: {err.details()}",
+                                             field=field) from None
 
     async def template_variables(self, workspace_id: str, template_id: str, field: str) -> list[str]:
         """What the template's latest version reads (`event.seq`, `journey.run_id`, …)."""
@@ -129,14 +130,16 @@ class Platform:
         return reply.member
 
     # -- traits ----------------------------------------------------------------------------
-    async def update_trait(self, run: RunState, node: UpdateTrait, key: str) -> None:
-        """An identify call for the profile, deduplicated by the profile service on `key`."""
+    async def update_trait(self, run: RunState, node: UpdateTrait, key: str, at: datetime) -> None:
+        """An identify call for the profile at the step's moment `at`, deduplicated by the
+        profile service on `key` (a replayed step sends the same call)."""
         profile = await self.profile.GetProfile(profile_pb2.GetProfileRequest(
             context=_context(run.workspace_id), profile_id=run.profile_id), timeout=self.timeout)
         ids = {i.type: i.value for i in profile.identities}
         call = profile_pb2.TrackingCall(type="identify", message_id=key, user_id=ids.get("user_id", ""),
                                         anonymous_id="" if "user_id" in ids else ids.get("anonymous_id", ""),
-                                        traits_json=orjson.dumps({node.trait: node.value}).decode())
+                                        traits_json=orjson.dumps({node.trait: node.value}).decode(),
+                                        received_at=timestamp(at))
         await self.profile.Ingest(profile_pb2.IngestRequest(context=_context(run.workspace_id), calls=[call]),
                                   timeout=self.timeout)
 
@@ -166,4 +169,4 @@ class LiveEffects:
         return await self.platform.condition(run, tree)
 
     async def update_trait(self, run, node_id, node: UpdateTrait, key, at) -> None:
-        await self.platform.update_trait(run, node, key)
+        await self.platform.update_trait(run, node, key, at)

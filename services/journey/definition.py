@@ -202,13 +202,18 @@ def successors(node) -> tuple[tuple[str, str], ...]:
     return ()
 
 
-def referenced_segments(journey: Journey) -> set[str]:
-    found = set(journey.exit_criteria.segment_exited)
+def segment_fields(journey: Journey) -> dict[str, str]:
+    """Each segment the journey names → the field that first names it (`trigger.segment`,
+    `exit_criteria.segment_exited[0]`, `nodes.<id>.rule`), in definition order: what an error names."""
+    found: dict[str, str] = {}
     if isinstance(journey.trigger, (SegmentTrigger, BroadcastTrigger)):
-        found.add(journey.trigger.segment_id)
-    for node in journey.nodes.values():
+        found[journey.trigger.segment_id] = "trigger.segment"
+    for i, segment_id in enumerate(journey.exit_criteria.segment_exited):
+        found.setdefault(segment_id, f"exit_criteria.segment_exited[{i}]")
+    for node_id, node in journey.nodes.items():
         if isinstance(node, Condition):
-            found |= rules.referenced_segments(node.rule)
+            for segment_id in sorted(rules.referenced_segments(node.rule)):
+                found.setdefault(segment_id, f"nodes.{node_id}.rule")
     return found
 
 
@@ -233,8 +238,21 @@ def missing_variable(journey: Journey, needed: list[str]) -> str | None:
     return None
 
 
+def template_fields(journey: Journey) -> dict[str, str]:
+    """Each template the journey sends → the field of the first send node naming it."""
+    found: dict[str, str] = {}
+    for node_id, node in journey.nodes.items():
+        if isinstance(node, Send):
+            found.setdefault(node.template_id, f"nodes.{node_id}.template")
+    return found
+
+
+def referenced_segments(journey: Journey) -> set[str]:
+    return set(segment_fields(journey))
+
+
 def referenced_templates(journey: Journey) -> set[str]:
-    return {n.template_id for n in journey.nodes.values() if isinstance(n, Send)}
+    return set(template_fields(journey))
 
 
 class _Parser(rules.Parser):

@@ -41,7 +41,7 @@ class RunState:
     status: str = ACTIVE
     variant: str = ""
     seq: int = 0                      # steps recorded so far; part of each send's idempotency key
-    wait: dict | None = None          # {"until": iso, "event"?: name, "send_key"?: key, "from"?: iso}
+    wait: dict | None = None          # {"until": iso, "event"?: name, "since"?: iso, "send_key"?: key, "from"?: iso}
     context: dict = field(default_factory=dict)  # the trigger's event properties, for templates
     ended_at: datetime | None = None
     end_reason: str = ""
@@ -160,6 +160,7 @@ class Stepper:
                     self._wait(run, max(until, moment), steps, now)
             case WaitForEvent(match=match, timeout=timeout):
                 self._wait(run, moment + timeout, steps, now, event=match.event)
+                run.wait["since"] = moment.isoformat()  # only events from here on satisfy it
             case Condition(then=then, else_=else_):
                 taken = await self.effects.condition(run, run.node_id, node, moment)
                 self._record(run, steps, "branch", "then" if taken else "else", now)
@@ -216,11 +217,15 @@ class Stepper:
             run.node_id = next_id
 
     def event_arrived(self, run: RunState, name: str, properties: dict, at: datetime,
-                      event_id: str) -> list[StepRecord]:
-        """A run waiting for this event moves on to the event's branch (its timer is then due now)."""
+                      event_id: str, occurred_at: datetime | None = None) -> list[StepRecord]:
+        """A run waiting for this event moves on to the event's branch (its timer is then due now).
+        An event that happened before the wait began (`occurred_at`: a late, older one) does not count."""
         node = self.journey.nodes[run.node_id]
         if not (isinstance(node, WaitForEvent) and run.awaited_event == name
                 and matches(node.match.where, properties)):
+            return []
+        since = datetime.fromisoformat(run.wait["since"]) if "since" in run.wait else run.entered_at
+        if occurred_at is not None and occurred_at < since:
             return []
         run.wait = None
         steps: list[StepRecord] = []
@@ -244,6 +249,14 @@ def _send_detail(node: Send, outcome: SendOutcome) -> dict:
 
 def end(run: RunState, status: str, reason: str, at: datetime) -> None:
     run.status, run.end_reason, run.ended_at, run.wait = status, reason, at, None
+
+
+def happened_during(run: RunState, occurred_at: datetime, event_id: str = "") -> bool:
+    """Whether an event may end the run (its goal, its exit criteria): it happened at or after
+    the run entered and is not the event that entered it. Events arrive out of order (an
+    offline device's batch, a retried delivery), so a late, older one is judged by its time."""
+    entering = (run.context.get("event") or {}).get("id", "")
+    return occurred_at >= run.entered_at and not (event_id and event_id == entering)
 
 
 def event_matches(match: EventMatch | None, name: str, properties: dict) -> bool:

@@ -33,8 +33,9 @@ class StarterLibrary:
         for kind, ids in (("templates", template_ids), ("segments", segment_ids)):
             for slot, ref in ids.items():
                 try:
+                    named = {ref: f"{kind}.{slot}"}
                     await self.service.platform.check_references(
-                        workspace_id, {ref} if kind == "templates" else set(), {ref} if kind == "segments" else set())
+                        workspace_id, named if kind == "templates" else {}, named if kind == "segments" else {})
                 except InvalidArgument:
                     hint = " (the slot's default; create it or map the slot)" if ref == slot else ""
                     raise InvalidArgument(f"{kind}.{slot}: unknown {kind[:-1]} {ref!r}{hint}",

@@ -141,6 +141,12 @@ class JourneyRepository:
             .order_by(runs.c.id).with_for_update())
         return [run_of(r) for r in rows]
 
+    async def move_runs(self, workspace_id: str, merged_id: str, survivor_id: str) -> None:
+        """Every run of a merged profile, live or ended, becomes the survivor's: its history and
+        its past entries (for once / cooldown / cap) are the same person's."""
+        await self.session.execute(update(runs).where(
+            runs.c.workspace_id == workspace_id, runs.c.profile_id == merged_id).values(profile_id=survivor_id))
+
     async def entries_of(self, workspace_id: str, journey_id: str, profile_id: str) -> list[datetime]:
         return list(await self.session.scalars(select(runs.c.entered_at).where(
             runs.c.workspace_id == workspace_id, runs.c.journey_id == journey_id, runs.c.profile_id == profile_id)))

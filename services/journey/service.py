@@ -29,9 +29,9 @@ from kit.zones import SEOUL
 from services.journey.clients import LiveEffects, Platform
 from services.journey.definition import (BroadcastTrigger, DateTraitTrigger, EventTrigger, Journey, SegmentTrigger,
                                          Send, missing_variable, parse_journey, referenced_segments,
-                                         referenced_templates)
-from services.journey.engine import (ACTIVE, EXITED, RunState, StepRecord, Stepper, end, event_matches, next_cron,
-                                     next_date_occurrence)
+                                         referenced_templates, segment_fields, template_fields)
+from services.journey.engine import (ACTIVE, EXITED, RunState, StepRecord, Stepper, end, event_matches,
+                                     happened_during, next_cron, next_date_occurrence)
 from services.journey.entry import may_enter
 from services.journey.models import JOURNEYS
 from services.journey.repository import LIVE, JourneyRepository
@@ -206,7 +206,7 @@ class JourneyService:
         except orjson.JSONDecodeError as err:
             raise InvalidArgument(f"definition: not valid JSON ({err})", field="definition") from None
         journey = parse_journey(tree)
-        await self.platform.check_references(workspace_id, referenced_templates(journey), referenced_segments(journey))
+        await self.platform.check_references(workspace_id, template_fields(journey), segment_fields(journey))
         await self._check_template_variables(workspace_id, journey)
         return tree, journey
 
@@ -283,13 +283,14 @@ class JourneyService:
         timers: dict[str, datetime | None] = {}
         for run in await repo.live_runs_of(event.workspace_id, [profile_id]):
             journey = await self._version(repo, run.workspace_id, run.journey_id, run.version)
-            ending = ending_of(journey, name, props)
+            event_id = event.payload.get("event_id", "")
+            ending = ending_of(journey, name, props) if happened_during(run, event.occurred_at, event_id) else None
             if ending:
                 changed.append((run, [finish(run, ending[0], ending[1], name, event.occurred_at,
-                                             {"event_id": event.payload.get("event_id", "")})]))
+                                             {"event_id": event_id})]))
                 timers[run.id] = None
-            elif steps := Stepper(journey, None).event_arrived(run, name, props, now,
-                                                                event.payload.get("event_id", "")):
+            elif steps := Stepper(journey, None).event_arrived(run, name, props, now, event_id,
+                                                                occurred_at=event.occurred_at):
                 run.context["trace"] = event.trace_headers  # the step it unblocks belongs to this event
                 changed.append((run, steps))
                 timers[run.id] = now  # the branch after the event runs at once
@@ -310,7 +311,7 @@ class JourneyService:
             changed, timers = [], {}
             for run in await repo.live_runs_of(event.workspace_id, [event.profile_id]):
                 journey = await self._version(repo, run.workspace_id, run.journey_id, run.version)
-                if segment_id in journey.exit_criteria.segment_exited:
+                if segment_id in journey.exit_criteria.segment_exited and happened_during(run, event.occurred_at):
                     changed.append((run, [finish(run, EXITED, f"left segment {segment_id}", f"left {segment_id}",
                                                  event.occurred_at)]))
                     timers[run.id] = None
@@ -349,22 +350,17 @@ class JourneyService:
 
     async def _merged(self, repo: JourneyRepository, event: StreamEvent, now: datetime) -> None:
         """The merged profile's runs move to the survivor; where both have a live run of the
-        same journey, the survivor's stays and the other ends."""
+        same journey, the survivor's stays and the other ends. Ended runs move too, so the
+        survivor's history and entry rules (once, cooldown) count the merged person's runs."""
         survivor, merged = event.payload["survivor_id"], event.payload["merged_id"]
         live = await repo.live_runs_of(event.workspace_id, sorted({survivor, merged}))
         kept = {r.journey_id for r in live if r.profile_id == survivor}
-        changed, timers = [], {}
-        for run in live:
-            if run.profile_id != merged:
-                continue
-            if run.journey_id in kept:
-                changed.append((run, [finish(run, EXITED, f"merged into {survivor}, which has its own run",
-                                             "merged", now)]))
-                timers[run.id] = None
-            else:
-                run.profile_id = survivor
-                changed.append((run, []))
-        await self._write(repo, changed, timers)
+        ended = [run for run in live if run.profile_id == merged and run.journey_id in kept]
+        for run in ended:
+            run.profile_id = survivor  # its end is announced as the survivor's
+        await self._write(repo, [(run, [finish(run, EXITED, f"merged into {survivor}, which has its own run",
+                                               "merged", now)]) for run in ended], {run.id: None for run in ended})
+        await repo.move_runs(event.workspace_id, merged, survivor)
         await repo.delete_profile(event.workspace_id, merged)
 
     async def _erased(self, repo: JourneyRepository, event: StreamEvent, now: datetime) -> None:
@@ -374,9 +370,12 @@ class JourneyService:
         await repo.delete_profile(event.workspace_id, event.profile_id)
 
     async def _enter(self, repo: JourneyRepository, journey: LiveJourney, profile_id: str, at: datetime,
-                     now: datetime, context: dict, trace: dict | None = None) -> RunState | None:
+                     now: datetime, context: dict, trace: dict | None = None,
+                     scheduled: bool = False) -> RunState | None:
         """A new run, if the entry rules allow it; it starts moving on the next timer pass, in
-        the trace of what caused the entry (`trace`: the event's; else the current span's)."""
+        the trace of what caused the entry (`trace`: the event's; else the current span's).
+        A scheduled entry (a date, a broadcast) counts its waits from its due moment `at`, so a
+        birthday's D+7 is 09:00 a week later however late the entry pass ran; an event's from now."""
         rules = journey.journey.entry
         previous = await repo.entries_of(journey.workspace_id, journey.id, profile_id)
         entered_in_all = 0
@@ -390,8 +389,8 @@ class JourneyService:
                        seq=1, context=context | {"trace": trace if trace is not None else current_trace_headers()})
         if not await repo.insert_run(run):
             return None  # already in a live run of this journey
-        await self._write(repo, [(run, [StepRecord(1, "", "entered", "entered", at, context)])], {run.id: now},
-                          save=False)
+        await self._write(repo, [(run, [StepRecord(1, "", "entered", "entered", at, context)])],
+                          {run.id: min(at, now) if scheduled else now}, save=False)
         self.timers_wanted.set()
         return run
 
@@ -494,7 +493,7 @@ class JourneyService:
                     await repo.drop_date_entries(entry.workspace_id, entry.journey_id, [entry.profile_id])
                     continue
                 await self._enter(repo, journey, entry.profile_id, entry.due_at, now,
-                                  {"date": {"trait": trigger.trait}})
+                                  {"date": {"trait": trigger.trait}}, scheduled=True)
                 traits = (await repo.traits_of(entry.workspace_id, [entry.profile_id])).get(entry.profile_id, {})
                 following = next_date_occurrence(traits.get(trigger.trait), trigger.at, trigger.offset_days,
                                                  trigger.yearly, traits, entry.due_at)
@@ -524,7 +523,7 @@ class JourneyService:
                                                                broadcast.cursor, size)
             for profile_id in members:
                 await self._enter(repo, journey, profile_id, broadcast.due_at, now,
-                                  {"broadcast": {"at": broadcast.due_at.isoformat()}})
+                                  {"broadcast": {"at": broadcast.due_at.isoformat()}}, scheduled=True)
             if cursor:  # more members: the next page a second later, paced
                 await repo.update_broadcast(broadcast.workspace_id, broadcast.journey_id, {
                     "cursor": cursor, "entered": broadcast.entered + len(members),

@@ -21,11 +21,11 @@ BAD = [
     # a cycle that takes no time
     (_node(_node(welcome(), "welcome", kind="condition", rule={"trait": "vip", "op": "exists"}, then="coupon",
                  **{"else": "coupon"}), "coupon", next="welcome"), "nodes"),
-    (_node(welcome(), "coupon", template="tpl-nobody-made"), "definition"),
+    (_node(welcome(), "coupon", template="tpl-nobody-made"), "nodes.coupon.template"),
     (_node(welcome(), "coupon", channels=["pigeon"]), "nodes.coupon.channels[0]"),
     (_node(welcome(), "coupon", channels=[]), "nodes.coupon.channels"),
     (_node(welcome(), "later", duration="two days"), "nodes.later.duration"),
-    ({**welcome(), "trigger": {"kind": "segment_entered", "segment": "seg-nobody-made"}}, "definition"),
+    ({**welcome(), "trigger": {"kind": "segment_entered", "segment": "seg-nobody-made"}}, "trigger.segment"),
 ]
 
 
@@ -39,6 +39,36 @@ async def test_bad_definitions_are_refused_on_save_naming_the_field(workspace, r
     assert error["details"]["field"].startswith(field), error
     listed = (await workspace.admin.get("/v1/journeys")).json()["journeys"]
     assert listed == []
+
+
+UNKNOWN = [
+    (_node(welcome(), "coupon", template="tpl-nobody-made"), "nodes.coupon.template", "tpl-nobody-made"),
+    ({**welcome(), "trigger": {"kind": "broadcast", "segment": "seg-nobody-made", "cron": "0 9 * * 1"}},
+     "trigger.segment", "seg-nobody-made"),
+    ({**welcome(), "exit_criteria": {"segment_exited": ["seg-nobody-made"]}}, "exit_criteria.segment_exited[0]",
+     "seg-nobody-made"),
+    (_node(welcome(), "later", kind="condition", rule={"segment": "seg-nobody-made"}, then="coupon",
+           **{"else": "coupon", "duration": None, "next": None}), "nodes.later.rule", "seg-nobody-made"),
+]
+
+
+@pytest.mark.parametrize("definition, field, ref", UNKNOWN, ids=["template", "trigger", "exit", "condition"])
+async def test_an_unknown_template_or_segment_is_named_by_the_node_that_uses_it(workspace, receiver, definition,
+                                                                                field, ref):
+    await templates(workspace, receiver, "welcome", "coupon")
+    definition = {**definition, "nodes": {k: {f: v for f, v in n.items() if v is not None}
+                                          for k, n in definition["nodes"].items()}}
+    response = await workspace.admin.post("/v1/journeys", json={"name": "bad", "definition": definition})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["details"]["field"] == field and ref in error["message"], error
+    assert (await workspace.admin.get("/v1/journeys")).json()["journeys"] == []
+
+    # an edit is checked the same way
+    journey = await publish(workspace, welcome())
+    response = await workspace.admin.patch(f"/v1/journeys/{journey['id']}", json={"definition": definition})
+    assert response.status_code == 422 and response.json()["error"]["details"]["field"] == field, response.text
+    assert (await workspace.admin.get(f"/v1/journeys/{journey['id']}")).json()["version"] == 1
 
 
 async def test_runs_in_flight_keep_their_version_after_an_edit(workspace, receiver, journey_clock):

@@ -61,3 +61,26 @@ def test_a_split_draws_by_weight_stably_and_keeps_a_holdout():
     assert choose_branch(split, "run-7", "ab") == choose_branch(split, "run-7", "ab")  # a replay draws the same
     assert [choose_branch(split, f"run-{n}", "ab") for n in range(50) if
             choose_branch(split, f"run-{n}", "ab")[0] == HOLDOUT][0][1] == "a_path"  # holdout walks branch a's waits
+
+
+def test_goals_exits_and_waited_events_go_by_event_time():
+    from services.journey.definition import parse_journey
+    from services.journey.engine import RunState, Stepper, happened_during
+
+    run = RunState(id="r", workspace_id="w", journey_id="j", version=1, profile_id="p", entered_at=NOW,
+                   node_id="await", context={"event": {"id": "entering"}})
+    assert happened_during(run, NOW) and happened_during(run, NOW + timedelta(seconds=1), "later")
+    assert not happened_during(run, NOW - timedelta(seconds=1), "older")   # late and older: nothing
+    assert not happened_during(run, NOW, "entering")                     # the event that entered it
+
+    journey = parse_journey({"trigger": {"kind": "event", "event": "Signed Up"}, "start": "await", "nodes": {
+        "await": {"kind": "wait_for_event", "event": "Order Completed", "timeout": "P1D", "next": "done",
+                  "timeout_next": "done"}, "done": {"kind": "exit"}}})
+    began = NOW + timedelta(hours=1)
+    run.wait = {"until": (began + timedelta(days=1)).isoformat(), "event": "Order Completed",
+                "since": began.isoformat()}
+    stepper = Stepper(journey, None)
+    assert stepper.event_arrived(run, "Order Completed", {}, began, "e1", occurred_at=began - timedelta(minutes=1)) == []
+    assert run.wait is not None
+    steps = stepper.event_arrived(run, "Order Completed", {}, began, "e2", occurred_at=began)
+    assert [(s.kind, s.outcome) for s in steps] == [("event", "Order Completed")] and run.node_id == "done"
