@@ -42,7 +42,7 @@ def _on_webhook(definition: dict) -> dict:
 
 async def test_birthday_mark_sets_the_trait_on_the_profile_and_the_reminder_follows(
         workspace, receiver, journey_clock, journey_platform):
-    await templates(workspace, receiver, "tpl-birthday", "tpl-birthday-expiring")
+    await templates(workspace, receiver, "birthday-coupon", "birthday-reminder")
     await publish(workspace, _on_webhook(BIRTHDAY))
     birthday = (datetime.now(KST) + timedelta(days=3)).date().replace(year=1990).isoformat()
     profile_id = await person(workspace, "birthday-girl", birthday=birthday, timezone="Asia/Seoul")
@@ -50,7 +50,7 @@ async def test_birthday_mark_sets_the_trait_on_the_profile_and_the_reminder_foll
     nine = next_date_occurrence(birthday, time(9), 0, True, {"timezone": "Asia/Seoul"}, datetime.now(KST))
 
     journey_clock.set(nine + timedelta(seconds=1))
-    await until(lambda: received(receiver) == ["tpl-birthday"])
+    await until(lambda: received(receiver) == ["birthday-coupon"])
 
     async def marked():
         traits = (await workspace.admin.get(f"/v1/profiles/{profile_id}")).json()["traits"]
@@ -61,7 +61,7 @@ async def test_birthday_mark_sets_the_trait_on_the_profile_and_the_reminder_foll
     assert ("mark", "update_trait", "set") in await _steps(workspace, run["id"])
 
     journey_clock.set(nine + timedelta(days=7, seconds=1))
-    await until(lambda: received(receiver) == ["tpl-birthday", "tpl-birthday-expiring"])
+    await until(lambda: received(receiver) == ["birthday-coupon", "birthday-reminder"])
     [run] = await until(lambda: _runs_with(workspace, profile_id, "completed"))
     assert [s[:2] for s in await _steps(workspace, run["id"])] == [
         (None, "entered"), ("coupon", "send"), ("mark", "update_trait"), ("in_7d", "wait"), ("in_7d", "waited"),
