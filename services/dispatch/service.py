@@ -289,7 +289,6 @@ class DispatchService(Pipeline, Consumers, Scheduled, Receipts, Management):
                  "unreachable": sorted({a["channel"] for a in attempts if a["outcome"] == "unreachable"})})])
         return recorded
 
-
     # -- lookups ----------------------------------------------------------------------
     async def delivery(self, workspace_id: str, delivery_id: str) -> dict:
         async with self.sessions() as session:
