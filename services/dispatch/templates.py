@@ -388,74 +388,103 @@ def render(channel: str, fields: dict, variables: dict, advertising: bool, sende
     timing.check_channel_kind(channel, advertising)
     if channel not in FIELDS:
         raise RenderError("channel", reason=f"unknown channel {channel!r}")
-    ns = {n: (variables or {}).get(n) or {} for n in NAMESPACES}
+    given = _Fields(fields, {n: (variables or {}).get(n) or {} for n in NAMESPACES})
     opt_out = opt_out or {}
     if advertising and not sender_name.strip():
         raise RenderError("policy.sender_name", reason="advertising must name its sender (policy.sender_name)")
-
-    def text(name: str) -> str | None:
-        return _render_string(fields[name], name, ns) if fields.get(name) else None
-
-    def rendered(name: str, default: Any) -> Any:
-        return _render_value(fields[name], name, ns) if fields.get(name) else default
-
     if channel == EMAIL:
-        subject, body = text("subject") or "", text("text") or ""
-        html = _render_string(fields["html"], "html", ns, html=True) if fields.get("html") else None
-        if tracking:
-            body = links.rewrite_text(body, tracking.link)
-            html = links.rewrite_html(html, tracking.link) if html is not None else None
-        unsubscribe = tracking.unsubscribe_url if tracking else None
-        if advertising:
-            unsubscribe = unsubscribe or _required(opt_out, "url", "policy.unsubscribe_url",
-                                                   "advertising email needs an unsubscribe URL")
-            subject = f"{AD_PREFIX} {subject}"
-            body += f"\n\n{sender_name} | 수신거부(unsubscribe): {unsubscribe}"
-            if html is not None:
-                html = _before_body_end(html, f'<p style="font-size:12px;color:#888">{escape(sender_name)} | '
-                                              f'<a href="{escape(unsubscribe)}">수신거부(unsubscribe)</a></p>')
-        if tracking and html is not None:
-            html = _before_body_end(html, f'<img src="{escape(tracking.open_url)}" width="1" height="1" alt="">')
-        data = {"unsubscribe_url": unsubscribe} if unsubscribe else {}
-        if unsubscribe and (also := (opt_out.get("url") or "").strip()) and also != unsubscribe:
-            data["unsubscribe_also"] = also  # the workspace's own page or mailto, listed after ours
-        return Content(subject=subject, body=body, html=html, data=data)
+        return _email(given, advertising, sender_name, opt_out, tracking)
     if channel in (SMS, FRIENDTALK):
-        body = text("text") or ""
-        if tracking:
-            body = links.rewrite_text(body, tracking.link)
-        if advertising:
-            phone = _required(opt_out, "phone", "policy.opt_out_phone",
-                              "advertising SMS and FriendTalk need a free 080 opt-out number")
-            if not phone.replace("-", "").replace(" ", "").startswith("080"):
-                raise RenderError("policy.opt_out_phone", reason=f"opt-out number {phone!r} is not a free 080 number")
-            body = f"{AD_PREFIX}{sender_name}\n{body}\n{OPT_OUT_SMS} {phone}"
-        if channel == FRIENDTALK:
-            image = text("image_url")
-            buttons = rendered("buttons", [])
-            if tracking:
-                buttons = [{**b, "url": tracking.link(b["url"])} if b.get("url") else b for b in buttons]
-            return Content(body=body, buttons=tuple(buttons), media_urls=(image,) if image else ())
-        media = tuple(rendered("media_urls", []))
-        size = euc_kr_length(body)
-        if size > LMS_BYTES:
-            raise RenderError("text", reason=f"{size} EUC-KR bytes: too long for LMS (at most {LMS_BYTES})")
-        kind = "MMS" if media else "LMS" if size > SMS_BYTES else "SMS"
-        # A short SMS has no title on Korean carriers: the title is kept for LMS / MMS only.
-        return Content(body=body, subject=text("title") if kind != "SMS" else None, sms_type=kind,
-                       media_urls=media)
+        body = _short_text(given, advertising, sender_name, opt_out, tracking)
+        return _friendtalk(given, body, tracking) if channel == FRIENDTALK else _sms(given, body)
     if channel == ALIMTALK:
-        return Content(template_code=fields["template_code"], variables=rendered("variables", {}),
-                       buttons=tuple(rendered("buttons", [])))
+        return Content(template_code=fields["template_code"], variables=given.rendered("variables", {}),
+                       buttons=tuple(given.rendered("buttons", [])))
     if channel == WEBHOOK:
-        return Content(data=rendered("body", {}))
-    # push, web push, in-app: a space, not a line break, keeps the message on a collapsed notification's line.
-    body, url = text("body") or "", text("url")
+        return Content(data=given.rendered("body", {}))
+    return _notification(channel, given, advertising, sender_name, opt_out, tracking)
+
+
+class _Fields:
+    """A template's fields for one channel, each rendered over the namespaces when asked for."""
+
+    def __init__(self, fields: dict, ns: dict) -> None:
+        self.fields, self.ns = fields, ns
+
+    def text(self, name: str, html: bool = False) -> str | None:
+        return _render_string(self.fields[name], name, self.ns, html=html) if self.fields.get(name) else None
+
+    def rendered(self, name: str, default: Any) -> Any:
+        return _render_value(self.fields[name], name, self.ns) if self.fields.get(name) else default
+
+
+def _email(given: _Fields, advertising: bool, sender_name: str, opt_out: dict, tracking: Tracking | None) -> Content:
+    """Subject, text and HTML: links tracked, the open pixel, the unsubscribe link (advertising shows it)."""
+    subject, body = given.text("subject") or "", given.text("text") or ""
+    html = given.text("html", html=True)
+    if tracking:
+        body = links.rewrite_text(body, tracking.link)
+        html = links.rewrite_html(html, tracking.link) if html is not None else None
+    unsubscribe = tracking.unsubscribe_url if tracking else None
+    if advertising:
+        unsubscribe = unsubscribe or _required(opt_out, "url", "policy.unsubscribe_url",
+                                               "advertising email needs an unsubscribe URL")
+        subject = f"{AD_PREFIX} {subject}"
+        body += f"\n\n{sender_name} | 수신거부(unsubscribe): {unsubscribe}"
+        if html is not None:
+            html = _before_body_end(html, f'<p style="font-size:12px;color:#888">{escape(sender_name)} | '
+                                          f'<a href="{escape(unsubscribe)}">수신거부(unsubscribe)</a></p>')
+    if tracking and html is not None:
+        html = _before_body_end(html, f'<img src="{escape(tracking.open_url)}" width="1" height="1" alt="">')
+    data = {"unsubscribe_url": unsubscribe} if unsubscribe else {}
+    if unsubscribe and (also := (opt_out.get("url") or "").strip()) and also != unsubscribe:
+        data["unsubscribe_also"] = also  # the workspace's own page or mailto, listed after ours
+    return Content(subject=subject, body=body, html=html, data=data)
+
+
+def _short_text(given: _Fields, advertising: bool, sender_name: str, opt_out: dict, tracking: Tracking | None) -> str:
+    """An SMS or FriendTalk text: links tracked; advertising framed by "(광고)", the sender and the 080 opt-out."""
+    body = given.text("text") or ""
+    if tracking:
+        body = links.rewrite_text(body, tracking.link)
+    if advertising:
+        phone = _required(opt_out, "phone", "policy.opt_out_phone",
+                          "advertising SMS and FriendTalk need a free 080 opt-out number")
+        if not phone.replace("-", "").replace(" ", "").startswith("080"):
+            raise RenderError("policy.opt_out_phone", reason=f"opt-out number {phone!r} is not a free 080 number")
+        body = f"{AD_PREFIX}{sender_name}\n{body}\n{OPT_OUT_SMS} {phone}"
+    return body
+
+
+def _friendtalk(given: _Fields, body: str, tracking: Tracking | None) -> Content:
+    image = given.text("image_url")
+    buttons = given.rendered("buttons", [])
+    if tracking:
+        buttons = [{**b, "url": tracking.link(b["url"])} if b.get("url") else b for b in buttons]
+    return Content(body=body, buttons=tuple(buttons), media_urls=(image,) if image else ())
+
+
+def _sms(given: _Fields, body: str) -> Content:
+    """SMS, LMS past 90 EUC-KR bytes, MMS with media; refused past 2,000 bytes."""
+    media = tuple(given.rendered("media_urls", []))
+    size = euc_kr_length(body)
+    if size > LMS_BYTES:
+        raise RenderError("text", reason=f"{size} EUC-KR bytes: too long for LMS (at most {LMS_BYTES})")
+    kind = "MMS" if media else "LMS" if size > SMS_BYTES else "SMS"
+    # A short SMS has no title on Korean carriers: the title is kept for LMS / MMS only.
+    return Content(body=body, subject=given.text("title") if kind != "SMS" else None, sms_type=kind,
+                   media_urls=media)
+
+
+def _notification(channel: str, given: _Fields, advertising: bool, sender_name: str, opt_out: dict,
+                  tracking: Tracking | None) -> Content:
+    """Push, web push, in-app: a space, not a line break, keeps a collapsed notification's one line."""
+    body, url = given.text("body") or "", given.text("url")
     if advertising:
         body = f"{AD_PREFIX}{sender_name} {body} ({(opt_out.get('app') or '').strip() or OPT_OUT_APP})"
-    return Content(subject=text("title") or "", body=body,
+    return Content(subject=given.text("title") or "", body=body,
                    url=tracking.link(url) if tracking and url else url,
-                   data=rendered("data", {}) if channel == PUSH else {})
+                   data=given.rendered("data", {}) if channel == PUSH else {})
 
 
 def _before_body_end(html: str, addition: str) -> str:

@@ -102,3 +102,23 @@ async def test_an_unknown_order_is_refused_with_its_field(workspace):
                                                 "order": "random"})
     assert response.status_code == 422, response.text
     assert "order" in str(response.json()["error"]["details"])
+
+
+async def test_when_every_channel_must_wait_the_send_waits_for_the_earliest(workspace, dispatch_clock):
+    # 20:30 with quiet hours 20:00–07:00: FriendTalk may send an ad again at 08:00 (Kakao's window),
+    # e-mail (spared by the night rule) at 07:00; the send waits for e-mail, though listed second.
+    dispatch_clock.set(today_at(20, 30))
+    with fake.SmtpProvider("mailer", "pw") as smtp:
+        async with fake.HttpProvider(fake.nhn_kakao("kakao-app", "kakao-secret")) as kakao:
+            profile = await person(workspace, "evening-earliest", {"name": "김민수", "phone": "010-1234-5678",
+                                                                   "email": "kim@example.kr"})
+            await consent(workspace, profile, kakao=True, email=True, advertising=True)
+            await configure(workspace, {"friendtalk": FRIENDTALK_OR_SMS["friendtalk"], "email": EMAIL_TEMPLATE},
+                            {"friendtalk": kakao_config(kakao.url), "email": smtp_config(smtp)},
+                            policy={**AD_POLICY, "quiet_hours": {"start": "20:00", "end": "07:00"}})
+            delivery = await send(workspace, profile, ["friendtalk", "email"], advertising=True, transactional=False)
+    assert (delivery["status"], delivery["channel"], delivery["rule"]) == ("deferred", "email", "quiet_hours")
+    assert at(delivery["deferredUntil"]) == tomorrow_at_eight() - timedelta(hours=1)
+    assert [(a["channel"], a["outcome"]) for a in delivery["attempts"]] == [("friendtalk", "deferred"),
+                                                                            ("email", "deferred")]
+    assert kakao.received == [] and smtp.mail == []

@@ -1,0 +1,132 @@
+"""What a workspace configures for its sends: templates (deleted only once the journey service
+confirms no live journey uses one), channel configs (credentials masked in answers) and the
+send policy (fatigue, quiet hours, the night rule, opt-outs, UTM). Mixed into
+`DispatchService` (service.py)."""
+
+import orjson
+
+from kit.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.dispatch import fatigue, links, templates, timing
+from services.dispatch import policy as policies
+from services.dispatch.channels import CHANNELS, FRIENDTALK, INAPP, ConfigError
+from services.dispatch.providers import delivery_options
+from services.dispatch.providers.registry import adapter_for
+from services.dispatch.repository import DispatchRepository
+
+SECRET_HINTS = ("secret", "password", "token", "key")
+
+
+class Management:
+    async def put_template(self, workspace_id: str, template_id: str, name: str, channels_json: str) -> dict:
+        if not template_id or len(template_id) > 100:
+            raise InvalidArgument("id: expected 1 to 100 characters", field="id")
+        channels = _json_object(channels_json, "channels")
+        if not channels:
+            raise InvalidArgument("channels: give the content of at least one channel", field="channels")
+        checked = {}
+        for channel, fields in channels.items():
+            if channel not in CHANNELS:
+                raise InvalidArgument(f"channels.{channel}: unknown channel; expected one of {', '.join(CHANNELS)}",
+                                      field=f"channels.{channel}")
+            checked[channel] = templates.validate_template(channel, fields, path=f"channels.{channel}")
+        async with self.sessions() as session, session.begin():
+            return await DispatchRepository(session).add_template_version(
+                workspace_id, template_id, name or template_id, checked, self.clock.now())
+
+    async def template(self, workspace_id: str, template_id: str, version: int = 0):
+        async with self.sessions() as session:
+            row = await DispatchRepository(session).template(workspace_id, template_id, version or None)
+        if row is None:
+            raise NotFound(f"template {template_id!r} not found", field="id")
+        return row
+
+    async def delete_template(self, workspace_id: str, template_id: str) -> None:
+        """Removes every version of the template, once the journey service has confirmed that
+        no live journey sends it; never unchecked. Deferred sends of it then fail."""
+        await self.template(workspace_id, template_id)  # NotFound first: no need to ask about it
+        if self.journeys is None:
+            raise FailedPrecondition(f"cannot confirm that no live journey uses template {template_id!r}: "
+                                     "no journey service configured", field="id")
+        await self.journeys.refuse_if_used(workspace_id, "template", template_id)
+        async with self.sessions() as session, session.begin():
+            if not await DispatchRepository(session).delete_template(workspace_id, template_id):
+                raise NotFound(f"template {template_id!r} not found", field="id")
+
+    async def list_templates(self, workspace_id: str) -> list:
+        async with self.sessions() as session:
+            return await DispatchRepository(session).latest_templates(workspace_id)
+
+    async def put_channel_config(self, workspace_id: str, channel: str, provider: str, config_json: str):
+        if channel not in CHANNELS or channel == INAPP:
+            raise InvalidArgument(f"channel: expected one of {', '.join(c for c in CHANNELS if c != INAPP)}",
+                                  field="channel")
+        try:
+            adapter = adapter_for(channel, provider)
+            config = delivery_options(adapter.check_config(_json_object(config_json, "config")))
+            if check_target := getattr(adapter, "check_target", None):  # what each send will check (webhook)
+                await check_target(config)
+        except ConfigError as err:
+            raise InvalidArgument(str(err), field=err.field) from None
+        async with self.sessions() as session, session.begin():
+            row = await DispatchRepository(session).put_channel_config(workspace_id, channel, provider, config,
+                                                                       self.clock.now())
+        return masked(row)
+
+    async def channel_configs(self, workspace_id: str) -> list:
+        async with self.sessions() as session:
+            return [masked(r) for r in (await DispatchRepository(session).channel_configs(workspace_id)).values()]
+
+    async def policy(self, workspace_id: str) -> dict:
+        async with self.sessions() as session:
+            return await DispatchRepository(session).policy(workspace_id) or {}
+
+    async def set_policy(self, workspace_id: str, policy_json: str, merge_patch: bool = False) -> dict:
+        """The whole policy, or with `merge_patch` an RFC 7396 patch of the stored one (read,
+        patched, checked and written in one transaction, so concurrent patches both apply)."""
+        given = _json_object(policy_json, "policy")
+        async with self.sessions() as session, session.begin():
+            repo = DispatchRepository(session)
+            stored = await repo.policy(workspace_id, lock=True)  # a PUT and a PATCH at once: one after the other
+            policy = policies.merge_patch(stored or {}, given) if merge_patch else given
+            self._check_policy(policy)
+            await repo.set_policy(workspace_id, policy, self.clock.now())
+        return policy
+
+    def _check_policy(self, policy: dict) -> None:
+        allowed = {"fatigue", "quiet_hours", "night_rule", "sender_name", "opt_out_phone", "opt_out_app",
+                   "unsubscribe_url", "utm"}
+        if extra := sorted(set(policy) - allowed):
+            raise InvalidArgument(f"policy.{extra[0]}: not a policy field; expected {', '.join(sorted(allowed))}",
+                                  field=f"policy.{extra[0]}")
+        fatigue.parse_policy(policy.get("fatigue") or {}, path="policy.fatigue")
+        if "night_rule" in policy:
+            policy["night_rule"] = timing.parse_night_rule(policy["night_rule"], path="policy.night_rule")
+        if quiet := policy.get("quiet_hours"):
+            timing.parse_quiet_hours(quiet, path="policy.quiet_hours")
+            try:  # with the night rule and Kakao's window, some time of day must stay open
+                timing.next_allowed(self.clock.now(), channel=FRIENDTALK, advertising=True,
+                                    quiet_hours=(quiet["start"], quiet["end"]))
+            except timing.NeverAllowed:
+                raise InvalidArgument("policy.quiet_hours: together with the night rule (21:00–08:00 KST) and "
+                                      "Kakao's advertising window (08:00–20:00 KST) no time is left to send "
+                                      "advertising", field="policy.quiet_hours") from None
+        for name in ("sender_name", "opt_out_phone", "opt_out_app", "unsubscribe_url"):
+            if not isinstance(policy.get(name, ""), str):
+                raise InvalidArgument(f"policy.{name}: expected a string", field=f"policy.{name}")
+        links.check_utm(policy.get("utm", {}))
+
+
+def _json_object(text: str, path: str) -> dict:
+    try:
+        value = orjson.loads(text or "{}")
+    except orjson.JSONDecodeError as err:
+        raise InvalidArgument(f"{path}: not valid JSON ({err})", field=path) from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{path}: expected a JSON object", field=path)
+    return value
+
+
+def masked(row) -> dict:
+    """A channel config as the API shows it: credentials replaced by dots."""
+    config = {k: ("••••" if any(h in k.lower() for h in SECRET_HINTS) and v else v) for k, v in row.config.items()}
+    return {"channel": row.channel, "provider": row.provider, "config": config, "updated_at": row.updated_at}
