@@ -10,7 +10,7 @@ import httpx
 
 from kit.clock import Clock, SystemClock
 from kit.consumer import StreamConsumer
-from kit.journey_usages import JourneyUsages
+from services.dispatch.clients import JourneyUsages
 from kit.outbox import Outbox, OutboxRelay
 from kit.runtime import GrpcServer, Runtime, open_runtime, serve_until_signal
 from kit.streams import EVENTS, family_streams

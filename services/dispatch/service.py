@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kit.clock import Clock
 from kit.errors import FailedPrecondition, InvalidArgument, NotFound
-from kit.journey_usages import JourneyUsages
+from services.dispatch.clients import JourneyUsages
 from kit.logs import get_logger
 from kit.loops import repeat
 from kit.outbox import Outbox
