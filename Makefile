@@ -27,7 +27,7 @@ proto-check: $(STAMP)
 
 ## run: the whole platform on the embedded PostgreSQL and Redis
 run: $(STAMP) proto-check
-	$(PY) -m kit.supervisor
+	$(PY) -m devserver
 
 ## test: the full suite on real PostgreSQL and Redis
 test: $(STAMP) proto-check

@@ -10,11 +10,11 @@ import httpx
 
 from kit.clock import Clock, SystemClock
 from kit.consumer import StreamConsumer
-from kit.journey_usages import JourneyUsages
 from kit.outbox import Outbox, OutboxRelay
 from kit.runtime import GrpcServer, Runtime, open_runtime, serve_until_signal
 from kit.streams import EVENTS, family_streams
 from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
+from services.dispatch.clients import JourneyUsages
 from services.dispatch.grpc_api import DispatchServicer
 from services.dispatch.models import outbox as outbox_table
 from services.dispatch.models import processed

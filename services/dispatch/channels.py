@@ -5,9 +5,9 @@ from typing import Protocol
 
 import httpx
 
-EMAIL, SMS, ALIMTALK, FRIENDTALK, PUSH, WEBPUSH, INAPP, WEBHOOK = (
-    "email", "sms", "alimtalk", "friendtalk", "push", "webpush", "inapp", "webhook")
-CHANNELS = (EMAIL, SMS, ALIMTALK, FRIENDTALK, PUSH, WEBPUSH, INAPP, WEBHOOK)
+# The names are the rule language's (shared with journeys); re-exported so dispatch's modules
+# keep one import for a send's names and types.
+from rules.channels import ALIMTALK, CHANNELS, EMAIL, FRIENDTALK, INAPP, PUSH, SMS, WEBHOOK, WEBPUSH  # noqa: F401
 
 
 @dataclass(frozen=True)

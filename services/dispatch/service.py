@@ -33,11 +33,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from kit.clock import Clock
 from kit.errors import InvalidArgument, NotFound
-from kit.journey_usages import JourneyUsages
 from kit.logs import get_logger
 from kit.outbox import Outbox
 from services.dispatch import fatigue, simulation
 from services.dispatch.channels import ALIMTALK, CHANNELS
+from services.dispatch.clients import JourneyUsages
 from services.dispatch.consumers import Consumers
 from services.dispatch.management import Management, masked  # noqa: F401 - importable from here as before
 from services.dispatch.models import DELIVERIES

@@ -30,16 +30,16 @@ duration`, `nodes.check.else: unknown node 'gone'`).
 "first_allowed" (default) takes the next channel allowed now when one must wait (night
 rule, Kakao's window), "strict" waits for the first. A send or update_trait without `next` ends the run;
 waits, conditions and splits must name theirs. Property filters, rules and durations are
-the segment rule language's (services.segment.rules). Pure: no I/O, no clock.
+the rule language's (the `rules` package). Pure: no I/O, no clock.
 """
 
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from services.dispatch.channels import ALIMTALK, CHANNELS
-from services.segment import rules
-from services.segment.rules import PropertyFilter
+import rules
+from rules import PropertyFilter
+from rules.channels import ALIMTALK, CHANNELS
 
 ENTRY_MODES = ("once", "every_time", "cooldown")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -112,7 +112,7 @@ class WaitForEvent:
 
 @dataclass(frozen=True)
 class Condition:
-    rule: object                     # a services.segment.rules rule
+    rule: object                     # a `rules` rule
     then: str
     else_: str
 

@@ -17,9 +17,9 @@ from typing import Protocol
 from croniter import croniter
 
 from kit.zones import zone_of
+from rules.evaluation import matches
 from services.journey.definition import (WEEKDAYS, Condition, EventMatch, Exit, Journey, Send, Split,
                                          UpdateTrait, Wait, WaitForEvent, WaitUntil)
-from services.segment.evaluation import matches
 
 ACTIVE, CONVERTED, EXITED, COMPLETED = "active", "converted", "exited", "completed"
 HOLDOUT = "holdout"

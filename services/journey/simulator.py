@@ -15,10 +15,9 @@ from services.journey.definition import (BroadcastTrigger, Condition, DateTraitT
 from services.journey.engine import (ACTIVE, CONVERTED, EXITED, RunState, SendOutcome, StepRecord, Stepper, end,
                                      event_matches, next_cron, next_date_occurrence)
 from services.journey.entry import may_enter
-from services.segment.engine import build_series
-from services.segment.evaluation import ProfileFacts, evaluate, series_key
-from services.segment.facts import Seen, event_conditions
-from services.segment.rules import CONSENT_CHANNELS
+from rules import CONSENT_CHANNELS
+from rules.evaluation import ProfileFacts, evaluate, series_key
+from rules.facts import Seen, build_series, event_conditions
 from kit.zones import SEOUL, zone_of
 
 # Timeline pseudo-events that move the synthetic person in or out of a segment.

@@ -12,8 +12,8 @@ from kit.outbox import Outbox, OutboxRelay
 from kit.runtime import GrpcServer, Runtime, open_runtime, serve_until_signal
 from kit.streams import EVENTS, family_streams
 from nudge.segment.v1 import segment_pb2, segment_pb2_grpc
+from services.segment.clients import JourneyUsages
 from services.segment.grpc_api import SegmentServicer
-from kit.journey_usages import JourneyUsages
 from services.segment.models import outbox as outbox_table
 from services.segment.models import processed
 from services.segment.service import SegmentService

@@ -6,10 +6,10 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.segment.evaluation import (EventSeries, ProfileFacts, RfmModel, evaluate, matches, series_key)
-from services.segment.facts import SeriesIndex, add_to_series
-from services.segment.rules import (All, Any, ConsentCondition, EventCondition, LastSeen, Not, RfmCondition,
-                                    TraitCondition, referenced_segments)
+from rules.evaluation import ProfileFacts, RfmModel, evaluate, series_key
+from rules.facts import SeriesIndex
+from rules import (All, Any, ConsentCondition, EventCondition, LastSeen, Not, RfmCondition,
+                   TraitCondition, referenced_segments)
 
 
 @dataclass(frozen=True)
@@ -142,12 +142,3 @@ def reevaluate(catalog: Catalog, facts: ProfileFacts, segment_ids: set[str], now
         verdict.timers[segment_id] = outcome.next_change
     return verdict
 
-
-def build_series(condition: EventCondition, history) -> EventSeries:
-    """One series from a profile's stored events (each with .id .name .at .properties),
-    used when a series is first needed (new or edited segment, or after a merge)."""
-    series = EventSeries()
-    for event in history:
-        if event.name == condition.event and matches(condition.where, event.properties):
-            add_to_series(series, event, condition.property)
-    return series

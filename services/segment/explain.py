@@ -3,9 +3,9 @@ it (a trait's value, a count, a sum, a time) and the verdict in words. Pure."""
 
 from datetime import datetime
 
-from services.segment.evaluation import EventSeries, ProfileFacts, evaluate, measure, rfm_scores, series_key
-from services.segment.rules import (All, Any, ConsentCondition, EventCondition, LastSeen, Not, RfmCondition,
-                                    SegmentRef, TraitCondition)
+from rules.evaluation import EventSeries, ProfileFacts, evaluate, measure, rfm_scores, series_key
+from rules import (All, Any, ConsentCondition, EventCondition, LastSeen, Not, RfmCondition,
+                   SegmentRef, TraitCondition)
 
 
 def explain(tree: dict, rule, facts: ProfileFacts, now: datetime, path: str = "rules") -> list[dict]:

@@ -11,7 +11,7 @@ from sqlalchemy.types import Text as TextType
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.segment.evaluation import EventSeries
+from rules.evaluation import EventSeries
 from services.segment.models import events, memberships, profiles, rfm_settings, segments, timers
 
 

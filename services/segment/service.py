@@ -26,12 +26,12 @@ from kit.outbox import Outbox
 from kit.streams import StreamEvent
 from kit.tracing import context_from_headers
 from kit.zones import zone_of
-from services.segment import rules as rule_language
-from services.segment.engine import Catalog, SegmentDef, build_series, leaves, reevaluate
-from services.segment.evaluation import ProfileFacts, RfmModel, evaluate
+import rules as rule_language
+from services.segment.engine import Catalog, SegmentDef, leaves, reevaluate
+from rules.evaluation import ProfileFacts, RfmModel, evaluate
 from services.segment.explain import explain
-from services.segment.facts import Seen, apply_event
-from kit.journey_usages import JourneyUsages
+from rules.facts import Seen, apply_event, build_series
+from services.segment.clients import JourneyUsages
 from services.segment.repository import SegmentRepository, decode_series, encode_series
 
 log = get_logger(__name__)

@@ -16,7 +16,7 @@ import pytest
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
 from nudge.journey.v1 import journey_pb2, journey_pb2_grpc
-from kit.journey_usages import JourneyUsages
+from services.dispatch.clients import JourneyUsages
 from tests.conftest import free_port
 from tests.dispatch.test_channels_through_the_pipeline import wait_for_status
 from tests.dispatch.test_send_pipeline import consent, person, send, setup

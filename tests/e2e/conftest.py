@@ -1,5 +1,5 @@
 """End-to-end fixtures: the whole platform started the way `make run` starts it
-(`python -m kit.supervisor`), in a temporary data directory on free ports, and an OTLP
+(`python -m devserver`), in a temporary data directory on free ports, and an OTLP
 receiver it exports its traces to."""
 
 import collections
@@ -50,7 +50,7 @@ def _describe(process: psutil.Process) -> str:
 
 
 class Launcher:
-    """`python -m kit.supervisor` as a child process; its output is drained by a thread."""
+    """`python -m devserver` as a child process; its output is drained by a thread."""
 
     def __init__(self, data_dir: Path, http_port: int | None = None, profile_port: int | None = None,
                  segment_port: int | None = None, dispatch_port: int | None = None,
@@ -85,7 +85,7 @@ class Launcher:
         self.banner = {}
         self._lines = queue.Queue()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kit.supervisor", "--data-dir", str(self.data_dir),
+            [sys.executable, "-m", "devserver", "--data-dir", str(self.data_dir),
              "--http-port", str(self.http_port), "--profile-port", str(self.profile_port),
              "--segment-port", str(self.segment_port), "--dispatch-port", str(self.dispatch_port),
              "--journey-port", str(self.journey_port), "--metrics-port", str(self.metrics_port)],

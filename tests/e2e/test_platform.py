@@ -1,4 +1,4 @@
-"""End to end: the platform as `make run` starts it (kit.supervisor → embedded PostgreSQL and
+"""End to end: the platform as `make run` starts it (devserver → embedded PostgreSQL and
 Redis, the profile service, the gateway), driven from outside by the real Segment SDK and
 plain HTTP, read back through the management API with the admin key."""
 

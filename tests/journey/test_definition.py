@@ -8,7 +8,7 @@ import pytest
 from kit.errors import InvalidArgument
 from services.journey import definition as d
 from services.journey import starters
-from services.segment import rules
+import rules
 
 # The starter library's journeys (services/journey/starters.py), their slot names as ids.
 WELCOME, CART, POST_PURCHASE, DORMANCY, BIRTHDAY, CONSENT = (starters.definition(i) for i in (

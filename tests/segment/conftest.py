@@ -5,7 +5,7 @@ import pytest
 from kit import db, migrations
 from kit.outbox import Outbox
 from services.segment.__main__ import MIGRATIONS
-from kit.journey_usages import JourneyUsages
+from services.segment.clients import JourneyUsages
 from services.segment.models import outbox
 from services.segment.service import SegmentService
 

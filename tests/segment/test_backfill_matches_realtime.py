@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kit.streams import StreamEvent
-from services.segment import rules
-from services.segment.evaluation import ProfileFacts, evaluate
-from services.segment.facts import Seen, SeriesIndex, apply_event
+import rules
+from rules.evaluation import ProfileFacts, evaluate
+from rules.facts import Seen, SeriesIndex, apply_event
 from services.segment.models import memberships, outbox
 from services.segment.service import SegmentService
 from tests.segment.conftest import NOW

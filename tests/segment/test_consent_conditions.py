@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from kit.errors import InvalidArgument
-from services.segment import rules
-from services.segment.evaluation import Outcome, ProfileFacts, evaluate
+import rules
+from rules.evaluation import Outcome, ProfileFacts, evaluate
 from tests.segment.test_realtime_segments import (MINUTE, becomes, create_segment, eventually, is_member,
                                                   profile_of, trail)
 

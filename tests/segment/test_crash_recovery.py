@@ -17,7 +17,7 @@ from kit.outbox import Outbox
 from kit.settings import REPO_ROOT
 from kit.streams import EVENTS, StreamEvent
 from services.segment.__main__ import MIGRATIONS
-from kit.journey_usages import JourneyUsages
+from services.segment.clients import JourneyUsages
 from services.segment.models import memberships, outbox
 from services.segment.service import SEGMENTS, SegmentService
 from tests.conftest import free_port

@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.segment import rules
-from services.segment.evaluation import EventSeries, ProfileFacts, evaluate, matches, series_key
+import rules
+from rules.evaluation import EventSeries, ProfileFacts, evaluate, matches, series_key
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 VIEWED_3_IN_3_DAYS = rules.parse({"event": "Product Viewed", "count": {"op": "gte", "value": 3}, "within": "P3D"})

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.segment import rules
-from services.segment.evaluation import ProfileFacts, evaluate
-from services.segment.facts import Seen, SeriesIndex, apply_event
+import rules
+from rules.evaluation import ProfileFacts, evaluate
+from rules.facts import Seen, SeriesIndex, apply_event
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 SEGMENTS = {

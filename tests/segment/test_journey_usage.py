@@ -13,7 +13,7 @@ import pytest
 
 from kit.errors import Conflict, FailedPrecondition
 from nudge.journey.v1 import journey_pb2, journey_pb2_grpc
-from kit.journey_usages import JourneyUsages
+from services.segment.clients import JourneyUsages
 from services.segment.service import SegmentService
 from tests.conftest import free_port
 

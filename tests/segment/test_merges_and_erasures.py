@@ -75,7 +75,7 @@ async def test_an_event_locked_out_by_a_merge_counts_for_the_survivor(isolated):
         repo = SegmentRepository(session)
         await repo.insert_events(ws, [{"id": late.payload["event_id"], "profile_id": "x",
                                        "name": "Order Completed", "at": late.occurred_at, "properties": {}}])
-        from services.segment.facts import Seen
+        from rules.facts import Seen
         await isolated._evaluate(repo, ws, {"x": Plan(seen=[Seen(late.payload["event_id"], "Order Completed",
                                                                  late.occurred_at, {})])})
     assert await members(isolated, ws, segment) == {"s"}

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from kit.errors import InvalidArgument
-from services.segment import rules
+import rules
 
 VIEWED_3_TIMES_IN_3_DAYS = {"event": "Product Viewed", "where": [{"property": "product_id", "op": "eq", "value": "X"}],
                             "count": {"op": "gte", "value": 3}, "within": "P3D"}

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from kit.zones import SEOUL
-from services.segment.rules import (All, Any, ConsentCondition, EventCondition, LastSeen, Not, PropertyFilter,
-                                    RfmCondition, SegmentRef, TraitCondition)
+from rules import (All, Any, ConsentCondition, EventCondition, LastSeen, Not, PropertyFilter,
+                   RfmCondition, SegmentRef, TraitCondition)
 
 _COMPARE = {"eq": operator.eq, "neq": operator.ne, "gt": operator.gt, "gte": operator.ge,
             "lt": operator.lt, "lte": operator.le}

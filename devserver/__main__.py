@@ -5,7 +5,7 @@ service and the gateway as child processes, creates a dev workspace on first run
 prints where to reach it. Ctrl-C stops everything; a child that dies is reported and
 stops the rest.
 
-    python -m kit.supervisor [--data-dir DIR] [--http-port 8080] [--profile-port 50051] [--segment-port 50052]
+    python -m devserver [--data-dir DIR] [--http-port 8080] [--profile-port 50051] [--segment-port 50052]
                              [--dispatch-port 50053] [--journey-port 50054] [--metrics-port 50055]
 
 Children start in order: profile, segment, dispatch, journey (which calls the three before
@@ -94,7 +94,7 @@ def _stop(children: dict[str, subprocess.Popen], grace: float = 15) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kit.supervisor")
+    parser = argparse.ArgumentParser(prog="python -m devserver")
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("NUDGE_DATA_DIR", REPO_ROOT / ".nudge")))
     parser.add_argument("--http-port", type=int, default=int(os.environ.get("NUDGE_HTTP_PORT", 8080)))
     parser.add_argument("--profile-port", type=int, default=50051)

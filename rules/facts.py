@@ -7,8 +7,8 @@ import bisect
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.segment.evaluation import EventSeries, ProfileFacts, matches, series_key
-from services.segment.rules import All, Any, EventCondition, Not
+from rules.evaluation import EventSeries, ProfileFacts, matches, series_key
+from rules import All, Any, EventCondition, Not
 
 
 def event_conditions(rule) -> list[EventCondition]:
@@ -78,3 +78,13 @@ def _place(series: EventSeries, event_id: str, at: datetime, value: float) -> bo
     series.values.insert(position, value)
     series.ids.insert(position, event_id)
     return True
+
+
+def build_series(condition: EventCondition, history) -> EventSeries:
+    """One series from a profile's stored events (each with .id .name .at .properties),
+    used when a series is first needed (new or edited segment, or after a merge)."""
+    series = EventSeries()
+    for event in history:
+        if event.name == condition.event and matches(condition.where, event.properties):
+            add_to_series(series, event, condition.property)
+    return series
