@@ -3,27 +3,22 @@
 
 from contextlib import asynccontextmanager
 
-import grpc
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from grpc_health.v1 import health_pb2_grpc
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from gateway import dispatch, engagement, errors, journeys, metrics, profiles, segments, tracking
+from gateway.rpc import Channels
 from gateway.settings import GatewaySettings
 from gateway.workspaces import open_store
 from kit import health
 from kit.logs import get_logger, setup_logging
 from kit.redis import connect, resolve_redis_url
-from kit.runtime import MESSAGE_SIZE_OPTIONS
 from kit.tracing import instrument_engine, setup_tracing
-from nudge.dispatch.v1 import dispatch_pb2_grpc
-from nudge.journey.v1 import journey_pb2_grpc
-from nudge.metrics.v1 import metrics_pb2_grpc
-from nudge.profile.v1 import profile_pb2_grpc
-from nudge.segment.v1 import segment_pb2_grpc
 
 log = get_logger(__name__)
+
+ROUTERS = (tracking, profiles, segments, dispatch, engagement, journeys, metrics)
 
 
 def create_app(settings: GatewaySettings | None = None, setup_observability: bool = True) -> FastAPI:
@@ -31,56 +26,44 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
     if setup_observability:
         setup_logging("gateway", settings.log_level)
         setup_tracing("gateway", settings.otlp_endpoint)
+    app = FastAPI(title="Nudge API", version="1.0",
+                  description="Tracking (Segment spec, write key) and management (admin key) of Nudge.",
+                  lifespan=_lifespan(settings))
+    errors.install(app)
+    for module in ROUTERS:
+        app.include_router(module.router)
+    _add_health_routes(app)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    return app
 
+
+def _lifespan(settings: GatewaySettings):
+    """Opens what the requests use (app.state) before serving, and closes it after."""
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         store, engine = await open_store(settings)
         instrument_engine(engine)
         redis = connect(await resolve_redis_url(settings))
-        channel = grpc.aio.insecure_channel(settings.profile_addr, options=MESSAGE_SIZE_OPTIONS)
-        segment_channel = grpc.aio.insecure_channel(settings.segment_addr, options=MESSAGE_SIZE_OPTIONS)
-        dispatch_channel = grpc.aio.insecure_channel(settings.dispatch_addr, options=MESSAGE_SIZE_OPTIONS)
-        journey_channel = grpc.aio.insecure_channel(settings.journey_addr, options=MESSAGE_SIZE_OPTIONS)
-        metrics_channel = grpc.aio.insecure_channel(settings.metrics_addr, options=MESSAGE_SIZE_OPTIONS)
+        channels = Channels(settings)
         app.state.settings = settings
         app.state.workspaces = store
         app.state.engine = engine
         app.state.redis = redis
-        app.state.profile = profile_pb2_grpc.ProfileServiceStub(channel)
-        app.state.segment = segment_pb2_grpc.SegmentServiceStub(segment_channel)
-        app.state.dispatch = dispatch_pb2_grpc.DispatchServiceStub(dispatch_channel)
-        app.state.journey = journey_pb2_grpc.JourneyServiceStub(journey_channel)
-        app.state.metrics = metrics_pb2_grpc.MetricsServiceStub(metrics_channel)
-        app.state.service_health = {"profile": health_pb2_grpc.HealthStub(channel),
-                                    "segment": health_pb2_grpc.HealthStub(segment_channel),
-                                    "dispatch": health_pb2_grpc.HealthStub(dispatch_channel),
-                                    "journey": health_pb2_grpc.HealthStub(journey_channel),
-                                    "metrics": health_pb2_grpc.HealthStub(metrics_channel)}
+        app.state.services = channels.services
+        app.state.service_health = channels.health
         try:
             yield
         finally:
-            await metrics_channel.close()
-            await journey_channel.close()
-            await dispatch_channel.close()
-            await segment_channel.close()
-            await channel.close()
+            await channels.close()
             await redis.aclose()
             await engine.dispose()
             # uvicorn has finished the requests in flight (its graceful shutdown) before this.
             log.info("drained", exit_code=0)
 
-    app = FastAPI(title="Nudge API", version="1.0",
-                  description="Tracking (Segment spec, write key) and management (admin key) of Nudge.",
-                  lifespan=lifespan)
-    errors.install(app)
-    app.include_router(tracking.router)
-    app.include_router(profiles.router)
-    app.include_router(segments.router)
-    app.include_router(dispatch.router)
-    app.include_router(engagement.router)
-    app.include_router(journeys.router)
-    app.include_router(metrics.router)
+    return lifespan
 
+
+def _add_health_routes(app: FastAPI) -> None:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:
         return {"status": "ok"}
@@ -99,6 +82,3 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
         checks = await health.services(request.app.state.service_health)
         healthy = all(v == health.OK for v in checks.values())
         return JSONResponse({"healthy": healthy, "services": checks}, status_code=200 if healthy else 503)
-
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
-    return app

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from gateway import auth, keys
 from gateway.errors import ApiError
 from gateway.keys import WRITE
-from gateway.rpc import call, context_of, time_json
+from gateway.rpc import context_of, rpc, time_json
 from gateway.workspaces import Principal
 from kit.errors import field_of
 from kit.transport import service_actor
@@ -93,7 +93,7 @@ async def send_message(body: MessageIn, request: Request, principal: Admin,
                                                               max_length=200)]) -> dict:
     """The same key with the same body answers the first send's result; with another body, 422."""
     try:
-        reply = await call(request, "dispatch", "Send", pb.SendRequest(
+        reply = await rpc(request).dispatch.Send(pb.SendRequest(
             context=context_of(principal), idempotency_key=idempotency_key, profile_id=body.profileId,
             channels=body.channels, template_id=body.templateId, advertising=body.advertising,
             transactional=not body.advertising if body.transactional is None else body.transactional,
@@ -109,70 +109,70 @@ async def send_message(body: MessageIn, request: Request, principal: Admin,
 
 @router.get("/v1/deliveries/{delivery_id}", summary="One send: status, channel, consent evidence, attempts")
 async def get_delivery(delivery_id: str, request: Request, principal: Admin) -> dict:
-    return delivery_json(await call(request, "dispatch", "GetDelivery",
-                                    pb.GetDeliveryRequest(context=context_of(principal), id=delivery_id)))
+    return delivery_json(await rpc(request).dispatch.GetDelivery(
+        pb.GetDeliveryRequest(context=context_of(principal), id=delivery_id)))
 
 
 @router.get("/v1/profiles/{profile_id}/deliveries",
             summary="Why a person did or did not get messages: sends, suppressions, deferrals, newest first")
 async def list_deliveries(profile_id: str, request: Request, principal: Admin,
                           limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str = "") -> dict:
-    reply = await call(request, "dispatch", "ListDeliveries", pb.ListDeliveriesRequest(
+    reply = await rpc(request).dispatch.ListDeliveries(pb.ListDeliveriesRequest(
         context=context_of(principal), profile_id=profile_id, page=common_pb2.PageRequest(size=limit, cursor=cursor)))
     return {"deliveries": [delivery_json(d) for d in reply.deliveries], "nextCursor": reply.next_cursor or None}
 
 
 @router.put("/v1/templates/{template_id}", summary="Create a template or publish its next version")
 async def put_template(template_id: str, body: TemplateIn, request: Request, principal: Admin) -> dict:
-    return _template_json(await call(request, "dispatch", "PutTemplate", pb.PutTemplateRequest(
+    return _template_json(await rpc(request).dispatch.PutTemplate(pb.PutTemplateRequest(
         context=context_of(principal), id=template_id, name=body.name,
         channels_json=orjson.dumps(body.channels).decode())))
 
 
 @router.get("/v1/templates", summary="Templates, latest versions")
 async def list_templates(request: Request, principal: Admin) -> dict:
-    reply = await call(request, "dispatch", "ListTemplates", pb.ListTemplatesRequest(context=context_of(principal)))
+    reply = await rpc(request).dispatch.ListTemplates(pb.ListTemplatesRequest(context=context_of(principal)))
     return {"templates": [_template_json(t) for t in reply.templates]}
 
 
 @router.get("/v1/templates/{template_id}", summary="A template (the latest version unless `version`)")
 async def get_template(template_id: str, request: Request, principal: Admin,
                        version: Annotated[int, Query(ge=0)] = 0) -> dict:
-    return _template_json(await call(request, "dispatch", "GetTemplate", pb.GetTemplateRequest(
+    return _template_json(await rpc(request).dispatch.GetTemplate(pb.GetTemplateRequest(
         context=context_of(principal), id=template_id, version=version)))
 
 
 @router.delete("/v1/templates/{template_id}", status_code=204,
                summary="Delete a template, every version, unless a live journey uses it")
 async def delete_template(template_id: str, request: Request, principal: Admin) -> Response:
-    await call(request, "dispatch", "DeleteTemplate", pb.DeleteTemplateRequest(context=context_of(principal),
+    await rpc(request).dispatch.DeleteTemplate(pb.DeleteTemplateRequest(context=context_of(principal),
                                                                                id=template_id))
     return Response(status_code=204)
 
 
 @router.put("/v1/channels/{channel}", summary="The provider, endpoint and credentials behind a channel")
 async def put_channel(channel: str, body: ChannelConfigIn, request: Request, principal: Admin) -> dict:
-    return _config_json(await call(request, "dispatch", "PutChannelConfig", pb.PutChannelConfigRequest(
+    return _config_json(await rpc(request).dispatch.PutChannelConfig(pb.PutChannelConfigRequest(
         context=context_of(principal), channel=channel, provider=body.provider,
         config_json=orjson.dumps(body.config).decode())))
 
 
 @router.get("/v1/channels", summary="Channel providers (credentials masked)")
 async def list_channels(request: Request, principal: Admin) -> dict:
-    reply = await call(request, "dispatch", "ListChannelConfigs",
-                       pb.ListChannelConfigsRequest(context=context_of(principal)))
+    reply = await rpc(request).dispatch.ListChannelConfigs(
+        pb.ListChannelConfigsRequest(context=context_of(principal)))
     return {"channels": [_config_json(c) for c in reply.configs]}
 
 
 @router.get("/v1/dispatch-policy", summary="Fatigue limits, quiet hours, sender name and opt-out details")
 async def get_policy(request: Request, principal: Admin) -> dict:
-    reply = await call(request, "dispatch", "GetPolicy", pb.GetPolicyRequest(context=context_of(principal)))
+    reply = await rpc(request).dispatch.GetPolicy(pb.GetPolicyRequest(context=context_of(principal)))
     return orjson.loads(reply.policy_json)
 
 
 @router.put("/v1/dispatch-policy", summary="Set fatigue limits, quiet hours, sender name and opt-out details")
 async def set_policy(body: dict[str, Any], request: Request, principal: Admin) -> dict:
-    reply = await call(request, "dispatch", "SetPolicy", pb.SetPolicyRequest(
+    reply = await rpc(request).dispatch.SetPolicy(pb.SetPolicyRequest(
         context=context_of(principal), policy_json=orjson.dumps(body).decode()))
     return orjson.loads(reply.policy_json)
 
@@ -200,7 +200,7 @@ async def patch_policy(request: Request, principal: Admin) -> dict:
     if not isinstance(patch, dict):
         raise ApiError(422, "invalid_argument", "body: expected a JSON object (a merge patch of the policy)",
                        {"field": "body"})
-    reply = await call(request, "dispatch", "SetPolicy", pb.SetPolicyRequest(
+    reply = await rpc(request).dispatch.SetPolicy(pb.SetPolicyRequest(
         context=context_of(principal), policy_json=orjson.dumps(patch).decode(), merge_patch=True))
     return orjson.loads(reply.policy_json)
 
@@ -213,7 +213,7 @@ async def sdk_profile(request: Request, principal: Principal, user_id: str, anon
     (kind, value), = given
     # The gateway's own lookup (the key gets no profile data, only the id's inbox), so not
     # audited as the key reading a profile.
-    found = await call(request, "profile", "LookupProfiles", profile_pb2.LookupProfilesRequest(
+    found = await rpc(request).profile.LookupProfiles(profile_pb2.LookupProfilesRequest(
         context=common_pb2.RequestContext(workspace_id=principal.workspace_id, actor=service_actor("gateway")),
         identifier_type=kind, value=value))
     return found.profiles[0].id if found.profiles else None
@@ -224,7 +224,7 @@ async def inbox(request: Request, principal: Writer, userId: str = "", anonymous
     profile_id = await sdk_profile(request, principal, userId, anonymousId)
     if profile_id is None:
         return {"messages": []}
-    reply = await call(request, "dispatch", "FetchInApp", pb.FetchInAppRequest(
+    reply = await rpc(request).dispatch.FetchInApp(pb.FetchInAppRequest(
         context=context_of(principal), profile_id=profile_id))
     return {"messages": [{"id": m.id, "deliveryId": m.delivery_id, "title": m.title or None, "body": m.body,
                           "url": m.url or None, "createdAt": time_json(m, "created_at")} for m in reply.messages]}
@@ -255,7 +255,7 @@ async def receipt(provider: PROVIDERS, workspace_id: str, token: str, request: R
         payload = (await request.body()).decode() or "{}"
     except UnicodeDecodeError:
         raise ApiError(400, "bad_request", "body: expected UTF-8 JSON") from None
-    reply = await call(request, "dispatch", "RecordReceipt", pb.RecordReceiptRequest(
+    reply = await rpc(request).dispatch.RecordReceipt(pb.RecordReceiptRequest(
         context=common_pb2.RequestContext(workspace_id=workspace_id, actor=f"provider:{provider}"),
         provider=provider, payload_json=payload))
     return {"updated": reply.updated}

@@ -13,7 +13,7 @@ from markupsafe import escape
 
 from gateway.dispatch import Writer, sdk_profile
 from gateway.errors import ApiError
-from gateway.rpc import call, context_of
+from gateway.rpc import context_of, rpc
 from gateway.workspaces import Principal
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2 as pb
@@ -43,7 +43,7 @@ def _client(request: Request) -> tuple[str, str]:
 
 async def _record(request: Request, token: str, kind: str) -> pb.RecordEngagementReply:
     user_agent, ip = _client(request)
-    return await call(request, "dispatch", "RecordEngagement", pb.RecordEngagementRequest(
+    return await rpc(request).dispatch.RecordEngagement(pb.RecordEngagementRequest(
         context=ANONYMOUS, token=token, kind=kind, user_agent=user_agent, ip=ip, request_id=str(uuid.uuid4())))
 
 
@@ -64,7 +64,7 @@ async def open_pixel(token: str, request: Request) -> Response:
 @router.get("/u/{token}", response_class=HTMLResponse,
             summary="Unsubscribe confirmation page; unsubscribes nothing by itself (scanners prefetch links)")
 async def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
-    reply = await call(request, "dispatch", "CheckEngagementToken", pb.CheckEngagementTokenRequest(
+    reply = await rpc(request).dispatch.CheckEngagementToken(pb.CheckEngagementTokenRequest(
         context=ANONYMOUS, token=token, kind="unsubscribe"))
     korean, english = _CATEGORIES.get(reply.category, (f"{reply.category} 메시지", f"{reply.category} messages"))
     # No action: the form posts to this same URL, as a mail client's one-click POST does.
@@ -89,7 +89,7 @@ async def _inapp(request: Request, principal: Principal, delivery_id: str, kind:
         raise ApiError(404, "not_found", f"no in-app message {delivery_id!r} for this person",
                        {"field": "delivery_id"})
     user_agent, ip = _client(request)
-    reply = await call(request, "dispatch", "RecordInAppEngagement", pb.RecordInAppEngagementRequest(
+    reply = await rpc(request).dispatch.RecordInAppEngagement(pb.RecordInAppEngagementRequest(
         context=context_of(principal), delivery_id=delivery_id, profile_id=profile_id, kind=kind,
         user_agent=user_agent, ip=ip, request_id=str(uuid.uuid4())))
     return {"recorded": reply.recorded}

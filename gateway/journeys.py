@@ -2,6 +2,7 @@
 archived), versions, stats, a profile's runs with their steps, and simulations of a saved
 or an unsaved definition."""
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -10,10 +11,11 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from gateway import auth
 from gateway.errors import ApiError
-from gateway.rpc import call, context_of, time_json
+from gateway.rpc import context_of, rpc, time_json
 from gateway.workspaces import Principal
 from kit.transport import timestamp
 from nudge.journey.v1 import journey_pb2 as pb
+from nudge.journey.v1.journey_pb2_grpc import JourneyServiceStub
 
 router = APIRouter(tags=["journeys"])
 Admin = Annotated[Principal, Depends(auth.admin)]
@@ -116,7 +118,7 @@ async def create_journey(body: JourneyIn, request: Request, principal: Admin) ->
     if body.starter is not None:
         if body.definition is not None:
             raise _refused("starter", "give a definition or a starter, not both")
-        return journey_json(await call(request, "journey", "CreateFromStarter", pb.CreateFromStarterRequest(
+        return journey_json(await rpc(request).journey.CreateFromStarter(pb.CreateFromStarterRequest(
             context=context_of(principal), id=body.id, name=body.name or "", description=body.description,
             starter=body.starter, templates=body.templates or {}, segments=body.segments or {})))
     if body.definition is None:
@@ -126,7 +128,7 @@ async def create_journey(body: JourneyIn, request: Request, principal: Admin) ->
             raise _refused(field, "only with a starter")
     if body.name is None:
         raise _refused("name", "required")
-    return journey_json(await call(request, "journey", "CreateJourney", pb.CreateJourneyRequest(
+    return journey_json(await rpc(request).journey.CreateJourney(pb.CreateJourneyRequest(
         context=context_of(principal), id=body.id, name=body.name, description=body.description,
         definition_json=_json_text(body.definition))))
 
@@ -142,33 +144,33 @@ def _starter_json(starter: pb.JourneyStarter) -> dict:
 
 @router.get("/v1/journey-templates", summary="The starter library: ready-made journeys to create one from")
 async def list_starters(request: Request, principal: Admin) -> dict:
-    reply = await call(request, "journey", "ListStarters", pb.ListStartersRequest(context=context_of(principal)))
+    reply = await rpc(request).journey.ListStarters(pb.ListStartersRequest(context=context_of(principal)))
     return {"journeyTemplates": [_starter_json(s) for s in reply.starters]}
 
 
 @router.get("/v1/journey-templates/{template_id}", summary="One starter: its slots and its definition")
 async def get_starter(template_id: str, request: Request, principal: Admin) -> dict:
-    return _starter_json(await call(request, "journey", "GetStarter", pb.StarterRef(
+    return _starter_json(await rpc(request).journey.GetStarter(pb.StarterRef(
         context=context_of(principal), id=template_id)))
 
 
 @router.get("/v1/journeys", summary="Journeys of the workspace, of one status if given")
 async def list_journeys(request: Request, principal: Admin,
                         status: Literal["draft", "published", "paused", "archived"] | None = None) -> dict:
-    reply = await call(request, "journey", "ListJourneys", pb.ListJourneysRequest(
+    reply = await rpc(request).journey.ListJourneys(pb.ListJourneysRequest(
         context=context_of(principal), status=status or ""))
     return {"journeys": [journey_json(j) for j in reply.journeys]}
 
 
 @router.post("/v1/journeys/simulate", summary="Replay a timeline through an unsaved definition")
 async def simulate_unsaved(body: UnsavedSimulationIn, request: Request, principal: Admin) -> dict:
-    return _simulation_json(await call(request, "journey", "Simulate", _simulate_request(
+    return _simulation_json(await rpc(request).journey.Simulate(_simulate_request(
         principal, body, definition_json=_json_text(body.definition))))
 
 
 @router.get("/v1/journeys/{journey_id}", summary="A journey with its latest definition")
 async def get_journey(journey_id: str, request: Request, principal: Admin) -> dict:
-    return journey_json(await call(request, "journey", "GetJourney", pb.JourneyRef(
+    return journey_json(await rpc(request).journey.GetJourney(pb.JourneyRef(
         context=context_of(principal), id=journey_id)))
 
 
@@ -185,55 +187,57 @@ async def update_journey(journey_id: str, body: JourneyPatch, request: Request, 
         message.description = body.description
     if "definition" in given:
         message.definition_json = _json_text(body.definition)
-    return journey_json(await call(request, "journey", "UpdateJourney", message))
+    return journey_json(await rpc(request).journey.UpdateJourney(message))
 
 
 @router.delete("/v1/journeys/{journey_id}", status_code=204, summary="Delete a draft or archived journey")
 async def delete_journey(journey_id: str, request: Request, principal: Admin) -> Response:
-    await call(request, "journey", "DeleteJourney", pb.JourneyRef(context=context_of(principal), id=journey_id))
+    await rpc(request).journey.DeleteJourney(pb.JourneyRef(context=context_of(principal), id=journey_id))
     return Response(status_code=204)
 
 
-def _transition(action: str, method: str, summary: str) -> None:
+def _transition(action: str, method: Callable[[JourneyServiceStub], Any], summary: str) -> None:
+    """A lifecycle route; `method` picks the stub's RPC, e.g. `lambda journey: journey.PublishJourney`."""
     @router.post(f"/v1/journeys/{{journey_id}}/{action}", summary=summary, name=f"{action}_journey")
     async def transition(journey_id: str, request: Request, principal: Admin) -> dict:
-        return journey_json(await call(request, "journey", method, pb.JourneyRef(
+        return journey_json(await method(rpc(request).journey)(pb.JourneyRef(
             context=context_of(principal), id=journey_id)))
 
 
-_transition("publish", "PublishJourney", "Publish the definition as the next version; new entries start")
-_transition("pause", "PauseJourney", "Stop new entries and hold every run's timers")
-_transition("resume", "ResumeJourney", "Resume entries and the held timers")
-_transition("archive", "ArchiveJourney", "End the journey: no new entries, live runs end")
+_transition("publish", lambda journey: journey.PublishJourney,
+            "Publish the definition as the next version; new entries start")
+_transition("pause", lambda journey: journey.PauseJourney, "Stop new entries and hold every run's timers")
+_transition("resume", lambda journey: journey.ResumeJourney, "Resume entries and the held timers")
+_transition("archive", lambda journey: journey.ArchiveJourney, "End the journey: no new entries, live runs end")
 
 
 @router.get("/v1/journeys/{journey_id}/versions", summary="Published versions, oldest first")
 async def list_versions(journey_id: str, request: Request, principal: Admin) -> dict:
-    reply = await call(request, "journey", "ListVersions", pb.JourneyRef(context=context_of(principal), id=journey_id))
+    reply = await rpc(request).journey.ListVersions(pb.JourneyRef(context=context_of(principal), id=journey_id))
     return {"versions": [{"version": v.version, "definition": orjson.loads(v.definition_json),
                           "publishedAt": time_json(v, "published_at")} for v in reply.versions]}
 
 
 @router.get("/v1/journeys/{journey_id}/stats", summary="Entered, active, converted, exited, completed; per node")
 async def journey_stats(journey_id: str, request: Request, principal: Admin) -> dict:
-    return _stats_json(await call(request, "journey", "GetStats", pb.JourneyRef(
+    return _stats_json(await rpc(request).journey.GetStats(pb.JourneyRef(
         context=context_of(principal), id=journey_id)))
 
 
 @router.post("/v1/journeys/{journey_id}/simulate", summary="Replay a timeline through a journey's latest definition")
 async def simulate_saved(journey_id: str, body: SimulationIn, request: Request, principal: Admin) -> dict:
-    return _simulation_json(await call(request, "journey", "Simulate",
-                                       _simulate_request(principal, body, id=journey_id)))
+    return _simulation_json(await rpc(request).journey.Simulate(
+        _simulate_request(principal, body, id=journey_id)))
 
 
 @router.get("/v1/profiles/{profile_id}/journey-runs", summary="A profile's journey runs, newest first")
 async def list_runs(profile_id: str, request: Request, principal: Admin, journeyId: str = "") -> dict:
-    reply = await call(request, "journey", "ListRuns", pb.ListRunsRequest(
+    reply = await rpc(request).journey.ListRuns(pb.ListRunsRequest(
         context=context_of(principal), profile_id=profile_id, journey_id=journeyId))
     return {"runs": [_run_json(r) for r in reply.runs]}
 
 
 @router.get("/v1/journey-runs/{run_id}", summary="One run with every step it went through")
 async def get_run(run_id: str, request: Request, principal: Admin) -> dict:
-    run = await call(request, "journey", "GetRun", pb.GetRunRequest(context=context_of(principal), id=run_id))
+    run = await rpc(request).journey.GetRun(pb.GetRunRequest(context=context_of(principal), id=run_id))
     return {**_run_json(run), "steps": [_step_json(s) for s in run.steps]}

@@ -2,7 +2,8 @@
 charts, grouped by day), a journey's experiment and funnel, customer value, data quality,
 and the workspace's order and attribution settings."""
 
-from typing import Annotated
+from collections.abc import Awaitable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,13 +12,14 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from gateway import auth
 from gateway.errors import from_rpc
-from gateway.rpc import call, context_of, time_json
+from gateway.rpc import context_of, rpc, time_json
 from gateway.workspaces import Principal
 from kit.transport import timestamp
 from nudge.metrics.v1 import metrics_pb2 as pb
 
 router = APIRouter(tags=["metrics"])
 Admin = Annotated[Principal, Depends(auth.admin)]
+T = TypeVar("T")
 
 # What stats can be grouped by (the metrics service's dimensions).
 GROUP_BY = ("journey", "version", "node", "variant", "channel", "template", "day")
@@ -37,10 +39,10 @@ class SettingsIn(BaseModel):
                                                       "counts for the last message sent within it")
 
 
-async def _metrics(request: Request, method: str, message, fields: dict[str, str] | None = None):
-    """A call to the metrics service; `fields` renames the fields its errors name to ours."""
+async def _metrics(reply: Awaitable[T], fields: dict[str, str] | None = None) -> T:
+    """The reply of a call to the metrics service; `fields` renames the fields its errors name to ours."""
     try:
-        return await call(request, "metrics", method, message)
+        return await reply
     except aio.AioRpcError as err:
         error = from_rpc(err)
         field = error.details.get("field")
@@ -96,8 +98,8 @@ async def get_stats(
         getattr(selected, "from").CopyFrom(timestamp(since))
     if until is not None:
         selected.until.CopyFrom(timestamp(until))
-    reply = await _metrics(request, "GetStats", pb.StatsRequest(context=context_of(principal), filter=selected,
-                                                                group_by=group_by))
+    reply = await _metrics(rpc(request).metrics.GetStats(pb.StatsRequest(
+        context=context_of(principal), filter=selected, group_by=group_by)))
     return {"rows": [{"group": _group_json(r.group), "counts": _counts_json(r.counts)} for r in reply.rows]}
 
 
@@ -107,9 +109,9 @@ async def get_experiment(
         journey_id: str, request: Request, principal: Admin, version: Version = None,
         control: Annotated[str, Query(description="the variant the others are compared with")] = "a",
         confidence: Annotated[float, Query(description="confidence level, 0.5 to below 1")] = 0.95) -> dict:
-    reply = await _metrics(request, "GetExperiment", pb.ExperimentRequest(
+    reply = await _metrics(rpc(request).metrics.GetExperiment(pb.ExperimentRequest(
         context=context_of(principal), journey_id=journey_id, journey_version=version or 0, control=control,
-        confidence=confidence))
+        confidence=confidence)))
     return {"variants": [{
         "variant": v.variant, "runs": v.runs, "conversions": v.conversions, "rate": v.rate, "revenue": v.revenue,
         "comparisons": [{"against": c.against, "lift": c.lift, "relativeLift": c.relative_lift, "pValue": c.p_value,
@@ -119,15 +121,15 @@ async def get_experiment(
 
 @router.get("/v1/journeys/{journey_id}/funnel", summary="Entered, each node in the order runs reached it, converted")
 async def get_funnel(journey_id: str, request: Request, principal: Admin, version: Version = None) -> dict:
-    reply = await _metrics(request, "GetFunnel", pb.FunnelRequest(
-        context=context_of(principal), journey_id=journey_id, journey_version=version or 0))
+    reply = await _metrics(rpc(request).metrics.GetFunnel(pb.FunnelRequest(
+        context=context_of(principal), journey_id=journey_id, journey_version=version or 0)))
     return {"stages": [{"stage": s.stage, "runs": s.runs, "ofEntered": s.of_entered} for s in reply.stages]}
 
 
 @router.get("/v1/profiles/{profile_id}/value", summary="A profile's orders, revenue, RFM scores and churn risk")
 async def get_customer_value(profile_id: str, request: Request, principal: Admin) -> dict:
-    v = await _metrics(request, "GetCustomerValue", pb.CustomerValueRequest(
-        context=context_of(principal), profile_id=profile_id))
+    v = await _metrics(rpc(request).metrics.GetCustomerValue(pb.CustomerValueRequest(
+        context=context_of(principal), profile_id=profile_id)))
     return {"profileId": v.profile_id, "orders": v.orders, "revenue": v.revenue,
             "averageOrderValue": v.average_order_value,
             "daysSinceLastOrder": v.days_since_last_order if v.days_since_last_order >= 0 else None,
@@ -138,7 +140,8 @@ async def get_customer_value(profile_id: str, request: Request, principal: Admin
 
 @router.get("/v1/metrics/customer-value", summary="The workspace's distributions of customer value")
 async def get_value_distribution(request: Request, principal: Admin) -> dict:
-    d = await _metrics(request, "GetValueDistribution", pb.ValueDistributionRequest(context=context_of(principal)))
+    d = await _metrics(rpc(request).metrics.GetValueDistribution(
+        pb.ValueDistributionRequest(context=context_of(principal))))
     return {"customers": d.customers, "revenue": d.revenue, "averageOrderValue": d.average_order_value,
             "repeatRate": d.repeat_rate, "orders": _buckets(d.orders), "revenueBuckets": _buckets(d.revenue_buckets),
             "recency": _buckets(d.recency), "churnRisk": _buckets(d.churn_risk)}
@@ -151,7 +154,7 @@ async def get_data_quality(request: Request, principal: Admin, since: From = Non
         getattr(message, "from").CopyFrom(timestamp(since))
     if until is not None:
         message.until.CopyFrom(timestamp(until))
-    reply = await _metrics(request, "GetDataQuality", message)
+    reply = await _metrics(rpc(request).metrics.GetDataQuality(message))
     return {"days": [{"day": d.day, "events": d.events, "duplicatesDropped": d.duplicates_dropped,
                       "rejectedByReason": dict(d.rejected_by_reason),
                       "missingContactByChannel": dict(d.missing_contact_by_channel),
@@ -161,12 +164,13 @@ async def get_data_quality(request: Request, principal: Admin, since: From = Non
 
 @router.get("/v1/metrics/settings", summary="Which event is an order, and the attribution window")
 async def get_settings(request: Request, principal: Admin) -> dict:
-    return _settings_json(await _metrics(request, "GetSettings", pb.GetSettingsRequest(context=context_of(principal))))
+    return _settings_json(await _metrics(rpc(request).metrics.GetSettings(
+        pb.GetSettingsRequest(context=context_of(principal)))))
 
 
 @router.put("/v1/metrics/settings", summary="Set which event is an order, and the attribution window")
 async def set_settings(body: SettingsIn, request: Request, principal: Admin) -> dict:
-    return _settings_json(await _metrics(request, "SetSettings", pb.SetSettingsRequest(
+    return _settings_json(await _metrics(rpc(request).metrics.SetSettings(pb.SetSettingsRequest(
         context=context_of(principal), settings=pb.Settings(
             order_event=body.orderEvent, revenue_property=body.revenueProperty,
-            attribution_window=body.attributionWindow)), _SETTINGS_FIELDS))
+            attribution_window=body.attributionWindow))), _SETTINGS_FIELDS))

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import auth
 from gateway.errors import ApiError
-from gateway.rpc import call, context_of
+from gateway.rpc import context_of, rpc
 from gateway.workspaces import Principal
 from nudge.common.v1 import common_pb2
 from nudge.profile.v1 import profile_pb2 as pb
@@ -39,7 +39,7 @@ def profile_json(profile: pb.Profile) -> dict:
 
 @router.get("/v1/profiles/{profile_id}", summary="A profile by its id (merged ids lead to the survivor)")
 async def get_profile(profile_id: str, request: Request, principal: Admin) -> dict:
-    reply = await call(request, "profile", "GetProfile", pb.GetProfileRequest(context=context_of(principal), profile_id=profile_id))
+    reply = await rpc(request).profile.GetProfile(pb.GetProfileRequest(context=context_of(principal), profile_id=profile_id))
     return profile_json(reply)
 
 
@@ -54,7 +54,7 @@ async def lookup_profiles(request: Request, principal: Admin,
         raise ApiError(422, "invalid_argument", f"give exactly one of {', '.join(_LOOKUP_PARAMS)}",
                        {"field": "query"})
     (name, value), = given.items()
-    reply = await call(request, "profile", "LookupProfiles", pb.LookupProfilesRequest(
+    reply = await rpc(request).profile.LookupProfiles(pb.LookupProfilesRequest(
         context=context_of(principal), identifier_type=_LOOKUP_PARAMS[name], value=value))
     return {"profiles": [profile_json(p) for p in reply.profiles]}
 
@@ -62,7 +62,7 @@ async def lookup_profiles(request: Request, principal: Admin,
 @router.get("/v1/profiles/{profile_id}/events", summary="A profile's events, newest first")
 async def list_events(profile_id: str, request: Request, principal: Admin,
                       limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str = "") -> dict:
-    reply = await call(request, "profile", "ListEvents", pb.ListEventsRequest(
+    reply = await rpc(request).profile.ListEvents(pb.ListEventsRequest(
         context=context_of(principal), profile_id=profile_id,
         page=common_pb2.PageRequest(size=limit, cursor=cursor)))
     return {"events": [_event_json(e) for e in reply.events], "nextCursor": reply.next_cursor or None}
@@ -106,20 +106,20 @@ async def update_consent(profile_id: str, body: ConsentUpdate, request: Request,
         if value.at is not None:
             change.at.FromDatetime(value.at)  # naive times are read as UTC
         changes.append(change)
-    reply = await call(request, "profile", "UpdateConsent", pb.UpdateConsentRequest(
+    reply = await rpc(request).profile.UpdateConsent(pb.UpdateConsentRequest(
         context=context_of(principal), profile_id=profile_id, changes=changes))
     return profile_json(reply)
 
 
 @router.get("/v1/profiles/{profile_id}/export", summary="GDPR export: everything held about a person")
 async def export_profile(profile_id: str, request: Request, principal: Admin) -> dict:
-    reply = await call(request, "profile", "ExportProfile", pb.ExportProfileRequest(context=context_of(principal), profile_id=profile_id))
+    reply = await rpc(request).profile.ExportProfile(pb.ExportProfileRequest(context=context_of(principal), profile_id=profile_id))
     return orjson.loads(reply.export_json)
 
 
 @router.delete("/v1/profiles/{profile_id}", summary="GDPR erase: profile, identities, traits and events")
 async def delete_profile(profile_id: str, request: Request, principal: Admin) -> dict:
-    reply = await call(request, "profile", "DeleteProfile", pb.DeleteProfileRequest(context=context_of(principal), profile_id=profile_id))
+    reply = await rpc(request).profile.DeleteProfile(pb.DeleteProfileRequest(context=context_of(principal), profile_id=profile_id))
     return {"deleted": True, "eventsErased": reply.events_erased}
 
 
@@ -131,13 +131,13 @@ class IdentityPolicyBody(BaseModel):
 
 @router.get("/v1/identity-policy", summary="Which identifier types merge profiles")
 async def get_identity_policy(request: Request, principal: Admin) -> dict:
-    reply = await call(request, "profile", "GetIdentityPolicy", pb.GetIdentityPolicyRequest(context=context_of(principal)))
+    reply = await rpc(request).profile.GetIdentityPolicy(pb.GetIdentityPolicyRequest(context=context_of(principal)))
     return {"uniqueIdentifiers": list(reply.unique_identifiers)}
 
 
 @router.put("/v1/identity-policy", summary="Set which identifier types merge profiles")
 async def set_identity_policy(body: IdentityPolicyBody, request: Request, principal: Admin) -> dict:
-    reply = await call(request, "profile", "SetIdentityPolicy", pb.SetIdentityPolicyRequest(
+    reply = await rpc(request).profile.SetIdentityPolicy(pb.SetIdentityPolicyRequest(
         context=context_of(principal), policy=pb.IdentityPolicy(unique_identifiers=body.uniqueIdentifiers)))
     return {"uniqueIdentifiers": list(reply.unique_identifiers)}
 
@@ -145,7 +145,7 @@ async def set_identity_policy(body: IdentityPolicyBody, request: Request, princi
 @router.get("/v1/audit", summary="Who read or changed which profile, when")
 async def audit_log(request: Request, principal: Admin, profileId: str = "",
                     limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str = "") -> dict:
-    reply = await call(request, "profile", "ListAudit", pb.ListAuditRequest(
+    reply = await rpc(request).profile.ListAudit(pb.ListAuditRequest(
         context=context_of(principal), profile_id=profileId, page=common_pb2.PageRequest(size=limit, cursor=cursor)))
     return {"entries": [{"at": e.at.ToJsonString(), "keyId": e.actor, "action": e.action,
                          "profileId": e.profile_id or None, "detail": orjson.loads(e.detail_json or "{}")}

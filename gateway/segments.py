@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from gateway import auth
 from gateway.errors import ApiError
-from gateway.rpc import call, context_of, time_json
+from gateway.rpc import context_of, rpc, time_json
 from gateway.workspaces import Principal
 from nudge.common.v1 import common_pb2
 from nudge.segment.v1 import segment_pb2 as pb
@@ -67,7 +67,7 @@ class RfmSettingsIn(BaseModel):
 
 @router.post("/v1/segments", status_code=201, summary="Create a segment (members are computed in the background)")
 async def create_segment(body: SegmentIn, request: Request, principal: Admin) -> dict:
-    reply = await call(request, "segment", "CreateSegment", pb.CreateSegmentRequest(
+    reply = await rpc(request).segment.CreateSegment(pb.CreateSegmentRequest(
         context=context_of(principal), name=body.name, description=body.description,
         rules_json=orjson.dumps(body.rules).decode()))
     return segment_json(reply)
@@ -76,28 +76,28 @@ async def create_segment(body: SegmentIn, request: Request, principal: Admin) ->
 @router.get("/v1/segments", summary="Segments of the workspace")
 async def list_segments(request: Request, principal: Admin, limit: Annotated[int, Query(ge=1, le=500)] = 50,
                         cursor: str = "") -> dict:
-    reply = await call(request, "segment", "ListSegments", pb.ListSegmentsRequest(
+    reply = await rpc(request).segment.ListSegments(pb.ListSegmentsRequest(
         context=context_of(principal), page=common_pb2.PageRequest(size=limit, cursor=cursor)))
     return {"segments": [segment_json(s) for s in reply.segments], "nextCursor": reply.next_cursor or None}
 
 
 @router.post("/v1/segments/preview", summary="Count and sample of an unsaved rule")
 async def preview(body: PreviewIn, request: Request, principal: Admin) -> dict:
-    reply = await call(request, "segment", "Preview", pb.PreviewRequest(
+    reply = await rpc(request).segment.Preview(pb.PreviewRequest(
         context=context_of(principal), rules_json=orjson.dumps(body.rules).decode(), sample_size=body.sampleSize))
     return {"count": reply.count, "total": reply.total, "sample": list(reply.sample_profile_ids)}
 
 
 @router.post("/v1/segments/explain", summary="Why a profile is in or out of an unsaved rule")
 async def explain_rule(body: ExplainIn, request: Request, principal: Admin) -> dict:
-    reply = await call(request, "segment", "Explain", pb.ExplainRequest(
+    reply = await rpc(request).segment.Explain(pb.ExplainRequest(
         context=context_of(principal), rules_json=orjson.dumps(body.rules).decode(), profile_id=body.profileId))
     return _explain_json(reply)
 
 
 @router.get("/v1/segments/{segment_id}", summary="A segment, with its backfill progress")
 async def get_segment(segment_id: str, request: Request, principal: Admin) -> dict:
-    return segment_json(await call(request, "segment", "GetSegment", pb.GetSegmentRequest(
+    return segment_json(await rpc(request).segment.GetSegment(pb.GetSegmentRequest(
         context=context_of(principal), id=segment_id)))
 
 
@@ -114,26 +114,26 @@ async def update_segment(segment_id: str, body: SegmentPatch, request: Request, 
         message.description = body.description
     if "rules" in given:
         message.rules_json = orjson.dumps(body.rules).decode()
-    return segment_json(await call(request, "segment", "UpdateSegment", message))
+    return segment_json(await rpc(request).segment.UpdateSegment(message))
 
 
 @router.delete("/v1/segments/{segment_id}", status_code=204,
                summary="Delete a segment no other segment and no live journey uses")
 async def delete_segment(segment_id: str, request: Request, principal: Admin) -> Response:
-    await call(request, "segment", "DeleteSegment", pb.DeleteSegmentRequest(context=context_of(principal), id=segment_id))
+    await rpc(request).segment.DeleteSegment(pb.DeleteSegmentRequest(context=context_of(principal), id=segment_id))
     return Response(status_code=204)
 
 
 @router.get("/v1/segments/{segment_id}/count", summary="How many profiles are members now")
 async def count_members(segment_id: str, request: Request, principal: Admin) -> dict:
-    reply = await call(request, "segment", "CountMembers", pb.CountMembersRequest(context=context_of(principal), id=segment_id))
+    reply = await rpc(request).segment.CountMembers(pb.CountMembersRequest(context=context_of(principal), id=segment_id))
     return {"count": reply.count, "version": reply.version, "backfill": _backfill(reply.backfill)}
 
 
 @router.get("/v1/segments/{segment_id}/members", summary="Members, by profile id, a page at a time")
 async def list_members(segment_id: str, request: Request, principal: Admin,
                        limit: Annotated[int, Query(ge=1, le=1000)] = 100, cursor: str = "") -> dict:
-    reply = await call(request, "segment", "ListMembers", pb.ListMembersRequest(
+    reply = await rpc(request).segment.ListMembers(pb.ListMembersRequest(
         context=context_of(principal), id=segment_id, page=common_pb2.PageRequest(size=limit, cursor=cursor)))
     return {"members": [{"profileId": m.profile_id, "since": m.since.ToJsonString(), "version": m.version}
                         for m in reply.members],
@@ -142,27 +142,27 @@ async def list_members(segment_id: str, request: Request, principal: Admin,
 
 @router.get("/v1/segments/{segment_id}/members/{profile_id}", summary="Is this profile a member now")
 async def is_member(segment_id: str, profile_id: str, request: Request, principal: Admin) -> dict:
-    reply = await call(request, "segment", "IsMember", pb.IsMemberRequest(
+    reply = await rpc(request).segment.IsMember(pb.IsMemberRequest(
         context=context_of(principal), id=segment_id, profile_id=profile_id))
     return {"member": reply.member, "profileId": reply.profile_id}
 
 
 @router.get("/v1/segments/{segment_id}/explain/{profile_id}", summary="Why a profile is in or out")
 async def explain_segment(segment_id: str, profile_id: str, request: Request, principal: Admin) -> dict:
-    reply = await call(request, "segment", "Explain", pb.ExplainRequest(
+    reply = await rpc(request).segment.Explain(pb.ExplainRequest(
         context=context_of(principal), id=segment_id, profile_id=profile_id))
     return _explain_json(reply)
 
 
 @router.get("/v1/segment-settings/rfm", summary="Which event is an order, for RFM scores")
 async def get_rfm_settings(request: Request, principal: Admin) -> dict:
-    reply = await call(request, "segment", "GetRfmSettings", pb.GetRfmSettingsRequest(context=context_of(principal)))
+    reply = await rpc(request).segment.GetRfmSettings(pb.GetRfmSettingsRequest(context=context_of(principal)))
     return {"orderEvent": reply.order_event, "revenueProperty": reply.revenue_property}
 
 
 @router.put("/v1/segment-settings/rfm", summary="Set which event is an order, for RFM scores")
 async def set_rfm_settings(body: RfmSettingsIn, request: Request, principal: Admin) -> dict:
-    reply = await call(request, "segment", "SetRfmSettings", pb.SetRfmSettingsRequest(
+    reply = await rpc(request).segment.SetRfmSettings(pb.SetRfmSettingsRequest(
         context=context_of(principal),
         settings=pb.RfmSettings(order_event=body.orderEvent, revenue_property=body.revenueProperty)))
     return {"orderEvent": reply.order_event, "revenueProperty": reply.revenue_property}

@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from gateway import auth
 from gateway.errors import ApiError
 from gateway.keys import WRITE
+from gateway.rpc import rpc
 from nudge.common.v1 import common_pb2
 from nudge.profile.v1 import profile_pb2 as pb
 
@@ -188,10 +189,9 @@ async def _ingest(request: Request, workspace_id: str, calls: list[pb.TrackingCa
     by_field: dict[str, int] = {}
     for refused in rejected:
         by_field[refused["field"] or "call"] = by_field.get(refused["field"] or "call", 0) + 1
-    return await request.app.state.profile.Ingest(
+    return await rpc(request).profile.Ingest(
         pb.IngestRequest(context=common_pb2.RequestContext(workspace_id=workspace_id), calls=calls,
-                         rejected_before=by_field),
-        timeout=request.app.state.settings.rpc_timeout_seconds)
+                         rejected_before=by_field))
 
 
 def _now() -> Timestamp:

@@ -3,6 +3,7 @@ must carry, who is asking (an API key, or another service), and datetimes as pro
 
 from datetime import datetime
 
+import orjson
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from kit.errors import InvalidArgument
@@ -12,6 +13,23 @@ def workspace_of(request) -> str:
     if not request.context.workspace_id:
         raise InvalidArgument("context.workspace_id: required", field="context.workspace_id")
     return request.context.workspace_id
+
+
+def json_argument(text: str | bytes, field: str, empty: str = "") -> object:
+    """The JSON text a request carries in `field`, decoded; InvalidArgument naming the field when it is
+    not JSON. `empty` is the JSON an empty text stands for (e.g. "{}"); by default empty is not JSON."""
+    try:
+        return orjson.loads(text or empty)
+    except orjson.JSONDecodeError as err:
+        raise InvalidArgument(f"{field}: not valid JSON ({err})", field=field) from None
+
+
+def json_object_argument(text: str | bytes, field: str) -> dict:
+    """A JSON object argument (empty text is `{}`); InvalidArgument naming the field otherwise."""
+    value = json_argument(text, field, empty="{}")
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{field}: expected a JSON object", field=field)
+    return value
 
 
 SERVICE_ACTOR = "service:"  # the actor of a call one service makes to another: `service:<name>`

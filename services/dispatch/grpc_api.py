@@ -4,8 +4,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from kit.errors import InvalidArgument
-from kit.transport import timestamp, workspace_of
+from kit.transport import json_argument, json_object_argument, timestamp, workspace_of
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 from nudge.dispatch.v1 import dispatch_pb2_grpc
 from services.dispatch import templates
@@ -77,10 +76,7 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
             created_at=timestamp(r.created_at)) for r in rows])
 
     async def RecordReceipt(self, request, context) -> pb.RecordReceiptReply:
-        try:
-            payload = orjson.loads(request.payload_json)
-        except orjson.JSONDecodeError:
-            raise InvalidArgument("payload: not valid JSON", field="payload") from None
+        payload = json_argument(request.payload_json, "payload")
         return pb.RecordReceiptReply(updated=await self.service.record_receipt(workspace_of(request), request.provider,
                                                                                payload))
 
@@ -102,12 +98,7 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
 
 
 def _spec(request: pb.SendRequest, prefix: str = "") -> SendSpec:
-    try:
-        variables = orjson.loads(request.variables_json or "{}")
-    except orjson.JSONDecodeError:
-        raise InvalidArgument(f"{prefix}variables: not valid JSON", field=f"{prefix}variables") from None
-    if not isinstance(variables, dict):
-        raise InvalidArgument(f"{prefix}variables: expected a JSON object", field=f"{prefix}variables")
+    variables = json_object_argument(request.variables_json, f"{prefix}variables")
     return SendSpec(idempotency_key=request.idempotency_key, profile_id=request.profile_id,
                     channels=list(request.channels), template_id=request.template_id,
                     advertising=request.advertising, transactional=request.transactional,

@@ -3,9 +3,8 @@ confirms no live journey uses one), channel configs (credentials masked in answe
 send policy (fatigue, quiet hours, the night rule, opt-outs, UTM). Mixed into
 `DispatchService` (service.py)."""
 
-import orjson
-
 from kit.errors import FailedPrecondition, InvalidArgument, NotFound
+from kit.transport import json_object_argument
 from services.dispatch import fatigue, links, templates, timing
 from services.dispatch import policy as policies
 from services.dispatch.channels import CHANNELS, FRIENDTALK, INAPP, ConfigError
@@ -20,7 +19,7 @@ class Management:
     async def put_template(self, workspace_id: str, template_id: str, name: str, channels_json: str) -> dict:
         if not template_id or len(template_id) > 100:
             raise InvalidArgument("id: expected 1 to 100 characters", field="id")
-        channels = _json_object(channels_json, "channels")
+        channels = json_object_argument(channels_json, "channels")
         if not channels:
             raise InvalidArgument("channels: give the content of at least one channel", field="channels")
         checked = {}
@@ -62,7 +61,7 @@ class Management:
                                   field="channel")
         try:
             adapter = adapter_for(channel, provider)
-            config = delivery_options(adapter.check_config(_json_object(config_json, "config")))
+            config = delivery_options(adapter.check_config(json_object_argument(config_json, "config")))
             if check_target := getattr(adapter, "check_target", None):  # what each send will check (webhook)
                 await check_target(config)
         except ConfigError as err:
@@ -83,7 +82,7 @@ class Management:
     async def set_policy(self, workspace_id: str, policy_json: str, merge_patch: bool = False) -> dict:
         """The whole policy, or with `merge_patch` an RFC 7396 patch of the stored one (read,
         patched, checked and written in one transaction, so concurrent patches both apply)."""
-        given = _json_object(policy_json, "policy")
+        given = json_object_argument(policy_json, "policy")
         async with self.sessions() as session, session.begin():
             repo = DispatchRepository(session)
             stored = await repo.policy(workspace_id, lock=True)  # a PUT and a PATCH at once: one after the other
@@ -114,16 +113,6 @@ class Management:
             if not isinstance(policy.get(name, ""), str):
                 raise InvalidArgument(f"policy.{name}: expected a string", field=f"policy.{name}")
         links.check_utm(policy.get("utm", {}))
-
-
-def _json_object(text: str, path: str) -> dict:
-    try:
-        value = orjson.loads(text or "{}")
-    except orjson.JSONDecodeError as err:
-        raise InvalidArgument(f"{path}: not valid JSON ({err})", field=path) from None
-    if not isinstance(value, dict):
-        raise InvalidArgument(f"{path}: expected a JSON object", field=path)
-    return value
 
 
 def masked(row) -> dict:

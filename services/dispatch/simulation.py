@@ -4,9 +4,8 @@ moment and its synthetic person, checked. Pure."""
 from dataclasses import dataclass
 from datetime import datetime
 
-import orjson
-
 from kit.errors import InvalidArgument
+from kit.transport import json_argument
 from services.dispatch.profiles import Person
 from services.dispatch.reach import CONSENT_CHANNEL, NIGHT_ADVERTISING
 
@@ -43,10 +42,7 @@ def person_of(simulation: Simulation, profile_id: str) -> Person:
         _fail("simulation.id", f"expected 1 to {MAX_ID} characters")
     if simulation.at is None:
         _fail("simulation.at", "required: the virtual moment of the send")
-    try:
-        raw = orjson.loads(simulation.person_json or "{}")
-    except orjson.JSONDecodeError as err:
-        _fail(FIELD, f"not valid JSON ({err})")
+    raw = json_argument(simulation.person_json, FIELD, empty="{}")
     if not isinstance(raw, dict):
         _fail(FIELD, "expected a JSON object with traits, identities, consents")
     if extra := sorted(set(raw) - {"traits", "identities", "consents"}):

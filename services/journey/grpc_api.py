@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import orjson
 
 from kit.errors import InvalidArgument
-from kit.transport import timestamp, workspace_of
+from kit.transport import json_object_argument, timestamp, workspace_of
 from nudge.journey.v1 import journey_pb2 as pb
 from nudge.journey.v1 import journey_pb2_grpc
 from services.journey.library import StarterLibrary
@@ -82,14 +82,7 @@ class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
                 raise InvalidArgument(f"timeline[{i}].event: required", field=f"timeline[{i}].event")
             if not item.HasField("at"):
                 raise InvalidArgument(f"timeline[{i}].at: required", field=f"timeline[{i}].at")
-            try:
-                properties = orjson.loads(item.properties_json or "{}")
-            except orjson.JSONDecodeError:
-                raise InvalidArgument(f"timeline[{i}].properties: not valid JSON",
-                                      field=f"timeline[{i}].properties") from None
-            if not isinstance(properties, dict):
-                raise InvalidArgument(f"timeline[{i}].properties: expected an object",
-                                      field=f"timeline[{i}].properties")
+            properties = json_object_argument(item.properties_json, f"timeline[{i}].properties")
             timeline.append(TimelineEvent(item.event, _time(item.at), properties))
         result = await self.service.simulate(
             workspace_of(request), request.id, request.definition_json, request.profile_json,

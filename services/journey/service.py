@@ -13,7 +13,6 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-import orjson
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,6 +24,7 @@ from kit.loops import repeat
 from kit.outbox import Outbox
 from kit.streams import StreamEvent
 from kit.tracing import context_from_headers, current_trace_headers
+from kit.transport import json_argument
 from kit.zones import SEOUL
 from services.journey.clients import LiveEffects, Platform
 from services.journey.definition import (BroadcastTrigger, DateTraitTrigger, EventTrigger, Journey, SegmentTrigger,
@@ -201,10 +201,7 @@ class JourneyService:
         return await self.get(workspace_id, journey_id)
 
     async def _checked(self, workspace_id: str, definition_json: str) -> tuple[dict, Journey]:
-        try:
-            tree = orjson.loads(definition_json or "null")
-        except orjson.JSONDecodeError as err:
-            raise InvalidArgument(f"definition: not valid JSON ({err})", field="definition") from None
+        tree = json_argument(definition_json, "definition", empty="null")
         journey = parse_journey(tree)
         await self.platform.check_references(workspace_id, template_fields(journey), segment_fields(journey))
         await self._check_template_variables(workspace_id, journey)
@@ -587,10 +584,7 @@ class JourneyService:
             journey = parse_journey(definition)
         else:
             _, journey = await self._checked(workspace_id, definition_json)
-        try:
-            profile = orjson.loads(profile_json or "{}")
-        except orjson.JSONDecodeError as err:
-            raise InvalidArgument(f"profile: not valid JSON ({err})", field="profile") from None
+        profile = json_argument(profile_json, "profile", empty="{}")
         if not isinstance(profile, dict) or not isinstance(profile.get("traits", {}), dict):
             raise InvalidArgument('profile: expected {"traits": {...}, "consents": {...}, "segments": [...]}',
                                   field="profile")

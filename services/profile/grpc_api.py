@@ -7,7 +7,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
 
 from kit.errors import InvalidArgument
-from kit.transport import timestamp, workspace_of
+from kit.transport import json_object_argument, timestamp, workspace_of
 from nudge.profile.v1 import profile_pb2 as pb
 from nudge.profile.v1 import profile_pb2_grpc
 from services.profile.calls import CALL_TYPES, Call
@@ -76,18 +76,6 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
                           detail_json=orjson.dumps(r.detail).decode()) for r in rows])
 
 
-def _json_object(text: str, field: str) -> dict:
-    if not text:
-        return {}
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise InvalidArgument(f"{field}: not valid JSON", field=field) from None
-    if not isinstance(value, dict):
-        raise InvalidArgument(f"{field}: expected an object", field=field)
-    return value
-
-
 def _call(message: pb.TrackingCall, index: int) -> Call:
     def when(name):
         return getattr(message, name).ToDatetime(timezone.utc) if message.HasField(name) else None
@@ -104,10 +92,10 @@ def _call(message: pb.TrackingCall, index: int) -> Call:
         type=message.type, message_id=message.message_id, received_at=received_at,
         user_id=message.user_id, anonymous_id=message.anonymous_id, event=message.event,
         name=message.name, group_id=message.group_id, previous_id=message.previous_id,
-        properties=_json_object(message.properties_json, f"calls[{index}].properties"),
-        traits=_json_object(message.traits_json, f"calls[{index}].traits"),
-        context=_json_object(message.context_json, f"calls[{index}].context"),
-        integrations=_json_object(message.integrations_json, f"calls[{index}].integrations"),
+        properties=json_object_argument(message.properties_json, f"calls[{index}].properties"),
+        traits=json_object_argument(message.traits_json, f"calls[{index}].traits"),
+        context=json_object_argument(message.context_json, f"calls[{index}].context"),
+        integrations=json_object_argument(message.integrations_json, f"calls[{index}].integrations"),
         original_timestamp=when("original_timestamp"), sent_at=when("sent_at"))
 
 

@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import orjson
 from opentelemetry import trace
 from redis.asyncio import Redis
 from sqlalchemy import event as sa_event
@@ -25,6 +24,7 @@ from kit.loops import repeat
 from kit.outbox import Outbox
 from kit.streams import StreamEvent
 from kit.tracing import context_from_headers
+from kit.transport import json_argument
 from kit.zones import zone_of
 import rules as rule_language
 from services.segment.engine import Catalog, SegmentDef, leaves, reevaluate
@@ -674,10 +674,7 @@ def _label(payload: dict) -> str:
 
 
 def _parse(rules_json: str) -> tuple[object, object]:
-    try:
-        tree = orjson.loads(rules_json or "null")
-    except orjson.JSONDecodeError as err:
-        raise InvalidArgument(f"rules: not valid JSON ({err})", field="rules") from None
+    tree = json_argument(rules_json, "rules", empty="null")
     return tree, rule_language.parse(tree)
 
 

@@ -4,11 +4,13 @@ the gateway's own database and Redis, and a down service shows on /healthz/servi
 import asyncio
 from contextlib import asynccontextmanager
 
+import grpc
 import httpx
 import pytest
 import uvicorn
 
 from gateway.app import create_app
+from nudge.profile.v1 import profile_pb2_grpc
 from tests.conftest import free_port
 
 
@@ -46,6 +48,29 @@ async def test_profile_service_down_is_503_on_its_routes_but_the_gateway_stays_r
         services = downstream.json()["services"]
         assert services.pop("profile") == "UNAVAILABLE"
         assert services == {"segment": "ok", "dispatch": "ok", "journey": "ok", "metrics": "ok"}
+
+
+class _SilentProfile(profile_pb2_grpc.ProfileServiceServicer):
+    """Takes the call and never answers, as a service stuck on a lock would."""
+
+    async def GetProfile(self, request, context):
+        await asyncio.Event().wait()
+
+
+async def test_a_service_that_never_answers_is_a_503_at_the_gateways_deadline(gateway_settings, workspace):
+    server = grpc.aio.server()
+    profile_pb2_grpc.add_ProfileServiceServicer_to_server(_SilentProfile(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    settings = gateway_settings.model_copy(update={"profile_addr": f"127.0.0.1:{port}", "rpc_timeout_seconds": 0.5})
+    async with gateway(settings) as client:
+        try:
+            # Without the deadline the request would hang until the client's own 30 s timeout.
+            r = await client.get("/v1/profiles/someone", headers={"Authorization": f"Bearer {workspace.admin_key}"})
+        finally:
+            await server.stop(None)  # ends a call still held, so the gateway can drain and stop
+    assert r.status_code == 503, r.text
+    assert r.json()["error"]["code"] == "unavailable"
 
 
 async def test_every_service_up_is_healthy_on_healthz_services(gateway_url):
