@@ -180,6 +180,11 @@ class JourneyService(StreamHandlers, ScheduledLoops):
                 raise InvalidArgument(f"{field}: template {node.template_id!r} reads {missing}", field=field)
 
     @staticmethod
+    async def _existing(repo: JourneyRepository, workspace_id: str, journey_id: str, lock: bool = False):
+        row = await repo.journey(workspace_id, journey_id, lock=lock)
+        if row is None:
+            raise NotFound(f"journey {journey_id!r} not found", field="id")
+        return row
 
     async def _plan_scheduled_entries(self, repo: JourneyRepository, workspace_id: str, journey_id: str,
                                       journey: Journey, now: datetime) -> None:
