@@ -122,6 +122,7 @@ class SegmentService(StreamHandlers, ScheduledLoops):
         if any(isinstance(leaf, rule_language.RfmCondition) for leaf in leaves(rule)):
             await self._refresh_rfm_edges(repo, workspace_id, now)
 
+    # -- RFM settings (the edge refresh itself is in scheduled.py) ---------------------
     async def rfm_settings(self, workspace_id: str) -> dict:
         async with self.sessions() as session:
             row = await SegmentRepository(session).rfm(workspace_id)
