@@ -34,16 +34,21 @@ the rule language's (the `rules` package). Pure: no I/O, no clock.
 """
 
 import re
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 
 import rules
-from rules import PropertyFilter
 from rules.channels import ALIMTALK, CHANNELS
+# The typed journey and its references live beside this parser; they are re-exported here,
+# so `definition` stays the one name for the journey language.
+from services.journey.nodes import (DEFAULT_BROADCAST_RATE, WAITS, BroadcastTrigger, Branch, Condition,  # noqa: F401
+                                    DateTraitTrigger, Entry, EventMatch, EventTrigger, Exit, ExitCriteria,
+                                    Journey, Send, SegmentTrigger, Split, UpdateTrait, Wait, WaitForEvent,
+                                    WaitUntil, successors)
+from services.journey.references import (JOURNEY_VARIABLES, missing_variable, referenced_segments,  # noqa: F401
+                                         referenced_templates, segment_fields, template_fields)
 
 ENTRY_MODES = ("once", "every_time", "cooldown")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-DEFAULT_BROADCAST_RATE = 100.0  # entries per second
 MAX_NODES = 200
 _NODE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
@@ -52,207 +57,9 @@ _CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("m
                 ("day of week", 0, 7))
 
 
-@dataclass(frozen=True)
-class EventMatch:
-    event: str
-    where: tuple[PropertyFilter, ...] = ()
-
-
-# -- triggers -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class EventTrigger:
-    match: EventMatch
-
-
-@dataclass(frozen=True)
-class SegmentTrigger:
-    segment_id: str
-    transition: str                  # entered | exited
-
-
-@dataclass(frozen=True)
-class DateTraitTrigger:
-    trait: str
-    at: time                         # in the profile's zone
-    offset_days: int = 0             # -3: three days before the date
-    yearly: bool = True              # the date's anniversary every year (birthday), not the date once
-
-
-@dataclass(frozen=True)
-class BroadcastTrigger:
-    segment_id: str
-    at: datetime | None = None       # one time …
-    cron: str | None = None          # … or on a schedule
-    rate_per_second: float = DEFAULT_BROADCAST_RATE
-
-
-# -- nodes ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Wait:
-    duration: timedelta
-    next: str
-
-
-@dataclass(frozen=True)
-class WaitUntil:
-    next: str
-    at: time | None = None           # time of day in the profile's zone (midnight with a trait and no `at`)
-    weekdays: tuple[str, ...] = ()   # with `at`: only on these days; () = any day
-    trait: str | None = None         # the date held in this trait …
-    offset_days: int = 0             # … moved by this many days
-
-
-@dataclass(frozen=True)
-class WaitForEvent:
-    match: EventMatch
-    timeout: timedelta
-    next: str
-    timeout_next: str
-
-
-@dataclass(frozen=True)
-class Condition:
-    rule: object                     # a `rules` rule
-    then: str
-    else_: str
-
-
-@dataclass(frozen=True)
-class Branch:
-    weight: float
-    next: str
-
-
-@dataclass(frozen=True)
-class Split:
-    branches: tuple[Branch, ...]
-    holdout: float = 0               # weight of those who get nothing but are still measured
-
-
-@dataclass(frozen=True)
-class Send:
-    channels: tuple[str, ...]        # fallback order
-    template_id: str
-    advertising: bool
-    next: str | None = None
-    order: str = "first_allowed"     # dispatch's channel order: first_allowed | strict (passed through)
-    # a receipt or shipping notice: dispatch exempts it from fatigue (when its policy does)
-    transactional: bool = False
-
-
-@dataclass(frozen=True)
-class UpdateTrait:
-    trait: str
-    value: object
-    next: str | None = None
-
-
-@dataclass(frozen=True)
-class Exit:
-    pass
-
-
-WAITS = (Wait, WaitUntil, WaitForEvent)
-
-
-# -- the journey ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class ExitCriteria:
-    segment_exited: tuple[str, ...] = ()
-    events: tuple[EventMatch, ...] = ()
-
-
-@dataclass(frozen=True)
-class Entry:
-    mode: str = "once"
-    cooldown: timedelta | None = None  # mode cooldown: again only this long after the last entry
-    cap: int | None = None             # at most this many entries into the journey in all
-    active_from: datetime | None = None
-    active_until: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Journey:
-    trigger: object
-    start: str
-    nodes: dict                      # node id → node, in definition order; do not mutate
-    goal: EventMatch | None = None
-    exit_criteria: ExitCriteria = ExitCriteria()
-    entry: Entry = Entry()
-
-
 def parse_journey(tree: object) -> Journey:
     """The typed journey of a JSON tree, or InvalidArgument naming the first bad field."""
     return _Parser().journey(tree)
-
-
-def successors(node) -> tuple[tuple[str, str], ...]:
-    """(field, node id) of every node this one can lead to, the field relative to the node."""
-    match node:
-        case Wait(next=n) | WaitUntil(next=n):
-            return (("next", n),)
-        case WaitForEvent(next=n, timeout_next=t):
-            return ("next", n), ("timeout_next", t)
-        case Condition(then=t, else_=e):
-            return ("then", t), ("else", e)
-        case Split(branches):
-            return tuple((f"branches[{i}].next", b.next) for i, b in enumerate(branches))
-        case Send(next=n) | UpdateTrait(next=n) if n is not None:
-            return (("next", n),)
-    return ()
-
-
-def segment_fields(journey: Journey) -> dict[str, str]:
-    """Each segment the journey names → the field that first names it (`trigger.segment`,
-    `exit_criteria.segment_exited[0]`, `nodes.<id>.rule`), in definition order: what an error names."""
-    found: dict[str, str] = {}
-    if isinstance(journey.trigger, (SegmentTrigger, BroadcastTrigger)):
-        found[journey.trigger.segment_id] = "trigger.segment"
-    for i, segment_id in enumerate(journey.exit_criteria.segment_exited):
-        found.setdefault(segment_id, f"exit_criteria.segment_exited[{i}]")
-    for node_id, node in journey.nodes.items():
-        if isinstance(node, Condition):
-            for segment_id in sorted(rules.referenced_segments(node.rule)):
-                found.setdefault(segment_id, f"nodes.{node_id}.rule")
-    return found
-
-
-# What a journey send gives its template (engine.RunState.send_variables): `profile` (the
-# person's traits), `event` (the properties of the event that entered the run; event
-# triggers only) and `journey` with these fields.
-JOURNEY_VARIABLES = ("id", "version", "run_id", "variant")
-
-
-def missing_variable(journey: Journey, needed: list[str]) -> str | None:
-    """The first variable a template needs (`event.seq`, `journey.coupon`: dispatch's
-    GetTemplate `variables`) that this journey's sends will not have, with why; else None."""
-    for variable in needed:
-        namespace, _, name = variable.partition(".")
-        if namespace == "event" and not isinstance(journey.trigger, EventTrigger):
-            kind = {SegmentTrigger: "a segment", DateTraitTrigger: "a date trait",
-                    BroadcastTrigger: "a broadcast"}[type(journey.trigger)]
-            return (f"{variable}, but no event enters the runs of a journey triggered by {kind} (event is "
-                    f"empty there; or give it a default: {{{{ {variable} | default('') }}}})")
-        if namespace == "journey" and name not in (*JOURNEY_VARIABLES, "*"):  # `*`: a computed key may be one
-            return f"{variable}, but a journey send has only {', '.join('journey.' + v for v in JOURNEY_VARIABLES)}"
-    return None
-
-
-def template_fields(journey: Journey) -> dict[str, str]:
-    """Each template the journey sends → the field of the first send node naming it."""
-    found: dict[str, str] = {}
-    for node_id, node in journey.nodes.items():
-        if isinstance(node, Send):
-            found.setdefault(node.template_id, f"nodes.{node_id}.template")
-    return found
-
-
-def referenced_segments(journey: Journey) -> set[str]:
-    return set(segment_fields(journey))
-
-
-def referenced_templates(journey: Journey) -> set[str]:
-    return set(template_fields(journey))
 
 
 class _Parser(rules.Parser):
