@@ -16,7 +16,8 @@ from services.dispatch.models import DELIVERIES, deliveries, inapp_messages
 from services.dispatch.models import outbox as dispatch_outbox
 from services.dispatch.repository import DispatchRepository
 from services.dispatch.service import DispatchService, SendSpec, request_hash
-from tests.dispatch.test_send_pipeline import inbox, person, receiver, setup, webhook_config  # noqa: F401 - fixture
+from tests.support.api import inbox, person, setup
+from tests.support.receiver import webhook_config
 
 
 async def orphan(service, workspace_id: str, spec: SendSpec, status: str, age: timedelta) -> str:

@@ -20,10 +20,10 @@ from services.dispatch.simulation import Simulation
 from services.dispatch.templates import euc_kr_length
 from services.dispatch.tokens import Tokens
 from tests.dispatch import provider_servers as fake
-from tests.dispatch.test_channels_through_the_pipeline import (AD_POLICY, daytime, delivery_events, sms_config,
-                                                              smtp_config, text_of)
-from tests.dispatch.test_send_pipeline import consent, inbox, person, send
-from tests.dispatch.test_send_pipeline import setup as configure
+from tests.support.api import consent, inbox, person, send
+from tests.support.api import setup as configure
+from tests.support.channels import AD_POLICY, daytime, sms_config, smtp_config, text_of
+from tests.support.streams import delivery_events
 from tests.dispatch.tracked import click_url, open_url, path_of, unsubscribe_url
 
 BROWSER = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "

@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from kit.streams import StreamEvent
 from services.dispatch.models import DELIVERIES, deliveries, engagements, inapp_messages
-from tests.dispatch.test_send_pipeline import KST, consent, inbox, person, send, setup
+from tests.support.api import consent, inbox, person, send, setup
+from tests.support.channels import KST
 
 
 async def _delivery(ws, delivery_id: str) -> dict:

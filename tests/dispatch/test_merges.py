@@ -5,8 +5,8 @@ person's sends against the survivor, also for sends still addressed to the merge
 import asyncio
 
 from kit.streams import EVENTS, StreamEvent
-from tests.dispatch.test_send_pipeline import (inbox, person, receiver, send,  # noqa: F401 (receiver: a fixture)
-                                               setup, webhook_config)
+from tests.support.api import inbox, person, send, setup
+from tests.support.receiver import webhook_config
 
 ONE_PER_CHANNEL_A_DAY = {"fatigue": {"rules": [{"kind": "channel", "limit": 1, "window": "day"}]}}
 

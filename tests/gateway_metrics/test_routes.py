@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from kit.streams import StreamEvent, stream_name
-from tests.gateway.test_segments_routes import fields_of
+from tests.support.api import fields_of
 
 METRICS_ROUTES = {
     "/v1/metrics/stats": {"get"},

@@ -11,12 +11,14 @@ import pytest
 from kit.errors import InvalidArgument
 from services.segment import rules
 from services.segment.evaluation import Outcome, ProfileFacts, evaluate
-from tests.segment.test_realtime_segments import (MINUTE, becomes, create_segment, eventually, is_member,
-                                                  profile_of, trail)
+from tests.support.api import becomes, create_segment, is_member, profile_of
+from tests.support.streams import trail
+from tests.support.waiting import eventually
 
 # The two-yearly consent confirmation (정보통신망법 §50 ⑧): SMS advertising consent held for 700 days.
 HELD_700_DAYS = {"consent": {"purpose": "ads:sms", "state": "granted", "since": {"op": "before", "ago": "P700D"}}}
 T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
+MINUTE = timedelta(minutes=1)
 
 
 @pytest.fixture(autouse=True)

@@ -6,86 +6,15 @@ sent with past timestamps, as an SDK replaying a backlog would.
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-import orjson
 import pytest
 
-from services.segment.service import SEGMENTS
+from tests.support.api import becomes, create_segment, is_member, profile_of, track
+from tests.support.streams import trail
+from tests.support.waiting import eventually
 
 MINUTE = timedelta(minutes=1)
-
-
-async def track(ws, user: str, event: str, ago: timedelta = timedelta(0), message_id: str | None = None,
-                **properties) -> datetime:
-    """The event's time, as sent."""
-    at = datetime.now(timezone.utc) - ago
-    response = await ws.tracking.post("/v1/track", json={
-        "userId": user, "event": event, "properties": properties, "timestamp": at.isoformat(),
-        "messageId": message_id or str(uuid.uuid4())})
-    assert response.status_code == 200, response.text
-    return at
-
-
-async def eventually(check, timeout: float = 30.0):
-    """Polls until check() returns a truthy value (the pipeline is asynchronous)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached within {timeout}s: {check.__qualname__}")
-        await asyncio.sleep(0.1)
-
-
-async def profile_of(ws, user: str) -> str:
-    async def lookup():
-        response = await ws.admin.get("/v1/profiles", params={"userId": user})
-        found = response.json().get("profiles") if response.status_code == 200 else None
-        return found[0]["id"] if found else None
-    return await eventually(lookup)
-
-
-async def create_segment(ws, name: str, rules: dict) -> str:
-    response = await ws.admin.post("/v1/segments", json={"name": name, "rules": rules})
-    assert response.status_code == 201, response.text
-    segment_id = response.json()["id"]
-
-    async def backfilled():
-        return (await ws.admin.get(f"/v1/segments/{segment_id}")).json()["backfill"]["state"] == "done"
-    await eventually(backfilled)
-    return segment_id
-
-
-async def is_member(ws, segment_id: str, profile_id: str) -> bool:
-    response = await ws.admin.get(f"/v1/segments/{segment_id}/members/{profile_id}")
-    assert response.status_code == 200, response.text
-    return response.json()["member"]
-
-
-async def becomes(ws, segment_id: str, profile_id: str, member: bool) -> None:
-    async def check():
-        return await is_member(ws, segment_id, profile_id) == member
-    await eventually(check)
-
-
-async def published(redis, ws, profile_id: str) -> list[dict]:
-    """The entered / exited events of one profile on nudge.segments.v1, in order."""
-    found = []
-    for _, fields in await redis.xrange(SEGMENTS):
-        if fields[b"workspace_id"].decode() == ws.id and fields[b"profile_id"].decode() == profile_id:
-            found.append({"type": fields[b"type"].decode(), **orjson.loads(fields[b"payload"])})
-    return found
-
-
-async def trail(redis, ws, profile_id: str, count: int) -> list[dict]:
-    async def enough():
-        found = await published(redis, ws, profile_id)
-        return found if len(found) >= count else None
-    found = await eventually(enough)
-    assert len(found) == count, found  # nothing emitted twice
-    return found
 
 
 @pytest.fixture(autouse=True)
