@@ -5,7 +5,8 @@ arrives late converts, exits and satisfies nothing; a newer one still does."""
 from datetime import datetime, timedelta
 
 from tests.support.api import person
-from tests.support.journeys import consumed, publish, received, templates
+from tests.support.journeys import publish, received, templates
+from tests.support.streams import consumed
 from tests.support.waiting import eventually
 
 

@@ -12,7 +12,8 @@ from services.journey import starters
 from services.journey.engine import next_date_occurrence
 from services.journey.repository import JourneyRepository
 from tests.support.api import create_segment, person
-from tests.support.journeys import consumed, publish, received, stats_once_ended, templates, track
+from tests.support.journeys import publish, received, stats_once_ended, templates, track
+from tests.support.streams import consumed
 from tests.support.waiting import eventually
 
 KST = ZoneInfo("Asia/Seoul")

@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 
 from tests.support.api import create_segment, person
-from tests.support.journeys import consumed, publish, received, templates, track
+from tests.support.journeys import publish, received, templates, track
+from tests.support.streams import consumed
 from tests.support.waiting import eventually
 from tests.support.journeys import welcome
 

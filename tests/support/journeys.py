@@ -4,11 +4,9 @@ simulator's workspace, person and reading of its schedule."""
 
 from datetime import datetime
 
-from kit.streams import EVENTS
 from tests.support.api import create_segment
 from tests.support.channels import AD_POLICY, KAKAO_CONFIG, KST, SMS_CONFIG
 from tests.support.receiver import Receiver, webhook_config
-from tests.support.streams import consumed_past, workspace_events
 
 
 async def templates(ws, hook: Receiver, *names: str) -> None:
@@ -47,13 +45,6 @@ async def stats_once_ended(ws, journey_id: str) -> dict | None:
     its end commits)."""
     stats = (await ws.admin.get(f"/v1/journeys/{journey_id}/stats")).json()
     return stats if stats["active"] == 0 else None
-
-
-async def consumed(redis, group: str, ws, event: str, count: int) -> None:
-    """Once `count` `event` calls of the workspace are on nudge.events.v1, until the journey
-    service's group has read and acknowledged them: what they could cause has happened."""
-    last = await workspace_events(redis, EVENTS, ws.id, event, count)
-    await consumed_past(redis, EVENTS, group, last)
 
 
 # ---- journey definitions --------------------------------------------------------------------------

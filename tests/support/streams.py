@@ -91,6 +91,15 @@ async def consumed_by_all(redis, stream: str, entry_id: bytes | str, timeout: fl
         await consumed_past(redis, stream, info["name"].decode(), entry_id, timeout)
 
 
+async def consumed(redis, group: str, ws, event: str, count: int) -> None:
+    """Once `count` `event` calls of the workspace are on nudge.events.v1, until `group` has
+    read and acknowledged them: what they could cause has happened (the marker a negative
+    assert waits for)."""
+    from kit.streams import EVENTS
+    last = await workspace_events(redis, EVENTS, ws.id, event, count)
+    await consumed_past(redis, EVENTS, group, last)
+
+
 async def workspace_events(redis, stream: str, workspace_id: str, event: str, count: int) -> bytes:
     """The id of the `count`-th `event` call of the workspace on `stream`, once it is there."""
     async def published():
