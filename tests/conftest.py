@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import socket
 import tempfile
 from pathlib import Path
 
@@ -45,18 +44,14 @@ from kit.clock import ShiftedClock
 from services.dispatch.models import DELIVERIES
 from services.journey.models import JOURNEYS
 from services.dispatch.settings import DispatchSettings
+from tests.support.processes import free_port  # noqa: F401 (tests import it from here too)
+from tests.support.receiver import serving_receiver
 
 TEST_PEPPER = "test-pepper-" + secrets.token_hex(8)
 
 
 # The streams services publish on; tests read them back, so the run holds and cleans them.
 PLATFORM_STREAMS = (EVENTS, SEGMENTS, DELIVERIES, JOURNEYS, "nudge.engagement.v1")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _docker_answers() -> bool:
@@ -456,3 +451,10 @@ def journey_usages_server(journey_platform) -> str:
 def journey_clock(journey_platform) -> ShiftedClock:
     """The journey service's clock, back at real time for each test."""
     yield from _at_real_time(journey_platform.clock)
+
+
+@pytest.fixture
+async def receiver():
+    """A local webhook endpoint recording every request (tests.support.receiver.Receiver)."""
+    async with serving_receiver() as hook:
+        yield hook

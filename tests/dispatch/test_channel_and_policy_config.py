@@ -6,8 +6,7 @@ import asyncio
 import orjson
 from starlette.responses import RedirectResponse
 
-from tests.dispatch.test_send_pipeline import (receiver, person, send,  # noqa: F401 (receiver: a fixture)
-                                               setup)
+from tests.support.api import person, send, setup
 
 
 async def test_a_webhook_url_the_send_would_refuse_is_refused_at_save_naming_the_url(workspace, receiver):

@@ -3,12 +3,10 @@ the exact request the provider received (SMS/LMS and the advertising marks, emai
 AlimTalk falling back to SMS, a FriendTalk ad held for Kakao's window, FCM, APNs, web push),
 plus the outcome events on nudge.deliveries.v1."""
 
-import asyncio
 import base64
 import json
 import uuid
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 import http_ece
 import jwt
@@ -16,63 +14,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from kit.streams import StreamEvent
-from services.dispatch.models import DELIVERIES
 from tests.dispatch import provider_servers as fake
 from tests.dispatch.tracked import click_url, open_url, unsubscribe_url
-from tests.dispatch.test_send_pipeline import consent, person, send
-from tests.dispatch.test_send_pipeline import setup as configure
-
-KST = ZoneInfo("Asia/Seoul")
-SMS_CONFIG = {"app_key": "sms-app", "secret_key": "sms-secret", "send_no": "1588-0000"}
-KAKAO_CONFIG = {"app_key": "kakao-app", "secret_key": "kakao-secret", "sender_key": "s" * 40}
-AD_POLICY = {"sender_name": "넛지샵", "opt_out_phone": "080-123-4567",
-             "unsubscribe_url": "https://shop.kr/unsubscribe"}
+from tests.support.api import consent, person, send, wait_for_status
+from tests.support.api import setup as configure
+from tests.support.channels import (AD_POLICY, EMAIL_TEMPLATE, KST, PUSH_TEMPLATE, at, daytime,
+                                    kakao_config, sms_config, smtp_config, text_of)
+from tests.support.streams import delivery_events
 
 
 # ---- helpers ----------------------------------------------------------------------------------
-
-def daytime() -> datetime:
-    """14:00 KST today: advertising is allowed by the night rule and Kakao's window."""
-    return datetime.combine(datetime.now(KST).date(), time(14), KST)
-
-
-def text_of(msg, kind: str) -> str:
-    """A part's text as sent, line ends back to \\n (SMTP carries CRLF)."""
-    return msg.get_body((kind,)).get_content().replace("\r\n", "\n")
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-async def delivery_events(redis, workspace_id: str, delivery_id: str, types: list[str]) -> list[StreamEvent]:
-    """The events about one delivery on nudge.deliveries.v1, once they are all published
-    (the outbox relay publishes shortly after the commit)."""
-    found: list[StreamEvent] = []
-    for _ in range(100):
-        found = []
-        for _, fields in await redis.xrange(DELIVERIES):
-            if fields.get(b"workspace_id", b"").decode() != workspace_id:
-                continue
-            event = StreamEvent.from_fields(fields)
-            if event.payload.get("delivery_id") == delivery_id:
-                found.append(event)
-        if [e.type for e in found] == types:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"expected {types} for {delivery_id}, got {[e.type for e in found]}")
-
-
-async def wait_for_status(ws, delivery_id: str, status: str) -> dict:
-    current: dict = {}
-    for _ in range(100):
-        current = (await ws.admin.get(f"/v1/deliveries/{delivery_id}")).json()
-        if current["status"] == status:
-            return current
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"delivery stayed {current.get('status')}: {current}")
-
 
 def pem(key: ec.EllipticCurvePrivateKey) -> str:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -85,14 +36,6 @@ def public_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def sms_config(server) -> tuple[str, dict]:
-    return "nhn_sms", {**SMS_CONFIG, "endpoint": server.url}
-
-
-def kakao_config(url: str) -> tuple[str, dict]:
-    return "nhn_kakao", {**KAKAO_CONFIG, "endpoint": url}
 
 
 # ---- SMS / LMS ----------------------------------------------------------------------------------
@@ -159,15 +102,6 @@ async def test_advertising_sms_is_marked_and_offers_the_080_opt_out_and_long_one
 
 
 # ---- email ------------------------------------------------------------------------------------
-
-def smtp_config(smtp) -> tuple[str, dict]:
-    return "smtp", {"host": "127.0.0.1", "port": smtp.port, "username": "mailer", "password": "pw",
-                    "sender": "넛지샵 <news@shop.kr>", "reply_to": "help@shop.kr"}
-
-
-EMAIL_TEMPLATE = {"subject": "{{ profile.name }}님, 봄 세일", "text": "{{ profile.name }}님을 위한 할인",
-                  "html": "<html><body><p>{{ profile.name }}님을 위한 할인</p></body></html>"}
-
 
 async def test_informational_email_arrives_over_smtp_without_unsubscribe_headers(workspace, dispatch_platform):
     with fake.SmtpProvider("mailer", "pw") as smtp:
@@ -329,10 +263,6 @@ async def test_friendtalk_ad_after_20_waits_for_8_and_the_deferred_worker_sends_
 
 
 # ---- push: FCM, APNs, web push ------------------------------------------------------------------
-
-PUSH_TEMPLATE = {"title": "장바구니", "body": "{{ profile.name }}님, 잊으신 상품이 있어요",
-                 "url": "https://shop.kr/cart", "data": {"campaign": "cart", "items": 3}}
-
 
 async def test_android_push_goes_to_fcm_with_string_data(workspace, dispatch_platform):
     async with fake.HttpProvider(fake.fcm("nudge-demo", "ya29.token")) as google:

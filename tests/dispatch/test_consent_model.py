@@ -7,9 +7,9 @@ import httpx
 import pytest
 
 from tests.dispatch import provider_servers as fake
-from tests.dispatch.test_channels_through_the_pipeline import AD_POLICY, daytime, sms_config, smtp_config
-from tests.dispatch.test_send_pipeline import consent, person, send
-from tests.dispatch.test_send_pipeline import setup as configure
+from tests.support.api import consent, person, send
+from tests.support.api import setup as configure
+from tests.support.channels import AD_POLICY, daytime, sms_config, smtp_config
 from tests.dispatch.tracked import path_of, unsubscribe_url
 
 RECEIPT = {"email": {"subject": "주문 확인", "text": "{{ profile.name }}님, 주문이 접수되었습니다."},

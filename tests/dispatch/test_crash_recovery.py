@@ -11,12 +11,14 @@ import pytest
 from sqlalchemy import select, update
 
 from kit.outbox import Outbox
-from kit.streams import StreamEvent
-from services.dispatch.models import DELIVERIES, deliveries, inapp_messages
+from services.dispatch.models import deliveries, inapp_messages
 from services.dispatch.models import outbox as dispatch_outbox
 from services.dispatch.repository import DispatchRepository
 from services.dispatch.service import DispatchService, SendSpec, request_hash
-from tests.dispatch.test_send_pipeline import inbox, person, receiver, setup, webhook_config  # noqa: F401 - fixture
+from tests.support.api import inbox, person, setup
+from tests.support.receiver import webhook_config
+from tests.support.streams import delivery_events
+from tests.support.waiting import eventually
 
 
 async def orphan(service, workspace_id: str, spec: SendSpec, status: str, age: timedelta) -> str:
@@ -39,11 +41,10 @@ async def test_a_send_orphaned_before_the_provider_call_is_sent_once(workspace, 
     # Two callers retry the key at once while the sweeper also runs: one of them runs it.
     results = await asyncio.gather(service.send(workspace.id, spec), service.send(workspace.id, spec),
                                    service.run_deferred_once())
-    for _ in range(50):
+    async def sent():
         current = await service.delivery(workspace.id, delivery_id)
-        if current["status"] == "sent":
-            break
-        await asyncio.sleep(0.1)
+        return current if current["status"] == "sent" else None
+    current = await eventually(sent, interval=0.1)
     assert current["status"] == "sent" and {r["id"] for r in results[:2]} == {delivery_id}
     assert len(await inbox(workspace, "orphan")) == 1
 
@@ -90,11 +91,11 @@ async def test_an_in_app_message_and_its_sent_status_commit_together(workspace, 
     monkeypatch.setattr(DispatchRepository, "finish", finish)
     dispatch_clock.advance(timedelta(seconds=dispatch_platform.settings.sending_lease_seconds + 1))
     answer = await service.send(workspace.id, spec)  # the key again, after the runner's lease
-    for _ in range(50):
-        if answer["status"] == "sent":
-            break
-        await asyncio.sleep(0.1)
-        answer = await service.delivery(workspace.id, row.id)
+    if answer["status"] != "sent":
+        async def sent():
+            current = await service.delivery(workspace.id, row.id)
+            return current if current["status"] == "sent" else None
+        answer = await eventually(sent, interval=0.1)
     assert answer["id"] == row.id and answer["status"] == "sent" and answer["rule"] == ""
     assert len(await inbox(workspace, "atomic")) == 1
 
@@ -112,17 +113,12 @@ async def test_a_replica_that_is_stopping_hands_a_send_to_another_before_the_pro
     answer = await stopping.send(workspace.id, SendSpec(f"k-{uuid.uuid4()}", profile, ["webhook"], "hello"))
     # Deferred to now, so the platform's own replica may already have taken it when the answer is read.
     assert answer["status"] in ("deferred", "pending", "sent")
-    for _ in range(100):  # the platform's own replica takes it from the deferred queue
+    async def sent():  # the platform's own replica takes it from the deferred queue
         current = await platform.service.delivery(workspace.id, answer["id"])
-        if current["status"] == "sent":
-            break
-        await asyncio.sleep(0.1)
+        return current if current["status"] == "sent" else None
+    current = await eventually(sent, interval=0.1)
     assert current["status"] == "sent" and len(receiver.requests) == 1
-    for _ in range(100):  # the stopping replica announced its hand-over, and only that
-        announced = [(e.type, e.payload["rule"]) for e in (
-            StreamEvent.from_fields(fields) for _, fields in await platform.service.redis.xrange(DELIVERIES))
-            if e.payload.get("delivery_id") == answer["id"]]
-        if len(announced) == 2:
-            break
-        await asyncio.sleep(0.1)
-    assert announced == [("delivery.deferred", "retry"), ("delivery.sent", "")]
+    # The stopping replica announced its hand-over, and only that.
+    announced = await delivery_events(platform.service.redis, workspace.id, answer["id"],
+                                      ["delivery.deferred", "delivery.sent"])
+    assert [(e.type, e.payload["rule"]) for e in announced] == [("delivery.deferred", "retry"), ("delivery.sent", "")]

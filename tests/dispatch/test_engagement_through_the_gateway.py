@@ -3,7 +3,6 @@ a message over a real local provider, its links followed on the gateway, the fac
 engagements table and on nudge.engagement.v1; and every forged, tampered or redirecting
 attempt answered 404 with nothing recorded."""
 
-import asyncio
 import uuid
 
 import grpc
@@ -20,10 +19,11 @@ from services.dispatch.simulation import Simulation
 from services.dispatch.templates import euc_kr_length
 from services.dispatch.tokens import Tokens
 from tests.dispatch import provider_servers as fake
-from tests.dispatch.test_channels_through_the_pipeline import (AD_POLICY, daytime, delivery_events, sms_config,
-                                                              smtp_config, text_of)
-from tests.dispatch.test_send_pipeline import consent, inbox, person, send
-from tests.dispatch.test_send_pipeline import setup as configure
+from tests.support.api import consent, inbox, person, send
+from tests.support.api import setup as configure
+from tests.support.channels import AD_POLICY, daytime, sms_config, smtp_config, text_of
+from tests.support.streams import delivery_events
+from tests.support.waiting import eventually
 from tests.dispatch.tracked import click_url, open_url, path_of, unsubscribe_url
 
 BROWSER = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -53,13 +53,11 @@ async def facts(platform, workspace_id: str) -> list:
 
 async def engagement_events(redis, workspace_id: str, count: int) -> list[StreamEvent]:
     """The workspace's events on nudge.engagement.v1 once `count` are published; exactly that many."""
-    found: list[StreamEvent] = []
-    for _ in range(100):
+    async def enough():
         found = [StreamEvent.from_fields(fields) for _, fields in await redis.xrange(ENGAGEMENT)
                  if fields.get(b"workspace_id", b"").decode() == workspace_id]
-        if len(found) >= count:
-            break
-        await asyncio.sleep(0.05)
+        return found if len(found) >= count else None
+    found = await eventually(enough)
     assert len(found) == count, [(e.type, e.payload) for e in found]
     return found
 

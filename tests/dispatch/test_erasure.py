@@ -9,7 +9,9 @@ from sqlalchemy import func, select
 
 from kit.streams import StreamEvent
 from services.dispatch.models import DELIVERIES, deliveries, engagements, inapp_messages
-from tests.dispatch.test_send_pipeline import KST, consent, inbox, person, send, setup
+from tests.support.api import consent, inbox, person, send, setup
+from tests.support.channels import KST
+from tests.support.waiting import eventually
 
 
 async def _delivery(ws, delivery_id: str) -> dict:
@@ -34,18 +36,16 @@ async def test_an_erased_person_gets_nothing_more_and_dispatch_forgets_them(work
 
     erased = await workspace.admin.delete(f"/v1/profiles/{leaving}")
     assert erased.status_code == 200, erased.text
-    for _ in range(150):
-        if (current := await _delivery(workspace, deferred["id"]))["status"] != "deferred":
-            break
-        await asyncio.sleep(0.1)
+    async def decided():
+        current = await _delivery(workspace, deferred["id"])
+        return current if current["status"] != "deferred" else None
+    current = await eventually(decided, interval=0.1)
     assert (current["status"], current["rule"]) == ("failed", "erased")
-    for _ in range(100):  # the relay publishes it after the commit
-        announced = [(e.type, e.payload["rule"]) for e in (
+    async def announcements():  # the relay publishes it after the commit
+        return [(e.type, e.payload["rule"]) for e in (
             StreamEvent.from_fields(fields) for _, fields in await redis.xrange(DELIVERIES, min=b"(" + stream_tail))
             if e.payload.get("delivery_id") == deferred["id"]]
-        if announced:
-            break
-        await asyncio.sleep(0.1)
+    announced = await eventually(announcements, interval=0.1)
     assert announced == [("delivery.failed", "erased")]
 
     async with dispatch_platform.service.sessions() as session:

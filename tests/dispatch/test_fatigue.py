@@ -13,11 +13,11 @@ import pytest
 
 from kit.errors import InvalidArgument
 from services.dispatch import fatigue
+from tests.support.fatigue import WORKSPACE, decide, run_job
 
 ROOT = Path(__file__).resolve().parents[2]
 KST = ZoneInfo("Asia/Seoul")
 UTC = timezone.utc
-WORKSPACE = "test-fatigue"
 
 
 def policy(*rules, **options) -> fatigue.Policy:
@@ -26,30 +26,14 @@ def policy(*rules, **options) -> fatigue.Policy:
                                            for kind, limit, window in rules], **options})
 
 
-async def decide(redis, rules: fatigue.Policy, profile: str, now: datetime, *, channel="sms", template="t",
-                 journey=None, transactional=False, send_id=None, zone=KST) -> fatigue.Decision:
-    return await fatigue.decide(redis, rules, workspace_id=WORKSPACE, profile_id=profile, channel=channel,
-                                template_id=template, journey_id=journey, transactional=transactional, now=now,
-                                zone=zone, send_id=send_id or uuid.uuid4().hex)
-
-
 def new_profile() -> str:
     return uuid.uuid4().hex
-
-
-async def run_job(redis, job: dict) -> list[bool]:
-    """Decides all of a job's sends at once; used by this process and by the helper process."""
-    rules, now = fatigue.parse_policy(job["policy"]), datetime.fromisoformat(job["now"])
-    decisions = await asyncio.gather(*(
-        decide(redis, rules, job["profile"], now, channel=send["channel"], template=send["template"],
-               send_id=send["id"]) for send in job["sends"]))
-    return [d.allowed for d in decisions]
 
 
 WORKER = """
 import asyncio, sys, orjson
 from kit.redis import connect
-from tests.dispatch.test_fatigue import run_job
+from tests.support.fatigue import run_job
 
 async def main():
     redis = connect(sys.argv[1])

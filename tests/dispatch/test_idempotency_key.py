@@ -4,7 +4,7 @@ result; the same key with another body is the caller's bug and answers 422 namin
 
 import uuid
 
-from tests.dispatch.test_send_pipeline import inbox, person, setup
+from tests.support.api import inbox, person, setup
 
 
 async def post(ws, key: str, body: dict):

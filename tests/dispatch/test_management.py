@@ -6,7 +6,7 @@ import orjson
 
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
-from tests.dispatch.test_send_pipeline import inbox, person
+from tests.support.api import inbox, person
 
 
 async def test_templates_are_versioned_and_the_latest_is_used(workspace):

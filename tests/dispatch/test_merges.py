@@ -2,11 +2,11 @@
 survivor's inbox holds the merged person's in-app messages, and fatigue counts the merged
 person's sends against the survivor, also for sends still addressed to the merged id."""
 
-import asyncio
-
 from kit.streams import EVENTS, StreamEvent
-from tests.dispatch.test_send_pipeline import (inbox, person, receiver, send,  # noqa: F401 (receiver: a fixture)
-                                               setup, webhook_config)
+from tests.support.api import inbox, person, send, setup
+from tests.support.receiver import webhook_config
+from tests.support.streams import consumed_past, last_entry
+from tests.support.waiting import eventually
 
 ONE_PER_CHANNEL_A_DAY = {"fatigue": {"rules": [{"kind": "channel", "limit": 1, "window": "day"}]}}
 
@@ -14,27 +14,20 @@ ONE_PER_CHANNEL_A_DAY = {"fatigue": {"rules": [{"kind": "channel", "limit": 1, "
 async def anonymous(ws, anonymous_id: str) -> str:
     response = await ws.tracking.post("/v1/identify", json={"anonymousId": anonymous_id, "traits": {"name": "Lee"}})
     assert response.status_code == 200, response.text
-    for _ in range(100):
+    async def stored():
         found = (await ws.admin.get("/v1/profiles", params={"anonymousId": anonymous_id})).json()["profiles"]
-        if found:
-            return found[0]["id"]
-        await asyncio.sleep(0.05)
-    raise AssertionError("profile not stored")
+        return found[0]["id"] if found else None
+    return await eventually(stored)
 
 
 async def merge_consumed(redis, group: str, workspace_id: str, merged_id: str) -> None:
     """Once the merge is on nudge.events.v1 and dispatch's group has read and acknowledged it."""
-    for _ in range(200):
-        entries = [entry_id for entry_id, fields in await redis.xrange(EVENTS)
-                   if (event := StreamEvent.from_fields(fields)).type == "profile.merged"
-                   and event.workspace_id == workspace_id and event.payload.get("merged_id") == merged_id]
-        if entries:
-            info = next(g for g in await redis.xinfo_groups(EVENTS) if g["name"].decode() == group)
-            done = tuple(map(int, info["last-delivered-id"].split(b"-"))) >= tuple(map(int, entries[0].split(b"-")))
-            if done and info["pending"] == 0:
-                return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the merge was not consumed by dispatch")
+    def is_the_merge(fields) -> bool:
+        event = StreamEvent.from_fields(fields)
+        return (event.type == "profile.merged" and event.workspace_id == workspace_id
+                and event.payload.get("merged_id") == merged_id)
+    merge = await eventually(lambda: last_entry(redis, EVENTS, is_the_merge))
+    await consumed_past(redis, EVENTS, group, merge)
 
 
 async def test_after_a_merge_the_survivor_has_the_merged_persons_inbox_and_fatigue(workspace, receiver, redis,

@@ -4,9 +4,9 @@ uploaded with the attachment API, and the MMS carries the uploaded file ids."""
 from starlette.responses import Response
 
 from tests.dispatch import provider_servers as fake
-from tests.dispatch.test_channels_through_the_pipeline import SMS_CONFIG
-from tests.dispatch.test_send_pipeline import person, send
-from tests.dispatch.test_send_pipeline import setup as configure
+from tests.support.api import person, send
+from tests.support.api import setup as configure
+from tests.support.channels import SMS_CONFIG
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + bytes(range(256)) * 4 + b"\xff\xd9"
 

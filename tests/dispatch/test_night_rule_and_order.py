@@ -5,10 +5,9 @@ wait does not hold up the next one unless the send says `order: "strict"`."""
 from datetime import datetime, time, timedelta
 
 from tests.dispatch import provider_servers as fake
-from tests.dispatch.test_channels_through_the_pipeline import (AD_POLICY, EMAIL_TEMPLATE, KST, at, kakao_config,
-                                                               sms_config, smtp_config)
-from tests.dispatch.test_send_pipeline import consent, person, send
-from tests.dispatch.test_send_pipeline import setup as configure
+from tests.support.api import consent, person, send
+from tests.support.api import setup as configure
+from tests.support.channels import AD_POLICY, EMAIL_TEMPLATE, KST, at, kakao_config, sms_config, smtp_config
 
 
 def today_at(hour: int, minute: int = 0) -> datetime:

@@ -4,109 +4,16 @@ the night rule, fatigue, the opt-out race, in-app, receipts and the "why" of eac
 import asyncio
 import uuid
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
-import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from kit.outbox import Outbox
 from services.dispatch import ratelimit
 from services.dispatch.models import outbox as dispatch_outbox
 from services.dispatch.service import DispatchService
-from tests.conftest import free_port
-
-KST = ZoneInfo("Asia/Seoul")
-
-
-class Receiver:
-    """A local HTTP endpoint standing in for a customer's webhook; it records each request."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/hook"
-
-    async def handle(self, request: Request) -> JSONResponse:
-        self.requests.append({"headers": dict(request.headers), "body": await request.json()})
-        return JSONResponse({"ok": True})
-
-
-@pytest.fixture
-async def receiver():
-    hook = Receiver()
-    async def endpoint(request: Request) -> JSONResponse:
-        return await hook.handle(request)  # looked up per request: a test may replace it
-    app = Starlette(routes=[Route("/hook", endpoint, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=hook.port, log_config=None,
-                                           access_log=False, lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    yield hook
-    server.should_exit = True
-    await task
-
-
-async def person(ws, user: str, traits: dict | None = None, context: dict | None = None, **more_traits) -> str:
-    """An identify call through the tracking API; the profile id once the profile service has it."""
-    body = {"userId": user, "traits": {**(traits or {}), **more_traits}, **({"context": context} if context else {})}
-    response = await ws.tracking.post("/v1/identify", json=body)
-    assert response.status_code == 200, response.text
-    for _ in range(100):
-        found = (await ws.admin.get("/v1/profiles", params={"userId": user})).json()["profiles"]
-        if found:
-            return found[0]["id"]
-        await asyncio.sleep(0.05)
-    raise AssertionError("profile not stored")
-
-
-async def consent(ws, profile_id: str, **purposes) -> None:
-    """consent(ws, p, sms=True, ads_sms=True, advertising=True): channels, advertising per
-    channel (ads_<channel>), on every channel (advertising), night_advertising; granted or withdrawn."""
-    body: dict = {"channels": {}, "ads": {}}
-    for purpose, granted in purposes.items():
-        entry = {"granted": granted, "source": "test"}
-        if purpose in ("advertising", "night_advertising"):
-            body[purpose] = entry
-        elif purpose.startswith("ads_"):
-            body["ads"][purpose.removeprefix("ads_")] = entry
-        else:
-            body["channels"][purpose] = entry
-    response = await ws.admin.put(f"/v1/profiles/{profile_id}/consent", json=body)
-    assert response.status_code == 200, response.text
-
-
-async def setup(ws, channels: dict, configs: dict | None = None, policy: dict | None = None) -> None:
-    response = await ws.admin.put("/v1/templates/hello", json={"name": "hello", "channels": channels})
-    assert response.status_code == 200, response.text
-    for channel, (provider, config) in (configs or {}).items():
-        response = await ws.admin.put(f"/v1/channels/{channel}", json={"provider": provider, "config": config})
-        assert response.status_code == 200, response.text
-    if policy is not None:
-        response = await ws.admin.put("/v1/dispatch-policy", json=policy)
-        assert response.status_code == 200, response.text
-
-
-async def send(ws, profile_id: str, channels: list[str], key: str | None = None, **extra) -> dict:
-    response = await ws.admin.post("/v1/messages", headers={"Idempotency-Key": key or str(uuid.uuid4())},
-                                   json={"profileId": profile_id, "channels": channels, "templateId": "hello",
-                                         **extra})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-async def inbox(ws, user: str) -> list[dict]:
-    response = await ws.tracking.get("/v1/inapp", params={"userId": user})
-    assert response.status_code == 200, response.text
-    return response.json()["messages"]
-
-
-def webhook_config(hook: Receiver) -> dict:
-    return {"url": hook.url, "secret": "s3cret", "allowed_hosts": ["127.0.0.1"]}
+from tests.support.api import consent, inbox, person, send, setup, wait_for_status
+from tests.support.channels import KST
+from tests.support.receiver import webhook_config
 
 
 async def test_in_app_message_is_held_for_the_sdk_and_marked_seen_on_fetch(workspace):
@@ -162,11 +69,7 @@ async def test_advertising_at_night_waits_for_eight_unless_night_consent(workspa
     assert (await inbox(workspace, "sleeper"))[0]["title"] == "Sale"  # the informational one
 
     dispatch_clock.set(eight + timedelta(seconds=1))
-    for _ in range(100):
-        current = (await workspace.admin.get(f"/v1/deliveries/{deferred['id']}")).json()
-        if current["status"] == "sent":
-            break
-        await asyncio.sleep(0.1)
+    current = await wait_for_status(workspace, deferred["id"], "sent")
     assert current["status"] == "sent" and current["consent"]["ads:inapp"]["granted"] is True
     body = (await inbox(workspace, "sleeper"))[0]["body"]
     assert body.startswith("(광고)")

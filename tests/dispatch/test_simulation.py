@@ -17,8 +17,8 @@ from nudge.dispatch.v1 import dispatch_pb2 as pb
 from nudge.dispatch.v1 import dispatch_pb2_grpc
 from services.dispatch.models import DELIVERIES, deliveries, inapp_messages, outbox
 from tests.dispatch import provider_servers as fake
-from tests.dispatch.test_channels_through_the_pipeline import daytime, sms_config
-from tests.dispatch.test_send_pipeline import person, send, setup
+from tests.support.api import person, send, setup
+from tests.support.channels import daytime, sms_config
 
 KST = ZoneInfo("Asia/Seoul")
 INAPP = {"inapp": {"title": "Sale", "body": "50% off"}}

@@ -18,8 +18,7 @@ from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
 from nudge.journey.v1 import journey_pb2, journey_pb2_grpc
 from services.dispatch.clients import JourneyUsages
 from tests.conftest import free_port
-from tests.dispatch.test_channels_through_the_pipeline import wait_for_status
-from tests.dispatch.test_send_pipeline import consent, person, send, setup
+from tests.support.api import consent, person, send, setup, wait_for_status
 
 KST = ZoneInfo("Asia/Seoul")
 INAPP = {"inapp": {"title": "Sale", "body": "50% off"}}

@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from tests.e2e.otlp import OtlpReceiver
+from tests.support.processes import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "Ctrl-C stops everything."
@@ -33,14 +34,6 @@ _BANNER = {
     "write_key": re.compile(r"^\s*write key\s+(nk_w_\S+)\s*$"),
     "admin_key": re.compile(r"^\s*admin key\s+(nk_a_\S+)\s*$"),
 }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _describe(process: psutil.Process) -> str:

@@ -2,22 +2,20 @@
 and the dispatch service's spans join the sender's trace."""
 
 import secrets
-import time
 
-from tests.e2e.test_platform import _traceparent
+from tests.support.tracing import new_traceparent
+from tests.support.waiting import eventually_sync
 
 
 def test_a_message_sent_through_the_gateway_is_in_the_inbox_and_in_the_trace(platform, otlp_receiver):
     user = f"inbox-{secrets.token_hex(4)}"
     with platform.admin() as admin, platform.tracking() as tracking:
         assert tracking.post("/v1/identify", json={"userId": user, "traits": {"name": "Kim"}}).status_code == 200
-        deadline, profiles = time.monotonic() + 30, []
-        while not profiles and time.monotonic() < deadline:
-            profiles = admin.get("/v1/profiles", params={"userId": user}).json()["profiles"]
-            time.sleep(0.1)
+        profiles = eventually_sync(lambda: admin.get("/v1/profiles", params={"userId": user}).json()["profiles"],
+                                   interval=0.1)
         assert admin.put("/v1/templates/shipped", json={"channels": {"inapp": {
             "title": "Hi {{ profile.name }}", "body": "Your order shipped"}}}).status_code == 200
-        trace_id, traceparent = _traceparent()
+        trace_id, traceparent = new_traceparent()
         reply = admin.post("/v1/messages", headers={"Idempotency-Key": f"ship-{user}", "traceparent": traceparent},
                            json={"profileId": profiles[0]["id"], "channels": ["inapp"], "templateId": "shipped"})
         assert reply.status_code == 200 and reply.json()["status"] == "sent", reply.text

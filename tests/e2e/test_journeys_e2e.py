@@ -13,7 +13,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.e2e.test_platform import _traceparent
+from tests.support.tracing import new_traceparent
+from tests.support.waiting import eventually_sync
 
 SECRET = "e2e-s3cret"
 ACTIVE_WINDOW = 4  # seconds without a visit before a person counts as dormant
@@ -64,15 +65,6 @@ class Receiver:
     def of(self, profile_id: str) -> list[tuple[float, str]]:
         with self.lock:
             return [(at, template) for at, p, template in self.received if p == profile_id]
-
-
-def _wait(check, timeout: float = 30.0, every: float = 0.05, show=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(every)
-    raise AssertionError(f"not reached within {timeout}s {show()}")
 
 
 def _send(template: str, next: str | None = None) -> dict:
@@ -178,8 +170,8 @@ def test_seed_journeys_on_seconds_deliver_in_order_stop_on_purchase_and_trace_th
             # -- the people, identified first: their entries are long consumed when they act --
             for name, user in users.items():
                 ok(tracking.post("/v1/identify", json={"userId": user, "traits": {"name": name.title()}}))
-            profile = {name: _wait(lambda u=user: (admin.get("/v1/profiles", params={"userId": u})
-                                                   .json()["profiles"] or [{}])[0].get("id"))
+            profile = {name: eventually_sync(lambda u=user: (admin.get("/v1/profiles", params={"userId": u})
+                                                             .json()["profiles"] or [{}])[0].get("id"))
                        for name, user in users.items()}
 
             # -- the channel, the templates, the "recently active" segment, the journeys --
@@ -191,7 +183,7 @@ def test_seed_journeys_on_seconds_deliver_in_order_stop_on_purchase_and_trace_th
             active = ok(admin.post("/v1/segments", json={"name": f"active {run}", "rules": {
                 "event": "App Opened", "count": {"op": "gte", "value": 1}, "within": f"PT{ACTIVE_WINDOW}S"}}),
                 201)["id"]
-            _wait(lambda: admin.get(f"/v1/segments/{active}").json()["backfill"]["state"] == "done")
+            eventually_sync(lambda: admin.get(f"/v1/segments/{active}").json()["backfill"]["state"] == "done")
             for key, definition in (("welcome", WELCOME), ("cart", CART), ("post_purchase", POST_PURCHASE),
                                     ("dormancy", dormancy(active))):
                 created = ok(admin.post("/v1/journeys", json={"name": f"{key} {run}", "definition": definition}),
@@ -205,9 +197,9 @@ def test_seed_journeys_on_seconds_deliver_in_order_stop_on_purchase_and_trace_th
             # Bob's sign-up, traced, goes alone: a run keeps the trace of the active span when it
             # enters (services/journey/service.py, _enter), which for entries the consumer reads
             # in a batch is the batch's own span, not the event's.
-            trace_id, traceparent = _traceparent()
+            trace_id, traceparent = new_traceparent()
             start = {"bob": track("bob", "Signed Up", headers={"traceparent": traceparent})}
-            _wait(lambda: hook.of(profile["bob"]), timeout=15)
+            eventually_sync(lambda: hook.of(profile["bob"]), timeout=15)
             track("bob", "Product Added", price=5000)  # below the cart's threshold: no cart journey
             start["alice"] = track("alice", "Signed Up")
             start["carol"] = track("carol", "Product Added", price=25000)
@@ -217,12 +209,12 @@ def test_seed_journeys_on_seconds_deliver_in_order_stop_on_purchase_and_trace_th
             start["frank"] = track("frank", "App Opened")
 
             # Alice buys once the coupon is in, before the reminder (+3 s later) is due.
-            _wait(lambda: [t for _, t in hook.of(profile["alice"])] == ["jrn-welcome", "jrn-coupon"], timeout=15,
-                  show=lambda: hook.of(profile["alice"]))
+            eventually_sync(lambda: [t for _, t in hook.of(profile["alice"])] == ["jrn-welcome", "jrn-coupon"],
+                            timeout=15, show=lambda: hook.of(profile["alice"]))
             bought["alice"] = track("alice", "Order Completed", revenue=42000)
             # Frank comes back after the first dormancy notice: the journey ends for him.
-            _wait(lambda: [t for _, t in hook.of(profile["frank"])] == ["jrn-dormant"], timeout=20,
-                  show=lambda: hook.of(profile["frank"]))
+            eventually_sync(lambda: [t for _, t in hook.of(profile["frank"])] == ["jrn-dormant"], timeout=20,
+                            show=lambda: hook.of(profile["frank"]))
             visited = track("frank", "App Opened")
 
             expected = {
@@ -237,8 +229,8 @@ def test_seed_journeys_on_seconds_deliver_in_order_stop_on_purchase_and_trace_th
             def arrived() -> dict[str, list[str]]:
                 return {name: [t for _, t in hook.of(profile[name])] for name in users}
 
-            _wait(lambda: all(arrived()[n][:len(e)] == e for n, e in expected.items()), timeout=30,
-                  show=lambda: f"expected {expected}, arrived {arrived()}")
+            eventually_sync(lambda: all(arrived()[n][:len(e)] == e for n, e in expected.items()), timeout=30,
+                            show=lambda: f"expected {expected}, arrived {arrived()}")
             # Quiet afterwards: the welcome's reminder and review Alice would have had (due
             # +5 s and +7 s), Frank's last notice (+3 s after his first) and anything else.
             quiet_until = max(start["alice"] + WELCOME_AT["jrn-review"], visited + 3) + 2

@@ -9,9 +9,9 @@ import time
 import uuid
 
 from tests.dispatch import provider_servers as fake
-from tests.dispatch.test_channels_through_the_pipeline import smtp_config
-from tests.e2e.test_journeys_e2e import _wait
-from tests.e2e.test_platform import _traceparent
+from tests.support.channels import smtp_config
+from tests.support.tracing import new_traceparent
+from tests.support.waiting import eventually_sync
 
 LANDING = "https://shop.kr/spring"
 SPLIT_JOURNEY = {
@@ -47,11 +47,11 @@ def test_send_click_and_purchase_show_in_the_journey_metrics_and_one_trace_spans
         _ok(admin.post(f"/v1/journeys/{journey['id']}/publish"))
         try:
             _ok(tracking.post("/v1/identify", json={"userId": user, "traits": {"email": f"{user}@example.kr"}}))
-            trace_id, traceparent = _traceparent()
+            trace_id, traceparent = new_traceparent()
             _ok(tracking.post("/v1/track", headers={"traceparent": traceparent},
                               json={"userId": user, "event": "Signed Up"}))
 
-            mail = _wait(lambda: next((m for m in smtp.mail if f"{user}@example.kr" in m.recipients), None))
+            mail = eventually_sync(lambda: next((m for m in smtp.mail if f"{user}@example.kr" in m.recipients), None))
             html = mail.message.get_body(("html",)).get_content()
             [tracked] = [href for href in re.findall(r'href="([^"]+)"', html) if "/t/c/" in href]
             path = tracked[tracked.index("/t/c/"):]
@@ -74,10 +74,10 @@ def test_send_click_and_purchase_show_in_the_journey_metrics_and_one_trace_spans
                 counts = row and row["counts"]
                 return counts if counts and counts["sent"] == 1 and counts["clicked"] == 1 \
                     and counts["converted"] == 1 else None
-            counts = _wait(stats, timeout=30)
+            counts = eventually_sync(stats, timeout=30)
             assert counts["revenue"] == 39000 and counts["clickRate"] == 1.0
             # the goal ended the run as a conversion of its variant
-            _wait(lambda: [(v["variant"], v["runs"], v["conversions"]) for v in _ok(admin.get(
+            eventually_sync(lambda: [(v["variant"], v["runs"], v["conversions"]) for v in _ok(admin.get(
                 f"/v1/journeys/{journey['id']}/experiment"))["variants"]] == [(variant, 1, 1)])
             assert _ok(admin.get(f"/v1/journey-runs/{run['id']}"))["status"] == "converted"
         finally:

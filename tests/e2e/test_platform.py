@@ -13,6 +13,7 @@ import pytest
 import segment.analytics as analytics
 
 from tests.e2e.conftest import Launcher
+from tests.support.tracing import new_traceparent
 
 BATCH_EVENTS = 1_200
 
@@ -151,13 +152,8 @@ def test_segment_sdk_lands_one_merged_profile_without_duplicates(platform):
     assert scanned == list(range(BATCH_EVENTS))
 
 
-def _traceparent() -> tuple[str, str]:
-    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
-    return trace_id, f"00-{trace_id}-{span_id}-01"
-
-
 def test_one_trace_spans_gateway_and_profile(platform, otlp_receiver):
-    trace_id, traceparent = _traceparent()
+    trace_id, traceparent = new_traceparent()
     with platform.tracking() as tracking:
         reply = tracking.post("/v1/track", headers={"traceparent": traceparent}, json={
             "anonymousId": f"anon-{trace_id[:8]}", "event": "Traced", "messageId": f"trace-{trace_id}"})

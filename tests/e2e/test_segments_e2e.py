@@ -5,19 +5,10 @@ nothing else happening; the segment service's spans join the event's trace."""
 import secrets
 import time
 
-from tests.e2e.test_platform import _traceparent
+from tests.support.tracing import new_traceparent
+from tests.support.waiting import eventually_sync
 
 WINDOW_SECONDS = 4
-
-
-def _wait(check, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"not reached within {timeout}s")
 
 
 def test_a_short_window_enters_on_the_event_and_exits_on_time_alone(platform, otlp_receiver):
@@ -27,21 +18,22 @@ def test_a_short_window_enters_on_the_event_and_exits_on_time_alone(platform, ot
             "event": "Heartbeat", "count": {"op": "gte", "value": 1}, "within": f"PT{WINDOW_SECONDS}S"}})
         assert reply.status_code == 201, reply.text
         segment = reply.json()["id"]
-        _wait(lambda: admin.get(f"/v1/segments/{segment}").json()["backfill"]["state"] == "done")
+        eventually_sync(lambda: admin.get(f"/v1/segments/{segment}").json()["backfill"]["state"] == "done",
+                        timeout=60)
 
-        trace_id, traceparent = _traceparent()
+        trace_id, traceparent = new_traceparent()
         reply = tracking.post("/v1/track", headers={"traceparent": traceparent},
                               json={"userId": user, "event": "Heartbeat"})
         assert reply.status_code == 200, reply.text
-        profile = _wait(lambda: (admin.get("/v1/profiles", params={"userId": user}).json()["profiles"] or [{}])[0]
-                        .get("id"))
+        profile = eventually_sync(lambda: (admin.get("/v1/profiles", params={"userId": user}).json()["profiles"]
+                                           or [{}])[0].get("id"), timeout=60)
 
         def member() -> bool:
             return admin.get(f"/v1/segments/{segment}/members/{profile}").json()["member"]
 
-        _wait(member)
+        eventually_sync(member, timeout=60)
         entered = time.monotonic()
-        _wait(lambda: not member(), timeout=WINDOW_SECONDS + 30)
+        eventually_sync(lambda: not member(), timeout=WINDOW_SECONDS + 30)
         # Out by the window's end (plus a timer poll), not before it.
         assert time.monotonic() - entered >= WINDOW_SECONDS - 1.5
 

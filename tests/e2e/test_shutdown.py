@@ -7,11 +7,12 @@ import json
 import socketserver
 import tempfile
 import threading
-import time
 import uuid
 from pathlib import Path
 
 import httpx
+
+from tests.support.waiting import eventually_sync
 
 COMPONENTS = ("profile", "segment", "dispatch", "journey", "metrics", "gateway")
 
@@ -52,10 +53,8 @@ def test_every_component_drains_and_exits_cleanly_on_sigterm_with_a_send_in_flig
                 user = f"stop-{uuid.uuid4().hex[:8]}"
                 assert tracking.post("/v1/identify", json={"userId": user, "traits": {
                     "phone": "010-1234-5678"}}).status_code == 200
-                deadline, profiles = time.monotonic() + 30, []
-                while not profiles and time.monotonic() < deadline:
-                    profiles = admin.get("/v1/profiles", params={"userId": user}).json()["profiles"]
-                    time.sleep(0.1)
+                profiles = eventually_sync(
+                    lambda: admin.get("/v1/profiles", params={"userId": user}).json()["profiles"], interval=0.1)
                 assert admin.put("/v1/templates/shipped", json={"channels": {"sms": {
                     "text": "주문하신 상품이 발송되었습니다."}}}).status_code == 200
                 assert admin.put("/v1/channels/sms", json={"provider": "nhn_sms", "config": {

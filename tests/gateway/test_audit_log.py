@@ -2,8 +2,9 @@
 profile on their own account (a send reads the contact twice, an inbox poll resolves the
 SDK's user): those would bury the accesses worth reporting."""
 
-import asyncio
 import uuid
+
+from tests.support.waiting import eventually
 
 
 async def audit(ws) -> list[dict]:
@@ -16,12 +17,10 @@ async def profile_of(ws, user: str) -> str:
     """An identify through the tracking API; the profile id once stored (an audited admin lookup)."""
     r = await ws.tracking.post("/v1/identify", json={"userId": user, "traits": {"name": "Kim"}})
     assert r.status_code == 200, r.text
-    for _ in range(200):
+    async def stored():
         found = (await ws.admin.get("/v1/profiles", params={"userId": user})).json()["profiles"]
-        if found:
-            return found[0]["id"]
-        await asyncio.sleep(0.05)
-    raise AssertionError("profile not stored")
+        return found[0]["id"] if found else None
+    return await eventually(stored)
 
 
 async def test_a_send_and_an_inbox_poll_write_no_audit_row_but_an_admin_read_does(workspace):

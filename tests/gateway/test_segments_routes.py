@@ -3,6 +3,8 @@ any call to the segment service (so none of these needs it to answer)."""
 
 import httpx
 
+from tests.support.api import fields_of
+
 SEGMENT_ROUTES = {
     "/v1/segments": {"get", "post"},
     "/v1/segments/preview": {"post"},
@@ -14,13 +16,6 @@ SEGMENT_ROUTES = {
     "/v1/segments/{segment_id}/explain/{profile_id}": {"get"},
     "/v1/segment-settings/rfm": {"get", "put"},
 }
-
-
-def fields_of(response: httpx.Response) -> set[str]:
-    assert response.status_code == 422, response.text
-    error = response.json()["error"]
-    assert error["code"] == "invalid_argument"
-    return {f["field"] for f in error["details"]["fields"]}
 
 
 async def test_api_docs_list_every_segment_route_and_method(workspace):

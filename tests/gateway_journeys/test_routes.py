@@ -16,7 +16,7 @@ from kit.transport import timestamp
 from nudge.journey.v1 import journey_pb2 as pb
 from nudge.journey.v1 import journey_pb2_grpc
 from tests.conftest import _serving
-from tests.gateway.test_segments_routes import fields_of
+from tests.support.api import fields_of
 
 CREATED = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
 CREATED_JSON = "2025-03-01T09:00:00Z"

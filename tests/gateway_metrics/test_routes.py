@@ -4,7 +4,7 @@ streams), and each route answers them in the API's JSON (camelCase, every key pr
 parameters are checked by name before any call; only the admin key gets in. What the
 numbers mean is tested with the metrics service itself."""
 
-import asyncio
+import contextlib
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from kit.streams import StreamEvent, stream_name
-from tests.gateway.test_segments_routes import fields_of
+from tests.support.api import fields_of
+from tests.support.waiting import eventually
 
 METRICS_ROUTES = {
     "/v1/metrics/stats": {"get"},
@@ -70,11 +71,16 @@ def profile() -> str:
     return str(uuid.uuid4())
 
 
-async def eventually(get, expected, what: str):
+async def answers(get, expected, what: str):
     """Polls `get()` until it returns `expected` (the consumer is asynchronous); the last answer otherwise."""
-    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
-    while (found := await get()) != expected and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.1)
+    found = None
+
+    async def as_expected():
+        nonlocal found
+        found = await get()
+        return found == expected
+    with contextlib.suppress(AssertionError):  # the assert below says what was answered instead
+        await eventually(as_expected, timeout=WAIT_SECONDS, interval=0.1)
     assert found == expected, f"{what}: the metrics service never answered the expected value"
     return found
 
@@ -159,7 +165,7 @@ async def test_stats_count_deliveries_engagement_and_attributed_orders_by_node_a
     async def summary():
         return _summary(await by_node_and_variant())
 
-    await eventually(summary, [
+    await answers(summary, [
         ({"node": "welcome", "variant": "a"}, {"sent": 1, "delivered": 1, "opened": 1, "clicked": 1, "clicks": 2,
                                                "converted": 1, "revenue": 30000.0}),
         ({"node": "welcome", "variant": "b"}, {"sent": 1, "suppressed": 1}),
@@ -197,7 +203,7 @@ async def test_stats_by_day_is_the_time_series_of_a_chart(workspace, streams):
     async def sent_per_day(**params):
         return [(r["group"], r["counts"]["sent"]) for r in (await series(**params))["rows"]]
 
-    await eventually(sent_per_day, [({"day": "2026-03-02"}, 1), ({"day": "2026-03-03"}, 2)], "sends per day")
+    await answers(sent_per_day, [({"day": "2026-03-02"}, 1), ({"day": "2026-03-03"}, 2)], "sends per day")
     # from is inclusive, until exclusive
     assert await sent_per_day(**{"from": TUESDAY.isoformat()}) == [({"day": "2026-03-03"}, 2)]
     assert await sent_per_day(until=TUESDAY.isoformat()) == [({"day": "2026-03-02"}, 1)]
@@ -234,7 +240,7 @@ async def test_experiment_and_funnel_of_a_journey(workspace, streams):
         return [(v["variant"], v["runs"], v["conversions"], [c["against"] for c in v["comparisons"]])
                 for v in reply["variants"]]
 
-    await eventually(variants, [("a", 4, 1, ["holdout"]), ("b", 4, 3, ["a", "holdout"]), ("holdout", 2, 0, ["a"])],
+    await answers(variants, [("a", 4, 1, ["holdout"]), ("b", 4, 3, ["a", "holdout"]), ("holdout", 2, 0, ["a"])],
                      "experiment")
     reply = await ok(await workspace.admin.get("/v1/journeys/j-split/experiment",
                                                params={"version": 1, "control": "b", "confidence": 0.9}))
@@ -272,7 +278,7 @@ async def test_customer_value_of_a_profile_and_of_the_workspace(workspace, strea
         value = await ok(await workspace.admin.get(f"/v1/profiles/{alice}/value"))
         return value["orders"], value["revenue"]
 
-    await eventually(alices_orders, (2, 60000.0), "alice's orders")
+    await answers(alices_orders, (2, 60000.0), "alice's orders")
     value = await ok(await workspace.admin.get(f"/v1/profiles/{alice}/value"))
     assert set(value) == {"profileId", "orders", "revenue", "averageOrderValue", "daysSinceLastOrder",
                           "recencyScore", "frequencyScore", "monetaryScore", "churnRisk", "firstOrderAt",
@@ -291,7 +297,7 @@ async def test_customer_value_of_a_profile_and_of_the_workspace(workspace, strea
     async def customers():
         return (await ok(await workspace.admin.get("/v1/metrics/customer-value")))["customers"]
 
-    await eventually(customers, 2, "customers")
+    await answers(customers, 2, "customers")
     spread = await ok(await workspace.admin.get("/v1/metrics/customer-value"))
     assert set(spread) == {"customers", "revenue", "averageOrderValue", "repeatRate", "orders", "revenueBuckets",
                            "recency", "churnRisk"}
@@ -317,7 +323,7 @@ async def test_data_quality_per_day(workspace, streams):
         reply = await ok(await workspace.admin.get("/v1/metrics/data-quality"))
         return [(d["day"], d["events"], d["duplicatesDropped"]) for d in reply["days"]]
 
-    await eventually(days, [("2026-03-02", 1, 0), ("2026-03-03", 1, 3)], "data quality days")
+    await answers(days, [("2026-03-02", 1, 0), ("2026-03-03", 1, 3)], "data quality days")
     tuesday = await ok(await workspace.admin.get("/v1/metrics/data-quality", params={
         "from": TUESDAY.isoformat(), "until": (TUESDAY + timedelta(days=1)).isoformat()}))
     assert tuesday == {"days": [{

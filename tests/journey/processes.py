@@ -13,7 +13,7 @@ from kit import db, migrations
 from kit.settings import REPO_ROOT
 from services.journey.__main__ import MIGRATIONS
 from services.journey.models import journey_versions, journeys, runs, steps, timers
-from tests.conftest import free_port
+from tests.support.processes import free_port
 
 
 async def seeded(url: str, workspace_id: str, definition: dict, profile_ids: list[str], due: datetime,

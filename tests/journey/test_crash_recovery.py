@@ -9,7 +9,8 @@ import uuid
 from collections import Counter
 from datetime import datetime, timezone
 
-from tests.journey.live import templates, until
+from tests.support.journeys import templates
+from tests.support.waiting import eventually
 from tests.journey.processes import Processes, seeded, step_counts
 
 RUNS = 120
@@ -28,7 +29,7 @@ async def test_killed_mid_burst_then_restarted_sends_each_message_once(
     assert response.status_code == 200, response.text
     profiles = []
     for user in users:
-        found = await until(lambda: _profiles_of(workspace, user))
+        found = await eventually(lambda: _profiles_of(workspace, user))
         profiles.append(found[0]["id"])
 
     url = await fresh_database("journey_crash")
@@ -36,13 +37,13 @@ async def test_killed_mid_burst_then_restarted_sends_each_message_once(
     async with Processes(url, redis, redis_url, dispatch_addr=dispatch_platform.address, timer_batch=20,
                          step_concurrency=4, timer_lease_seconds=2) as processes:
         first = processes.start()
-        await until(lambda: len(receiver.requests) >= 20, seconds=60)
+        await eventually(lambda: len(receiver.requests) >= 20, timeout=60)
         first.send_signal(signal.SIGKILL)
         first.wait()
         assert len(receiver.requests) < RUNS, "killed too late to prove anything"
         processes.start()
-        await until(lambda: len(receiver.requests) >= RUNS, seconds=120)
-        await until(lambda: _all_waiting(url), seconds=60)
+        await eventually(lambda: len(receiver.requests) >= RUNS, timeout=120)
+        await eventually(lambda: _all_waiting(url), timeout=60)
         await asyncio.sleep(1)  # room for a duplicate to show up, if one were coming
     sent = Counter(r["body"]["data"]["run"] for r in receiver.requests)
     assert len(sent) == RUNS and set(sent.values()) == {1}, "a message went out twice or not at all"

@@ -9,19 +9,11 @@ from kit.errors import InvalidArgument
 from services.journey import definition as d
 from services.journey import starters
 import rules
+from tests.support.journeys import send, wait
 
 # The starter library's journeys (services/journey/starters.py), their slot names as ids.
 WELCOME, CART, POST_PURCHASE, DORMANCY, BIRTHDAY, CONSENT = (starters.definition(i) for i in (
     "onboarding", "cart-abandonment", "post-purchase", "dormancy", "birthday", "ads-consent-confirmation"))
-
-
-def send(template, *channels, advertising=True, next=None):
-    node = {"kind": "send", "channels": list(channels), "template": template, "advertising": advertising}
-    return node | ({"next": next} if next else {})
-
-
-def wait(duration, next):
-    return {"kind": "wait", "duration": duration, "next": next}
 
 
 def schedule_of(journey: d.Journey) -> list[tuple[int, str, str]]:

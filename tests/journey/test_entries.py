@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 from services.journey.engine import next_date_occurrence
 from services.journey.repository import JourneyRepository
-from tests.dispatch.test_send_pipeline import person
-from tests.journey.live import publish, received, templates, track, until
-from tests.segment.test_realtime_segments import create_segment
+from tests.support.api import create_segment, person
+from tests.support.journeys import publish, received, templates, track
+from tests.support.waiting import eventually
 
 KST = ZoneInfo("Asia/Seoul")
 
@@ -32,7 +32,7 @@ async def test_birthday_enters_at_nine_in_the_profiles_zone(workspace, receiver,
     birthday = (datetime.now(KST) + timedelta(days=3)).date().replace(year=1990).isoformat()
     await person(workspace, "known-before", birthday=birthday, timezone="Asia/Seoul")
     known = (await workspace.admin.get("/v1/profiles", params={"userId": "known-before"})).json()["profiles"][0]
-    await until(lambda: _traits_seen(journey_platform, workspace.id, known["id"]))
+    await eventually(lambda: _traits_seen(journey_platform, workspace.id, known["id"]))
     journey = await publish(workspace, one_send({"kind": "date_trait", "trait": "birthday", "at": "09:00"}))
     await person(workspace, "known-after", birthday=birthday, timezone="America/New_York")
 
@@ -44,9 +44,9 @@ async def test_birthday_enters_at_nine_in_the_profiles_zone(workspace, receiver,
     await track(workspace, "known-after", "Page Viewed")
     assert received(receiver) == []
     journey_clock.set(seoul_nine + timedelta(seconds=1))
-    await until(lambda: len(received(receiver)) == 1)
+    await eventually(lambda: len(received(receiver)) == 1)
     journey_clock.set(new_york_nine + timedelta(seconds=1))
-    await until(lambda: len(received(receiver)) == 2)
+    await eventually(lambda: len(received(receiver)) == 2)
     for user, moment in (("known-before", seoul_nine), ("known-after", new_york_nine)):
         [run] = await _runs(workspace, user)
         assert run["journeyId"] == journey["id"] and datetime.fromisoformat(run["enteredAt"]) == moment
@@ -66,13 +66,13 @@ async def test_a_broadcast_enters_every_member_of_its_segment_once(workspace, re
         {"type": "identify", "userId": u, "messageId": str(uuid.uuid4()), "traits": {"plan": "gold"}} for u in users]})
     assert response.status_code == 200, response.text
     segment_id = await create_segment(workspace, "gold", {"trait": "plan", "op": "eq", "value": "gold"})
-    await until(lambda: _count_is(workspace, segment_id, len(users)))
+    await eventually(lambda: _count_is(workspace, segment_id, len(users)))
     at = datetime.now(KST) + timedelta(hours=1)
     await publish(workspace, one_send({"kind": "broadcast", "segment": segment_id, "at": at.isoformat(),
                                        "rate_per_second": 10}))
     assert received(receiver) == []
     journey_clock.set(at + timedelta(seconds=1))
-    await until(lambda: len(received(receiver)) == len(users))
+    await eventually(lambda: len(received(receiver)) == len(users))
     assert len({r["body"]["data"]["run"] for r in receiver.requests}) == len(users)
 
 
@@ -86,17 +86,17 @@ async def test_exit_criteria_end_the_run_and_a_merge_moves_it_to_the_survivor(wo
                                                 exit_criteria={"events": [{"event": "Unsubscribed"}]}))
     await person(workspace, "leaver")
     await track(workspace, "leaver", "Signed Up")
-    await until(lambda: len(received(receiver)) == 1)
+    await eventually(lambda: len(received(receiver)) == 1)
     await track(workspace, "leaver", "Unsubscribed")
-    await until(lambda: _first_status(workspace, "leaver", "exited"))
+    await eventually(lambda: _first_status(workspace, "leaver", "exited"))
 
     response = await workspace.tracking.post("/v1/track", json={"anonymousId": "anon-merge", "event": "Signed Up"})
     assert response.status_code == 200
     await person(workspace, "merger")
-    await until(lambda: len(received(receiver)) == 2)  # the anonymous visitor's welcome
+    await eventually(lambda: len(received(receiver)) == 2)  # the anonymous visitor's welcome
     response = await workspace.tracking.post("/v1/identify", json={"userId": "merger", "anonymousId": "anon-merge"})
     assert response.status_code == 200
-    runs = await until(lambda: _moved(workspace, "merger"))
+    runs = await eventually(lambda: _moved(workspace, "merger"))
     assert [(r["journeyId"], r["status"]) for r in runs] == [(journey["id"], "active")]
 
 

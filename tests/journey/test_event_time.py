@@ -4,8 +4,10 @@ arrives late converts, exits and satisfies nothing; a newer one still does."""
 
 from datetime import datetime, timedelta
 
-from tests.dispatch.test_send_pipeline import person
-from tests.journey.live import consumed, publish, received, templates, until
+from tests.support.api import person
+from tests.support.journeys import publish, received, templates
+from tests.support.streams import consumed
+from tests.support.waiting import eventually
 
 
 def _held(**more) -> dict:
@@ -49,7 +51,7 @@ async def test_a_late_purchase_dated_before_the_entry_or_the_wait_counts_for_not
         runs = {r["journeyId"]: r for r in (await workspace.admin.get(
             f"/v1/profiles/{profile_id}/journey-runs")).json()["runs"]}
         return runs if len(runs) == 3 and runs[waiter["id"]]["nodeId"] == "await" else None
-    runs = await until(waiting)
+    runs = await eventually(waiting)
     entered = datetime.fromisoformat(runs[waiter["id"]]["enteredAt"])
     steps = (await workspace.admin.get(f"/v1/journey-runs/{runs[waiter['id']]['id']}")).json()["steps"]
     wait_began = next(datetime.fromisoformat(s["at"]) for s in steps if s["nodeId"] == "await" and s["kind"] == "wait")
@@ -71,8 +73,8 @@ async def test_a_late_purchase_dated_before_the_entry_or_the_wait_counts_for_not
     assert received(receiver) == []
 
     await _order(workspace, "late-buyer")  # now: after the wait began
-    await until(lambda: received(receiver) == ["bought"])
+    await eventually(lambda: received(receiver) == ["bought"])
 
     async def completed() -> bool:
         return (await state())[waiter["id"]][0] == "completed"
-    await until(completed)
+    await eventually(completed)

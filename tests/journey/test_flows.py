@@ -6,10 +6,10 @@ and dispatch services; email over a real local SMTP server; time moved on the jo
 from datetime import timedelta
 
 from tests.dispatch import provider_servers as fake
-from tests.dispatch.test_channels_through_the_pipeline import AD_POLICY, smtp_config
-from tests.dispatch.test_send_pipeline import consent, inbox, person
-from tests.journey.live import publish, stats_once_ended, track, until
-from tests.segment.test_realtime_segments import create_segment
+from tests.support.api import consent, create_segment, inbox, person
+from tests.support.channels import AD_POLICY, smtp_config
+from tests.support.journeys import publish, stats_once_ended, track
+from tests.support.waiting import eventually
 
 
 def email(subject: str) -> dict:
@@ -68,31 +68,31 @@ async def test_viewed_three_times_then_cart_abandonment_until_a_purchase(workspa
         for _ in range(3):
             await track(workspace, "browser", "Product Viewed", product_id="p-1")
         runs_path = f"/v1/profiles/{buyers['browser']}/journey-runs"
-        await until(lambda: _waiting_at(workspace, runs_path, "next_login"))
+        await eventually(lambda: _waiting_at(workspace, runs_path, "next_login"))
         assert await inbox(workspace, "browser") == []
         await track(workspace, "browser", "Logged In")
-        messages = await until(lambda: inbox(workspace, "browser"))
+        messages = await eventually(lambda: inbox(workspace, "browser"))
         assert [m["title"] for m in messages] == ["Still thinking?"]
 
         for user in ("browser", "buyer"):
             await track(workspace, user, "Product Added", product_id="p-1")
         for user in ("browser", "buyer"):
-            await until(lambda: _waiting_at(workspace, f"/v1/profiles/{buyers[user]}/journey-runs", "half_hour"))
+            await eventually(lambda: _waiting_at(workspace, f"/v1/profiles/{buyers[user]}/journey-runs", "half_hour"))
         journey_clock.advance(timedelta(minutes=31))
-        await until(lambda: _subjects(smtp, "buyer@example.kr") == ["Coupon"]
+        await eventually(lambda: _subjects(smtp, "buyer@example.kr") == ["Coupon"]
                     and _subjects(smtp, "browser@example.kr") == ["Coupon"])
         await track(workspace, "buyer", "Order Completed", revenue=39000)
-        await until(lambda: _status_is(workspace, f"/v1/profiles/{buyers['buyer']}/journey-runs", cart["id"],
+        await eventually(lambda: _status_is(workspace, f"/v1/profiles/{buyers['buyer']}/journey-runs", cart["id"],
                                        "converted"))
 
         journey_clock.advance(timedelta(hours=1))
-        await until(lambda: _subjects(smtp, "browser@example.kr") == ["Coupon", "Reminder"])
+        await eventually(lambda: _subjects(smtp, "browser@example.kr") == ["Coupon", "Reminder"])
         journey_clock.advance(timedelta(hours=22, minutes=30))
-        await until(lambda: _subjects(smtp, "browser@example.kr") == ["Coupon", "Reminder", "Discount"])
+        await eventually(lambda: _subjects(smtp, "browser@example.kr") == ["Coupon", "Reminder", "Discount"])
         assert _subjects(smtp, "buyer@example.kr") == ["Coupon"]  # the purchase ended it
 
         # the last send and the run's end commit together, just after the mail went out
-        stats = await until(lambda: stats_once_ended(workspace, cart["id"]))
+        stats = await eventually(lambda: stats_once_ended(workspace, cart["id"]))
         assert (stats["entered"], stats["converted"], stats["completed"]) == (2, 1, 1)
         sends = {n["nodeId"]: n["outcomes"] for n in stats["nodes"]}
         assert sends["coupon"] == {"sent": 2} and sends["reminder"] == {"sent": 1} and sends["discount"] == {"sent": 1}

@@ -8,14 +8,16 @@ import uuid
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from services.journey import starters
 from services.journey.engine import next_date_occurrence
 from services.journey.repository import JourneyRepository
-from tests.dispatch.test_send_pipeline import person
-from tests.journey.live import consumed, publish, received, stats_once_ended, templates, track, until
-from tests.journey.test_definition import BIRTHDAY
-from tests.segment.test_realtime_segments import create_segment
+from tests.support.api import create_segment, person
+from tests.support.journeys import publish, received, stats_once_ended, templates, track
+from tests.support.streams import consumed
+from tests.support.waiting import eventually
 
 KST = ZoneInfo("Asia/Seoul")
+BIRTHDAY = starters.definition("birthday")  # the starter library's birthday journey
 
 
 async def _profile_id(ws, user: str) -> str:
@@ -46,23 +48,23 @@ async def test_birthday_mark_sets_the_trait_on_the_profile_and_the_reminder_foll
     await publish(workspace, _on_webhook(BIRTHDAY))
     birthday = (datetime.now(KST) + timedelta(days=3)).date().replace(year=1990).isoformat()
     profile_id = await person(workspace, "birthday-girl", birthday=birthday, timezone="Asia/Seoul")
-    await until(lambda: _date_entry_planned(journey_platform, workspace.id, profile_id))
+    await eventually(lambda: _date_entry_planned(journey_platform, workspace.id, profile_id))
     nine = next_date_occurrence(birthday, time(9), 0, True, {"timezone": "Asia/Seoul"}, datetime.now(KST))
 
     journey_clock.set(nine + timedelta(seconds=1))
-    await until(lambda: received(receiver) == ["birthday-coupon"])
+    await eventually(lambda: received(receiver) == ["birthday-coupon"])
 
     async def marked():
         traits = (await workspace.admin.get(f"/v1/profiles/{profile_id}")).json()["traits"]
         return traits.get("birthday_coupon_year_sent") is True
-    await until(marked)  # the update_trait step's identify call reached the profile
-    [run] = await until(lambda: _runs_at(workspace, profile_id, "in_7d"))
+    await eventually(marked)  # the update_trait step's identify call reached the profile
+    [run] = await eventually(lambda: _runs_at(workspace, profile_id, "in_7d"))
     assert datetime.fromisoformat(run["nextAt"]) == nine + timedelta(days=7)
     assert ("mark", "update_trait", "set") in await _steps(workspace, run["id"])
 
     journey_clock.set(nine + timedelta(days=7, seconds=1))
-    await until(lambda: received(receiver) == ["birthday-coupon", "birthday-reminder"])
-    [run] = await until(lambda: _runs_with(workspace, profile_id, "completed"))
+    await eventually(lambda: received(receiver) == ["birthday-coupon", "birthday-reminder"])
+    [run] = await eventually(lambda: _runs_with(workspace, profile_id, "completed"))
     assert [s[:2] for s in await _steps(workspace, run["id"])] == [
         (None, "entered"), ("coupon", "send"), ("mark", "update_trait"), ("in_7d", "wait"), ("in_7d", "waited"),
         ("reminder", "send"), (None, "completed")]
@@ -110,16 +112,16 @@ async def test_a_condition_asks_segment_explain_counting_only_events_since_the_e
     await track(workspace, "viewed-before", "Product Viewed", product_id="p-1")  # before the run: not counted
     for user in users:
         await track(workspace, user, "Signed Up")
-    runs = {user: (await until(lambda u=user: _runs_at(workspace, profiles[u], "hour")))[0] for user in users}
+    runs = {user: (await eventually(lambda u=user: _runs_at(workspace, profiles[u], "hour")))[0] for user in users}
     await track(workspace, "viewed-after", "Product Viewed", product_id="p-1")
     await consumed(redis, segment_platform.consumer.group, workspace, "Product Viewed", 2)  # segment knows both
 
     journey_clock.advance(timedelta(hours=1, seconds=1))
-    await until(lambda: len(receiver.requests) == len(users))
+    await eventually(lambda: len(receiver.requests) == len(users))
     assert {user: _sent_to(receiver, run["id"]) for user, run in runs.items()} == {
         "viewed-after": ["engaged"], "viewed-before": ["nudge"], "idle": ["nudge"]}
     for user, branch in (("viewed-after", "then"), ("viewed-before", "else"), ("idle", "else")):
-        await until(lambda u=user: _runs_with(workspace, profiles[u], "completed"))  # steps commit after the send
+        await eventually(lambda u=user: _runs_with(workspace, profiles[u], "completed"))  # steps commit after the send
         assert ("check", "branch", branch) in await _steps(workspace, runs[user]["id"])
 
 
@@ -140,13 +142,13 @@ async def test_a_holdout_walks_the_same_path_with_every_send_held_back(workspace
         user = f"split-{n}"
         profile_id = await person(workspace, user)
         await track(workspace, user, "Signed Up")
-        [run] = await until(lambda p=profile_id: _runs_at(workspace, p, "day"))
+        [run] = await eventually(lambda p=profile_id: _runs_at(workspace, p, "day"))
         by_variant.setdefault(run["variant"], run)
         if len(by_variant) == 2:
             break
     assert set(by_variant) == {"a", "holdout"}
     journey_clock.advance(timedelta(days=1, seconds=1))
-    stats = await until(lambda: stats_once_ended(workspace, journey["id"]))
+    stats = await eventually(lambda: stats_once_ended(workspace, journey["id"]))
 
     held, shown = by_variant["holdout"], by_variant["a"]
     assert _sent_to(receiver, held["id"]) == [] and _sent_to(receiver, shown["id"]) == ["first", "second"]
@@ -170,7 +172,7 @@ async def test_the_entry_cap_lets_no_more_people_in(workspace, receiver, journey
     for user in users:
         await track(workspace, user, "Signed Up")
     await consumed(redis, journey_platform.settings.consumer_group, workspace, "Signed Up", len(users))
-    await until(lambda: len(receiver.requests) == 2)
+    await eventually(lambda: len(receiver.requests) == 2)
     entered = [user for user in users if await _runs(workspace, profiles[user])]
     assert entered == users[:2]  # first come, first in
     stats = (await workspace.admin.get(f"/v1/journeys/{journey['id']}/stats")).json()
@@ -187,10 +189,10 @@ async def test_leaving_an_exit_segment_ends_the_run(workspace, receiver, journey
         "nodes": {"welcome": _send("welcome-vip", "week"), "week": {"kind": "wait", "duration": "P7D", "next": "later"},
                   "later": _send("later")}})
     profile_id = await person(workspace, "vip-for-a-while", vip=True)
-    [run] = await until(lambda: _runs_at(workspace, profile_id, "week"))
+    [run] = await eventually(lambda: _runs_at(workspace, profile_id, "week"))
     assert received(receiver) == ["welcome-vip"]
     await person(workspace, "vip-for-a-while", vip=False)
-    [run] = await until(lambda: _runs_with(workspace, profile_id, "exited"))
+    [run] = await eventually(lambda: _runs_with(workspace, profile_id, "exited"))
     assert run["endReason"] == f"left segment {vip}"
     assert (await _steps(workspace, run["id"]))[-1] == ("week", "exited", f"left {vip}")
     journey_clock.advance(timedelta(days=7, seconds=1))
@@ -210,19 +212,19 @@ async def test_a_broadcast_enters_its_members_at_the_configured_rate(workspace, 
         response = await workspace.admin.post("/v1/segments/preview", json={
             "rules": {"trait": "tier", "op": "eq", "value": "paced"}})
         return response.json()["count"] == len(users)
-    await until(segment_knows_them)
+    await eventually(segment_knows_them)
     segment_id = await create_segment(workspace, "paced", {"trait": "tier", "op": "eq", "value": "paced"})
 
     async def counted() -> bool:
         return (await workspace.admin.get(f"/v1/segments/{segment_id}/count")).json()["count"] == len(users)
-    await until(counted)
+    await eventually(counted)
     at = datetime.now(KST) + timedelta(hours=1)
     rate = 2
     await publish(workspace, {
         "trigger": {"kind": "broadcast", "segment": segment_id, "at": at.isoformat(), "rate_per_second": rate},
         "start": "news", "nodes": {"news": _send("news")}})
     journey_clock.set(at)
-    await until(lambda: len(receiver.requests) >= len(users), seconds=30)
+    await eventually(lambda: len(receiver.requests) >= len(users), timeout=30)
     assert len(receiver.requests) == len(users)
 
     entered = []
@@ -247,8 +249,8 @@ async def test_a_merge_of_two_people_in_the_same_journey_keeps_the_survivors_run
     assert response.status_code == 200, response.text
     survivor = await person(workspace, "known-both")
     await track(workspace, "known-both", "Signed Up")
-    await until(lambda: len(receiver.requests) == 2)
-    [kept] = await until(lambda: _runs_at(workspace, survivor, "hold"))
+    await eventually(lambda: len(receiver.requests) == 2)
+    [kept] = await eventually(lambda: _runs_at(workspace, survivor, "hold"))
     other_id = next(r["body"]["data"]["run"] for r in receiver.requests if r["body"]["data"]["run"] != kept["id"])
 
     response = await workspace.tracking.post("/v1/identify", json={"userId": "known-both", "anonymousId": "anon-both"})
@@ -257,7 +259,7 @@ async def test_a_merge_of_two_people_in_the_same_journey_keeps_the_survivors_run
     async def merged() -> dict | None:
         other = (await workspace.admin.get(f"/v1/journey-runs/{other_id}")).json()
         return other if other["status"] != "active" else None
-    other = await until(merged)
+    other = await eventually(merged)
     assert (other["status"], other["endReason"], other["profileId"]) == (
         "exited", f"merged into {survivor}, which has its own run", survivor)
     assert other["steps"][-1]["kind"] == "exited" and other["steps"][-1]["outcome"] == "merged"

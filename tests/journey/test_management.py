@@ -7,10 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from tests.dispatch.test_send_pipeline import person
-from tests.journey.live import consumed, publish, received, templates, track, until
-from tests.journey.test_live_runs import welcome
-from tests.segment.test_realtime_segments import create_segment
+from tests.support.api import create_segment, person
+from tests.support.journeys import publish, received, templates, track
+from tests.support.streams import consumed
+from tests.support.waiting import eventually
+from tests.support.journeys import welcome
 
 
 def _node(definition: dict, node_id: str, **changes) -> dict:
@@ -76,7 +77,7 @@ async def test_runs_in_flight_keep_their_version_after_an_edit(workspace, receiv
     journey = await publish(workspace, welcome())
     await person(workspace, "u-v1")
     await track(workspace, "u-v1", "Signed Up")
-    await until(lambda: received(receiver) == ["welcome"])
+    await eventually(lambda: received(receiver) == ["welcome"])
 
     edited = _node(welcome(), "coupon", template="coupon-v2")
     response = await workspace.admin.patch(f"/v1/journeys/{journey['id']}", json={"definition": edited})
@@ -87,9 +88,9 @@ async def test_runs_in_flight_keep_their_version_after_an_edit(workspace, receiv
 
     await person(workspace, "u-v2")
     await track(workspace, "u-v2", "Signed Up")
-    await until(lambda: received(receiver) == ["welcome", "welcome"])
+    await eventually(lambda: received(receiver) == ["welcome", "welcome"])
     journey_clock.advance(timedelta(days=2, seconds=1))
-    await until(lambda: sorted(received(receiver)) == ["coupon", "coupon-v2", "welcome", "welcome"])
+    await eventually(lambda: sorted(received(receiver)) == ["coupon", "coupon-v2", "welcome", "welcome"])
     by_user = {}
     for user in ("u-v1", "u-v2"):
         profile_id = (await workspace.admin.get("/v1/profiles", params={"userId": user})).json()["profiles"][0]["id"]
@@ -104,7 +105,7 @@ async def test_pause_holds_timers_and_entries_resume_continues(workspace, receiv
     journey = await publish(workspace, welcome())
     await person(workspace, "u-pause")
     await track(workspace, "u-pause", "Signed Up")
-    await until(lambda: received(receiver) == ["welcome"])
+    await eventually(lambda: received(receiver) == ["welcome"])
     assert (await workspace.admin.post(f"/v1/journeys/{journey['id']}/pause")).json()["status"] == "paused"
 
     journey_clock.advance(timedelta(days=3))
@@ -118,7 +119,7 @@ async def test_pause_holds_timers_and_entries_resume_continues(workspace, receiv
     assert stats["entered"] == 1 and stats["active"] == 1
 
     assert (await workspace.admin.post(f"/v1/journeys/{journey['id']}/resume")).json()["status"] == "published"
-    await until(lambda: received(receiver) == ["welcome", "coupon"])
+    await eventually(lambda: received(receiver) == ["welcome", "coupon"])
 
     response = await workspace.admin.delete(f"/v1/journeys/{journey['id']}")
     assert response.status_code == 409  # archive first

@@ -4,8 +4,8 @@ once by default, and waits for FriendTalk at 08:00 with `"order": "strict"`."""
 
 from datetime import datetime
 
-from tests.journey.test_definition import send
-from tests.journey.test_simulator import KST, _workspace_ready, sends, simulate
+from tests.support.channels import KST
+from tests.support.journeys import send, sends, simulate, workspace_ready
 
 EVENING = datetime(2026, 3, 2, 20, 30, tzinfo=KST)  # Kakao's ad window closed; the night rule not begun
 
@@ -16,7 +16,7 @@ def evening_ad(**order) -> dict:
 
 
 async def test_a_journey_send_takes_the_first_channel_allowed_now_unless_strict(workspace):
-    await _workspace_ready(workspace)
+    await workspace_ready(workspace)
     timeline = [("Signed Up", EVENING, {})]
     first_allowed = await simulate(workspace, evening_ad(), timeline, start=EVENING)
     assert sends(first_allowed, EVENING) == [(0, "20:30", "cart-d3", "sms", "sent")]

@@ -5,68 +5,15 @@ each message — decided by the real dispatch pipeline as a dry run. Nothing is 
 nothing is sent."""
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from tests.dispatch.test_channels_through_the_pipeline import AD_POLICY, KAKAO_CONFIG, SMS_CONFIG
 from services.journey.starters import STARTERS, definition, instantiate
-from tests.segment.test_realtime_segments import create_segment
-
-KST = ZoneInfo("Asia/Seoul")
-T0 = datetime(2026, 3, 2, 10, 0, tzinfo=KST)  # a Monday morning in Seoul
-TEXT = {"sms": {"text": "{{ profile.name }}님 소식"}, "email": {"subject": "소식", "text": "{{ profile.name }}님 소식"},
-        "push": {"title": "소식", "body": "{{ profile.name }}님 소식"},
-        "alimtalk": {"template_code": "NEWS", "variables": {"name": "{{ profile.name }}"}},
-        "friendtalk": {"text": "{{ profile.name }}님 소식"}}
-KIM = {"traits": {"name": "김민수", "phone": "010-1234-5678", "email": "kim@example.kr", "timezone": "Asia/Seoul",
-                  "birthday": "1990-03-05"},
-       "identities": {"device_token": ["fcm-token-1"]},
-       "consents": {p: {"granted": True} for p in ("channel:kakao", "channel:sms", "channel:email", "channel:push",
-                                                    "advertising")}}
-
-
-async def _workspace_ready(ws, policy: dict | None = None) -> str:
-    """Channels, every starter's templates (by their slot names) and the dormancy segment; its id."""
-    for channel, (provider, config) in {
-            "sms": ("nhn_sms", {**SMS_CONFIG, "endpoint": "http://127.0.0.1:9/never-called"}),
-            "alimtalk": ("nhn_kakao", {**KAKAO_CONFIG, "endpoint": "http://127.0.0.1:9/never-called"}),
-            "friendtalk": ("nhn_kakao", {**KAKAO_CONFIG, "endpoint": "http://127.0.0.1:9/never-called"}),
-            "email": ("smtp", {"host": "127.0.0.1", "port": 9, "sender": "shop <news@shop.kr>"}),
-            "push": ("fcm", {"project_id": "p", "access_token": "t", "endpoint": "http://127.0.0.1:9/never-called"}),
-    }.items():
-        response = await ws.admin.put(f"/v1/channels/{channel}", json={"provider": provider, "config": config})
-        assert response.status_code == 200, response.text
-    for template_id in {slot for starter in STARTERS.values() for slot in starter.templates}:
-        response = await ws.admin.put(f"/v1/templates/{template_id}", json={"name": template_id, "channels": TEXT})
-        assert response.status_code == 200, response.text
-    response = await ws.admin.put("/v1/dispatch-policy", json={**AD_POLICY, **(policy or {})})
-    assert response.status_code == 200, response.text
-    return await create_segment(ws, "no visit for 265 days", {"last_seen": {"op": "more_than", "ago": "P265D"}})
-
-
-async def simulate(ws, definition: dict, timeline: list[tuple[str, datetime, dict]], person: dict = KIM,
-                   start: datetime = T0, until: datetime | None = None) -> dict:
-    body = {"definition": definition, "profile": person, "startAt": start.isoformat(),
-            "timeline": [{"event": e, "at": at.isoformat(), "properties": p} for e, at, p in timeline],
-            **({"until": until.isoformat()} if until else {})}
-    response = await ws.admin.post("/v1/journeys/simulate", json=body)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def sends(result: dict, start: datetime = T0) -> list[tuple]:
-    """(days after start, hour in Seoul, template, channel, outcome) of every send step."""
-    return [((at := datetime.fromisoformat(s["at"]).astimezone(KST)).date().toordinal() - start.date().toordinal(),
-             at.strftime("%H:%M"), s["templateId"], s["channel"], s["outcome"])
-            for s in result["steps"] if s["kind"] == "send"]
-
-
-def days(result: dict, start: datetime = T0) -> list[tuple[int, str]]:
-    """(D+N, template) of every send step."""
-    return [(day, template) for day, _, template, _, _ in sends(result, start)]
+from tests.support.channels import KST
+from tests.support.api import create_segment
+from tests.support.journeys import KIM, T0, days, sends, simulate, workspace_ready
 
 
 async def test_onboarding_starter_sends_on_day_0_1_2_3_6_14_30_and_stops_at_the_purchase(workspace):
-    await _workspace_ready(workspace)
+    await workspace_ready(workspace)
     onboarding = definition("onboarding")
     result = await simulate(workspace, onboarding, [("Signed Up", T0, {}),
                                                     ("Order Completed", T0 + timedelta(days=10), {"revenue": 39000})])
@@ -99,7 +46,7 @@ async def test_onboarding_starter_sends_on_day_0_1_2_3_6_14_30_and_stops_at_the_
 
 
 async def test_cart_abandonment_starter_day_one_three_seven_unless_they_buy(workspace):
-    await _workspace_ready(workspace)
+    await workspace_ready(workspace)
     cart = definition("cart-abandonment")
     added = [("Product Added", T0, {"price": 25000})]
     result = await simulate(workspace, cart, added)
@@ -120,7 +67,7 @@ async def test_cart_abandonment_starter_day_one_three_seven_unless_they_buy(work
 
 
 async def test_post_purchase_starter_thanks_on_day_one_recommends_on_day_fourteen_reminds_on_day_thirty(workspace):
-    await _workspace_ready(workspace)
+    await workspace_ready(workspace)
     result = await simulate(workspace, definition("post-purchase"), [("Order Completed", T0, {"revenue": 39000})])
     assert sends(result) == [(1, "10:00", "post-purchase-thanks", "alimtalk", "sent"),
                              (14, "10:00", "post-purchase-recommend", "friendtalk", "sent"),
@@ -129,7 +76,7 @@ async def test_post_purchase_starter_thanks_on_day_one_recommends_on_day_fourtee
 
 
 async def test_dormancy_starter_notices_from_day_265_to_335_then_wins_back_on_351_and_358(workspace):
-    segment_id = await _workspace_ready(workspace)
+    segment_id = await workspace_ready(workspace)
     dormancy, _, _ = instantiate(STARTERS["dormancy"], {}, {"dormant-265d": segment_id})
     # the last visit at T0; the segment "no visit for 265 days" takes the person in at D+265
     visit = [("Page Viewed", T0, {}), ("$segment_entered", T0 + timedelta(days=265), {"segment": segment_id})]
@@ -147,7 +94,7 @@ async def test_dormancy_starter_notices_from_day_265_to_335_then_wins_back_on_35
 
 
 async def test_birthday_starter_coupon_at_nine_and_a_reminder_a_week_later(workspace):
-    await _workspace_ready(workspace)
+    await workspace_ready(workspace)
     result = await simulate(workspace, definition("birthday"), [], start=datetime(2026, 1, 1, tzinfo=KST),
                             until=datetime(2026, 12, 31, tzinfo=KST))
     assert [(datetime.fromisoformat(s["at"]).astimezone(KST).strftime("%m-%d %H:%M"), s["templateId"], s["channel"],
@@ -158,7 +105,7 @@ async def test_birthday_starter_coupon_at_nine_and_a_reminder_a_week_later(works
 
 
 async def test_consent_confirmation_starter_notifies_at_day_700_and_every_730_days_while_consent_stands(workspace):
-    await _workspace_ready(workspace)
+    await workspace_ready(workspace)
     # The starter's segment is "ads:sms consent granted more than 700 days ago" (a consent rule);
     # here any segment stands in: the timeline's $segment_entered is what moves the person.
     stand_in = await create_segment(workspace, "ads:sms consent due",
@@ -183,7 +130,7 @@ async def test_consent_confirmation_starter_notifies_at_day_700_and_every_730_da
 
 
 async def test_quiet_hours_kakao_window_and_fatigue_show_in_the_simulation(workspace):
-    await _workspace_ready(workspace, {"fatigue": {"rules": [{"kind": "all_channels", "limit": 1,
+    await workspace_ready(workspace, {"fatigue": {"rules": [{"kind": "all_channels", "limit": 1,
                                                               "window": "P3D"}]}})
     evening = T0.replace(hour=21, minute=30)
     result = await simulate(workspace, definition("onboarding"), [("Signed Up", evening, {})], start=evening,

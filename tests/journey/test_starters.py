@@ -11,9 +11,9 @@ import pytest
 from kit.errors import InvalidArgument
 from services.journey import starters
 from services.journey.definition import parse_journey, referenced_segments, referenced_templates
-from tests.dispatch.test_send_pipeline import person
-from tests.journey.live import track, until
-from tests.segment.test_realtime_segments import create_segment
+from tests.support.api import create_segment, person
+from tests.support.journeys import track
+from tests.support.waiting import eventually
 
 PARTS = {"sms": {"text": "{{ profile.name }}님 소식"}, "email": {"subject": "소식", "text": "소식"},
          "push": {"title": "소식", "body": "소식"},
@@ -142,7 +142,7 @@ async def test_a_published_onboarding_starter_sends_at_sign_up_and_waits_for_day
         runs = (await workspace.admin.get(f"/v1/profiles/{profile_id}/journey-runs",
                                           params={"journeyId": journey["id"]})).json()["runs"]
         return runs[0] if runs and runs[0]["nodeId"] == "to_d1" else None
-    run = await until(waiting_for_day_one)
+    run = await eventually(waiting_for_day_one)
     # D+1 counts from the moment the sends ran, moments after the entry
     waits = datetime.fromisoformat(run["nextAt"]) - datetime.fromisoformat(run["enteredAt"])
     assert timedelta(days=1) <= waits < timedelta(days=1, minutes=1)

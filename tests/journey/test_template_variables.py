@@ -6,8 +6,10 @@ sends get exactly those."""
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tests.dispatch.test_send_pipeline import person, webhook_config
-from tests.journey.live import publish, track, until
+from tests.support.api import person
+from tests.support.receiver import webhook_config
+from tests.support.journeys import publish, track
+from tests.support.waiting import eventually
 
 KST = ZoneInfo("Asia/Seoul")
 
@@ -66,7 +68,7 @@ async def test_a_journey_send_renders_the_event_properties_and_journey_fields_as
     journey = await publish(workspace, _journey(ORDERED))
     await person(workspace, "orderer", name="Kim")
     await track(workspace, "orderer", "Order Completed", seq=7)
-    await until(lambda: receiver.requests)
+    await eventually(lambda: receiver.requests)
     data = receiver.requests[0]["body"]["data"]
     assert (data["seq"], data["journey"], data["name"]) == ("7", f"{journey['id']}/1", "Kim") and data["run"]
 

@@ -1,8 +1,9 @@
 """A journey's transactional send (an order confirmation, a shipping notice) goes out where
 fatigue holds back its ordinary sends; it is never advertising."""
 
-from tests.dispatch.test_send_pipeline import person
-from tests.journey.live import publish, received, stats_once_ended, templates, track, until
+from tests.support.api import person
+from tests.support.journeys import publish, received, stats_once_ended, templates, track
+from tests.support.waiting import eventually
 
 ONE_A_DAY = {"fatigue": {"rules": [{"kind": "channel", "limit": 1, "window": "day"}]}}
 
@@ -23,7 +24,7 @@ async def test_a_transactional_journey_send_goes_out_where_fatigue_suppresses_an
     journey = await publish(workspace, order_journey(transactional=True))
     profile_id = await person(workspace, "buyer")
     await track(workspace, "buyer", "Order Completed", order_id="o-1")
-    await until(lambda: _ended(workspace, journey["id"]))
+    await eventually(lambda: _ended(workspace, journey["id"]))
     # the day's one webhook message went to "news"; "tips" is held back by fatigue, the receipt is not
     assert received(receiver) == ["news", "receipt"]
     runs = (await workspace.admin.get(f"/v1/profiles/{profile_id}/journey-runs")).json()["runs"]

@@ -25,6 +25,7 @@ from nudge.common.v1 import common_pb2
 from nudge.profile.v1 import profile_pb2 as pb
 from nudge.profile.v1 import profile_pb2_grpc
 from tests.conftest import free_port
+from tests.support.waiting import eventually
 
 
 async def _start_profile(database_url: str, redis_url: str, port: int, relay: bool) -> subprocess.Popen:
@@ -74,10 +75,7 @@ async def test_committed_event_is_published_after_the_process_died_before_its_re
 
     second = await _start_profile(database_url, redis_url, port, relay=True)
     try:
-        for _ in range(300):
-            if entries := await _entries_of(redis, workspace_id):
-                break
-            await asyncio.sleep(0.1)
+        entries = await eventually(lambda: _entries_of(redis, workspace_id), interval=0.1)
         assert [(e.type, e.payload["messageId"]) for e in entries] == [("event.track", "m-crash")]
         assert entries[0].payload["event_id"] == reply.results[0].event_id
         async with engine.connect() as conn:

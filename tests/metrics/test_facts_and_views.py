@@ -2,7 +2,6 @@
 orders attributed to the last message whatever order the streams deliver them in, the
 A/B test against a hand-computed example, the funnel, customer value and data quality."""
 
-import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -15,6 +14,7 @@ from nudge.common.v1 import common_pb2
 from nudge.metrics.v1 import metrics_pb2 as pb
 from nudge.metrics.v1 import metrics_pb2_grpc
 from services.metrics import stats
+from tests.support.waiting import eventually
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 DELIVERIES, ENGAGEMENT, JOURNEYS = "nudge.deliveries.v1", "nudge.engagement.v1", "nudge.journeys.v1"
@@ -69,14 +69,6 @@ async def stats_of(metrics, ws, *group_by, **filters) -> list:
     return [(dict(r.group), r.counts) for r in reply.rows]
 
 
-async def settled(check, seconds: float = 15):
-    for _ in range(int(seconds / 0.05)):
-        if result := await check():
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError("metrics never showed it")
-
-
 async def test_counts_rates_and_attribution_by_node_and_variant(metrics, redis, ws):
     t = NOW - timedelta(days=1)
     await publish(redis,
@@ -94,7 +86,7 @@ async def test_counts_rates_and_attribution_by_node_and_variant(metrics, redis, 
     async def ready():
         rows = await stats_of(metrics, ws, "node", "variant", journey_id="cart")
         return rows if sum(c.sent for _, c in rows) == 3 and sum(c.converted for _, c in rows) == 1 else None
-    rows = dict((tuple(sorted(g.items())), c) for g, c in await settled(ready))
+    rows = dict((tuple(sorted(g.items())), c) for g, c in await eventually(ready))
     a = rows[(("node", "d1"), ("variant", "a"))]
     assert (a.sent, a.opened, a.machine_opened, a.clicked, a.clicks, a.converted, a.revenue) == (2, 1, 1, 1, 2, 1, 39000)
     assert (a.open_rate, a.click_rate, a.conversion_rate, a.click_to_open_rate) == (0.5, 0.5, 0.5, 1.0)
@@ -110,13 +102,13 @@ async def test_counts_rates_and_attribution_by_node_and_variant(metrics, redis, 
 async def test_an_order_before_its_message_arrives_is_attributed_once_the_message_does(metrics, redis, ws):
     t = NOW - timedelta(hours=5)
     await publish(redis, order(ws, "p1", t + timedelta(hours=1), 5000))
-    await settled(lambda: _orders_seen(metrics, ws, "p1", 1))
+    await eventually(lambda: _orders_seen(metrics, ws, "p1", 1))
     await publish(redis, sent(ws, "p1", t, "d-early", node="d0"), sent(ws, "p1", t + timedelta(minutes=30), "d-late"))
 
     async def attributed():
         rows = await stats_of(metrics, ws, "node", journey_id="cart")
         return {g["node"]: c.converted for g, c in rows} == {"d0": 0, "d1": 1}
-    await settled(attributed)
+    await eventually(attributed)
 
 
 async def _orders_seen(metrics, ws, profile, count) -> bool:
@@ -130,7 +122,7 @@ async def test_a_merge_joins_two_customers_and_an_erasure_names_nobody_but_keeps
     # the message went to the anonymous profile; the known one ordered
     await publish(redis, sent(ws, "anon", t, "d-m"), order(ws, "known", t + timedelta(hours=1), 12000),
                   order(ws, "known", t + timedelta(hours=2), 3000))
-    await settled(lambda: _orders_seen(metrics, ws, "known", 2))
+    await eventually(lambda: _orders_seen(metrics, ws, "known", 2))
     [(_, before)] = await stats_of(metrics, ws, journey_id="cart")
     assert before.converted == 0  # different people so far
 
@@ -139,19 +131,19 @@ async def test_a_merge_joins_two_customers_and_an_erasure_names_nobody_but_keeps
     async def attributed():
         [(_, counts)] = await stats_of(metrics, ws, journey_id="cart")
         return counts if counts.converted == 2 else None
-    merged = await settled(attributed)
+    merged = await eventually(attributed)
     assert (merged.sent, merged.revenue) == (1, 15000)
     await publish(redis, order(ws, "anon", t + timedelta(hours=3), 1000))  # late, under the merged id
-    await settled(lambda: _orders_seen(metrics, ws, "known", 3))
+    await eventually(lambda: _orders_seen(metrics, ws, "known", 3))
 
     await publish(redis, fact("profile.deleted", ws, "known", NOW + timedelta(seconds=1)))
-    await settled(lambda: _orders_seen(metrics, ws, "known", 0))
+    await eventually(lambda: _orders_seen(metrics, ws, "known", 0))
     await publish(redis, sent(ws, "known", t + timedelta(hours=4), "d-late"))  # a send announced after the erasure
 
     async def late_counted():
         [(_, counts)] = await stats_of(metrics, ws, journey_id="cart")
         return counts if counts.sent == 2 else None
-    erased = await settled(late_counted)
+    erased = await eventually(late_counted)
     assert (erased.converted, erased.revenue) == (3, 16000)  # the journey's numbers stay
     context = common_pb2.RequestContext(workspace_id=ws)
     assert (await metrics.GetValueDistribution(pb.ValueDistributionRequest(context=context))).customers == 0
@@ -167,7 +159,7 @@ async def test_replaying_the_same_facts_changes_no_count(metrics, redis, ws):
     async def counted():
         rows = await stats_of(metrics, ws, journey_id="cart")
         return rows if rows and rows[0][1].converted == 1 and rows[0][1].clicks == 1 else None
-    before = (await settled(counted))[0][1]
+    before = (await eventually(counted))[0][1]
     await publish(redis, *facts, *facts)  # the same events (same ids) delivered twice more
     # a marker on each stream after the replays: once all three show, every replay was consumed
     await publish(redis, sent(ws, "p9", t, "d-marker", channel="sms"),
@@ -178,7 +170,7 @@ async def test_replaying_the_same_facts_changes_no_count(metrics, redis, ws):
 
     async def markers_seen():
         return any(c.sent and c.clicks and c.converted for _, c in await stats_of(metrics, ws, channel="sms"))
-    await settled(markers_seen)
+    await eventually(markers_seen)
     after = (await stats_of(metrics, ws, journey_id="cart", channel="email"))[0][1]
     assert after == before
 
@@ -215,7 +207,7 @@ async def test_experiment_and_holdout_from_journey_runs(metrics, redis, ws):
         reply = await metrics.GetExperiment(request)
         by = {v.variant: v for v in reply.variants}
         return by if sum(v.conversions for v in by.values()) == 242 and sum(v.runs for v in by.values()) == 2200 else None
-    by = await settled(complete, seconds=30)
+    by = await eventually(complete)
     assert [(v, by[v].runs, by[v].conversions) for v in ("a", "b", "holdout")] == [
         ("a", 1000, 100), ("b", 1000, 130), ("holdout", 200, 12)]
     [vs_control, vs_holdout] = by["b"].comparisons
@@ -238,7 +230,7 @@ async def test_customer_value_and_data_quality(metrics, redis, ws):
                   fact("delivery.failed", ws, "once", NOW, delivery_id="d-y", channel="", journey_id="",
                        rule="no_channel", unreachable=["sms", "push"]))  # the same person again: counted once
     context = common_pb2.RequestContext(workspace_id=ws)
-    await settled(lambda: _orders_seen(metrics, ws, "loyal", 3))
+    await eventually(lambda: _orders_seen(metrics, ws, "loyal", 3))
     loyal = await metrics.GetCustomerValue(pb.CustomerValueRequest(context=context, profile_id="loyal"))
     assert (loyal.orders, loyal.revenue, loyal.average_order_value, loyal.days_since_last_order) == (
         3, 120000, 40000, 10)
@@ -250,7 +242,7 @@ async def test_customer_value_and_data_quality(metrics, redis, ws):
         reply = await metrics.GetDataQuality(pb.DataQualityRequest(context=context, **{"from": timestamp(t)}))
         today = [d for d in reply.days if d.duplicates_dropped]
         return today[0] if today and "push" in today[0].missing_contact_by_channel else None
-    day = await settled(quality)
+    day = await eventually(quality)
     assert (day.duplicates_dropped, dict(day.rejected_by_reason)) == (3, {"userId": 2})
     assert dict(day.missing_contact_by_channel) == {"sms": 1, "alimtalk": 1, "push": 1}  # profiles, not sends
     days = (await metrics.GetDataQuality(pb.DataQualityRequest(context=context))).days
@@ -261,7 +253,7 @@ async def test_a_batch_of_mixed_facts_keeps_every_column(metrics, redis, ws):
     t = NOW - timedelta(hours=1)
     page = fact("event.page", ws, "p1", t, event_id=str(uuid.uuid4()), type="page", name="Home")
     await publish(redis, page, order(ws, "p1", t, 30000), sent(ws, "p1", t, "d-1"))  # read as one batch
-    await settled(lambda: _orders_seen(metrics, ws, "p1", 1))
+    await eventually(lambda: _orders_seen(metrics, ws, "p1", 1))
     value = await metrics.GetCustomerValue(pb.CustomerValueRequest(context=common_pb2.RequestContext(workspace_id=ws),
                                                                    profile_id="p1"))
     assert value.revenue == 30000

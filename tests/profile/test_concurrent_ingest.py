@@ -8,7 +8,7 @@ import secrets
 from sqlalchemy import text
 
 from services.profile.service import STORED
-from tests.profile.test_identity_resolution import call
+from tests.support.calls import call
 
 
 async def test_racing_batches_of_anonymous_events_and_merges_lose_nothing(profile_service, profile_replicas,

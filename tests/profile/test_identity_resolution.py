@@ -2,20 +2,14 @@
 
 import asyncio
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 
 from kit.errors import InvalidArgument
 from services.profile.calls import Call
 from services.profile.service import DUPLICATE, REJECTED, STORED
-
-T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
-
-
-def call(kind: str, at: datetime = T0, **fields) -> Call:
-    return Call(type=kind, message_id=fields.pop("message_id", secrets.token_hex(8)), received_at=at,
-                original_timestamp=at, **fields)
+from tests.support.calls import T0, call
 
 
 @pytest.fixture

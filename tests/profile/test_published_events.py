@@ -1,18 +1,15 @@
 """What the profile service announces on nudge.events.v1, through the outbox and its relay."""
 
-import asyncio
-
 from kit.streams import EVENTS, StreamEvent
+from tests.support.waiting import eventually
 
 
 async def published(redis, workspace_id: str, expected: int) -> list[StreamEvent]:
-    for _ in range(200):
-        entries = [StreamEvent.from_fields(f) for _, f in await redis.xrange(EVENTS)]
-        mine = [e for e in entries if e.workspace_id == workspace_id]
-        if len(mine) >= expected:
-            return mine
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"only {len(mine)} of {expected} events published for {workspace_id}")
+    async def enough():
+        mine = [e for e in (StreamEvent.from_fields(f) for _, f in await redis.xrange(EVENTS))
+                if e.workspace_id == workspace_id]
+        return mine if len(mine) >= expected else None
+    return await eventually(enough)
 
 
 async def test_events_trait_changes_and_merges_are_published_with_the_canonical_profile(workspace, redis):

@@ -10,13 +10,16 @@ import pytest
 
 from kit.errors import InvalidArgument
 import rules
+from kit.streams import EVENTS, StreamEvent
 from rules.evaluation import Outcome, ProfileFacts, evaluate
-from tests.segment.test_realtime_segments import (MINUTE, becomes, create_segment, eventually, is_member,
-                                                  profile_of, trail)
+from tests.support.api import becomes, create_segment, is_member, profile_of
+from tests.support.streams import consumed_past, last_entry, trail
+from tests.support.waiting import eventually
 
 # The two-yearly consent confirmation (정보통신망법 §50 ⑧): SMS advertising consent held for 700 days.
 HELD_700_DAYS = {"consent": {"purpose": "ads:sms", "state": "granted", "since": {"op": "before", "ago": "P700D"}}}
 T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
+MINUTE = timedelta(minutes=1)
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +44,7 @@ async def put_consent(ws, profile: str, purpose: str, granted: bool, at: datetim
 # ---- live, through the gateway ----------------------------------------------------------------
 
 async def test_consent_held_for_700_days_backfills_moves_with_time_and_follows_changes(workspace, segment_clock,
-                                                                                      redis):
+                                                                                      redis, segment_platform):
     now = datetime.now(timezone.utc)
     old, recent, withdrawn, nearly = [await identify(workspace, u) for u in ("old", "recent", "withdrawn", "nearly")]
     await put_consent(workspace, old, "ads:sms", True, now - timedelta(days=720))
@@ -67,14 +70,19 @@ async def test_consent_held_for_700_days_backfills_moves_with_time_and_follows_c
     entered, exited = await trail(redis, workspace, old, 2)
     assert (entered["type"], exited["type"]) == ("segment.entered", "segment.exited")
     assert exited["trigger"]["type"] == "consent"
-    # An older record arriving late changes nothing: the newer withdrawal stands.
+    # An older record arriving late changes nothing (nothing is announced): the newer withdrawal
+    # stands. A consent on another channel is another purpose. The segment service has seen both
+    # once it has consumed the announcement of the second, made after the first.
     await put_consent(workspace, old, "ads:sms", True, now - timedelta(days=900))
-    await asyncio.sleep(0.5)
-    assert not await is_member(workspace, segment, old)
-
-    # A consent on another channel is another purpose.
     await put_consent(workspace, recent, "ads:email", True, now - timedelta(days=900))
-    await asyncio.sleep(0.5)
+
+    def email_consent(fields) -> bool:
+        event = StreamEvent.from_fields(fields)
+        return (event.type == "profile.consent_changed" and event.workspace_id == workspace.id
+                and "ads:email" in event.payload.get("consent", {}))
+    marker = await eventually(lambda: last_entry(redis, EVENTS, email_consent))
+    await consumed_past(redis, EVENTS, segment_platform.consumer.group, marker)
+    assert not await is_member(workspace, segment, old)
     assert not await is_member(workspace, segment, recent)
 
 

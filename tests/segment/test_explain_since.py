@@ -13,7 +13,8 @@ import pytest
 from kit.transport import timestamp
 from nudge.common.v1 import common_pb2
 from nudge.segment.v1 import segment_pb2, segment_pb2_grpc
-from tests.segment.test_realtime_segments import eventually, profile_of, track
+from tests.support.api import profile_of, track
+from tests.support.waiting import eventually
 
 BOUGHT = {"event": "Order Completed", "count": {"op": "gte", "value": 1}}
 

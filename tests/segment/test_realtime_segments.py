@@ -6,86 +6,15 @@ sent with past timestamps, as an SDK replaying a backlog would.
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-import orjson
 import pytest
 
-from services.segment.service import SEGMENTS
+from tests.support.api import becomes, create_segment, is_member, profile_of, track
+from tests.support.streams import consumed, trail
+from tests.support.waiting import eventually
 
 MINUTE = timedelta(minutes=1)
-
-
-async def track(ws, user: str, event: str, ago: timedelta = timedelta(0), message_id: str | None = None,
-                **properties) -> datetime:
-    """The event's time, as sent."""
-    at = datetime.now(timezone.utc) - ago
-    response = await ws.tracking.post("/v1/track", json={
-        "userId": user, "event": event, "properties": properties, "timestamp": at.isoformat(),
-        "messageId": message_id or str(uuid.uuid4())})
-    assert response.status_code == 200, response.text
-    return at
-
-
-async def eventually(check, timeout: float = 30.0):
-    """Polls until check() returns a truthy value (the pipeline is asynchronous)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached within {timeout}s: {check.__qualname__}")
-        await asyncio.sleep(0.1)
-
-
-async def profile_of(ws, user: str) -> str:
-    async def lookup():
-        response = await ws.admin.get("/v1/profiles", params={"userId": user})
-        found = response.json().get("profiles") if response.status_code == 200 else None
-        return found[0]["id"] if found else None
-    return await eventually(lookup)
-
-
-async def create_segment(ws, name: str, rules: dict) -> str:
-    response = await ws.admin.post("/v1/segments", json={"name": name, "rules": rules})
-    assert response.status_code == 201, response.text
-    segment_id = response.json()["id"]
-
-    async def backfilled():
-        return (await ws.admin.get(f"/v1/segments/{segment_id}")).json()["backfill"]["state"] == "done"
-    await eventually(backfilled)
-    return segment_id
-
-
-async def is_member(ws, segment_id: str, profile_id: str) -> bool:
-    response = await ws.admin.get(f"/v1/segments/{segment_id}/members/{profile_id}")
-    assert response.status_code == 200, response.text
-    return response.json()["member"]
-
-
-async def becomes(ws, segment_id: str, profile_id: str, member: bool) -> None:
-    async def check():
-        return await is_member(ws, segment_id, profile_id) == member
-    await eventually(check)
-
-
-async def published(redis, ws, profile_id: str) -> list[dict]:
-    """The entered / exited events of one profile on nudge.segments.v1, in order."""
-    found = []
-    for _, fields in await redis.xrange(SEGMENTS):
-        if fields[b"workspace_id"].decode() == ws.id and fields[b"profile_id"].decode() == profile_id:
-            found.append({"type": fields[b"type"].decode(), **orjson.loads(fields[b"payload"])})
-    return found
-
-
-async def trail(redis, ws, profile_id: str, count: int) -> list[dict]:
-    async def enough():
-        found = await published(redis, ws, profile_id)
-        return found if len(found) >= count else None
-    found = await eventually(enough)
-    assert len(found) == count, found  # nothing emitted twice
-    return found
 
 
 @pytest.fixture(autouse=True)
@@ -93,7 +22,7 @@ def _clock(segment_clock):
     return segment_clock
 
 
-async def test_viewed_a_product_three_times_in_three_days(workspace, segment_clock, redis):
+async def test_viewed_a_product_three_times_in_three_days(workspace, segment_clock, redis, segment_platform):
     segment = await create_segment(workspace, "viewed X 3× in 3 days", {
         "event": "Product Viewed", "where": [{"property": "product_id", "op": "eq", "value": "X"}],
         "count": {"op": "gte", "value": 3}, "within": "P3D"})
@@ -101,7 +30,7 @@ async def test_viewed_a_product_three_times_in_three_days(workspace, segment_clo
     await track(workspace, "viewer", "Product Viewed", timedelta(days=1), product_id="Y")  # another product
     await track(workspace, "viewer", "Product Viewed", timedelta(days=1), product_id="X")
     profile = await profile_of(workspace, "viewer")
-    await asyncio.sleep(0.5)
+    await consumed(redis, segment_platform.consumer.group, workspace, "Product Viewed", 3)  # segment has seen them
     assert not await is_member(workspace, segment, profile)
     fourth = await track(workspace, "viewer", "Product Viewed", timedelta(hours=1), product_id="X")
     await becomes(workspace, segment, profile, True)
@@ -125,13 +54,13 @@ async def test_viewed_a_product_three_times_in_three_days(workspace, segment_clo
     assert abs(datetime.fromisoformat(exited["at"]) - (oldest + timedelta(days=3))) < timedelta(milliseconds=1)
 
 
-async def test_added_to_cart_and_did_not_buy_within_an_hour(workspace, segment_clock, redis):
+async def test_added_to_cart_and_did_not_buy_within_an_hour(workspace, segment_clock, redis, segment_platform):
     segment = await create_segment(workspace, "cart abandoned", {"all": [
         {"event": "Product Added", "last": {"op": "before", "ago": "PT1H"}},
         {"event": "Order Completed", "absent": True, "within": "PT2H"}]})
     await track(workspace, "shopper", "Product Added", timedelta(minutes=59), product_id="X")
     profile = await profile_of(workspace, "shopper")
-    await asyncio.sleep(0.5)
+    await consumed(redis, segment_platform.consumer.group, workspace, "Product Added", 1)  # segment has seen them
     assert not await is_member(workspace, segment, profile)
     segment_clock.advance(2 * MINUTE)  # the hour passes with no order: entry by time alone
     await becomes(workspace, segment, profile, True)
@@ -141,11 +70,11 @@ async def test_added_to_cart_and_did_not_buy_within_an_hour(workspace, segment_c
     assert entered["trigger"]["type"] == "timer" and exited["trigger"]["type"] == "event"
 
 
-async def test_no_visit_for_three_days_is_churn_risk(workspace, segment_clock, redis):
+async def test_no_visit_for_three_days_is_churn_risk(workspace, segment_clock, redis, segment_platform):
     segment = await create_segment(workspace, "churn risk", {"last_seen": {"op": "more_than", "ago": "P3D"}})
     await track(workspace, "quiet", "Page Viewed", timedelta(days=3) - MINUTE)
     profile = await profile_of(workspace, "quiet")
-    await asyncio.sleep(0.5)
+    await consumed(redis, segment_platform.consumer.group, workspace, "Page Viewed", 1)  # segment has seen them
     assert not await is_member(workspace, segment, profile)
     segment_clock.advance(2 * MINUTE)
     await becomes(workspace, segment, profile, True)
@@ -154,14 +83,14 @@ async def test_no_visit_for_three_days_is_churn_risk(workspace, segment_clock, r
     await trail(redis, workspace, profile, 2)
 
 
-async def test_no_purchase_in_three_months_is_dormant(workspace, segment_clock, redis):
+async def test_no_purchase_in_three_months_is_dormant(workspace, segment_clock, redis, segment_platform):
     segment = await create_segment(workspace, "dormant", {"all": [
         {"event": "Order Completed", "count": {"op": "gte", "value": 1}},
         {"event": "Order Completed", "absent": True, "within": "P90D"}]})
     await track(workspace, "sleeper", "Order Completed", timedelta(days=90) - MINUTE, revenue=10000)
     await track(workspace, "sleeper", "Page Viewed", timedelta(days=10))  # visits do not count
     profile = await profile_of(workspace, "sleeper")
-    await asyncio.sleep(0.5)
+    await consumed(redis, segment_platform.consumer.group, workspace, "Page Viewed", 1)  # segment has seen them
     assert not await is_member(workspace, segment, profile)
     segment_clock.advance(2 * MINUTE)
     await becomes(workspace, segment, profile, True)
@@ -229,12 +158,12 @@ async def test_events_out_of_order_and_twice_give_the_in_order_memberships(works
     assert [e["type"] for e in await trail(redis, workspace, shuffled, 1)] == ["segment.entered"]
 
 
-async def test_backfill_of_a_new_segment_counts_existing_profiles(workspace):
+async def test_backfill_of_a_new_segment_counts_existing_profiles(workspace, redis, segment_platform):
     for n in range(5):
         await track(workspace, f"buyer-{n}", "Order Completed", timedelta(days=n), revenue=1000 * n)
     for n in range(5):
         await profile_of(workspace, f"buyer-{n}")
-    await asyncio.sleep(1)  # the events reach the segment service
+    await consumed(redis, segment_platform.consumer.group, workspace, "Order Completed", 5)  # segment has them
     segment = await create_segment(workspace, "recent buyers", {
         "event": "Order Completed", "count": {"op": "gte", "value": 1}, "within": "PT60H"})
     body = (await workspace.admin.get(f"/v1/segments/{segment}")).json()
