@@ -159,7 +159,7 @@ def _trait(condition: TraitCondition, facts: ProfileFacts, now: datetime) -> Out
     present = condition.trait in facts.traits
     value = facts.traits.get(condition.trait)
     if condition.op == "anniversary_within":
-        day = _as_date(value)
+        day = as_date(value)
         if day is None:
             return Outcome(False, None)
         return _anniversary(day, condition.days, now, facts.zone)
@@ -255,7 +255,8 @@ def _rfm(condition: RfmCondition, rfm: dict | None) -> bool:
     return score is not None and _COMPARE[condition.op](score, condition.value)
 
 
-def _as_date(value) -> date | None:
+def as_date(value) -> date | None:
+    """A date trait's day (`1990-03-02` or an ISO moment); None when it is not one."""
     if isinstance(value, str):
         try:
             return date.fromisoformat(value[:10])

@@ -11,13 +11,13 @@ does not push D+3 and D+7 later.
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Protocol
 
 from croniter import croniter
 
 from kit.zones import zone_of
-from rules.evaluation import matches
+from rules.evaluation import as_date, matches
 from services.journey.definition import (WEEKDAYS, Condition, EventMatch, Exit, Journey, Send, Split,
                                          UpdateTrait, Wait, WaitForEvent, WaitUntil)
 
@@ -330,15 +330,6 @@ def _in_year(day, year: int):
         return day.replace(year=year)
     except ValueError:  # 29 February outside a leap year: the 28th
         return day.replace(year=year, day=28)
-
-
-def as_date(value) -> date | None:
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value[:10])
-        except ValueError:
-            return None
-    return None
 
 
 def next_cron(expression: str, after: datetime, zone: tzinfo) -> datetime:

@@ -11,8 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.profile.models import (audit_log, consent_announcements, events, identities, identity_policies,
-                                     profiles)
+from services.profile.models import audit_log, events, identities, identity_policies, profiles
 
 
 def lock_key(*parts: str) -> int:
