@@ -18,7 +18,7 @@ from services.dispatch.clients import JourneyUsages
 from services.dispatch.grpc_api import DispatchServicer
 from services.dispatch.models import outbox as outbox_table
 from services.dispatch.models import processed
-from services.dispatch.profiles import ProfileDirectory
+from services.dispatch.profiles import ACTOR, ProfileDirectory
 from services.dispatch.providers.registry import close_adapters
 from services.dispatch.service import DispatchService
 from services.dispatch.settings import DispatchSettings
@@ -32,7 +32,7 @@ def build(runtime: Runtime, settings: DispatchSettings, clock: Clock | None = No
     http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds, follow_redirects=False)
     service = DispatchService(runtime.sessions, runtime.redis, Outbox(outbox_table, settings.events_partitions),
                               clock or SystemClock(), ProfileDirectory(settings.profile_addr), http, settings,
-                              journeys=JourneyUsages(settings.journey_addr, "service:dispatch"), on_commit=relay.wake)
+                              journeys=JourneyUsages(settings.journey_addr, ACTOR), on_commit=relay.wake)
 
     def add_servicers(server):
         dispatch_pb2_grpc.add_DispatchServiceServicer_to_server(DispatchServicer(service), server)

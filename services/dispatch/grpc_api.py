@@ -8,7 +8,8 @@ from kit.transport import json_argument, json_object_argument, timestamp, worksp
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 from nudge.dispatch.v1 import dispatch_pb2_grpc
 from services.dispatch import templates
-from services.dispatch.service import FIRST_ALLOWED, DispatchService, SendSpec
+from services.dispatch.outcomes import FIRST_ALLOWED
+from services.dispatch.service import DispatchService, SendSpec
 from services.dispatch.simulation import Simulation
 
 

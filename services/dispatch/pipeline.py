@@ -129,10 +129,7 @@ class Pipeline:
         deferral = self._deferral(policy, route.channel, spec, person, now)
         if deferral is None:
             return None
-        attempt("deferred", f"{deferral.reason} until {deferral.until.isoformat()}", route.provider)
-        return Outcome("deferred", route.channel, route.provider, reason=f"deferred by {deferral.reason} until "
-                       f"{deferral.until.isoformat()}", rule=deferral.reason, deferred_until=deferral.until,
-                       consent=evidence)
+        return _deferred(deferral, route.channel, route.provider, evidence, attempt)
 
     def _deferral(self, policy: dict, channel: str, spec: SendSpec, person: Person, now: datetime):
         quiet = policy.get("quiet_hours") or {}
@@ -202,10 +199,7 @@ class Pipeline:
         """A deferral when the wait ran into a time the channel may not send, or the process is stopping."""
         channel, provider = cleared.channel, cleared.provider
         if deferral := self._deferral(policy, channel, spec, fresh, self.clock.now()):
-            attempt("deferred", f"{deferral.reason} until {deferral.until.isoformat()}", provider)
-            return Outcome("deferred", channel, provider, reason=f"deferred by {deferral.reason} until "
-                           f"{deferral.until.isoformat()}", rule=deferral.reason, deferred_until=deferral.until,
-                           consent=evidence)
+            return _deferred(deferral, channel, provider, evidence, attempt)
         if self._stopping and channel != INAPP:
             # Shutting down: a provider call started now could be cut off; another replica makes it.
             attempt("deferred", "the dispatch process is stopping", provider)
@@ -246,8 +240,9 @@ class Pipeline:
                                                 self.settings.provider_timeout_seconds)
             except (ProviderError, TimeoutError, httpx.TransportError) as err:
                 text = str(err) or type(err).__name__
-                uncertain = uncertain or _ambiguous(err)
-                if _ambiguous(err) and not (adapter.idempotent or config.get("resend_on_timeout")):
+                ambiguous = _ambiguous(err)
+                uncertain = uncertain or ambiguous
+                if ambiguous and not (adapter.idempotent or config.get("resend_on_timeout")):
                     return unknown(f"{text}: the provider may have taken the message, and {provider} has no "
                                    "idempotency key, so it is not sent again (the channel's "
                                    "config.resend_on_timeout allows a retry)")
@@ -351,6 +346,14 @@ def _unsubscribe_category(channel: str, spec: SendSpec) -> str | None:
     if spec.advertising:
         return ADVERTISING
     return None if spec.transactional else EMAIL
+
+
+def _deferred(deferral, channel: str, provider: str, evidence: dict, attempt) -> Outcome:
+    """A channel that may not send now (quiet hours, the night rule, Kakao's window) waits until it may."""
+    attempt("deferred", f"{deferral.reason} until {deferral.until.isoformat()}", provider)
+    return Outcome("deferred", channel, provider, reason=f"deferred by {deferral.reason} until "
+                   f"{deferral.until.isoformat()}", rule=deferral.reason, deferred_until=deferral.until,
+                   consent=evidence)
 
 
 def _ambiguous(err: Exception) -> bool:

@@ -8,11 +8,12 @@ import grpc
 import orjson
 
 from kit.runtime import MESSAGE_SIZE_OPTIONS
+from kit.transport import service_actor
 from kit.zones import zone_of
 from nudge.common.v1 import common_pb2
 from nudge.profile.v1 import profile_pb2, profile_pb2_grpc
 
-ACTOR = "service:dispatch"  # how the profile service's access log names these calls
+ACTOR = service_actor("dispatch")  # how the profile service's access log names these calls
 
 
 @dataclass

@@ -102,8 +102,10 @@ class Receipts:
         async with self.sessions() as session:
             repo = DispatchRepository(session)
             row = await repo.delivery(workspace_id, delivery_id)
-            mine = {profile_id, *await repo.merged_into(workspace_id, profile_id)}  # a merged person's inbox too
-        if row is None or row.profile_id not in mine or row.channel != INAPP or \
+            # a merged person's inbox is the survivor's too; asked only when the row is someone else's
+            mine = row is not None and (row.profile_id == profile_id
+                                        or row.profile_id in await repo.merged_into(workspace_id, profile_id))
+        if not mine or row.channel != INAPP or \
                 row.status not in ("sent", "delivered"):
             raise NotFound(f"no in-app message {delivery_id!r} for this person", field="delivery_id")
         # An in-app message has one URL at most: link 0, the one a click opens.

@@ -39,7 +39,7 @@ from services.dispatch import fatigue, simulation
 from services.dispatch.channels import ALIMTALK, CHANNELS
 from services.dispatch.clients import JourneyUsages
 from services.dispatch.consumers import Consumers
-from services.dispatch.management import Management, masked  # noqa: F401 - importable from here as before
+from services.dispatch.management import Management
 from services.dispatch.models import DELIVERIES
 from services.dispatch.outcomes import (FIRST_ALLOWED, STRICT, Cleared, Outcome, SendSpec, Setup,  # noqa: F401
                                         TakenOver, request_hash)

@@ -55,8 +55,7 @@ class Plan:
 
     def set_consent(self, purpose: str, state: dict) -> None:
         """The newest record of a purpose wins (by the time the consent was given), as in the profile service."""
-        held = self.consent.get(purpose)
-        if held is None or held["at"] <= state["at"]:
+        if _newest(self.consent.get(purpose), state):
             self.consent[purpose] = {"granted": state["granted"], "at": state["at"]}
 
     def set_trait(self, name: str, value, at: datetime) -> None:
@@ -301,11 +300,15 @@ def _apply_traits(catalog: Catalog, row, plan: Plan) -> tuple[dict, dict]:
 def _apply_consent(catalog: Catalog, row, plan: Plan) -> dict:
     consent = dict(row.consent)
     for purpose, state in plan.consent.items():
-        if purpose in consent and consent[purpose]["at"] > state["at"]:
-            continue  # a newer record is already here
-        consent[purpose] = state
-        plan.affected |= catalog.affected_by_consent({purpose})
+        if _newest(consent.get(purpose), state):
+            consent[purpose] = state
+            plan.affected |= catalog.affected_by_consent({purpose})
     return consent
+
+
+def _newest(held: dict | None, state: dict) -> bool:
+    """Whether a consent record replaces the one held: the newest wins, by when it was given."""
+    return held is None or held["at"] <= state["at"]
 
 
 async def _build_missing_series(repo: SegmentRepository, workspace_id: str, catalog: Catalog,
