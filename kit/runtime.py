@@ -116,7 +116,10 @@ async def serve_until_signal(runtime: Runtime, server: GrpcServer, port: int,
         signal.signal(sig, signal.SIG_IGN)
     for task in [stopper, *tasks]:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    if tasks:  # bounded: a loop stuck in a call that ignores cancellation must not hold up the drain
+        _, stuck = await asyncio.wait(tasks, timeout=grace)
+        for task in stuck:
+            log.warning("background task still stopping", task=task.get_coro().__qualname__)
     await asyncio.gather(server.stop(grace), *([drain()] if drain else []))
     await runtime.close()
     shutdown_tracing()

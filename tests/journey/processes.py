@@ -72,7 +72,7 @@ class Processes:
             if child.poll() is None:
                 child.terminate()
         for child in self.children:
-            child.wait(30)
+            child.wait(60)  # a drain on a loaded machine; the shutdown test checks the grace itself
         for stream in ("nudge.events.v1", "nudge.segments.v1"):
             await self.redis.xgroup_destroy(stream, self.group)
 
