@@ -7,6 +7,7 @@ import secrets
 import signal
 import tempfile
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -146,7 +147,8 @@ def test_segment_sdk_lands_one_merged_profile_without_duplicates(platform):
     by_type = collections.Counter(e["type"] for e in events)
     assert by_type == {"identify": 2, "track": 1 + anon_b_calls + BATCH_EVENTS + len(replayed),
                        "page": 1, "screen": 1, "group": 1, "alias": 1}, by_type
-    stamps = [e["timestamp"] for e in events]
+    # compared as moments: "…37.623Z" (an SDK's milliseconds) is before "…37.623435Z", not after it as text
+    stamps = [datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")) for e in events]
     assert stamps == sorted(stamps, reverse=True), "events are not newest first"
     scanned = sorted(e["properties"]["i"] for e in events if e.get("event") == "Item Scanned")
     assert scanned == list(range(BATCH_EVENTS))
