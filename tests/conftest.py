@@ -29,7 +29,7 @@ from kit import db, embedded, migrations
 from kit.clock import SystemClock
 from kit.outbox import Outbox
 from kit.redis import connect
-from kit.streams import EVENTS
+from kit.payloads import DELIVERIES, ENGAGEMENT, EVENTS, JOURNEYS, SEGMENTS
 from nudge.profile.v1 import profile_pb2_grpc
 from services.profile.__main__ import MIGRATIONS as PROFILE_MIGRATIONS
 from services.profile.models import outbox as profile_outbox
@@ -38,11 +38,8 @@ from services.profile.settings import ProfileSettings
 from services.profile.__main__ import build as build_profile
 from services.segment.__main__ import MIGRATIONS as SEGMENT_MIGRATIONS
 from services.segment.__main__ import build as build_segment
-from services.segment.service import SEGMENTS
 from services.segment.settings import SegmentSettings
 from kit.clock import ShiftedClock
-from services.dispatch.models import DELIVERIES
-from services.journey.models import JOURNEYS
 from services.dispatch.settings import DispatchSettings
 from tests.support.processes import free_port  # noqa: F401 (tests import it from here too)
 from tests.support.receiver import serving_receiver
@@ -51,7 +48,7 @@ TEST_PEPPER = "test-pepper-" + secrets.token_hex(8)
 
 
 # The streams services publish on; tests read them back, so the run holds and cleans them.
-PLATFORM_STREAMS = (EVENTS, SEGMENTS, DELIVERIES, JOURNEYS, "nudge.engagement.v1")
+PLATFORM_STREAMS = (EVENTS, SEGMENTS, DELIVERIES, JOURNEYS, ENGAGEMENT)
 
 
 def _docker_answers() -> bool:

@@ -12,7 +12,8 @@ from kit.clock import Clock, SystemClock
 from kit.consumer import StreamConsumer
 from kit.outbox import Outbox, OutboxRelay
 from kit.runtime import GrpcServer, Runtime, open_runtime, serve_until_signal
-from kit.streams import EVENTS, family_streams
+from kit.payloads import EVENTS
+from kit.streams import family_streams
 from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
 from services.dispatch.clients import JourneyUsages
 from services.dispatch.grpc_api import DispatchServicer

@@ -8,7 +8,6 @@ from kit.errors import InvalidArgument, NotFound
 from services.dispatch import engagement
 from services.dispatch.channels import EMAIL, INAPP
 from services.dispatch.engagement import Fact
-from services.dispatch.models import ENGAGEMENT
 from services.dispatch.outcomes import Outcome
 from services.dispatch.reach import ads_purpose, channel_purpose
 from services.dispatch.repository import DispatchRepository
@@ -121,8 +120,7 @@ class Receipts:
                                                                         fact)
             if recorded:
                 await self.outbox.add(session, [self.outbox.event(
-                    ENGAGEMENT, engagement.EVENT_TYPES[fact.kind], row.workspace_id, row.profile_id, fact.at,
-                    engagement.payload(fact, row))])
+                    engagement.announcement(fact, row), row.workspace_id, row.profile_id, fact.at)])
         if recorded:
             self.on_commit()
         return recorded

@@ -35,12 +35,12 @@ from kit.clock import Clock
 from kit.errors import InvalidArgument, NotFound
 from kit.logs import get_logger
 from kit.outbox import Outbox
+from kit.payloads import DeliveryOutcome
 from services.dispatch import fatigue, simulation
 from services.dispatch.channels import ALIMTALK, CHANNELS
 from services.dispatch.clients import JourneyUsages
 from services.dispatch.consumers import Consumers
 from services.dispatch.management import Management
-from services.dispatch.models import DELIVERIES
 from services.dispatch.outcomes import (FIRST_ALLOWED, STRICT, Cleared, Outcome, SendSpec, Setup,  # noqa: F401
                                         TakenOver, request_hash)
 from services.dispatch.pipeline import Pipeline
@@ -277,16 +277,12 @@ class DispatchService(Pipeline, Consumers, Scheduled, Receipts, Management):
             updated_at=now, **({"links": outcome.links} if outcome.links is not None else {}))
         if recorded:
             request = row.request
-            await self.outbox.add(repo.session, [self.outbox.event(
-                DELIVERIES, f"delivery.{outcome.status}", row.workspace_id, row.profile_id, now,
-                {"delivery_id": row.id, "channel": outcome.channel, "provider": outcome.provider,
-                 "template_id": request["template_id"], "template_version": template_version,
-                 "journey_id": request["journey_id"], "journey_version": request.get("journey_version", 0),
-                 "node_id": request["node_id"], "variant": request.get("variant", ""),
-                 "advertising": request["advertising"], "rule": outcome.rule, "reason": outcome.reason,
-                 "deferred_until": outcome.deferred_until.isoformat() if outcome.deferred_until else None,
-                 # channels with no address for the person: data quality's missing contacts
-                 "unreachable": sorted({a["channel"] for a in attempts if a["outcome"] == "unreachable"})})])
+            announced = DeliveryOutcome(
+                outcome.status, row.id, outcome.channel, outcome.provider, request["template_id"], template_version,
+                request["journey_id"], request.get("journey_version", 0), request["node_id"],
+                request.get("variant", ""), request["advertising"], outcome.rule, outcome.reason,
+                outcome.deferred_until, sorted({a["channel"] for a in attempts if a["outcome"] == "unreachable"}))
+            await self.outbox.add(repo.session, [self.outbox.event(announced, row.workspace_id, row.profile_id, now)])
         return recorded
 
     # -- lookups ----------------------------------------------------------------------

@@ -10,10 +10,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from kit.payloads import ENGAGEMENT
 from kit.streams import StreamEvent
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
-from services.dispatch.models import ENGAGEMENT, deliveries, engagements
+from services.dispatch.models import deliveries, engagements
 from services.dispatch.service import SendSpec
 from services.dispatch.simulation import Simulation
 from services.dispatch.templates import euc_kr_length

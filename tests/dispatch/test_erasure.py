@@ -7,8 +7,9 @@ from datetime import datetime, time, timedelta
 
 from sqlalchemy import func, select
 
+from kit.payloads import DELIVERIES
 from kit.streams import StreamEvent
-from services.dispatch.models import DELIVERIES, deliveries, engagements, inapp_messages
+from services.dispatch.models import deliveries, engagements, inapp_messages
 from tests.support.api import consent, inbox, person, send, setup
 from tests.support.channels import KST
 from tests.support.waiting import eventually

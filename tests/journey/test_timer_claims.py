@@ -10,7 +10,8 @@ import orjson
 from sqlalchemy import func, select
 
 from kit import db
-from services.journey.models import JOURNEYS, outbox, runs, timers
+from kit.payloads import JOURNEYS
+from services.journey.models import outbox, runs, timers
 from tests.journey.processes import Processes, seeded, step_counts
 
 RUNS = 10_000

@@ -15,11 +15,12 @@ from kit import db, migrations
 from kit.clock import SystemClock
 from kit.outbox import Outbox
 from kit.settings import REPO_ROOT
+from kit.payloads import SEGMENTS
 from kit.streams import EVENTS, StreamEvent
 from services.segment.__main__ import MIGRATIONS
 from services.segment.clients import JourneyUsages
 from services.segment.models import memberships, outbox
-from services.segment.service import SEGMENTS, SegmentService
+from services.segment.service import SegmentService
 from tests.conftest import free_port
 
 PROFILES = 300
