@@ -30,7 +30,8 @@ from redis.asyncio import Redis
 
 from bench import harness
 from bench.harness import HOST, Processes, Result, cpu_seconds, drive, fetchval, free_port, wait_grpc, wait_http
-from kit.streams import EVENTS, family_streams
+from kit.payloads import EVENTS
+from kit.streams import family_streams
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
 from nudge.profile.v1 import profile_pb2, profile_pb2_grpc

@@ -11,11 +11,9 @@ import orjson
 from redis.exceptions import ResponseError
 
 from kit.logs import get_logger
-from kit.payloads import EVENTS, Payload, decode
+from kit.payloads import Payload, decode
 
 log = get_logger(__name__)
-
-__all__ = ["EVENTS", "StreamEvent", "family_streams", "stream_name", "trim_consumed"]
 
 
 def stream_name(family: str, profile_id: str, partitions: int) -> str:

@@ -3,8 +3,9 @@ started in a consumer group of the run's, and when that group has read them all.
 
 from redis.asyncio import Redis
 
-from bench.harness import DELIVERIES, ENGAGEMENT, JOURNEYS, entry_tuple
-from kit.streams import EVENTS, StreamEvent, family_streams
+from bench.harness import entry_tuple
+from kit.payloads import DELIVERIES, ENGAGEMENT, EVENTS, JOURNEYS
+from kit.streams import StreamEvent, family_streams
 
 STREAMS = [s for family in (DELIVERIES, ENGAGEMENT, JOURNEYS, EVENTS) for s in family_streams(family, 1)]
 CONSUMER_BATCH = 1_000  # the service's default NUDGE_CONSUMER_BATCH

@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from bench.harness import DELIVERIES, ENGAGEMENT, JOURNEYS
-from kit.streams import EVENTS, StreamEvent
+from kit.payloads import DELIVERIES, ENGAGEMENT, EVENTS, JOURNEYS
+from kit.streams import StreamEvent
 # The metrics service's own rule from a stream entry to its fact row (pure, no I/O): the
 # reference every stored fact is checked against, and the bare loop's work.
 from services.metrics.facts import Orders, fact_of

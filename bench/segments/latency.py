@@ -9,10 +9,11 @@ import orjson
 from redis.asyncio import Redis
 
 from bench import harness
-from bench.harness import SEGMENTS, Processes, RedisUndo, entry_tuple
+from bench.harness import Processes, RedisUndo, entry_tuple
 from bench.segments.report import Latency, Row
 from kit.redis import connect
-from kit.streams import EVENTS, StreamEvent
+from kit.payloads import EVENTS, SEGMENTS
+from kit.streams import StreamEvent
 
 status = harness.reporter("bench.segments")
 

@@ -9,7 +9,8 @@ from redis.asyncio import Redis
 
 from bench import harness
 from bench.harness import Processes, RedisUndo, entry_tuple, fetchval, xadd_all
-from kit.streams import EVENTS, StreamEvent
+from kit.payloads import EVENTS
+from kit.streams import StreamEvent
 from nudge.common.v1 import common_pb2
 from nudge.segment.v1 import segment_pb2, segment_pb2_grpc
 

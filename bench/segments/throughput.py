@@ -10,10 +10,11 @@ import orjson
 from redis.asyncio import Redis
 
 from bench import harness
-from bench.harness import SEGMENTS, Processes, entry_tuple, fetchval, xadd_all
+from bench.harness import Processes, entry_tuple, fetchval, xadd_all
 from bench.segments.report import Row, Throughput
 from bench.segments.service import count_entries, wait_consumed, wait_outbox_empty
-from kit.streams import EVENTS, StreamEvent
+from kit.payloads import EVENTS, SEGMENTS
+from kit.streams import StreamEvent
 
 status = harness.reporter("bench.segments")
 

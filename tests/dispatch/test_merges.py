@@ -2,7 +2,8 @@
 survivor's inbox holds the merged person's in-app messages, and fatigue counts the merged
 person's sends against the survivor, also for sends still addressed to the merged id."""
 
-from kit.streams import EVENTS, StreamEvent
+from kit.payloads import EVENTS
+from kit.streams import StreamEvent
 from tests.support.api import inbox, person, send, setup
 from tests.support.receiver import webhook_config
 from tests.support.streams import consumed_past, last_entry

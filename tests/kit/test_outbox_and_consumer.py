@@ -20,7 +20,8 @@ from sqlalchemy.dialects.postgresql import UUID, insert
 from kit import db
 from kit.consumer import StreamConsumer, processed_table
 from kit.settings import REPO_ROOT
-from kit.streams import EVENTS, StreamEvent, family_streams, stream_name, trim_consumed
+from kit.payloads import EVENTS
+from kit.streams import StreamEvent, family_streams, stream_name, trim_consumed
 from nudge.common.v1 import common_pb2
 from nudge.profile.v1 import profile_pb2 as pb
 from nudge.profile.v1 import profile_pb2_grpc

@@ -10,7 +10,8 @@ import pytest
 
 from kit.errors import InvalidArgument
 import rules
-from kit.streams import EVENTS, StreamEvent
+from kit.payloads import EVENTS
+from kit.streams import StreamEvent
 from rules.evaluation import Outcome, ProfileFacts, evaluate
 from tests.support.api import becomes, create_segment, is_member, profile_of
 from tests.support.streams import consumed_past, last_entry, trail

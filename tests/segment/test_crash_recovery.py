@@ -16,7 +16,8 @@ from kit.clock import SystemClock
 from kit.outbox import Outbox
 from kit.settings import REPO_ROOT
 from kit.payloads import SEGMENTS
-from kit.streams import EVENTS, StreamEvent
+from kit.payloads import EVENTS
+from kit.streams import StreamEvent
 from services.segment.__main__ import MIGRATIONS
 from services.segment.clients import JourneyUsages
 from services.segment.models import memberships, outbox

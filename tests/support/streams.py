@@ -94,7 +94,7 @@ async def consumed(redis, group: str, ws, event: str, count: int) -> None:
     """Once `count` `event` calls of the workspace are on nudge.events.v1, until `group` has
     read and acknowledged them: what they could cause has happened (the marker a negative
     assert waits for)."""
-    from kit.streams import EVENTS
+    from kit.payloads import EVENTS
     last = await workspace_events(redis, EVENTS, ws.id, event, count)
     await consumed_past(redis, EVENTS, group, last)
 
