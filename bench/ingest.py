@@ -126,7 +126,7 @@ async def start_nudge(procs: Processes, client: httpx.AsyncClient, urls: dict, r
     """Profile service and gateway as subprocesses; returns (gateway base URL, write key)."""
     http_port = free_port()
     common = {"NUDGE_REDIS_URL": redis_url, "NUDGE_API_KEY_PEPPER": "bench-" + run_id,
-              "NUDGE_RATE_LIMIT_PER_SECOND": "1000000", "NUDGE_LOG_LEVEL": "WARNING"}
+              "NUDGE_RATE_LIMIT_WRITE": "1000000/second", "NUDGE_LOG_LEVEL": "WARNING"}
     profile_addr = procs.service("profile", "services.profile", {**common, "NUDGE_DATABASE_URL": urls["profile"]})
     gateway_env = {**common, "NUDGE_DATABASE_URL": urls["gateway"], "NUDGE_HTTP_PORT": str(http_port),
                    "NUDGE_PROFILE_ADDR": profile_addr}

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from gateway import dispatch, engagement, errors, journeys, metrics, profiles, segments, tracking
+from gateway.ratelimit import RateLimitHeaders, RateLimits
 from gateway.rpc import Channels
 from gateway.settings import GatewaySettings
 from gateway.workspaces import open_store
@@ -33,6 +34,7 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
     for module in ROUTERS:
         app.include_router(module.router)
     _add_health_routes(app)
+    app.add_middleware(RateLimitHeaders)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
     return app
 
@@ -49,6 +51,7 @@ def _lifespan(settings: GatewaySettings):
         app.state.workspaces = store
         app.state.engine = engine
         app.state.redis = redis
+        app.state.rate_limits = RateLimits(redis, settings.rate_limit_write, settings.rate_limit_admin)
         app.state.services = channels.services
         app.state.service_health = channels.health
         try:

@@ -1,12 +1,12 @@
 """Workspace API keys: the write key (HTTP Basic user name, or `writeKey` in the body) for
-tracking, the admin key (`Authorization: Bearer`) for management. Plus the per-workspace
-rate limit, counted in Redis so every gateway replica shares it."""
+tracking, the admin key (`Authorization: Bearer`) for management. Every authenticated request
+takes from its workspace's bucket for that kind of key (gateway/ratelimit.py)."""
 
 import base64
-import time
 
 from fastapi import Request
 
+from gateway import ratelimit
 from gateway.errors import ApiError
 from gateway.keys import ADMIN, WRITE
 from gateway.workspaces import Principal
@@ -36,7 +36,11 @@ async def authenticate(request: Request, key: str | None, kind: str) -> Principa
         raise ApiError(401, "unauthorized", "unknown or revoked API key")
     if principal.kind != kind:
         raise ApiError(403, "forbidden", f"a {principal.kind} key cannot be used here; this needs the {kind} key")
-    await _rate_limit(request, principal.workspace_id)
+    quota = await request.app.state.rate_limits.take(principal.kind, principal.workspace_id)
+    ratelimit.remember(request.scope, quota)
+    if not quota.allowed:
+        raise ApiError(429, "rate_limited", f"more than {quota.limit} requests for this workspace's {kind} key "
+                       f"in the window; retry in {quota.reset_seconds} s", headers=quota.headers())
     return principal
 
 
@@ -44,14 +48,3 @@ async def admin(request: Request) -> Principal:
     """FastAPI dependency of every management route."""
     # A write key sent as Basic is still recognised, so it gets 403 (wrong key) rather than 401.
     return await authenticate(request, bearer(request) or basic_user(request), ADMIN)
-
-
-async def _rate_limit(request: Request, workspace_id: str) -> None:
-    limit = request.app.state.settings.rate_limit_per_second
-    second = int(time.time())
-    key = f"ratelimit:{{{workspace_id}}}:{second}"
-    async with request.app.state.redis.pipeline(transaction=True) as pipe:
-        count, _ = await pipe.incr(key).expire(key, 2).execute()
-    if count > limit:
-        raise ApiError(429, "rate_limited", f"more than {limit} requests per second for this workspace",
-                       headers={"Retry-After": "1"})
