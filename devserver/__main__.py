@@ -27,6 +27,9 @@ from kit import embedded
 from kit.settings import REPO_ROOT
 
 
+LOCAL_EGRESS = "127.0.0.0/8, ::1"  # loopback: what `make run` lets dispatch reach besides public addresses
+
+
 def _wait_ready(url: str, children: dict[str, subprocess.Popen], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -126,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             "NUDGE_GRPC_PORT": str(args.dispatch_port), "NUDGE_PROFILE_ADDR": profile_addr,
             "NUDGE_JOURNEY_ADDR": journey_addr,
             # tracked links, the open pixel and unsubscribe links point at this gateway
-            "NUDGE_TRACKING_BASE_URL": f"http://localhost:{args.http_port}"}),
+            "NUDGE_TRACKING_BASE_URL": f"http://localhost:{args.http_port}",
+            # one machine: sends may reach local catchers (a mail catcher, a webhook receiver)
+            # unless the environment says otherwise (NUDGE_EGRESS_ALLOW= allows none)
+            "NUDGE_EGRESS_ALLOW": os.environ.get("NUDGE_EGRESS_ALLOW", LOCAL_EGRESS)}),
         "journey": ([sys.executable, "-m", "services.journey"], {
             "NUDGE_GRPC_PORT": str(args.journey_port), "NUDGE_SEGMENT_ADDR": segment_addr,
             "NUDGE_DISPATCH_ADDR": dispatch_addr, "NUDGE_PROFILE_ADDR": profile_addr}),
