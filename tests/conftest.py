@@ -20,7 +20,6 @@ import asyncpg
 import grpc
 import httpx
 import pytest
-import uvicorn
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -41,8 +40,9 @@ from services.segment.__main__ import build as build_segment
 from services.segment.settings import SegmentSettings
 from kit.clock import ShiftedClock
 from services.dispatch.settings import DispatchSettings
-from tests.support.processes import free_port  # noqa: F401 (tests import it from here too)
+from tests.support.processes import free_port
 from tests.support.receiver import serving_receiver
+from tests.support.servers import served
 
 TEST_PEPPER = "test-pepper-" + secrets.token_hex(8)
 
@@ -329,16 +329,8 @@ def gateway_settings(gateway_database_url, redis_url, profile_server, segment_pl
 async def gateway_url(gateway_settings):
     """The gateway served by uvicorn on a local port, in this process."""
     app = create_app(gateway_settings, setup_observability=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=gateway_settings.http_port,
-                                           log_config=None, access_log=False, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{gateway_settings.http_port}"
-    server.should_exit = True
-    await task
+    async with served(app, gateway_settings.http_port, lifespan="on"):
+        yield f"http://127.0.0.1:{gateway_settings.http_port}"
 
 
 @pytest.fixture(scope="session")

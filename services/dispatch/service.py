@@ -77,6 +77,7 @@ class DispatchService(Pipeline, Consumers, Scheduled, Receipts, Management):
         self.tokens = Tokens(settings.link_key())
         self._running: set[asyncio.Task] = set()
         self._stopping = False  # draining at shutdown: no provider call is started any more
+        self.deferred_sweeps = 0  # passes of the deferred loop that took all that was due (scheduled.py)
 
     # -- sending ----------------------------------------------------------------------
     async def send(self, workspace_id: str, spec: SendSpec) -> dict:
