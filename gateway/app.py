@@ -30,7 +30,12 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
         setup_logging("gateway", settings.log_level)
         setup_tracing("gateway", settings.otlp_endpoint)
     app = FastAPI(title="Nudge API", version="1.0",
-                  description="Tracking (Segment spec, write key) and management (admin key) of Nudge.",
+                  description="Tracking (Segment spec, write key; also on the short paths /v1/i|t|p|s|g|a|b "
+                              "the browser and mobile SDKs post to) and management (admin key) of Nudge. The in-app "
+                              "inbox and in-app engagement need the write key and the person's user token "
+                              "(`X-Nudge-User-Token`: hex HMAC-SHA256 of the userId under the workspace's identity "
+                              "secret). Tracking and inbox answers carry CORS headers for the workspace's allowed "
+                              "origins only.",
                   lifespan=_lifespan(settings))
     errors.install(app)
     for module in ROUTERS:
