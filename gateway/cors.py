@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Tracking (long and short Segment paths) and the in-app inbox.
-SDK_PATHS = re.compile(r"^/v1/(identify|track|page|screen|group|alias|batch|[tipsgab]|inapp(/seen|/[^/]+/(impression|click))?)$")
+SDK_PATHS = re.compile(r"^/v1/(identify|track|page|screen|group|alias|batch|[tipsgab]"
+                       r"|inapp(/seen|/[^/]+/(impression|click))?)$")
 ALLOWED_METHODS = "GET, POST"
 ALLOWED_HEADERS = "Authorization, Content-Type, Content-Encoding, X-Nudge-User-Token"
 MAX_AGE = "600"
@@ -53,7 +54,6 @@ class WorkspaceCors:
                 response_headers.add_vary_header("Origin")
                 if origin := state.get("cors_origin"):
                     response_headers["Access-Control-Allow-Origin"] = origin
-                    response_headers["Access-Control-Expose-Headers"] = "Retry-After"
             await send(message)
 
         await self.app(scope, receive, send_with_cors)

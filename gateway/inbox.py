@@ -18,7 +18,8 @@ from nudge.dispatch.v1 import dispatch_pb2 as pb
 from nudge.profile.v1 import profile_pb2
 
 router = APIRouter(tags=["messages"])
-MessageId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+# The inbox's own ids (UUIDs): nothing else can name a message.
+MessageId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[0-9A-Za-z_-]+$")]
 
 
 class SeenIn(BaseModel):

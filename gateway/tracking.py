@@ -298,4 +298,5 @@ for _call_type in CALL_TYPES:
 router.add_api_route("/v1/batch", batch, methods=["POST"], summary="Batch of calls (Segment spec)",
                      openapi_extra=_doc(_BATCH_DOC))
 router.add_api_route("/v1/b", batch, methods=["POST"], openapi_extra=_doc(_BATCH_DOC),
-                     summary="Batch on the short path analytics.js (batching), analytics-swift and analytics-kotlin post to")
+                     summary="Batch on the short path analytics.js (batching), analytics-swift and "
+                             "analytics-kotlin post to")

@@ -55,7 +55,8 @@ class Receipts:
         them. Reading changes nothing: a fetch the app never showed must not hide a message."""
         async with self.sessions() as session:
             repo = DispatchRepository(session)
-            return await repo.unseen_inapp(workspace_id, [profile_id, *await repo.merged_into(workspace_id, profile_id)])
+            return await repo.unseen_inapp(workspace_id,
+                                           [profile_id, *await repo.merged_into(workspace_id, profile_id)])
 
     async def mark_inapp_seen(self, workspace_id: str, profile_id: str, ids: list[str]) -> int:
         """Marks these of the person's in-app messages seen (the SDK showed them); others' ids,

@@ -168,8 +168,8 @@ async def test_pages_of_other_origins_cannot_read_the_answers(workspace, gateway
         lookalike = await page.post("/v1/t", content=body, headers={"Origin": f"{ORIGIN}.evil.example"})
         unknown_key = await page.post("/v1/t", content=orjson.dumps({**orjson.loads(body), "writeKey": "nk_w_x_y"}),
                                       headers={"Origin": ORIGIN})
-        admin = await page.get("/v1/settings/allowed-origins", headers={"Origin": ORIGIN,
-                                                                        "Authorization": f"Bearer {workspace.admin_key}"})
+        admin = await page.get("/v1/settings/allowed-origins",
+                               headers={"Origin": ORIGIN, "Authorization": f"Bearer {workspace.admin_key}"})
     assert [r.status_code for r in (before, other, lookalike, unknown_key, admin)] == [200, 200, 200, 401, 200]
     for response in (before, other, lookalike, unknown_key, admin):
         assert "access-control-allow-origin" not in response.headers

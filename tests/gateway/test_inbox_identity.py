@@ -5,6 +5,7 @@ without breaking apps until the previous one is revoked."""
 
 import secrets
 
+import orjson
 from sqlalchemy import select
 
 from services.dispatch.models import inapp_messages
@@ -97,8 +98,11 @@ async def test_reading_the_inbox_changes_nothing_and_the_app_marks_what_it_showe
     assert await inbox(workspace, "kim") == messages[1:]
     assert await mark_seen(workspace, "kim", messages) == 1  # the first one was seen already
     assert await inbox(workspace, "kim") == []
-    for bad in ({"ids": []}, {"ids": ["x"] * 101}, {"ids": [""]}, {}):
-        refused = await workspace.tracking.post("/v1/inapp/seen", json=bad, **await signed_in(workspace, "kim"))
+    kim = await signed_in(workspace, "kim")
+    for bad in ({"ids": []}, {"ids": ["x"] * 101}, {"ids": [""]}, {"ids": ["a\x00b"]}, {}, '{"ids": ["\\ud800"]}'):
+        body = bad.encode() if isinstance(bad, str) else orjson.dumps(bad)  # a lone surrogate only as JSON text
+        refused = await workspace.tracking.post("/v1/inapp/seen", content=body, params=kim["params"],
+                                                headers={**kim["headers"], "Content-Type": "application/json"})
         assert refused.status_code == 422 and refused.json()["error"]["details"]["fields"][0]["field"].startswith(
             "ids"), (bad, refused.text)
 
