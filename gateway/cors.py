@@ -5,9 +5,11 @@ list for the whole app; here the list is the workspace's, known only once the wr
 - A preflight (OPTIONS) carries no credentials, so it cannot name a workspace: on these paths
   it is answered for any origin, allowing the methods and headers the SDKs send. That only
   lets the browser send the request; the write key is public and could be sent by anyone.
-- The actual response carries `Access-Control-Allow-Origin` only when the request's Origin
-  is one the write key's workspace allows (`PUT /v1/settings/allowed-origins`), so only
-  the workspace's own pages can read the answers. Never with credentials (no cookies here).
+- The actual response carries `Access-Control-Allow-Origin` (and exposes the `RateLimit-*`
+  headers) only when the request's Origin is one the write key's workspace allows
+  (`PUT /v1/settings/allowed-origins`), so only the workspace's own pages can read the
+  answers. Never with credentials (no cookies here). A 429 comes before the workspace's
+  origins are looked up (a flood costs no query), so a page cannot read it.
 - Admin routes get no CORS at all: an admin key has no business in a web page."""
 
 import re
@@ -22,6 +24,8 @@ SDK_PATHS = re.compile(r"^/v1/(identify|track|page|screen|group|alias|batch|[tip
 ALLOWED_METHODS = "GET, POST"
 ALLOWED_HEADERS = "Authorization, Content-Type, Content-Encoding, X-Nudge-User-Token"
 MAX_AGE = "600"
+# Where the caller stands in its rate limit (ratelimit.py): readable by the SDK on the page.
+EXPOSED_HEADERS = "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
 
 
 async def admit(request: Request, workspace_id: str) -> None:
@@ -54,6 +58,7 @@ class WorkspaceCors:
                 response_headers.add_vary_header("Origin")
                 if origin := state.get("cors_origin"):
                     response_headers["Access-Control-Allow-Origin"] = origin
+                    response_headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
             await send(message)
 
         await self.app(scope, receive, send_with_cors)

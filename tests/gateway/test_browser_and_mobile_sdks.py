@@ -104,6 +104,7 @@ async def test_analytics_js_calls_land_on_the_short_paths_and_its_pages_read_the
                 response.text
             assert response.headers["access-control-allow-origin"] == ORIGIN
             assert "Origin" in response.headers["vary"] and "access-control-allow-credentials" not in response.headers
+            assert "RateLimit-Remaining" in response.headers["access-control-expose-headers"]
         # Batching mode: the calls without their own sentAt, one sentAt for the request.
         batch = [analytics_js(workspace.write_key, anonymous_id, {"type": "track", "userId": "js-kim",
                                                                   "event": f"Viewed {i}"}) for i in range(2)]
