@@ -3,10 +3,11 @@ tracking, the admin key (`Authorization: Bearer`) for management. Every authenti
 takes from its workspace's bucket for that kind of key (gateway/ratelimit.py)."""
 
 import base64
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
-from gateway import ratelimit
+from gateway import cors, ratelimit
 from gateway.errors import ApiError
 from gateway.keys import ADMIN, WRITE
 from gateway.workspaces import Principal
@@ -48,3 +49,19 @@ async def admin(request: Request) -> Principal:
     """FastAPI dependency of every management route."""
     # A write key sent as Basic is still recognised, so it gets 403 (wrong key) rather than 401.
     return await authenticate(request, bearer(request) or basic_user(request), ADMIN)
+
+
+async def write_key(request: Request, key: str | None) -> Principal:
+    """The write key's workspace; a page of one of its allowed origins may read the answer."""
+    principal = await authenticate(request, key, WRITE)
+    await cors.admit(request, principal.workspace_id)
+    return principal
+
+
+async def writer(request: Request) -> Principal:
+    """FastAPI dependency of the SDK routes that take the write key as HTTP Basic."""
+    return await write_key(request, basic_user(request))
+
+
+Writer = Annotated[Principal, Depends(writer)]
+

@@ -343,6 +343,7 @@ async def workspace_store(gateway_database_url):
 class Workspace:
     def __init__(self, workspace_id: str, write_key: str, admin_key: str, base_url: str) -> None:
         self.id, self.write_key, self.admin_key = workspace_id, write_key, admin_key
+        self.identity_secret: str | None = None  # created on first use (tests.support.api.identity_secret)
         self.tracking = httpx.AsyncClient(base_url=base_url, auth=(write_key, ""), timeout=30)
         self.admin = httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {admin_key}"},
                                        timeout=30)

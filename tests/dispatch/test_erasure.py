@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from kit.payloads import DELIVERIES
 from kit.streams import StreamEvent
 from services.dispatch.models import deliveries, engagements, inapp_messages
-from tests.support.api import consent, inbox, person, send, setup
+from tests.support.api import consent, inbox, person, send, setup, signed_in
 from tests.support.channels import KST
 from tests.support.streams import delivery_events
 from tests.support.waiting import a_whole_pass, eventually
@@ -29,7 +29,7 @@ async def test_an_erased_person_gets_nothing_more_and_dispatch_forgets_them(work
     await consent(workspace, leaving, inapp=True, advertising=True)
     shown = await send(workspace, leaving, ["inapp"], variables={"event": {"item": "Red shoes"}})
     assert shown["status"] == "sent"
-    seen = await workspace.tracking.post(f"/v1/inapp/{shown['id']}/impression", params={"userId": "leaving"})
+    seen = await workspace.tracking.post(f"/v1/inapp/{shown['id']}/impression", **await signed_in(workspace, "leaving"))
     assert seen.status_code == 200, seen.text
     deferred = await send(workspace, leaving, ["inapp"], advertising=True, variables={"event": {"item": "Red shoes"}})
     assert deferred["status"] == "deferred"

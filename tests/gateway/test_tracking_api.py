@@ -6,13 +6,7 @@ import httpx
 import orjson
 import pytest
 
-
-async def events_of(ws, **identifier) -> list[dict]:
-    found = (await ws.admin.get("/v1/profiles", params=identifier)).json()["profiles"]
-    if not found:
-        return []
-    assert len(found) == 1
-    return (await ws.admin.get(f"/v1/profiles/{found[0]['id']}/events", params={"limit": 500})).json()["events"]
+from tests.support.api import events_of
 
 
 @pytest.mark.parametrize("kind,body", [
