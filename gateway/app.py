@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-from gateway import dispatch, engagement, errors, journeys, metrics, profiles, segments, tracking
+from gateway import audit, dispatch, engagement, errors, journeys, metrics, profiles, segments, tracking
 from gateway.ratelimit import RateLimitHeaders, RateLimits
 from gateway.rpc import Channels
 from gateway.settings import GatewaySettings
@@ -19,7 +19,7 @@ from kit.tracing import instrument_engine, setup_tracing
 
 log = get_logger(__name__)
 
-ROUTERS = (tracking, profiles, segments, dispatch, engagement, journeys, metrics)
+ROUTERS = (tracking, profiles, segments, dispatch, engagement, journeys, metrics, audit)
 
 
 def create_app(settings: GatewaySettings | None = None, setup_observability: bool = True) -> FastAPI:

@@ -1,6 +1,8 @@
-"""The gateway's own tables: what authentication needs, nothing more."""
+"""The gateway's own tables: what authentication needs, and the audit log of key changes."""
 
 from sqlalchemy import Column, DateTime, ForeignKey, Index, MetaData, Table, Text, func
+
+from kit.audit import AuditLog
 
 metadata = MetaData()
 
@@ -23,3 +25,5 @@ api_keys = Table(
     Index("ux_api_keys_hash", "hash", unique=True),
     Index("ix_api_keys_workspace", "workspace_id"),
 )
+
+audit_log = AuditLog(metadata)  # keys rotated and revoked, workspaces created

@@ -43,7 +43,7 @@ async def members(service, workspace_id: str, segment_id: str) -> set[str]:
 
 
 async def new_segment(service, workspace_id: str, rules: str) -> str:
-    segment = await service.create(workspace_id, "s", "", rules)
+    segment = await service.create(workspace_id, "test-key", "s", "", rules)
     while await service.backfill_once():
         pass
     return segment["id"]
