@@ -110,7 +110,7 @@ async def test_a_replica_that_is_stopping_hands_a_send_to_another_before_the_pro
     await stopping.drain(1)  # nothing in flight: it only stops starting provider calls
     profile = await person(workspace, "handed-over")
     await setup(workspace, {"webhook": {"body": {"text": "hello"}}}, {"webhook": ("webhook", webhook_config(receiver))})
-    answer = await stopping.send(workspace.id, SendSpec(f"k-{uuid.uuid4()}", profile, ["webhook"], "hello"))
+    answer = await stopping.send(workspace.id, "test-key", SendSpec(f"k-{uuid.uuid4()}", profile, ["webhook"], "hello"))
     # Deferred to now, so the platform's own replica may already have taken it when the answer is read.
     assert answer["status"] in ("deferred", "pending", "sent")
     async def sent():  # the platform's own replica takes it from the deferred queue
