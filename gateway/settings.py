@@ -15,7 +15,7 @@ class GatewaySettings(ServiceSettings):
     api_key_pepper: SecretStr | None = None
     # Requests per workspace, a bucket per kind of key, in `limits` notation (a sliding window).
     rate_limit_write: str = "1000/second"
-    rate_limit_admin: str = "50/second"
+    rate_limit_admin: str = "200/second"
     max_event_bytes: int = 32 * 1024
     max_batch_bytes: int = 500 * 1024
     # Deadline of a call to a service.

@@ -20,7 +20,6 @@ import asyncpg
 import grpc
 import httpx
 import pytest
-import uvicorn
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -41,8 +40,9 @@ from services.segment.__main__ import build as build_segment
 from services.segment.settings import SegmentSettings
 from kit.clock import ShiftedClock
 from services.dispatch.settings import DispatchSettings
-from tests.support.processes import free_port  # noqa: F401 (tests import it from here too)
+from tests.support.processes import free_port
 from tests.support.receiver import serving_receiver
+from tests.support.servers import served
 
 TEST_PEPPER = "test-pepper-" + secrets.token_hex(8)
 
@@ -295,6 +295,8 @@ async def dispatch_platform(database_server_url, redis_url, redis, scratch_dir, 
     settings = DispatchSettings(database_url=url, redis_url=redis_url, data_dir=scratch_dir, grpc_port=0,
                                 migrate_on_start=False, profile_addr=profile_server, deferred_poll_seconds=0.1,
                                 provider_timeout_seconds=5, journey_addr=journey_address,
+                                # the operator's exception: sends reach the local provider servers
+                                egress_allow="127.0.0.0/8, ::1",
                                 consumer_group=f"dispatch-test-{secrets.token_hex(4)}")  # destroyed at the end
     runtime = await open_runtime("dispatch", settings, None, setup_observability=False)
     clock = ShiftedClock()
@@ -327,16 +329,8 @@ def gateway_settings(gateway_database_url, redis_url, profile_server, segment_pl
 async def gateway_url(gateway_settings):
     """The gateway served by uvicorn on a local port, in this process."""
     app = create_app(gateway_settings, setup_observability=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=gateway_settings.http_port,
-                                           log_config=None, access_log=False, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{gateway_settings.http_port}"
-    server.should_exit = True
-    await task
+    async with served(app, gateway_settings.http_port, lifespan="on"):
+        yield f"http://127.0.0.1:{gateway_settings.http_port}"
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,6 @@ import uuid
 from dataclasses import asdict
 from datetime import timedelta
 
-import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -40,6 +39,7 @@ from services.dispatch import fatigue, simulation
 from services.dispatch.channels import ALIMTALK, CHANNELS
 from services.dispatch.clients import JourneyUsages
 from services.dispatch.consumers import Consumers
+from services.dispatch.egress import EgressClient
 from services.dispatch.management import Management
 from services.dispatch.models import audit_log
 from services.dispatch.outcomes import (FIRST_ALLOWED, STRICT, Cleared, Outcome, SendSpec, Setup,  # noqa: F401
@@ -64,7 +64,7 @@ class DispatchService(Pipeline, Consumers, Scheduled, Receipts, Management):
     send use case, the deferred loop, the consumer and the drain all share."""
 
     def __init__(self, sessions: async_sessionmaker, redis: Redis, outbox: Outbox, clock: Clock,
-                 profiles: ProfileDirectory, http: httpx.AsyncClient, settings,
+                 profiles: ProfileDirectory, http: EgressClient, settings,
                  journeys: JourneyUsages | None = None, on_commit=lambda: None) -> None:
         self.sessions = sessions
         self.redis = redis
@@ -78,6 +78,7 @@ class DispatchService(Pipeline, Consumers, Scheduled, Receipts, Management):
         self.tokens = Tokens(settings.link_key())
         self._running: set[asyncio.Task] = set()
         self._stopping = False  # draining at shutdown: no provider call is started any more
+        self.deferred_sweeps = 0  # passes of the deferred loop that took all that was due (scheduled.py)
 
     # -- sending ----------------------------------------------------------------------
     async def send(self, workspace_id: str, actor: str, spec: SendSpec) -> dict:

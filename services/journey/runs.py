@@ -52,6 +52,7 @@ class Runs:
         self.step_concurrency = step_concurrency
         self.on_commit = on_commit
         self.timers_wanted = asyncio.Event()
+        self.timer_sweeps = 0  # timer passes that took all that was due (scheduled.py)
         self._parsed: dict[tuple[str, str, int], Journey] = {}  # versions never change
 
     # -- entering and writing runs ----------------------------------------------------------

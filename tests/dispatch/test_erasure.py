@@ -1,7 +1,6 @@
 """An erased person through the gateway: their deferred message is never sent (it fails, and
 says why), and dispatch forgets their inbox, engagement evidence and send variables."""
 
-import asyncio
 import uuid
 from datetime import datetime, time, timedelta
 
@@ -12,7 +11,8 @@ from kit.streams import StreamEvent
 from services.dispatch.models import deliveries, engagements, inapp_messages
 from tests.support.api import consent, inbox, person, send, setup
 from tests.support.channels import KST
-from tests.support.waiting import eventually
+from tests.support.streams import delivery_events
+from tests.support.waiting import a_whole_pass, eventually
 
 
 async def _delivery(ws, delivery_id: str) -> dict:
@@ -33,6 +33,7 @@ async def test_an_erased_person_gets_nothing_more_and_dispatch_forgets_them(work
     assert seen.status_code == 200, seen.text
     deferred = await send(workspace, leaving, ["inapp"], advertising=True, variables={"event": {"item": "Red shoes"}})
     assert deferred["status"] == "deferred"
+    await delivery_events(redis, workspace.id, deferred["id"], ["delivery.deferred"])  # published: before the tail
     stream_tail = (await redis.xrevrange(DELIVERIES, count=1) or [(b"0-0", None)])[0][0]
 
     erased = await workspace.admin.delete(f"/v1/profiles/{leaving}")
@@ -68,6 +69,6 @@ async def test_an_erased_person_gets_nothing_more_and_dispatch_forgets_them(work
             engagements.c.workspace_id == workspace.id, engagements.c.profile_id == leaving)) == 0
 
     dispatch_clock.set(datetime.combine(night.date() + timedelta(days=1), time(8), KST) + timedelta(seconds=1))
-    await asyncio.sleep(0.5)  # several passes of the deferred runner
+    await a_whole_pass(lambda: dispatch_platform.service.deferred_sweeps)  # the deferred runner's, at 8:00
     assert (await _delivery(workspace, deferred["id"]))["status"] == "failed"
     assert await inbox(workspace, "leaving") == []

@@ -14,6 +14,7 @@ from services.dispatch.service import DispatchService
 from tests.support.api import consent, inbox, person, send, setup, wait_for_status
 from tests.support.channels import KST
 from tests.support.receiver import webhook_config
+from tests.support.waiting import eventually
 
 
 async def test_in_app_message_is_held_for_the_sdk_and_marked_seen_on_fetch(workspace):
@@ -103,11 +104,15 @@ async def test_an_opt_out_committed_before_the_provider_call_stops_the_send(work
     config = {**webhook_config(receiver), "rate_per_second": 0.5, "burst": 1}
     await setup(workspace, {"webhook": {"body": {"text": "hello"}}}, {"webhook": ("webhook", config)})
     # The provider's only token is taken: this send waits about 2 s at the rate limit.
-    await ratelimit.acquire(redis, f"nudge:dispatch:rate:{workspace.id}:webhook", 0.5, 1,
-                            datetime.now(KST))
+    bucket = f"nudge:dispatch:rate:{workspace.id}:webhook"
+    await ratelimit.acquire(redis, bucket, 0.5, 1, datetime.now(KST))
+    taken_at = await redis.hget(bucket, "at")
     # Not transactional: a receipt would go out whatever the person opted out of.
     pending = asyncio.create_task(send(workspace, profile, ["webhook"], transactional=False))
-    await asyncio.sleep(0.3)
+
+    async def waiting_for_a_token() -> bool:  # past its first consent check, it has asked the bucket
+        return await redis.hget(bucket, "at") != taken_at
+    await eventually(waiting_for_a_token)
     await consent(workspace, profile, webhook=False)  # committed while the send waits
     delivery = await pending
     assert delivery["status"] == "suppressed" and delivery["rule"] == "consent:channel:webhook"
