@@ -1,5 +1,5 @@
 """Management of profiles with the admin key: look up, events, consent, GDPR export and
-erase, the identity policy and the audit log. Every call names its key for the audit log."""
+erase, the identity policy. Every call names its key for the audit log (gateway/audit.py)."""
 
 from datetime import datetime
 from typing import Annotated
@@ -141,13 +141,3 @@ async def set_identity_policy(body: IdentityPolicyBody, request: Request, princi
         context=context_of(principal), policy=pb.IdentityPolicy(unique_identifiers=body.uniqueIdentifiers)))
     return {"uniqueIdentifiers": list(reply.unique_identifiers)}
 
-
-@router.get("/v1/audit", summary="Who read or changed which profile, when")
-async def audit_log(request: Request, principal: Admin, profileId: str = "",
-                    limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str = "") -> dict:
-    reply = await rpc(request).profile.ListAudit(pb.ListAuditRequest(
-        context=context_of(principal), profile_id=profileId, page=common_pb2.PageRequest(size=limit, cursor=cursor)))
-    return {"entries": [{"at": e.at.ToJsonString(), "keyId": e.actor, "action": e.action,
-                         "profileId": e.profile_id or None, "detail": orjson.loads(e.detail_json or "{}")}
-                        for e in reply.entries],
-            "nextCursor": reply.next_cursor or None}

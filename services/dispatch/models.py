@@ -3,6 +3,7 @@
 from sqlalchemy import Boolean, Column, DateTime, Index, Integer, MetaData, Table, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 
+from kit.audit import AuditLog
 from kit.consumer import processed_table
 from kit.outbox import outbox_table
 
@@ -126,3 +127,4 @@ merged_profiles = Table(
 
 outbox = outbox_table(metadata)
 processed = processed_table(metadata)
+audit_log = AuditLog(metadata)  # templates, channels, the policy, direct sends, and reads of deliveries by API keys

@@ -4,6 +4,7 @@ profile service's ids as text."""
 from sqlalchemy import Column, DateTime, Float, Index, Integer, MetaData, Table, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
+from kit.audit import AuditLog
 from kit.consumer import processed_table
 from kit.outbox import outbox_table
 
@@ -117,3 +118,4 @@ profiles = Table(
 
 outbox = outbox_table(metadata)
 processed = processed_table(metadata)
+audit_log = AuditLog(metadata)  # journey definitions and lifecycle, and reads of runs by API keys

@@ -2,9 +2,12 @@
 
 from datetime import timezone
 
+from kit.audit import list_audit
 from kit.transport import timestamp, workspace_of
+from nudge.common.v1 import audit_pb2
 from nudge.metrics.v1 import metrics_pb2 as pb
 from nudge.metrics.v1 import metrics_pb2_grpc
+from services.metrics.models import audit_log
 from services.metrics.service import MetricsService
 
 
@@ -32,7 +35,7 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
         return pb.FunnelReply(stages=[pb.FunnelStage(**s) for s in stages])
 
     async def GetCustomerValue(self, request, context) -> pb.CustomerValue:
-        value = await self.service.customer_value(workspace_of(request), request.profile_id)
+        value = await self.service.customer_value(workspace_of(request), request.context.actor, request.profile_id)
         reply = pb.CustomerValue(**{k: v for k, v in value.items() if not k.endswith("_at")})
         for key in ("first_order_at", "last_order_at"):
             if value[key] is not None:
@@ -53,8 +56,11 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
 
     async def SetSettings(self, request, context) -> pb.Settings:
         s = request.settings
-        return pb.Settings(**await self.service.set_settings(workspace_of(request), s.order_event,
-                                                             s.revenue_property, s.attribution_window))
+        return pb.Settings(**await self.service.set_settings(workspace_of(request), request.context.actor,
+                                                             s.order_event, s.revenue_property, s.attribution_window))
+
+    async def ListAudit(self, request, context) -> audit_pb2.ListAuditReply:
+        return await list_audit(self.service.sessions, audit_log, request)
 
 
 def _time(message, field: str):

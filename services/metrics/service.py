@@ -12,6 +12,7 @@ from kit.payloads import Erased, Merged
 from kit.streams import StreamEvent
 from services.metrics import stats
 from services.metrics.facts import Orders, fact_of
+from services.metrics.models import audit_log
 from services.metrics.repository import DIMENSIONS, MESSAGE_KINDS, MetricsRepository
 
 DEFAULT_WINDOW = timedelta(days=3)
@@ -70,7 +71,8 @@ class MetricsService:
         return {"order_event": found.order_event, "revenue_property": found.revenue_property,
                 "attribution_window": _iso(found.attribution_window_seconds)}
 
-    async def set_settings(self, workspace_id: str, order_event: str, revenue_property: str, window: str) -> dict:
+    async def set_settings(self, workspace_id: str, actor: str, order_event: str, revenue_property: str,
+                           window: str) -> dict:
         for field, value in (("settings.order_event", order_event), ("settings.revenue_property", revenue_property)):
             if not value or len(value) > 200:
                 raise InvalidArgument(f"{field}: expected 1 to 200 characters", field=field)
@@ -79,6 +81,8 @@ class MetricsService:
             await MetricsRepository(session).put_settings(dict(
                 workspace_id=workspace_id, order_event=order_event, revenue_property=revenue_property,
                 attribution_window_seconds=seconds))
+            await audit_log.record(session, workspace_id, actor, "metrics_settings.update", detail={
+                "order_event": order_event, "revenue_property": revenue_property, "attribution_window": _iso(seconds)})
         return await self.get_settings(workspace_id)
 
     # -- views -------------------------------------------------------------------------------
@@ -143,12 +147,13 @@ class MetricsService:
         return [{"stage": stage, "runs": runs, "of_entered": runs / entered if entered else 0.0}
                 for stage, runs, _ in stages]
 
-    async def customer_value(self, workspace_id: str, profile_id: str) -> dict:
+    async def customer_value(self, workspace_id: str, actor: str, profile_id: str) -> dict:
         if not profile_id:
             raise InvalidArgument("profile_id: required", field="profile_id")
         now = self.clock.now()
-        async with self.sessions() as session:
+        async with self.sessions() as session, session.begin():
             customers = await MetricsRepository(session).customers(workspace_id)
+            await audit_log.record(session, workspace_id, actor, "customer_value.read", profile_id, profile_id)
         mine = next((c for c in customers if c[0] == profile_id), None)
         if mine is None:
             return {"profile_id": profile_id, "orders": 0, "revenue": 0.0, "average_order_value": 0.0,

@@ -1,8 +1,9 @@
 """Tables of the profile service. Every row carries its workspace."""
 
-from sqlalchemy import (BigInteger, Column, DateTime, Identity, Index, MetaData, Table, Text, func, text)
+from sqlalchemy import Column, DateTime, Index, MetaData, Table, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
+from kit.audit import AuditLog
 from kit.outbox import outbox_table
 
 metadata = MetaData()
@@ -57,17 +58,7 @@ identity_policies = Table(
     Column("unique_identifiers", ARRAY(Text), nullable=False),
 )
 
-audit_log = Table(
-    "audit_log", metadata,
-    Column("id", BigInteger, Identity(), primary_key=True),
-    Column("workspace_id", Text, nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("actor", Text, nullable=False),
-    Column("action", Text, nullable=False),
-    Column("profile_id", Text, nullable=True),
-    Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-    Index("ix_audit_workspace", "workspace_id", "id"),
-)
+audit_log = AuditLog(metadata)  # reads and changes of profiles by API keys
 
 # Profiles whose consent, recorded before segments read consent, is still to be announced
 # (profile.consent_changed) once; filled by migration 0002, emptied at start-up.

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.profile.models import audit_log, events, identities, identity_policies, profiles
+from services.profile.models import events, identities, identity_policies, profiles
 
 
 def lock_key(*parts: str) -> int:
@@ -227,18 +227,3 @@ class ProfileRepository:
         await self.session.execute(
             delete(profiles).where(profiles.c.workspace_id == workspace_id, profiles.c.id.in_(ids)))
         return erased.rowcount
-
-    async def audit(self, workspace_id: str, actor: str, action: str, profile_id: str | None,
-                    detail: dict | None = None) -> None:
-        await self.session.execute(insert(audit_log).values(
-            workspace_id=workspace_id, actor=actor, action=action, profile_id=profile_id,
-            detail=detail or {}))
-
-    async def audit_page(self, workspace_id: str, size: int, before_id: int | None,
-                         profile_id: str | None) -> list:
-        query = select(audit_log).where(audit_log.c.workspace_id == workspace_id)
-        if before_id is not None:
-            query = query.where(audit_log.c.id < before_id)
-        if profile_id:
-            query = query.where(audit_log.c.profile_id == profile_id)
-        return list(await self.session.execute(query.order_by(audit_log.c.id.desc()).limit(size)))

@@ -13,15 +13,16 @@ from opentelemetry import trace
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from kit.audit import AuditQuery
 from kit.clock import Clock
 from kit.errors import InvalidArgument
 from kit.outbox import Outbox
 from kit.payloads import ConsentChanged, Dropped, Erased, Tracked
 from kit.tracing import current_trace_headers
-from kit.transport import is_service_actor
 from services.profile import identity
 from services.profile.calls import Call, iso
 from services.profile.errors import ProfileNotFound
+from services.profile.models import audit_log
 from services.profile.repository import ProfileRepository, lock_key
 from services.profile.resolver import ConcurrentMerge, Resolver
 
@@ -243,8 +244,7 @@ class ProfileService:
         async with self.sessions() as session, session.begin():
             repo = ProfileRepository(session)
             view = await self._view(repo, workspace_id, profile_id)
-            if _audited(actor):
-                await repo.audit(workspace_id, actor, "profile.read", str(view.row["id"]))
+            await _audit(session, workspace_id, actor, "profile.read", str(view.row["id"]))
         return view
 
     async def lookup(self, workspace_id: str, actor: str, identifier_type: str, value: str) -> list[ProfileView]:
@@ -253,14 +253,12 @@ class ProfileService:
             repo = ProfileRepository(session)
             ids = await repo.profile_ids_by_identifier(workspace_id, identifier_type, value)
             views = [await self._view(repo, workspace_id, str(i)) for i in ids]
-            if not _audited(actor):
-                return views
             for view in views:
-                await repo.audit(workspace_id, actor, "profile.lookup", str(view.row["id"]),
-                                 {"identifier_type": identifier_type})
+                await _audit(session, workspace_id, actor, "profile.lookup", str(view.row["id"]),
+                             {"identifier_type": identifier_type})
             if not views:  # a search that found no one is access too
-                await repo.audit(workspace_id, actor, "profile.lookup", None,
-                                 {"identifier_type": identifier_type, "found": 0})
+                await _audit(session, workspace_id, actor, "profile.lookup", None,
+                             {"identifier_type": identifier_type, "found": 0})
         return views
 
     async def list_events(self, workspace_id: str, actor: str, profile_id: str, size: int,
@@ -271,8 +269,7 @@ class ProfileService:
             repo = ProfileRepository(session)
             row = await self._live(repo, workspace_id, profile_id)
             rows = await repo.events_page(workspace_id, row["id"], size + 1, before)
-            if _audited(actor):
-                await repo.audit(workspace_id, actor, "events.read", str(row["id"]))
+            await _audit(session, workspace_id, actor, "events.read", str(row["id"]))
         next_cursor = ""
         if len(rows) > size:
             rows = rows[:size]
@@ -298,8 +295,8 @@ class ProfileService:
             if applied:
                 await self.outbox.add(session, [self.outbox.event(
                     ConsentChanged({p: consent[p] for p in applied}), workspace_id, str(row["id"]), now)])
-            await repo.audit(workspace_id, actor, "consent.update", str(row["id"]),
-                             {"purposes": sorted(p for p, *_ in checked)})
+            await _audit(session, workspace_id, actor, "consent.update", str(row["id"]),
+                         {"purposes": sorted(p for p, *_ in checked)})
             view = await self._view(repo, workspace_id, str(row["id"]))
         self.on_commit()
         return view
@@ -325,8 +322,9 @@ class ProfileService:
             repo = ProfileRepository(session)
             view = await self._view(repo, workspace_id, profile_id)
             events = await repo.all_events(workspace_id, view.row["id"])  # merged profiles' events moved here
-            await repo.audit(workspace_id, actor, "profile.export", str(view.row["id"]))
-            audit = await repo.audit_page(workspace_id, 10_000, None, str(view.row["id"]))
+            await _audit(session, workspace_id, actor, "profile.export", str(view.row["id"]))
+            audit = await audit_log.page(session, workspace_id,
+                                         AuditQuery(size=10_000, profile_id=str(view.row["id"])))
         return {
             "profile": {"id": str(view.row["id"]), "traits": view.row["traits"],
                         "consent": view.row["consent"], "created_at": view.row["created_at"].isoformat(),
@@ -344,7 +342,7 @@ class ProfileService:
             row = await self._locked_live(repo, workspace_id, profile_id)
             erased = await repo.erase(workspace_id, row["id"])
             await self.outbox.add(session, [self.outbox.event(Erased(), workspace_id, str(row["id"]), now)])
-            await repo.audit(workspace_id, actor, "profile.delete", str(row["id"]), {"events_erased": erased})
+            await _audit(session, workspace_id, actor, "profile.delete", str(row["id"]), {"events_erased": erased})
         self.on_commit()
         return erased
 
@@ -355,19 +353,10 @@ class ProfileService:
     async def set_identity_policy(self, workspace_id: str, actor: str, unique_identifiers: list[str]) -> list[str]:
         unique = identity.validate_policy(unique_identifiers)
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
-            await repo.set_policy(workspace_id, unique)
-            await repo.audit(workspace_id, actor, "identity_policy.update", None, {"unique_identifiers": unique})
+            await ProfileRepository(session).set_policy(workspace_id, unique)
+            await audit_log.record(session, workspace_id, actor, "identity_policy.update",
+                                   detail={"unique_identifiers": unique})
         return unique
-
-    async def audit_log(self, workspace_id: str, size: int, cursor: str, profile_id: str) -> tuple[list, str]:
-        size = min(max(size or 50, 1), 500)
-        before = _int_cursor(cursor)
-        async with self.sessions() as session:
-            rows = await ProfileRepository(session).audit_page(workspace_id, size + 1, before, profile_id or None)
-        if len(rows) > size:
-            return rows[:size], str(rows[size - 1].id)
-        return rows, ""
 
     async def _live(self, repo: ProfileRepository, workspace_id: str, profile_id: str) -> dict:
         try:
@@ -400,11 +389,12 @@ def _pairs_of(call: Call, ids: identity.Identifiers) -> list[tuple[str, str]]:
     return pairs
 
 
-def _audited(actor: str) -> bool:
-    """Reads by people and API keys are audited; another service reading on its own account
-    (two GetProfile per send, the gateway resolving an SDK's user) is not an access to
-    report, and would bury the ones that are."""
-    return not is_service_actor(actor)
+async def _audit(session, workspace_id: str, actor: str, action: str, profile_id: str | None,
+                 detail: dict | None = None) -> None:
+    """A profile's row: the profile is both what was read or changed and whose data it is.
+    Another service reading on its own account (two GetProfile per send, the gateway resolving
+    an SDK's user) writes none (`AuditLog.record`)."""
+    await audit_log.record(session, workspace_id, actor, action, profile_id, profile_id, detail)
 
 
 def _decode_event_cursor(cursor: str) -> tuple[datetime, uuid.UUID] | None:
@@ -415,13 +405,3 @@ def _decode_event_cursor(cursor: str) -> tuple[datetime, uuid.UUID] | None:
         return datetime.fromisoformat(stamp), uuid.UUID(event_id)
     except ValueError:
         raise InvalidArgument("cursor: not a cursor this API returned", field="cursor") from None
-
-
-def _int_cursor(cursor: str) -> int | None:
-    if not cursor:
-        return None
-    if not cursor.isdigit() or len(cursor) > 18:
-        raise InvalidArgument("cursor: not a cursor this API returned", field="cursor")
-    return int(cursor)
-
-
