@@ -33,14 +33,15 @@ async def test_a_send_and_an_inbox_poll_write_no_audit_row_but_an_admin_read_doe
     profile = await person(workspace, "audited-reader", name="Kim")
     ok(await workspace.admin.put("/v1/templates/hello", json={
         "name": "hello", "channels": {"inapp": {"title": "Hi {{ profile.name }}", "body": "Your order shipped"}}}))
+    sdk = await signed_in(workspace, "audited-reader")  # the identity secret: a row of its own, before
     mine = {"keyId": key_id(workspace)}
     before = await audit(workspace, **mine)
-    assert {e["action"] for e in before} == {"profile.lookup", "template.save"}  # the polls above, the template
+    assert {e["action"] for e in before} == {"profile.lookup", "template.save", "identity_secret.rotate"}
 
     sent = ok(await workspace.admin.post("/v1/messages", headers={"Idempotency-Key": str(uuid.uuid4())},
                                          json={"profileId": profile, "channels": ["inapp"], "templateId": "hello"}))
     assert sent["status"] == "sent", sent  # dispatch read the profile, on its own account
-    inbox = ok(await workspace.tracking.get("/v1/inapp", **await signed_in(workspace, "audited-reader")))
+    inbox = ok(await workspace.tracking.get("/v1/inapp", **sdk))
     assert [m["title"] for m in inbox["messages"]] == ["Hi Kim"]
     after_send = await audit(workspace, **mine)
     assert after_send[1:] == before  # the send is the key's; neither read of the profile is a row
@@ -148,6 +149,18 @@ async def test_key_rotation_and_revocation_are_rows_of_the_operator(workspace, w
         ("gateway", "workspace.create", workspace.id, {"keys": {"write": workspace.write_key.split("_")[2],
                                                                "admin": key_id(workspace)}}),
     ]
+
+
+async def test_the_sdk_access_settings_are_rows_of_the_key_that_changed_them(workspace):
+    ok(await workspace.admin.post("/v1/settings/identity-secret"), 201)
+    ok(await workspace.admin.post("/v1/settings/identity-secret"), 201)
+    assert (await workspace.admin.delete("/v1/settings/identity-secret/previous")).status_code == 204
+    ok(await workspace.admin.put("/v1/settings/allowed-origins", json={"origins": ["https://shop.example"]}))
+    entries = await audit(workspace, keyId=key_id(workspace), action="")
+    assert [(e["service"], e["action"]) for e in entries if e["service"] == "gateway"] == [
+        ("gateway", "allowed_origins.update"), ("gateway", "identity_secret.revoke"),
+        ("gateway", "identity_secret.rotate"), ("gateway", "identity_secret.rotate")]
+    assert all("secret" not in str(e["detail"]) for e in entries)  # the secret itself is never logged
 
 
 async def test_the_log_is_never_shown_incomplete_when_a_service_does_not_answer(gateway_settings, workspace):
