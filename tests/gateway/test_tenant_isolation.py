@@ -90,8 +90,8 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("GET", "/v1/segment-settings/rfm"): Row(ADMIN, 200, why=OWN),
     ("PUT", "/v1/segment-settings/rfm"): Row(ADMIN, 200, {"orderEvent": "Paid", "revenueProperty": "total"}, why=OWN),
     # -- messages
-    ("POST", "/v1/messages"): Row(ADMIN, body={"profileId": "{profile_id}", "channels": ["inapp"],
-                                               "templateId": B_TEMPLATE}, expect=200,
+    ("POST", "/v1/messages"): Row(ADMIN, 200, {"profileId": "{profile_id}", "channels": ["inapp"],
+                                               "templateId": B_TEMPLATE},
                                   why="B's own send, failed: B has no such person (a delivery says why it failed)"),
     ("GET", "/v1/deliveries/{delivery_id}"): Row(ADMIN),
     ("GET", "/v1/profiles/{profile_id}/deliveries"): Row(ADMIN, 200, why=VIEW),
