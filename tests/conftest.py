@@ -349,15 +349,30 @@ class Workspace:
                                        timeout=30)
 
 
+@contextlib.asynccontextmanager
+async def _new_workspace(store: WorkspaceStore, base_url: str, name: str):
+    workspace_id, new = await store.create(name)
+    keys = {k.kind: k.secret for k in new}
+    ws = Workspace(workspace_id, keys["write"], keys["admin"], base_url)
+    try:
+        yield ws
+    finally:
+        await ws.tracking.aclose()
+        await ws.admin.aclose()
+
+
 @pytest.fixture
 async def workspace(workspace_store, gateway_url):
     """A fresh workspace with clients for its write key (tracking) and admin key (management)."""
-    workspace_id, new = await workspace_store.create("test")
-    keys = {k.kind: k.secret for k in new}
-    ws = Workspace(workspace_id, keys["write"], keys["admin"], gateway_url)
-    yield ws
-    await ws.tracking.aclose()
-    await ws.admin.aclose()
+    async with _new_workspace(workspace_store, gateway_url, "test") as ws:
+        yield ws
+
+
+@pytest.fixture
+async def other_workspace(workspace_store, gateway_url):
+    """A second fresh workspace: another tenant of the same platform, for isolation tests."""
+    async with _new_workspace(workspace_store, gateway_url, "other tenant") as ws:
+        yield ws
 
 
 @pytest.fixture(scope="session")
