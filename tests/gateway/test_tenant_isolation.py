@@ -55,12 +55,14 @@ VIEW = "B's facts keyed by that id: empty, as for an id naming nothing"
 
 ROUTES: dict[tuple[str, str], Row] = {
     # -- tracking: the write key stores B's own calls; A's userId names a person of B's
-    **{("POST", f"/v1/{call}"): Row(WRITE, 200, {"userId": "{user_id}", **extra}, why="B's person of that userId")
+    # (and the short paths browser and mobile SDKs post to: /v1/i, /v1/t, … /v1/b)
+    **{("POST", f"/v1/{path}"): Row(WRITE, 200, {"userId": "{user_id}", **extra}, why="B's person of that userId")
        for call, extra in [("identify", {"traits": {"plan": "b"}}), ("track", {"event": "Viewed"}),
                            ("page", {"name": "Home"}), ("screen", {"name": "Home"}),
-                           ("group", {"groupId": "g-b"}), ("alias", {"previousId": "anon-b"})]},
-    ("POST", "/v1/batch"): Row(WRITE, 200, {"batch": [{"type": "track", "userId": "{user_id}", "event": "Viewed"}]},
-                               why="B's person of that userId"),
+                           ("group", {"groupId": "g-b"}), ("alias", {"previousId": "anon-b"})]
+       for path in (call, call[0])},
+    **{("POST", path): Row(WRITE, 200, {"batch": [{"type": "track", "userId": "{user_id}", "event": "Viewed"}]},
+                           why="B's person of that userId") for path in ("/v1/batch", "/v1/b")},
     # -- profiles
     ("GET", "/v1/profiles/{profile_id}"): Row(ADMIN),
     ("DELETE", "/v1/profiles/{profile_id}"): Row(ADMIN),
@@ -107,7 +109,11 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("GET", "/v1/dispatch-policy"): Row(ADMIN, 200, why=OWN),
     ("PUT", "/v1/dispatch-policy"): Row(ADMIN, 200, {"sender_name": "b"}, why=OWN),
     ("PATCH", "/v1/dispatch-policy"): Row(ADMIN, 200, {"sender_name": "b2"}, why=OWN),
-    ("GET", "/v1/inapp"): Row(WRITE, 200, query={"userId": "{user_id}"}, why="B's person of that userId: no messages"),
+    # the inbox and in-app engagement need the person's user token, signed with the workspace's
+    # identity secret: B has none, and A's cannot be guessed
+    ("GET", "/v1/inapp"): Row(WRITE, 401, query={"userId": "{user_id}"}, why="no user token for A's userId"),
+    ("POST", "/v1/inapp/seen"): Row(WRITE, 401, {"ids": ["{inapp_id}"]}, query={"userId": "{user_id}"},
+                                    why="no user token for A's userId"),
     ("GET", "/v1/channels/{provider}/receipt-url"): Row(ADMIN, 200, path={"provider": "webhook"}, why=OWN),
     ("POST", "/v1/webhooks/{provider}/{workspace_id}/{token}"): Row(
         PUBLIC, 200, {"provider_message_id": "{delivery_id}", "status": "failed"},
@@ -120,10 +126,17 @@ ROUTES: dict[tuple[str, str], Row] = {
                                why="unsubscribe page: B's token, A's delivery"),
     ("POST", "/u/{token}"): Row(PUBLIC, path={"token": "{unsubscribe_token}"},
                                 why="one-click unsubscribe: B's token, A's delivery"),
-    ("POST", "/v1/inapp/{delivery_id}/impression"): Row(WRITE, query={"userId": "{user_id}"},
-                                                        path={"delivery_id": "{inapp_id}"}),
-    ("POST", "/v1/inapp/{delivery_id}/click"): Row(WRITE, query={"userId": "{user_id}"},
-                                                   path={"delivery_id": "{inapp_id}"}),
+    ("POST", "/v1/inapp/{delivery_id}/impression"): Row(WRITE, 401, query={"userId": "{user_id}"},
+                                                        path={"delivery_id": "{inapp_id}"},
+                                                        why="no user token for A's userId"),
+    ("POST", "/v1/inapp/{delivery_id}/click"): Row(WRITE, 401, query={"userId": "{user_id}"},
+                                                   path={"delivery_id": "{inapp_id}"}, why="no user token for A's userId"),
+    # -- SDK access settings: each workspace's own
+    ("GET", "/v1/settings/identity-secret"): Row(ADMIN, 200, why=OWN),
+    ("POST", "/v1/settings/identity-secret"): Row(ADMIN, 201, why=OWN, last=True),
+    ("DELETE", "/v1/settings/identity-secret/previous"): Row(ADMIN, why="B has no previous secret"),
+    ("GET", "/v1/settings/allowed-origins"): Row(ADMIN, 200, why=OWN),
+    ("PUT", "/v1/settings/allowed-origins"): Row(ADMIN, 200, {"origins": ["https://b.example"]}, why=OWN),
     # -- journeys
     ("POST", "/v1/journeys"): Row(ADMIN, 422, {"id": "{journey_id}", "starter": "dormancy",
                                                "templates": {"dormancy-notice": "{template_id}"},
