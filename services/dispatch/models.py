@@ -4,6 +4,7 @@ from sqlalchemy import Boolean, Column, DateTime, Index, Integer, MetaData, Tabl
 from sqlalchemy.dialects.postgresql import JSONB
 
 from kit.consumer import processed_table
+from kit.crypto import data_keys_table
 from kit.outbox import outbox_table
 
 metadata = MetaData()
@@ -23,7 +24,8 @@ channel_configs = Table(
     Column("workspace_id", Text, primary_key=True),
     Column("channel", Text, primary_key=True),
     Column("provider", Text, nullable=False),
-    Column("config", JSONB, nullable=False),
+    Column("config", JSONB, nullable=False),  # masked (channels.masked_config); in full before 0007
+    Column("sealed", Text, nullable=True),     # the whole config, JSON sealed by kit.crypto
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -126,3 +128,4 @@ merged_profiles = Table(
 
 outbox = outbox_table(metadata)
 processed = processed_table(metadata)
+data_keys = data_keys_table(metadata)
