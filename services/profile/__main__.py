@@ -9,6 +9,7 @@ from kit.runtime import GrpcServer, Runtime, open_runtime, serve_until_signal
 from nudge.profile.v1 import profile_pb2, profile_pb2_grpc
 from services.profile.grpc_api import ProfileServicer
 from services.profile.models import outbox as outbox_table
+from services.profile.pii import Pii
 from services.profile.service import ProfileService
 from services.profile.settings import ProfileSettings
 
@@ -16,8 +17,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def _service(runtime: Runtime, settings: ProfileSettings, relay: OutboxRelay) -> ProfileService:
-    return ProfileService(runtime.sessions, Outbox(outbox_table, settings.events_partitions),
-                          SystemClock(), settings.default_phone_region, on_commit=relay.wake)
+    return ProfileService(runtime.sessions, Outbox(outbox_table, settings.events_partitions), SystemClock(),
+                          Pii.of(runtime.sessions, settings), settings.default_phone_region, on_commit=relay.wake)
 
 
 def build(runtime: Runtime, settings: ProfileSettings) -> tuple[GrpcServer, OutboxRelay]:

@@ -3,6 +3,7 @@
 from sqlalchemy import (BigInteger, Column, DateTime, Identity, Index, MetaData, Table, Text, func, text)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
+from kit.crypto import data_keys_table
 from kit.outbox import outbox_table
 
 metadata = MetaData()
@@ -27,9 +28,11 @@ identities = Table(
     "identities", metadata,
     Column("workspace_id", Text, primary_key=True),
     Column("type", Text, primary_key=True),
+    # email, phone, device_token: the blind index of the value (services/profile/pii.py)
     Column("value", Text, primary_key=True),
     Column("profile_id", UUID(as_uuid=True), primary_key=True),
     Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("sealed", Text, nullable=True),  # the value itself, sealed (kit.crypto), where `value` is its index
     Index("ix_identities_profile", "profile_id"),
     # a userId or anonymousId belongs to exactly one profile
     Index("ux_identities_one_owner", "workspace_id", "type", "value", unique=True,
@@ -78,3 +81,4 @@ consent_announcements = Table(
 )
 
 outbox = outbox_table(metadata)
+data_keys = data_keys_table(metadata)

@@ -22,6 +22,7 @@ from kit.transport import is_service_actor
 from services.profile import identity
 from services.profile.calls import Call, iso
 from services.profile.errors import ProfileNotFound
+from services.profile.pii import Pii
 from services.profile.repository import ProfileRepository, lock_key
 from services.profile.resolver import ConcurrentMerge, Resolver
 
@@ -59,9 +60,10 @@ class ProfileView:
 
 
 class ProfileService:
-    def __init__(self, sessions: async_sessionmaker, outbox: Outbox, clock: Clock,
+    def __init__(self, sessions: async_sessionmaker, outbox: Outbox, clock: Clock, pii: Pii,
                  phone_region: str = "KR", on_commit: Callable[[], None] = lambda: None) -> None:
         self.sessions = sessions
+        self.pii = pii  # identifiers and contact traits are sealed at rest
         self.outbox = outbox
         self.clock = clock
         self.phone_region = phone_region
@@ -168,7 +170,7 @@ class ProfileService:
         trace_headers = accepted[0][2]
         results: list[IngestResult | None] = [None] * len(accepted)
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             unique_types = await repo.policy(workspace_id) or list(identity.DEFAULT_UNIQUE)
             pairs = sorted({pair for call, ids, _ in accepted for pair in _pairs_of(call, ids)})
             # Optimistic first: userId / anonymousId races end in the unique index and are rerun.
@@ -241,7 +243,7 @@ class ProfileService:
     # -- management -----------------------------------------------------------------
     async def get_profile(self, workspace_id: str, actor: str, profile_id: str) -> ProfileView:
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             view = await self._view(repo, workspace_id, profile_id)
             if _audited(actor):
                 await repo.audit(workspace_id, actor, "profile.read", str(view.row["id"]))
@@ -250,7 +252,7 @@ class ProfileService:
     async def lookup(self, workspace_id: str, actor: str, identifier_type: str, value: str) -> list[ProfileView]:
         value = identity.normalize(identifier_type, value, self.phone_region)
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             ids = await repo.profile_ids_by_identifier(workspace_id, identifier_type, value)
             views = [await self._view(repo, workspace_id, str(i)) for i in ids]
             if not _audited(actor):
@@ -268,7 +270,7 @@ class ProfileService:
         size = min(max(size or 50, 1), 500)
         before = _decode_event_cursor(cursor)
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             row = await self._live(repo, workspace_id, profile_id)
             rows = await repo.events_page(workspace_id, row["id"], size + 1, before)
             if _audited(actor):
@@ -289,7 +291,7 @@ class ProfileService:
         if not checked:
             raise InvalidArgument("changes: at least one consent change is required", field="changes")
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             row = await self._locked_live(repo, workspace_id, profile_id)
             consent = dict(row["consent"])
             applied = {purpose: granted for purpose, granted, at, source in checked
@@ -311,7 +313,7 @@ class ProfileService:
         announced = 0
         while True:
             async with self.sessions() as session, session.begin():
-                taken, rows = await ProfileRepository(session).take_consent_announcements(batch)
+                taken, rows = await ProfileRepository(session, self.pii).take_consent_announcements(batch)
                 await self.outbox.add(session, [self.outbox.event(
                     ConsentChanged(row.consent), row.workspace_id, str(row.id), self.clock.now(), trace_headers={})
                     for row in rows])
@@ -322,7 +324,7 @@ class ProfileService:
 
     async def export(self, workspace_id: str, actor: str, profile_id: str) -> dict:
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             view = await self._view(repo, workspace_id, profile_id)
             events = await repo.all_events(workspace_id, view.row["id"])  # merged profiles' events moved here
             await repo.audit(workspace_id, actor, "profile.export", str(view.row["id"]))
@@ -340,7 +342,7 @@ class ProfileService:
     async def delete(self, workspace_id: str, actor: str, profile_id: str) -> int:
         now = self.clock.now()
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             row = await self._locked_live(repo, workspace_id, profile_id)
             erased = await repo.erase(workspace_id, row["id"])
             await self.outbox.add(session, [self.outbox.event(Erased(), workspace_id, str(row["id"]), now)])
@@ -350,12 +352,12 @@ class ProfileService:
 
     async def identity_policy(self, workspace_id: str) -> list[str]:
         async with self.sessions() as session:
-            return await ProfileRepository(session).policy(workspace_id) or list(identity.DEFAULT_UNIQUE)
+            return await ProfileRepository(session, self.pii).policy(workspace_id) or list(identity.DEFAULT_UNIQUE)
 
     async def set_identity_policy(self, workspace_id: str, actor: str, unique_identifiers: list[str]) -> list[str]:
         unique = identity.validate_policy(unique_identifiers)
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             await repo.set_policy(workspace_id, unique)
             await repo.audit(workspace_id, actor, "identity_policy.update", None, {"unique_identifiers": unique})
         return unique
@@ -364,7 +366,7 @@ class ProfileService:
         size = min(max(size or 50, 1), 500)
         before = _int_cursor(cursor)
         async with self.sessions() as session:
-            rows = await ProfileRepository(session).audit_page(workspace_id, size + 1, before, profile_id or None)
+            rows = await ProfileRepository(session, self.pii).audit_page(workspace_id, size + 1, before, profile_id or None)
         if len(rows) > size:
             return rows[:size], str(rows[size - 1].id)
         return rows, ""
