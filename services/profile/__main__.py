@@ -36,8 +36,10 @@ async def main() -> None:
     settings = ProfileSettings()
     runtime = await open_runtime("profile", settings, MIGRATIONS)
     server, relay = build(runtime, settings)
-    # a warm-up job: consent recorded before segments read consent events is announced once
-    background = [_service(runtime, settings, relay).announce_held_consent(),
+    # warm-up jobs: consent recorded before segments read consent events is announced once;
+    # PII stored before it was sealed is sealed
+    service = _service(runtime, settings, relay)
+    background = [service.announce_held_consent(), service.seal_stored(),
                   *([relay.run()] if settings.outbox_relay else [])]
     await serve_until_signal(runtime, server, settings.grpc_port, background=background)
 

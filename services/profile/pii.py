@@ -54,15 +54,16 @@ class Sealing:
 
     def traits(self, traits: dict) -> dict:
         return {k: (self.cipher.seal(f"trait.{k}", orjson.dumps(v).decode())
-                    if k in CONTACT_TRAITS and v is not None else v) for k, v in traits.items()}
+                    if k in CONTACT_TRAITS and v is not None and not _sealed(v) else v) for k, v in traits.items()}
 
     def open_traits(self, traits: dict) -> dict:
         return {k: (orjson.loads(self.cipher.open(f"trait.{k}", v))
-                    if k in CONTACT_TRAITS and isinstance(v, str) and is_sealed(v) else v) for k, v in traits.items()}
+                    if k in CONTACT_TRAITS and _sealed(v) else v) for k, v in traits.items()}
 
     def call(self, call: dict) -> dict:
         """A stored tracking call with its contact traits and device token sealed."""
-        return self._each_field(call, self.traits, lambda token: self.cipher.seal("call.device_token", token))
+        return self._each_field(call, self.traits, lambda token: token if _sealed(token) else
+                                self.cipher.seal("call.device_token", token))
 
     def open_call(self, call: dict) -> dict:
         return self._each_field(call, self.open_traits,
@@ -82,3 +83,7 @@ class Sealing:
             if isinstance(device, dict) and isinstance(device.get("token"), str):
                 context["device"] = {**device, "token": token(device["token"])}
         return call
+
+
+def _sealed(value) -> bool:
+    return isinstance(value, str) and is_sealed(value)

@@ -13,7 +13,19 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.profile.models import audit_log, events, identities, identity_policies, profiles
-from services.profile.pii import Pii
+from services.profile.pii import SEALED_TYPES, Pii
+
+
+
+def _in_the_clear(*fields: str) -> str:
+    """SQL: one of these JSON text fields is present and not a token (written before sealing)."""
+    return "(" + " OR ".join(f"left({f}, 4) <> 'nv1:'" for f in fields) + ")"
+
+
+_PLAIN_TRAITS = _in_the_clear("traits->>'email'", "traits->>'phone'")
+_PLAIN_CALLS = _in_the_clear("call->'traits'->>'email'", "call->'traits'->>'phone'",
+                             "call->'context'->'traits'->>'email'", "call->'context'->'traits'->>'phone'",
+                             "call->'context'->'device'->>'token'")
 
 
 def lock_key(*parts: str) -> int:
@@ -237,6 +249,29 @@ class ProfileRepository:
         """Event rows with their calls' sealed fields opened."""
         sealing = await self.pii.sealing(workspace_id)
         return [SimpleNamespace(**{**r._asdict(), "call": sealing.open_call(r.call)}) for r in rows]
+
+    async def seal_stored(self, limit: int) -> int:
+        """Seals up to `limit` rows of each kind written before PII was sealed (any workspace;
+        other replicas skip them): identities, contact traits, stored calls. How many."""
+        old = list(await self.session.execute(text(
+            "DELETE FROM identities WHERE ctid IN (SELECT ctid FROM identities WHERE sealed IS NULL "
+            "AND type = ANY(CAST(:types AS text[])) LIMIT :n FOR UPDATE SKIP LOCKED) "
+            "RETURNING workspace_id, type, value, profile_id, first_seen"), {"types": list(SEALED_TYPES), "n": limit}))
+        for row in old:
+            await self.insert_identities([row._asdict()])
+        rows = list(await self.session.execute(
+            select(profiles.c.workspace_id, profiles.c.id, profiles.c.traits).where(text(_PLAIN_TRAITS))
+            .limit(limit).with_for_update(skip_locked=True)))
+        for row in rows:
+            await self.update_profile(row.workspace_id, row.id, traits=row.traits)
+        calls = list(await self.session.execute(
+            select(events.c.workspace_id, events.c.id, events.c.call).where(text(_PLAIN_CALLS))
+            .limit(limit).with_for_update(skip_locked=True)))
+        for row in calls:
+            sealed = (await self.pii.sealing(row.workspace_id)).call(row.call)
+            await self.session.execute(update(events).where(events.c.workspace_id == row.workspace_id,
+                                                            events.c.id == row.id).values(call=sealed))
+        return len(old) + len(rows) + len(calls)
 
     async def erase(self, workspace_id: str, profile_id: uuid.UUID) -> int:
         """Deletes the profile, the profiles merged into it, their identities and events."""

@@ -322,6 +322,17 @@ class ProfileService:
             announced += len(rows)
             self.on_commit()
 
+    async def seal_stored(self, batch: int = 500) -> int:
+        """Seals, once, the identifiers, contact traits and calls stored before PII was sealed
+        (a warm-up job: a crash leaves the rest for the next start). How many rows."""
+        sealed = 0
+        while True:
+            async with self.sessions() as session, session.begin():
+                done = await ProfileRepository(session, self.pii).seal_stored(batch)
+            if not done:
+                return sealed
+            sealed += done
+
     async def export(self, workspace_id: str, actor: str, profile_id: str) -> dict:
         async with self.sessions() as session, session.begin():
             repo = ProfileRepository(session, self.pii)

@@ -3,8 +3,10 @@ with SQL, holds no email, phone or device token in the clear, while lookups, ide
 resolution and merges work on their blind indexes."""
 
 import secrets
+import uuid
 
 import asyncpg
+import orjson
 
 from kit import db
 from tests.support.api import person, profile_of
@@ -67,3 +69,33 @@ async def test_no_email_phone_or_device_token_in_the_clear_and_lookups_and_merge
     assert f"user-{tag}" in stored and f"anon-{tag}" in stored  # the rows are there; the customer's own ids in the clear
     for secret in (email.lower(), email.lower().split("@")[0], e164, phone, phone.replace("-", ""), token):
         assert secret.lower() not in stored, secret
+
+
+async def test_pii_stored_before_sealing_is_sealed_at_start_and_found_again(profile_service, profile_database_url):
+    ws, tag = "ws-" + secrets.token_hex(4), secrets.token_hex(4)
+    email, profile_id = f"old-{tag}@example.com", uuid.uuid4()
+    call = {"type": "identify", "messageId": tag, "userId": f"old-{tag}", "traits": {"email": email},
+            "context": {"device": {"token": f"tok-{tag}"}}}
+    conn = await asyncpg.connect(db.asyncpg_dsn(profile_database_url))
+    try:  # rows as they were written before migration 0003
+        await conn.execute("INSERT INTO profiles (id, workspace_id, traits, created_at) VALUES ($1, $2, $3, now())",
+                           profile_id, ws, orjson.dumps({"email": email, "plan": "pro"}).decode())
+        await conn.executemany("INSERT INTO identities (workspace_id, type, value, profile_id, first_seen) "
+                               "VALUES ($1, $2, $3, $4, now())", [(ws, "user_id", f"old-{tag}", profile_id),
+                                                                 (ws, "email", email, profile_id),
+                                                                 (ws, "device_token", f"tok-{tag}", profile_id)])
+        await conn.execute("INSERT INTO events (id, workspace_id, profile_id, message_id, type, name, timestamp, "
+                           "received_at, call) VALUES ($1, $2, $3, $4, 'identify', 'identify', now(), now(), $5)",
+                           uuid.uuid4(), ws, profile_id, tag, orjson.dumps(call).decode())
+    finally:
+        await conn.close()
+
+    assert await profile_service.seal_stored() >= 3
+    stored = await raw_rows(profile_database_url)
+    assert f"old-{tag}" in stored and email not in stored and f"tok-{tag}" not in stored
+    [view] = await profile_service.lookup(ws, "test", "email", email)
+    assert view.row["id"] == profile_id and view.row["traits"] == {"email": email, "plan": "pro"}
+    assert ("device_token", f"tok-{tag}") in {(t, v) for t, v, _ in view.identities}
+    [event], _ = await profile_service.list_events(ws, "test", str(profile_id), 10, "")
+    assert event.call == call
+    assert await profile_service.seal_stored() == 0  # nothing left in the clear
