@@ -16,7 +16,6 @@ from services.profile.models import audit_log, events, identities, identity_poli
 from services.profile.pii import SEALED_TYPES, Pii
 
 
-
 def _in_the_clear(*fields: str) -> str:
     """SQL: one of these JSON text fields is present and not a token (written before sealing)."""
     return "(" + " OR ".join(f"left({f}, 4) <> 'nv1:'" for f in fields) + ")"
@@ -197,8 +196,8 @@ class ProfileRepository:
             "FROM unnest(CAST(:ids AS uuid[]), CAST(:traits AS text[])::jsonb[], CAST(:times AS text[])::jsonb[], "
             "CAST(:consent AS text[])::jsonb[], CAST(:seen AS timestamptz[])) "
             "AS v(id, traits, trait_times, consent, seen) WHERE p.workspace_id = :ws AND p.id = v.id"),
-            {"ids": ids, "traits": column("traits", sealing.traits), "times": column("trait_times"), "consent": column("consent"),
-             "seen": [seen.get(i) for i in ids], "ws": workspace_id})
+            {"ids": ids, "traits": column("traits", sealing.traits), "times": column("trait_times"),
+             "consent": column("consent"), "seen": [seen.get(i) for i in ids], "ws": workspace_id})
 
     async def live_profile(self, workspace_id: str, profile_id: uuid.UUID) -> dict | None:
         """The profile with this id, or the one it was merged into."""

@@ -377,7 +377,8 @@ class ProfileService:
         size = min(max(size or 50, 1), 500)
         before = _int_cursor(cursor)
         async with self.sessions() as session:
-            rows = await ProfileRepository(session, self.pii).audit_page(workspace_id, size + 1, before, profile_id or None)
+            rows = await ProfileRepository(session, self.pii).audit_page(workspace_id, size + 1, before,
+                                                                         profile_id or None)
         if len(rows) > size:
             return rows[:size], str(rows[size - 1].id)
         return rows, ""
