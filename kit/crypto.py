@@ -98,12 +98,20 @@ def _aad(*parts: str) -> bytes:
 
 
 def _dev_secret(data_dir: Path, name: str, make) -> str:
-    """A secret generated once and kept in data_dir (the embedded mode)."""
+    """A secret generated once and kept in data_dir (the embedded mode). Services starting
+    together share it: the first one's file is linked into place whole, the others read it."""
     path = data_dir / name
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(make())
-        path.chmod(0o600)
+        draft = data_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+        draft.write_text(make())
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another service's came first
+        finally:
+            draft.unlink()
     return path.read_text().strip()
 
 

@@ -4,6 +4,8 @@ purpose, tampering is caught, and a master key rotation leaves every value reada
 import base64
 import os
 import secrets
+import subprocess
+import sys
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -13,7 +15,7 @@ from sqlalchemy import MetaData, select
 from kit import db
 from kit.crypto import (Cipher, DecryptionError, Keyring, Vault, blind_index, blind_index_key, data_keys_table,
                         keyring, rotate)
-from kit.settings import ServiceSettings
+from kit.settings import REPO_ROOT, ServiceSettings
 
 
 def _master(key_id: str) -> str:
@@ -68,6 +70,15 @@ def test_master_keys_setting_is_checked_and_dev_keys_persist(tmp_path):
     dev = ServiceSettings(data_dir=tmp_path)
     assert keyring(dev) == keyring(dev) and blind_index_key(dev) == blind_index_key(dev)
     assert (tmp_path / "master-keys").stat().st_mode & 0o077 == 0
+
+
+def test_services_starting_together_share_one_dev_master_key(tmp_path):
+    script = ("import sys; from pathlib import Path; from kit.settings import ServiceSettings; "
+              "from kit.crypto import keyring; print(keyring(ServiceSettings(data_dir=Path(sys.argv[1]))).keys)")
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, cwd=REPO_ROOT,
+                                  env={**os.environ, "NUDGE_MASTER_KEYS": ""}) for _ in range(6)]
+    assert len({p.communicate()[0] for p in processes}) == 1
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["master-keys"]
 
 
 async def _vault(database_url: str, keys: Keyring) -> tuple[Vault, object]:
