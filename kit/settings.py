@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -23,3 +24,8 @@ class ServiceSettings(BaseSettings):
     migrate_on_start: bool = True
     # Run the outbox relay inside this process (off when it runs as its own deployment).
     outbox_relay: bool = True
+    # Envelope encryption of PII and credentials (kit.crypto): "id:<base64 32 bytes>,…", the
+    # first current, the others kept to unwrap; unset in the embedded mode → generated in data_dir.
+    master_keys: SecretStr | None = None
+    # HMAC key of the blind indexes that look sealed values up; unset → generated in data_dir.
+    blind_index_key: SecretStr | None = None

@@ -7,13 +7,11 @@ from kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from kit.transport import json_object_argument
 from services.dispatch import fatigue, links, templates, timing
 from services.dispatch import policy as policies
-from services.dispatch.channels import CHANNELS, FRIENDTALK, INAPP, ConfigError
+from services.dispatch.channels import CHANNELS, FRIENDTALK, INAPP, ConfigError, masked_config
 from services.dispatch.models import audit_log
 from services.dispatch.providers import delivery_options
 from services.dispatch.providers.registry import adapter_for
 from services.dispatch.repository import DispatchRepository
-
-SECRET_HINTS = ("secret", "password", "token", "key")
 
 
 class Management:
@@ -73,7 +71,7 @@ class Management:
             raise InvalidArgument(str(err), field=err.field) from None
         async with self.sessions() as session, session.begin():
             row = await DispatchRepository(session).put_channel_config(workspace_id, channel, provider, config,
-                                                                       self.clock.now())
+                                                                       self.clock.now(), self.vault)
             # the fields set, never their values: credentials stay out of the log
             await audit_log.record(session, workspace_id, actor, "channel.update", channel,
                                    detail={"provider": provider, "fields": sorted(config)})
@@ -127,5 +125,5 @@ class Management:
 
 def masked(row) -> dict:
     """A channel config as the API shows it: credentials replaced by dots."""
-    config = {k: ("••••" if any(h in k.lower() for h in SECRET_HINTS) and v else v) for k, v in row.config.items()}
-    return {"channel": row.channel, "provider": row.provider, "config": config, "updated_at": row.updated_at}
+    return {"channel": row.channel, "provider": row.provider, "config": masked_config(row.config),
+            "updated_at": row.updated_at}

@@ -1,17 +1,32 @@
 """Queries of the dispatch service. Every method takes the workspace and scopes by it."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+
+import orjson
 
 from sqlalchemy import and_, case, delete, exists, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit.crypto import Vault
 from kit.errors import InvalidArgument
-from services.dispatch.channels import Content
+from services.dispatch.channels import Content, masked_config
 from services.dispatch.engagement import Fact
 from services.dispatch.models import (channel_configs, deliveries, engagements, forgotten_profiles, inapp_messages,
                                       merged_profiles, policies, templates)
+
+
+CONFIG_PURPOSE = "channel_config"
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    channel: str
+    provider: str
+    config: dict
+    updated_at: datetime
 
 
 class DispatchRepository:
@@ -226,16 +241,24 @@ class DispatchRepository:
             templates.c.workspace_id == workspace_id, templates.c.id == template_id))
         return deleted.rowcount
 
-    async def channel_configs(self, workspace_id: str) -> dict:
-        rows = await self.session.execute(select(channel_configs).where(channel_configs.c.workspace_id == workspace_id))
-        return {r.channel: r for r in rows}
+    async def channel_configs(self, workspace_id: str, vault: Vault | None = None) -> dict[str, ChannelConfig]:
+        """channel → its config: in full (opened) with `vault`, for a send; otherwise masked.
+        A row written before configs were sealed holds its config in the clear."""
+        rows = list(await self.session.execute(
+            select(channel_configs).where(channel_configs.c.workspace_id == workspace_id)))
+        cipher = await vault.cipher(workspace_id) if vault and any(r.sealed for r in rows) else None
+        return {r.channel: ChannelConfig(r.channel, r.provider, orjson.loads(cipher.open(CONFIG_PURPOSE, r.sealed))
+                                         if cipher and r.sealed else r.config, r.updated_at) for r in rows}
 
-    async def put_channel_config(self, workspace_id: str, channel: str, provider: str, config: dict, now: datetime):
-        stmt = insert(channel_configs).values(workspace_id=workspace_id, channel=channel, provider=provider,
-                                              config=config, updated_at=now)
-        return (await self.session.execute(stmt.on_conflict_do_update(
-            index_elements=[channel_configs.c.workspace_id, channel_configs.c.channel],
-            set_={"provider": provider, "config": config, "updated_at": now}).returning(*channel_configs.c))).one()
+    async def put_channel_config(self, workspace_id: str, channel: str, provider: str, config: dict, now: datetime,
+                                 vault: Vault) -> ChannelConfig:
+        """Stores the config sealed, and masked in the clear for answers; returns the masked one."""
+        sealed = (await vault.cipher(workspace_id)).seal(CONFIG_PURPOSE, orjson.dumps(config).decode())
+        values = {"provider": provider, "config": masked_config(config), "sealed": sealed, "updated_at": now}
+        stmt = insert(channel_configs).values(workspace_id=workspace_id, channel=channel, **values)
+        await self.session.execute(stmt.on_conflict_do_update(
+            index_elements=[channel_configs.c.workspace_id, channel_configs.c.channel], set_=values))
+        return ChannelConfig(channel, provider, values["config"], now)
 
     async def policy(self, workspace_id: str, lock: bool = False) -> dict | None:
         """With `lock`, changes of the policy queue until this transaction ends (also when

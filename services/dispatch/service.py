@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from kit.clock import Clock
+from kit.crypto import Vault, keyring
 from kit.errors import InvalidArgument, NotFound
 from kit.logs import get_logger
 from kit.outbox import Outbox
@@ -41,7 +42,7 @@ from services.dispatch.clients import JourneyUsages
 from services.dispatch.consumers import Consumers
 from services.dispatch.egress import EgressClient
 from services.dispatch.management import Management
-from services.dispatch.models import audit_log
+from services.dispatch.models import audit_log, data_keys
 from services.dispatch.outcomes import (FIRST_ALLOWED, STRICT, Cleared, Outcome, SendSpec, Setup,  # noqa: F401
                                         TakenOver, request_hash)
 from services.dispatch.pipeline import Pipeline
@@ -76,6 +77,7 @@ class DispatchService(Pipeline, Consumers, Scheduled, Receipts, Management):
         self.journeys = journeys   # None: nothing can confirm a template is unused, so none is deleted
         self.on_commit = on_commit
         self.tokens = Tokens(settings.link_key())
+        self.vault = Vault(sessions, data_keys, keyring(settings))  # channel credentials, sealed at rest
         self._running: set[asyncio.Task] = set()
         self._stopping = False  # draining at shutdown: no provider call is started any more
         self.deferred_sweeps = 0  # passes of the deferred loop that took all that was due (scheduled.py)
@@ -206,7 +208,7 @@ class DispatchService(Pipeline, Consumers, Scheduled, Receipts, Management):
                      template_version: int | None = None) -> Setup:
         policy = await repo.policy(workspace_id) or {}
         return Setup(await repo.template(workspace_id, template_id, template_version), policy,
-                     await repo.channel_configs(workspace_id),
+                     await repo.channel_configs(workspace_id, self.vault),
                      fatigue.parse_policy(policy.get("fatigue") or {}, path="policy.fatigue"))
 
     async def _run(self, workspace_id: str, delivery_id: str, owner: str) -> None:

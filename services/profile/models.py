@@ -4,6 +4,7 @@ from sqlalchemy import Column, DateTime, Index, MetaData, Table, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from kit.audit import AuditLog
+from kit.crypto import data_keys_table
 from kit.outbox import outbox_table
 
 metadata = MetaData()
@@ -28,9 +29,11 @@ identities = Table(
     "identities", metadata,
     Column("workspace_id", Text, primary_key=True),
     Column("type", Text, primary_key=True),
+    # email, phone, device_token: the blind index of the value (services/profile/pii.py)
     Column("value", Text, primary_key=True),
     Column("profile_id", UUID(as_uuid=True), primary_key=True),
     Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("sealed", Text, nullable=True),  # the value itself, sealed (kit.crypto), where `value` is its index
     Index("ix_identities_profile", "profile_id"),
     # a userId or anonymousId belongs to exactly one profile
     Index("ux_identities_one_owner", "workspace_id", "type", "value", unique=True,
@@ -69,3 +72,4 @@ consent_announcements = Table(
 )
 
 outbox = outbox_table(metadata)
+data_keys = data_keys_table(metadata)

@@ -23,6 +23,7 @@ from services.profile import identity
 from services.profile.calls import Call, iso
 from services.profile.errors import ProfileNotFound
 from services.profile.models import audit_log
+from services.profile.pii import Pii
 from services.profile.repository import ProfileRepository, lock_key
 from services.profile.resolver import ConcurrentMerge, Resolver
 
@@ -60,9 +61,10 @@ class ProfileView:
 
 
 class ProfileService:
-    def __init__(self, sessions: async_sessionmaker, outbox: Outbox, clock: Clock,
+    def __init__(self, sessions: async_sessionmaker, outbox: Outbox, clock: Clock, pii: Pii,
                  phone_region: str = "KR", on_commit: Callable[[], None] = lambda: None) -> None:
         self.sessions = sessions
+        self.pii = pii  # identifiers and contact traits are sealed at rest
         self.outbox = outbox
         self.clock = clock
         self.phone_region = phone_region
@@ -169,7 +171,7 @@ class ProfileService:
         trace_headers = accepted[0][2]
         results: list[IngestResult | None] = [None] * len(accepted)
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             unique_types = await repo.policy(workspace_id) or list(identity.DEFAULT_UNIQUE)
             pairs = sorted({pair for call, ids, _ in accepted for pair in _pairs_of(call, ids)})
             # Optimistic first: userId / anonymousId races end in the unique index and are rerun.
@@ -242,7 +244,7 @@ class ProfileService:
     # -- management -----------------------------------------------------------------
     async def get_profile(self, workspace_id: str, actor: str, profile_id: str) -> ProfileView:
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             view = await self._view(repo, workspace_id, profile_id)
             await _audit(session, workspace_id, actor, "profile.read", str(view.row["id"]))
         return view
@@ -250,7 +252,7 @@ class ProfileService:
     async def lookup(self, workspace_id: str, actor: str, identifier_type: str, value: str) -> list[ProfileView]:
         value = identity.normalize(identifier_type, value, self.phone_region)
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             ids = await repo.profile_ids_by_identifier(workspace_id, identifier_type, value)
             views = [await self._view(repo, workspace_id, str(i)) for i in ids]
             for view in views:
@@ -266,7 +268,7 @@ class ProfileService:
         size = min(max(size or 50, 1), 500)
         before = _decode_event_cursor(cursor)
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             row = await self._live(repo, workspace_id, profile_id)
             rows = await repo.events_page(workspace_id, row["id"], size + 1, before)
             await _audit(session, workspace_id, actor, "events.read", str(row["id"]))
@@ -286,7 +288,7 @@ class ProfileService:
         if not checked:
             raise InvalidArgument("changes: at least one consent change is required", field="changes")
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             row = await self._locked_live(repo, workspace_id, profile_id)
             consent = dict(row["consent"])
             applied = {purpose: granted for purpose, granted, at, source in checked
@@ -308,7 +310,7 @@ class ProfileService:
         announced = 0
         while True:
             async with self.sessions() as session, session.begin():
-                taken, rows = await ProfileRepository(session).take_consent_announcements(batch)
+                taken, rows = await ProfileRepository(session, self.pii).take_consent_announcements(batch)
                 await self.outbox.add(session, [self.outbox.event(
                     ConsentChanged(row.consent), row.workspace_id, str(row.id), self.clock.now(), trace_headers={})
                     for row in rows])
@@ -317,9 +319,20 @@ class ProfileService:
             announced += len(rows)
             self.on_commit()
 
+    async def seal_stored(self, batch: int = 500) -> int:
+        """Seals, once, the identifiers, contact traits and calls stored before PII was sealed
+        (a warm-up job: a crash leaves the rest for the next start). How many rows."""
+        sealed = 0
+        while True:
+            async with self.sessions() as session, session.begin():
+                done = await ProfileRepository(session, self.pii).seal_stored(batch)
+            if not done:
+                return sealed
+            sealed += done
+
     async def export(self, workspace_id: str, actor: str, profile_id: str) -> dict:
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             view = await self._view(repo, workspace_id, profile_id)
             events = await repo.all_events(workspace_id, view.row["id"])  # merged profiles' events moved here
             await _audit(session, workspace_id, actor, "profile.export", str(view.row["id"]))
@@ -338,7 +351,7 @@ class ProfileService:
     async def delete(self, workspace_id: str, actor: str, profile_id: str) -> int:
         now = self.clock.now()
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             row = await self._locked_live(repo, workspace_id, profile_id)
             erased = await repo.erase(workspace_id, row["id"])
             await self.outbox.add(session, [self.outbox.event(Erased(), workspace_id, str(row["id"]), now)])
@@ -348,12 +361,12 @@ class ProfileService:
 
     async def identity_policy(self, workspace_id: str) -> list[str]:
         async with self.sessions() as session:
-            return await ProfileRepository(session).policy(workspace_id) or list(identity.DEFAULT_UNIQUE)
+            return await ProfileRepository(session, self.pii).policy(workspace_id) or list(identity.DEFAULT_UNIQUE)
 
     async def set_identity_policy(self, workspace_id: str, actor: str, unique_identifiers: list[str]) -> list[str]:
         unique = identity.validate_policy(unique_identifiers)
         async with self.sessions() as session, session.begin():
-            await ProfileRepository(session).set_policy(workspace_id, unique)
+            await ProfileRepository(session, self.pii).set_policy(workspace_id, unique)
             await audit_log.record(session, workspace_id, actor, "identity_policy.update",
                                    detail={"unique_identifiers": unique})
         return unique
