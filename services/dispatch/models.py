@@ -25,7 +25,7 @@ channel_configs = Table(
     Column("workspace_id", Text, primary_key=True),
     Column("channel", Text, primary_key=True),
     Column("provider", Text, nullable=False),
-    Column("config", JSONB, nullable=False),  # masked (channels.masked_config); in full before 0007
+    Column("config", JSONB, nullable=False),  # masked (channels.masked_config); in full before 0008
     Column("sealed", Text, nullable=True),     # the whole config, JSON sealed by kit.crypto
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

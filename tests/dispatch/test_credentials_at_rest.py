@@ -55,7 +55,7 @@ async def test_a_config_stored_in_the_clear_before_sealing_still_sends_and_is_se
     async with dispatch_platform.service.sessions() as session:  # in full, as the send reads it
         stored = (await DispatchRepository(session).channel_configs(workspace.id, dispatch_platform.service.vault))
     conn = await asyncpg.connect(db.asyncpg_dsn(dispatch_platform.settings.database_url))
-    try:  # as a row written before migration 0007 looks
+    try:  # as a row written before migration 0008 looks
         await conn.execute("UPDATE channel_configs SET config = $2::jsonb, sealed = NULL WHERE workspace_id = $1",
                            workspace.id, orjson.dumps(stored["webhook"].config).decode())
     finally:

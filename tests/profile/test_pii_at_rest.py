@@ -78,7 +78,7 @@ async def test_pii_stored_before_sealing_is_sealed_at_start_and_found_again(prof
     call = {"type": "identify", "messageId": tag, "userId": f"old-{tag}", "traits": {"email": email},
             "context": {"device": {"token": f"tok-{tag}"}}}
     conn = await asyncpg.connect(db.asyncpg_dsn(profile_database_url))
-    try:  # rows as they were written before migration 0003
+    try:  # rows as they were written before migration 0004
         await conn.execute("INSERT INTO profiles (id, workspace_id, traits, created_at) VALUES ($1, $2, $3, now())",
                            profile_id, ws, orjson.dumps({"email": email, "plan": "pro"}).decode())
         await conn.executemany("INSERT INTO identities (workspace_id, type, value, profile_id, first_seen) "
