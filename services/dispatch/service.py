@@ -294,6 +294,11 @@ class DispatchService(Pipeline, Consumers, Scheduled, Receipts, Management):
             raise NotFound(f"delivery {delivery_id!r} not found", field="id")
         return dict(row._mapping)
 
+    async def export_profile(self, workspace_id: str, profile_ids: list[str]) -> dict:
+        """What dispatch keeps about a person (GDPR export)."""
+        async with self.sessions() as session:
+            return await DispatchRepository(session).held_about(workspace_id, profile_ids)
+
     async def deliveries(self, workspace_id: str, profile_id: str, size: int, cursor: str) -> tuple[list, str]:
         size = min(max(size or 50, 1), 500)
         async with self.sessions() as session:

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import orjson
 
 from kit.errors import InvalidArgument
-from kit.transport import json_object_argument, timestamp, workspace_of
+from kit.transport import export_reply, json_object_argument, profiles_to_export, timestamp, workspace_of
 from nudge.journey.v1 import journey_pb2 as pb
 from nudge.journey.v1 import journey_pb2_grpc
 from services.journey.library import StarterLibrary
@@ -66,6 +66,9 @@ class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
         run.steps.extend(pb.Step(seq=s.seq, node_id=s.node_id, kind=s.kind, outcome=s.outcome,
                                  detail_json=orjson.dumps(s.detail).decode(), at=timestamp(s.at)) for s in steps)
         return run
+
+    async def ExportProfile(self, request, context):
+        return export_reply(await self.service.export_profile(workspace_of(request), profiles_to_export(request)))
 
     async def GetStats(self, request, context) -> pb.JourneyStats:
         stats = await self.service.stats(workspace_of(request), request.id)

@@ -165,6 +165,11 @@ class SegmentService(StreamHandlers, ScheduledLoops):
             await self._existing(repo, workspace_id, segment_id)
             return await repo.is_member(workspace_id, segment_id, profile_id), profile_id
 
+    async def export_profile(self, workspace_id: str, profile_ids: list[str]) -> dict:
+        """What this service keeps about a person (GDPR export)."""
+        async with self.sessions() as session:
+            return await SegmentRepository(session).held_about(workspace_id, profile_ids)
+
     async def preview(self, workspace_id: str, rules_json: str, sample_size: int) -> tuple[int, int, list[str]]:
         """Evaluates an unsaved rule over every profile, in pages, writing nothing."""
         tree, rule = _parse(rules_json)
