@@ -112,7 +112,8 @@ async def update_consent(profile_id: str, body: ConsentUpdate, request: Request,
     return profile_json(reply)
 
 
-@router.get("/v1/profiles/{profile_id}/export", summary="GDPR export: everything every service holds about a person")
+@router.get("/v1/profiles/{profile_id}/export",
+            summary="GDPR export: everything every service holds about a person")
 async def export_profile(profile_id: str, request: Request, principal: Admin) -> dict:
     """One section per service. The profile service answers first: it finds the person (a
     merged id leads to the survivor; no one is a 404), audits the export and names the
@@ -135,7 +136,8 @@ async def export_profile(profile_id: str, request: Request, principal: Admin) ->
             **{name: orjson.loads(answer.export_json) for name, answer in zip(others, answers, strict=True)}}
 
 
-@router.delete("/v1/profiles/{profile_id}", summary="GDPR erase: the person in every service; later replays of their calls are dropped")
+@router.delete("/v1/profiles/{profile_id}",
+               summary="GDPR erase: the person in every service; later replays of their calls are dropped")
 async def delete_profile(profile_id: str, request: Request, principal: Admin) -> dict:
     reply = await rpc(request).profile.DeleteProfile(pb.DeleteProfileRequest(context=context_of(principal), profile_id=profile_id))
     return {"deleted": True, "eventsErased": reply.events_erased}

@@ -7,12 +7,12 @@ import uuid
 import orjson
 from datetime import datetime, timedelta
 
-from sqlalchemy import ARRAY, Text, Uuid, bindparam, delete, exists, func, literal, select, text, update
+from sqlalchemy import ARRAY, Text, Uuid, bindparam, delete, exists, func, literal, null, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.journey.engine import ACTIVE, RunState, StepRecord
 from kit.db import rows_about
+from services.journey.engine import ACTIVE, RunState, StepRecord
 from services.journey.models import (broadcasts, date_entries, erased_profiles, journey_versions, journeys, profiles,
                                      runs, steps, timers)
 
@@ -329,7 +329,7 @@ class JourneyRepository:
                                    .values(detail={}))
         await self.session.execute(update(runs).where(runs.c.workspace_id == workspace_id,
                                                       runs.c.profile_id == profile_id)
-                                   .values(profile_id="", context={}, wait=None, awaited_event=None))
+                                   .values(profile_id="", context={}, wait=null(), awaited_event=None))
 
     async def is_erased(self, workspace_id: str, profile_id: str) -> bool:
         return await self.session.scalar(select(erased_profiles.c.at).where(
