@@ -16,20 +16,18 @@ like the other dev secrets.
 import asyncio
 import base64
 import binascii
-import hashlib
-import hmac
 import os
 import secrets
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Column, DateTime, LargeBinary, MetaData, Table, Text, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from kit.settings import ServiceSettings
+from kit import blind
+from kit.settings import ServiceSettings, generated_secret, secret_or_generated
 
 VERSION = "nv1"
 NONCE_BYTES = 12
@@ -97,42 +95,23 @@ def _aad(*parts: str) -> bytes:
     return "\x1f".join(parts).encode()
 
 
-def _dev_secret(data_dir: Path, name: str, make) -> str:
-    """A secret generated once and kept in data_dir (the embedded mode). Services starting
-    together share it: the first one's file is linked into place whole, the others read it."""
-    path = data_dir / name
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        draft = data_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
-        draft.write_text(make())
-        draft.chmod(0o600)
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            pass  # another service's came first
-        finally:
-            draft.unlink()
-    return path.read_text().strip()
-
-
 def keyring(settings: ServiceSettings) -> Keyring:
     """The configured master keys, or (embedded mode) one generated once and kept in data_dir."""
     if settings.master_keys:
         return Keyring.parse(settings.master_keys.get_secret_value())
-    return Keyring.parse(_dev_secret(settings.data_dir, "master-keys",
-                                     lambda: "dev:" + base64.b64encode(os.urandom(32)).decode()))
+    return Keyring.parse(generated_secret(settings.data_dir, "master-keys",
+                                          lambda: "dev:" + base64.b64encode(os.urandom(32)).decode()))
 
 
 def blind_index_key(settings: ServiceSettings) -> bytes:
     """The configured blind index key, or (embedded mode) one generated once and kept in data_dir."""
-    if settings.blind_index_key:
-        return settings.blind_index_key.get_secret_value().encode()
-    return _dev_secret(settings.data_dir, "blind-index-key", lambda: secrets.token_hex(32)).encode()
+    return secret_or_generated(settings.blind_index_key, settings.data_dir, "blind-index-key")
 
 
 def blind_index(kind: str, normalized_value: str, key: bytes) -> str:
-    """The lookup key of a sealed value: equal values of one kind give equal indexes."""
-    return hmac.new(key, _aad(kind, normalized_value), hashlib.sha256).hexdigest()
+    """The lookup key of a sealed value: equal values of one kind give equal indexes (hex of
+    kit.blind's digest, so an erasure tombstone and an identity row index alike)."""
+    return blind.blind_index(key, kind, normalized_value).hex()
 
 
 def is_sealed(value: str) -> bool:

@@ -193,7 +193,7 @@ async def profile_runtime(profile_settings):
 def profile_service(profile_runtime, profile_settings) -> ProfileService:
     """The profile use cases on the test database (the relay is not running for these)."""
     return ProfileService(profile_runtime.sessions, Outbox(profile_outbox), SystemClock(),
-                          Pii.of(profile_runtime.sessions, profile_settings), profile_settings.default_phone_region)
+                          Pii.of(profile_runtime.sessions, profile_settings), profile_settings.default_phone_region, blind_key=profile_settings.blind_key())
 
 
 @pytest.fixture(scope="session")
@@ -201,7 +201,7 @@ def profile_replicas(profile_runtime, profile_settings) -> list[ProfileService]:
     """Four instances of the use cases on one database: each group-commits on its own, so
     batches given to different ones race like batches on different replicas."""
     return [ProfileService(profile_runtime.sessions, Outbox(profile_outbox), SystemClock(),
-                           Pii.of(profile_runtime.sessions, profile_settings), profile_settings.default_phone_region)
+                           Pii.of(profile_runtime.sessions, profile_settings), profile_settings.default_phone_region, blind_key=profile_settings.blind_key())
             for _ in range(4)]
 
 

@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 import orjson
 
 from kit.audit import list_audit
-from kit.transport import json_argument, json_object_argument, timestamp, workspace_of
+from kit.transport import (export_reply, json_argument, json_object_argument, profiles_to_export, timestamp,
+                           workspace_of)
 from nudge.common.v1 import audit_pb2
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 from nudge.dispatch.v1 import dispatch_pb2_grpc
@@ -73,6 +74,9 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         rows, cursor = await self.service.deliveries(workspace_of(request), request.context.actor, request.profile_id,
                                                      request.page.size, request.page.cursor)
         return pb.ListDeliveriesReply(deliveries=[_delivery(r) for r in rows], next_cursor=cursor)
+
+    async def ExportProfile(self, request, context):
+        return export_reply(await self.service.export_profile(workspace_of(request), profiles_to_export(request)))
 
     async def FetchInApp(self, request, context) -> pb.FetchInAppReply:
         rows = await self.service.fetch_inapp(workspace_of(request), request.profile_id)

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.crypto import Vault
+from kit.db import rows_about
 from kit.errors import InvalidArgument
 from services.dispatch.channels import Content, masked_config
 from services.dispatch.engagement import Fact
@@ -83,9 +84,11 @@ class DispatchRepository:
         status); the send then has no owner until a deferral is claimed again."""
         if values.get("template_version") is None:
             values.pop("template_version", None)
-        if "consent" in values:  # no evidence kept for a person erased while this send was under way
+        if "consent" in values:  # no evidence or variables kept for a person erased while this send was under way
             values["consent"] = case((_forgotten(deliveries), text("'{}'::jsonb")),
                                      else_=literal(values["consent"], JSONB))
+            values["request"] = case((_forgotten(deliveries), _without_variables(deliveries.c.request)),
+                                     else_=deliveries.c.request)
         query = update(deliveries).where(deliveries.c.workspace_id == workspace_id, deliveries.c.id == delivery_id,
                                          deliveries.c.owner == owner)
         if expect:
@@ -136,8 +139,7 @@ class DispatchRepository:
                 table.c.workspace_id == workspace_id, table.c.profile_id == profile_id))
         await self.session.execute(update(deliveries).where(
             deliveries.c.workspace_id == workspace_id, deliveries.c.profile_id == profile_id).values(
-            request=func.jsonb_set(deliveries.c.request, text("'{variables}'::text[]"), text("'{}'::jsonb")),
-            consent=text("'{}'::jsonb")))
+            request=_without_variables(deliveries.c.request), consent=text("'{}'::jsonb")))
 
     async def deliveries_of(self, workspace_id: str, profile_id: str, limit: int, cursor: str) -> list:
         query = select(deliveries).where(deliveries.c.workspace_id == workspace_id,
@@ -153,6 +155,16 @@ class DispatchRepository:
         rows = await self.session.execute(
             query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc()).limit(limit))
         return list(rows)
+
+    async def held_about(self, workspace_id: str, profile_ids: list[str]) -> dict:
+        """Everything kept about these people: each send with its variables, consent evidence
+        and tries; their in-app messages; their engagement with its user agent and IP."""
+        return {"deliveries": await rows_about(self.session, deliveries, workspace_id, profile_ids,
+                                               deliveries.c.created_at, deliveries.c.id),
+                "inapp_messages": await rows_about(self.session, inapp_messages, workspace_id, profile_ids,
+                                                   inapp_messages.c.created_at),
+                "engagements": await rows_about(self.session, engagements, workspace_id, profile_ids,
+                                                engagements.c.at)}
 
     # -- engagement -------------------------------------------------------------------
     async def add_engagement(self, workspace_id: str, delivery_id: str, profile_id: str, fact: Fact) -> bool:
@@ -272,6 +284,11 @@ class DispatchRepository:
         stmt = insert(policies).values(workspace_id=workspace_id, policy=policy, updated_at=now)
         await self.session.execute(stmt.on_conflict_do_update(
             index_elements=[policies.c.workspace_id], set_={"policy": policy, "updated_at": now}))
+
+
+def _without_variables(request):
+    """A send as asked, without the person's data it carried (its template variables)."""
+    return func.jsonb_set(request, text("'{variables}'::text[]"), text("'{}'::jsonb"))
 
 
 def _forgotten(table):

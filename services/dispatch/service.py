@@ -303,6 +303,11 @@ class DispatchService(Pipeline, Consumers, Scheduled, Receipts, Management):
                 await audit_log.record(session, workspace_id, actor, "delivery.read", delivery_id, row.profile_id)
         return dict(row._mapping)
 
+    async def export_profile(self, workspace_id: str, profile_ids: list[str]) -> dict:
+        """What dispatch keeps about a person (GDPR export)."""
+        async with self.sessions() as session:
+            return await DispatchRepository(session).held_about(workspace_id, profile_ids)
+
     async def deliveries(self, workspace_id: str, actor: str, profile_id: str, size: int,
                          cursor: str) -> tuple[list, str]:
         size = min(max(size or 50, 1), 500)

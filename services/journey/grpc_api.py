@@ -6,7 +6,7 @@ import orjson
 
 from kit.audit import list_audit
 from kit.errors import InvalidArgument
-from kit.transport import json_object_argument, timestamp, workspace_of
+from kit.transport import export_reply, json_object_argument, profiles_to_export, timestamp, workspace_of
 from nudge.common.v1 import audit_pb2
 from nudge.journey.v1 import journey_pb2 as pb
 from nudge.journey.v1 import journey_pb2_grpc
@@ -70,6 +70,9 @@ class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
         run.steps.extend(pb.Step(seq=s.seq, node_id=s.node_id, kind=s.kind, outcome=s.outcome,
                                  detail_json=orjson.dumps(s.detail).decode(), at=timestamp(s.at)) for s in steps)
         return run
+
+    async def ExportProfile(self, request, context):
+        return export_reply(await self.service.export_profile(workspace_of(request), profiles_to_export(request)))
 
     async def GetStats(self, request, context) -> pb.JourneyStats:
         stats = await self.service.stats(workspace_of(request), request.id)

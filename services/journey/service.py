@@ -236,6 +236,11 @@ class JourneyService(StreamHandlers, ScheduledLoops):
                                    {"journey_id": row.journey_id})
             return row, await repo.steps_of(row.id)
 
+    async def export_profile(self, workspace_id: str, profile_ids: list[str]) -> dict:
+        """What the journey service keeps about a person (GDPR export)."""
+        async with self.sessions() as session:
+            return await JourneyRepository(session).held_about(workspace_id, profile_ids)
+
     async def stats(self, workspace_id: str, journey_id: str) -> dict:
         async with self.sessions() as session:
             repo = JourneyRepository(session)

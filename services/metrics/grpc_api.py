@@ -3,7 +3,7 @@
 from datetime import timezone
 
 from kit.audit import list_audit
-from kit.transport import timestamp, workspace_of
+from kit.transport import export_reply, profiles_to_export, timestamp, workspace_of
 from nudge.common.v1 import audit_pb2
 from nudge.metrics.v1 import metrics_pb2 as pb
 from nudge.metrics.v1 import metrics_pb2_grpc
@@ -50,6 +50,9 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
     async def GetDataQuality(self, request, context) -> pb.DataQualityReply:
         days = await self.service.data_quality(workspace_of(request), _time(request, "from"), _time(request, "until"))
         return pb.DataQualityReply(days=[pb.DataQualityDay(**d) for d in days])
+
+    async def ExportProfile(self, request, context):
+        return export_reply(await self.service.export_profile(workspace_of(request), profiles_to_export(request)))
 
     async def GetSettings(self, request, context) -> pb.Settings:
         return pb.Settings(**await self.service.get_settings(workspace_of(request)))

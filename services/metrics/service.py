@@ -85,6 +85,12 @@ class MetricsService:
                 "order_event": order_event, "revenue_property": revenue_property, "attribution_window": _iso(seconds)})
         return await self.get_settings(workspace_id)
 
+    async def export_profile(self, workspace_id: str, profile_ids: list[str]) -> dict:
+        """A person's facts and attributed orders (GDPR export); after an erasure they count on
+        for nobody (profile "") and are no longer theirs."""
+        async with self.sessions() as session:
+            return await MetricsRepository(session).held_about(workspace_id, profile_ids)
+
     # -- views -------------------------------------------------------------------------------
     async def stats(self, workspace_id: str, filters: dict, group_by: list[str]) -> list[dict]:
         for i, name in enumerate(group_by):
@@ -202,7 +208,7 @@ class MetricsService:
 
         def day(d) -> dict:
             return days.setdefault(d, {"day": d.isoformat(), "events": 0, "duplicates_dropped": 0,
-                                       "rejected_by_reason": {}, "missing_contact_by_channel": {},
+                                       "erased_dropped": 0, "rejected_by_reason": {}, "missing_contact_by_channel": {},
                                        "ingest_lag_p50_seconds": 0.0, "ingest_lag_p95_seconds": 0.0})
 
         for d, count, p50, p95 in events:
@@ -210,6 +216,7 @@ class MetricsService:
         for d, detail in dropped:
             entry = day(d)
             entry["duplicates_dropped"] += detail.get("duplicates", 0)
+            entry["erased_dropped"] += detail.get("erased", 0)
             for reason, count in detail.get("rejected", {}).items():
                 entry["rejected_by_reason"][reason] = entry["rejected_by_reason"].get(reason, 0) + count
         people: dict = {}  # (day, channel) → the profiles a send found no address for

@@ -18,7 +18,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def _service(runtime: Runtime, settings: ProfileSettings, relay: OutboxRelay) -> ProfileService:
     return ProfileService(runtime.sessions, Outbox(outbox_table, settings.events_partitions), SystemClock(),
-                          Pii.of(runtime.sessions, settings), settings.default_phone_region, on_commit=relay.wake)
+                          Pii.of(runtime.sessions, settings), settings.default_phone_region, on_commit=relay.wake,
+                          blind_key=settings.blind_key())
 
 
 def build(runtime: Runtime, settings: ProfileSettings) -> tuple[GrpcServer, OutboxRelay]:

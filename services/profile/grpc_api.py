@@ -14,10 +14,10 @@ from nudge.profile.v1 import profile_pb2 as pb
 from nudge.profile.v1 import profile_pb2_grpc
 from services.profile.calls import CALL_TYPES, Call
 from services.profile.models import audit_log
-from services.profile.service import DUPLICATE, REJECTED, STORED, ProfileService, ProfileView
+from services.profile.service import DUPLICATE, ERASED, REJECTED, STORED, ProfileService, ProfileView
 
 _OUTCOMES = {STORED: pb.IngestResult.STORED, DUPLICATE: pb.IngestResult.DUPLICATE,
-             REJECTED: pb.IngestResult.REJECTED}
+             REJECTED: pb.IngestResult.REJECTED, ERASED: pb.IngestResult.ERASED}
 
 
 class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):

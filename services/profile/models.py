@@ -1,6 +1,7 @@
 """Tables of the profile service. Every row carries its workspace."""
 
-from sqlalchemy import Column, DateTime, Index, MetaData, Table, Text, text
+from sqlalchemy import (BigInteger, Boolean, Column, DateTime, Identity, Index, LargeBinary, MetaData, Table, Text,
+                        func, text)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from kit.audit import AuditLog
@@ -62,6 +63,32 @@ identity_policies = Table(
 )
 
 audit_log = AuditLog(metadata)  # reads and changes of profiles by API keys
+
+# Every consent change recorded, in the order it was recorded (the profile holds the newest
+# per purpose): the history a GDPR export shows. Moves with a merge, goes with an erasure.
+consent_history = Table(
+    "consent_history", metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("workspace_id", Text, nullable=False),
+    Column("profile_id", UUID(as_uuid=True), nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),       # when the person gave or withdrew it
+    Column("source", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("actor", Text, nullable=False, server_default=""),    # the key or service that recorded it
+    Index("ix_consent_history_profile", "workspace_id", "profile_id", "id"),
+)
+
+# Tombstones of erased people: a blind index (kit.blind) of each identifier they had, and
+# when they were erased. A tracking call naming one, made before that moment, is a replay:
+# dropped and counted, never a new profile. No identifier is kept in the clear.
+erased_identifiers = Table(
+    "erased_identifiers", metadata,
+    Column("workspace_id", Text, primary_key=True),
+    Column("digest", LargeBinary, primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+)
 
 # Profiles whose consent, recorded before segments read consent, is still to be announced
 # (profile.consent_changed) once; filled by migration 0002, emptied at start-up.

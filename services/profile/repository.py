@@ -12,7 +12,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.profile.models import events, identities, identity_policies, profiles
+from services.profile.models import (consent_history, erased_identifiers, events, identities, identity_policies,
+                                     profiles)
 from services.profile.pii import SEALED_TYPES, Pii
 
 
@@ -146,9 +147,10 @@ class ProfileRepository:
         await self.session.execute(
             update(identities).where(identities.c.workspace_id == workspace_id,
                                      identities.c.profile_id == merged).values(profile_id=survivor))
-        await self.session.execute(
-            update(events).where(events.c.workspace_id == workspace_id, events.c.profile_id == merged)
-            .values(profile_id=survivor))
+        for table in (events, consent_history):
+            await self.session.execute(
+                update(table).where(table.c.workspace_id == workspace_id, table.c.profile_id == merged)
+                .values(profile_id=survivor))
         await self.session.execute(
             update(profiles).where(profiles.c.workspace_id == workspace_id,
                                    or_(profiles.c.id == merged, profiles.c.merged_into == merged))
@@ -272,14 +274,52 @@ class ProfileRepository:
                                                             events.c.id == row.id).values(call=sealed))
         return len(old) + len(rows) + len(calls)
 
-    async def erase(self, workspace_id: str, profile_id: uuid.UUID) -> int:
-        """Deletes the profile, the profiles merged into it, their identities and events."""
+    async def erase(self, workspace_id: str, profile_id: uuid.UUID) -> tuple[int, list[tuple[str, str]]]:
+        """Deletes the profile, the profiles merged into it, their identities, events and
+        consent history; the events erased and the (type, value) of the identities that went."""
         ids = [profile_id, *await self.merged_ids(workspace_id, profile_id)]
         erased = await self.session.execute(
             delete(events).where(events.c.workspace_id == workspace_id, events.c.profile_id.in_(ids)))
-        await self.session.execute(
-            delete(identities).where(identities.c.workspace_id == workspace_id,
-                                     identities.c.profile_id.in_(ids)))
+        gone = await self.session.execute(
+            delete(identities).where(identities.c.workspace_id == workspace_id, identities.c.profile_id.in_(ids))
+            .returning(identities.c.type, identities.c.value, identities.c.sealed))
+        sealing = await self.pii.sealing(workspace_id)  # tombstones index the values, not their indexes
+        pairs = sorted({(t, sealing.open_identity(t, v, sealed)) for t, v, sealed in gone})
+        await self.session.execute(delete(consent_history).where(
+            consent_history.c.workspace_id == workspace_id, consent_history.c.profile_id.in_(ids)))
         await self.session.execute(
             delete(profiles).where(profiles.c.workspace_id == workspace_id, profiles.c.id.in_(ids)))
-        return erased.rowcount
+        return erased.rowcount, pairs
+
+    # -- consent history and erasure tombstones ---------------------------------------------
+    async def record_consent(self, workspace_id: str, profile_id: uuid.UUID, rows: list[dict]) -> None:
+        """rows: {purpose, granted, at, source, recorded_at, actor}."""
+        if rows:
+            await self.session.execute(insert(consent_history), [
+                {"workspace_id": workspace_id, "profile_id": profile_id, **row} for row in rows])
+
+    async def consent_history(self, workspace_id: str, profile_id: uuid.UUID) -> list:
+        return list(await self.session.execute(
+            select(consent_history).where(consent_history.c.workspace_id == workspace_id,
+                                          consent_history.c.profile_id == profile_id)
+            .order_by(consent_history.c.id)))
+
+    async def add_tombstones(self, workspace_id: str, digests: list[bytes], erased_at: datetime) -> None:
+        """A second erasure of the same identifier (a person who came back) moves its moment on."""
+        if not digests:
+            return
+        stmt = pg_insert(erased_identifiers).values(
+            [{"workspace_id": workspace_id, "digest": d, "erased_at": erased_at} for d in digests])
+        await self.session.execute(stmt.on_conflict_do_update(
+            index_elements=[erased_identifiers.c.workspace_id, erased_identifiers.c.digest],
+            set_={"erased_at": func.greatest(erased_identifiers.c.erased_at, stmt.excluded.erased_at)}))
+
+    async def tombstones(self, workspace_id: str, digests: list[bytes]) -> dict[bytes, datetime]:
+        """digest → when its person was erased, for those among `digests` that were."""
+        if not digests:
+            return {}
+        rows = await self.session.execute(text(
+            "SELECT digest, erased_at FROM erased_identifiers "
+            "WHERE workspace_id = :ws AND digest = ANY(CAST(:digests AS bytea[]))"),
+            {"ws": workspace_id, "digests": digests})
+        return {bytes(d): at for d, at in rows}

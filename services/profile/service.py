@@ -26,8 +26,9 @@ from services.profile.models import audit_log
 from services.profile.pii import Pii
 from services.profile.repository import ProfileRepository, lock_key
 from services.profile.resolver import ConcurrentMerge, Resolver
+from services.profile.tombstones import Tombstones
 
-STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
+STORED, DUPLICATE, REJECTED, ERASED = "stored", "duplicate", "rejected", "erased"
 _RETRIES = 8
 _GROUP_CALLS = 2_000  # calls stored by one group-commit transaction at most
 tracer = trace.get_tracer("nudge.profile")
@@ -62,12 +63,13 @@ class ProfileView:
 
 class ProfileService:
     def __init__(self, sessions: async_sessionmaker, outbox: Outbox, clock: Clock, pii: Pii,
-                 phone_region: str = "KR", on_commit: Callable[[], None] = lambda: None) -> None:
+                 phone_region: str = "KR", on_commit: Callable[[], None] = lambda: None, *, blind_key: bytes) -> None:
         self.sessions = sessions
         self.pii = pii  # identifiers and contact traits are sealed at rest
         self.outbox = outbox
         self.clock = clock
         self.phone_region = phone_region
+        self.tombstones = Tombstones(blind_key)
         self.on_commit = on_commit  # wakes the outbox relay
         self._waiting: list[_Request] = []
         self._writer: asyncio.Task | None = None
@@ -97,18 +99,19 @@ class ProfileService:
 
     async def _announce_dropped(self, workspace_id: str, results: list[IngestResult],
                                 rejected_before: dict[str, int]) -> None:
-        """Duplicates and rejected calls (here or at the gateway) as one `ingest.dropped`
-        event, for data quality."""
+        """Duplicates, rejected calls (here or at the gateway) and replays of erased people's
+        calls as one `ingest.dropped` event, for data quality."""
         duplicates = sum(r.outcome == DUPLICATE for r in results)
+        erased = sum(r.outcome == ERASED for r in results)
         rejected: dict[str, int] = dict(rejected_before)
         for r in results:
             if r.outcome == REJECTED:
                 rejected[r.field or "call"] = rejected.get(r.field or "call", 0) + 1
-        if not duplicates and not rejected:
+        if not duplicates and not rejected and not erased:
             return
         async with self.sessions() as session, session.begin():
             await self.outbox.add(session, [self.outbox.event(
-                Dropped(duplicates, rejected), workspace_id, "", self.clock.now())])
+                Dropped(duplicates, rejected, erased), workspace_id, "", self.clock.now())])
         self.on_commit()
 
     async def _commit_together(self, workspace_id: str, accepted) -> list[IngestResult]:
@@ -195,9 +198,16 @@ class ProfileService:
             # both get past this check; the unique index below stores one event, and the
             # other copy resolves to the same profile (traits go by event time).
             seen_before = await repo.existing_message_ids(workspace_id, [call.message_id for call, _, _ in accepted])
+            # After the owners were read: a call resolved to someone being erased waits on their
+            # row, and one read after the erasure committed finds the tombstone.
+            replays = await self.tombstones.replays(repo, workspace_id, [(call, _pairs_of(call, ids))
+                                                                          for call, ids, _ in accepted])
             for index, (call, ids, _) in enumerate(accepted):
                 if call.message_id in seen_before:
                     results[index] = IngestResult(DUPLICATE)
+                    continue
+                if index in replays:
+                    results[index] = IngestResult(ERASED)
                     continue
                 at = call.timestamp
                 if call.type == "alias":
@@ -294,6 +304,9 @@ class ProfileService:
             applied = {purpose: granted for purpose, granted, at, source in checked
                        if identity.apply_consent(consent, purpose, granted, at, source)}
             await repo.update_profile(workspace_id, row["id"], consent=consent)
+            await repo.record_consent(workspace_id, row["id"], [
+                {"purpose": purpose, "granted": granted, "at": at, "source": source, "recorded_at": now,
+                 "actor": actor} for purpose, granted, at, source in checked])
             if applied:
                 await self.outbox.add(session, [self.outbox.event(
                     ConsentChanged({p: consent[p] for p in applied}), workspace_id, str(row["id"]), now)])
@@ -335,6 +348,7 @@ class ProfileService:
             repo = ProfileRepository(session, self.pii)
             view = await self._view(repo, workspace_id, profile_id)
             events = await repo.all_events(workspace_id, view.row["id"])  # merged profiles' events moved here
+            consent_history = await repo.consent_history(workspace_id, view.row["id"])
             await _audit(session, workspace_id, actor, "profile.export", str(view.row["id"]))
             audit = await audit_log.page(session, workspace_id,
                                          AuditQuery(size=10_000, profile_id=str(view.row["id"])))
@@ -345,6 +359,9 @@ class ProfileService:
                         "merged_ids": [str(i) for i in view.merged_ids]},
             "identities": [{"type": t, "value": v, "first_seen": f.isoformat()} for t, v, f in view.identities],
             "events": [{"id": str(e.id), **e.call} for e in events],
+            "consent_history": [{"purpose": c.purpose, "granted": c.granted, "at": c.at.isoformat(),
+                                 "source": c.source, "recorded_at": c.recorded_at.isoformat(), "actor": c.actor}
+                                for c in consent_history],
             "access_log": [{"at": a.at.isoformat(), "actor": a.actor, "action": a.action} for a in audit],
         }
 
@@ -353,7 +370,8 @@ class ProfileService:
         async with self.sessions() as session, session.begin():
             repo = ProfileRepository(session, self.pii)
             row = await self._locked_live(repo, workspace_id, profile_id)
-            erased = await repo.erase(workspace_id, row["id"])
+            erased, identifiers = await repo.erase(workspace_id, row["id"])
+            await self.tombstones.record(repo, workspace_id, identifiers, now)
             await self.outbox.add(session, [self.outbox.event(Erased(), workspace_id, str(row["id"]), now)])
             await _audit(session, workspace_id, actor, "profile.delete", str(row["id"]), {"events_erased": erased})
         self.on_commit()

@@ -6,7 +6,7 @@ import orjson
 
 from kit.audit import list_audit
 from kit.errors import InvalidArgument
-from kit.transport import timestamp, workspace_of
+from kit.transport import export_reply, profiles_to_export, timestamp, workspace_of
 from nudge.common.v1 import audit_pb2
 from nudge.segment.v1 import segment_pb2 as pb
 from nudge.segment.v1 import segment_pb2_grpc
@@ -88,6 +88,9 @@ class SegmentServicer(segment_pb2_grpc.SegmentServiceServicer):
         if found["next_change"]:
             reply.next_change.CopyFrom(timestamp(found["next_change"]))
         return reply
+
+    async def ExportProfile(self, request, context):
+        return export_reply(await self.service.export_profile(workspace_of(request), profiles_to_export(request)))
 
     async def GetRfmSettings(self, request, context) -> pb.RfmSettings:
         return pb.RfmSettings(**await self.service.rfm_settings(workspace_of(request)))

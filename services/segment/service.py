@@ -181,6 +181,11 @@ class SegmentService(StreamHandlers, ScheduledLoops):
             await audit_log.record(session, workspace_id, actor, "segment.membership.read", segment_id, profile_id)
             return member, profile_id
 
+    async def export_profile(self, workspace_id: str, profile_ids: list[str]) -> dict:
+        """What this service keeps about a person (GDPR export)."""
+        async with self.sessions() as session:
+            return await SegmentRepository(session).held_about(workspace_id, profile_ids)
+
     async def preview(self, workspace_id: str, actor: str, rules_json: str,
                       sample_size: int) -> tuple[int, int, list[str]]:
         """Evaluates an unsaved rule over every profile, in pages, writing nothing."""

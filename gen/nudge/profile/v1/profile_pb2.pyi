@@ -71,10 +71,12 @@ class IngestResult(_message.Message):
         STORED: _ClassVar[IngestResult.Outcome]
         DUPLICATE: _ClassVar[IngestResult.Outcome]
         REJECTED: _ClassVar[IngestResult.Outcome]
+        ERASED: _ClassVar[IngestResult.Outcome]
     OUTCOME_UNSPECIFIED: IngestResult.Outcome
     STORED: IngestResult.Outcome
     DUPLICATE: IngestResult.Outcome
     REJECTED: IngestResult.Outcome
+    ERASED: IngestResult.Outcome
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
