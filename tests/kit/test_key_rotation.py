@@ -53,7 +53,8 @@ async def test_rotating_the_master_key_rewraps_data_keys_and_everything_reads_ba
 
     def profiles(master_keys: str) -> ProfileService:
         return ProfileService(profile_sessions, Outbox(profile_outbox), SystemClock(),
-                              Pii.of(profile_sessions, settings(master_keys)))
+                              Pii.of(profile_sessions, settings(master_keys)),
+                              blind_key=settings(master_keys).blind_key())
     try:
         await profiles(old).ingest("ws-r", [call("identify", user_id="u1", traits={"email": "kim@example.com",
                                                                                   "phone": "010-1234-5678"},
