@@ -170,28 +170,10 @@ class ProfileService:
             offset += len(request.calls)
 
     async def _store(self, workspace_id: str, accepted, exclusive: bool) -> list[IngestResult]:
-        now = self.clock.now()
-        trace_headers = accepted[0][2]
         results: list[IngestResult | None] = [None] * len(accepted)
         async with self.sessions() as session, session.begin():
             repo = ProfileRepository(session, self.pii)
-            unique_types = await repo.policy(workspace_id) or list(identity.DEFAULT_UNIQUE)
-            pairs = sorted({pair for call, ids, _ in accepted for pair in _pairs_of(call, ids)})
-            # Optimistic first: userId / anonymousId races end in the unique index and are rerun.
-            # Identifiers unique only by policy have no index, so calls naming one always wait
-            # for each other; a rerun waits for every identifier, so contention cannot starve it.
-            await repo.lock([lock_key(workspace_id, *pair) for pair in pairs
-                             if exclusive or pair[0] in unique_types])
-            resolver = Resolver(repo, self.outbox, workspace_id, unique_types, now, trace_headers)
-            await resolver.load(pairs)
-            if not exclusive:
-                # First sightings of a userId / anonymousId wait for each other here rather
-                # than colliding on the unique index later and rerunning the whole batch.
-                unseen = [p for p in pairs if p[0] in (identity.USER_ID, identity.ANONYMOUS_ID)
-                          and not resolver.owners[p]]
-                if unseen:
-                    await repo.lock([lock_key(workspace_id, *pair) for pair in unseen])
-                    await resolver.load(unseen, again=True)
+            resolver = await self._locked_resolver(repo, workspace_id, accepted, exclusive)
             placed: list[tuple[int, Call, datetime, uuid.UUID]] = []
             last_seen: dict[uuid.UUID, datetime] = {}
             # A resent messageId writes nothing. Two copies racing in from different replicas
@@ -219,22 +201,48 @@ class ProfileService:
                 placed.append((index, call, at, profile_id))
                 last_seen[profile_id] = max(at, last_seen.get(profile_id, at))
             await resolver.flush(last_seen)
-
-            event_rows = [{"id": uuid.uuid4(), "profile_id": resolver.live(profile_id),
-                           "message_id": call.message_id, "type": call.type, "name": call.label,
-                           "timestamp": at, "received_at": call.received_at, "call": call.as_record(at)}
-                          for _, call, at, profile_id in placed]
-            inserted = await repo.insert_new_events(workspace_id, event_rows)
-            for (index, call, at, _), row in zip(placed, event_rows, strict=True):
-                if row["id"] not in inserted:
-                    results[index] = IngestResult(DUPLICATE)
-                    continue
-                resolver.outbox_entries.append(self.outbox.event(
-                    Tracked(str(row["id"]), call.label, row["call"]), workspace_id, str(row["profile_id"]), at,
-                    accepted[index][2]))
-                results[index] = IngestResult(STORED, profile_id=str(row["profile_id"]), event_id=str(row["id"]))
+            await self._record_events(repo, resolver, workspace_id, accepted, placed, results)
             await self.outbox.add(session, resolver.outbox_entries)
         return results  # type: ignore[return-value]
+
+    async def _locked_resolver(self, repo: ProfileRepository, workspace_id: str, accepted,
+                               exclusive: bool) -> Resolver:
+        """A resolver holding the owners of every identifier the calls name, under the locks
+        this attempt needs."""
+        unique_types = await repo.policy(workspace_id) or list(identity.DEFAULT_UNIQUE)
+        pairs = sorted({pair for call, ids, _ in accepted for pair in _pairs_of(call, ids)})
+        # Optimistic first: userId / anonymousId races end in the unique index and are rerun.
+        # Identifiers unique only by policy have no index, so calls naming one always wait
+        # for each other; a rerun waits for every identifier, so contention cannot starve it.
+        await repo.lock([lock_key(workspace_id, *pair) for pair in pairs if exclusive or pair[0] in unique_types])
+        resolver = Resolver(repo, self.outbox, workspace_id, unique_types, self.clock.now(), accepted[0][2])
+        await resolver.load(pairs)
+        if not exclusive:
+            # First sightings of a userId / anonymousId wait for each other here rather
+            # than colliding on the unique index later and rerunning the whole batch.
+            unseen = [p for p in pairs if p[0] in (identity.USER_ID, identity.ANONYMOUS_ID) and not resolver.owners[p]]
+            if unseen:
+                await repo.lock([lock_key(workspace_id, *pair) for pair in unseen])
+                await resolver.load(unseen, again=True)
+        return resolver
+
+    async def _record_events(self, repo: ProfileRepository, resolver: Resolver, workspace_id: str, accepted,
+                             placed: list[tuple[int, Call, datetime, uuid.UUID]], results: list) -> None:
+        """The placed calls' events, each announced once stored; a copy another replica
+        stored first is a duplicate."""
+        event_rows = [{"id": uuid.uuid4(), "profile_id": resolver.live(profile_id),
+                       "message_id": call.message_id, "type": call.type, "name": call.label,
+                       "timestamp": at, "received_at": call.received_at, "call": call.as_record(at)}
+                      for _, call, at, profile_id in placed]
+        inserted = await repo.insert_new_events(workspace_id, event_rows)
+        for (index, call, at, _), row in zip(placed, event_rows, strict=True):
+            if row["id"] not in inserted:
+                results[index] = IngestResult(DUPLICATE)
+                continue
+            resolver.outbox_entries.append(self.outbox.event(
+                Tracked(str(row["id"]), call.label, row["call"]), workspace_id, str(row["profile_id"]), at,
+                accepted[index][2]))
+            results[index] = IngestResult(STORED, profile_id=str(row["profile_id"]), event_id=str(row["id"]))
 
     async def _retrying(self, work):
         """Concurrent batches race on the same people: PostgreSQL aborts one (deadlock, unique
