@@ -12,7 +12,8 @@ from grpc import aio
 from pydantic import BaseModel, Field
 
 from gateway import auth, keys
-from gateway.errors import ApiError
+from gateway.edge import CheckedRoute
+from gateway.errors import ADMIN_ERRORS, ApiError, responses
 from gateway.keys import WRITE
 from gateway.rpc import context_of, rpc, time_json
 from gateway.workspaces import Principal
@@ -22,11 +23,11 @@ from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 from nudge.profile.v1 import profile_pb2
 
-router = APIRouter(tags=["messages"])
+router = APIRouter(tags=["messages"], route_class=CheckedRoute, responses=ADMIN_ERRORS)
 Admin = Annotated[Principal, Depends(auth.admin)]
 
 
-async def writer(request: Request) -> Principal:
+async def writer(request: Request, _: Annotated[None, auth.WRITE_KEY]) -> Principal:
     return await auth.authenticate(request, auth.basic_user(request), WRITE)
 
 
@@ -137,7 +138,7 @@ async def list_templates(request: Request, principal: Admin) -> dict:
 
 @router.get("/v1/templates/{template_id}", summary="A template (the latest version unless `version`)")
 async def get_template(template_id: str, request: Request, principal: Admin,
-                       version: Annotated[int, Query(ge=0)] = 0) -> dict:
+                       version: Annotated[int, Query(ge=0, le=2**31 - 1, description="0: the latest")] = 0) -> dict:
     return _template_json(await rpc(request).dispatch.GetTemplate(pb.GetTemplateRequest(
         context=context_of(principal), id=template_id, version=version)))
 
@@ -180,7 +181,7 @@ async def set_policy(body: dict[str, Any], request: Request, principal: Admin) -
 MERGE_PATCH_TYPES = ("application/merge-patch+json", "application/json")
 
 
-@router.patch("/v1/dispatch-policy", summary="Change part of the sending policy (JSON merge patch, RFC 7396)",
+@router.patch("/v1/dispatch-policy", responses=responses(415), summary="Change part of the sending policy (JSON merge patch, RFC 7396)",
               description="The body is merged into the stored policy: objects key by key, `null` removes a field, "
                           "any other value replaces it. The result is checked like a whole policy (`PUT`) and "
                           "stored at once, or nothing changes. Content type `application/merge-patch+json` or "
@@ -249,7 +250,7 @@ async def receipt_url(provider: PROVIDERS, request: Request, principal: Admin) -
 @router.post("/v1/webhooks/{provider}/{workspace_id}/{token}", name="receipt",
              summary="A provider's delivery receipts, on the signed URL from /v1/channels/{provider}/receipt-url")
 async def receipt(provider: PROVIDERS, workspace_id: str, token: str, request: Request) -> dict:
-    if not hmac.compare_digest(token, receipt_token(request, workspace_id, provider)):
+    if not hmac.compare_digest(token.encode(), receipt_token(request, workspace_id, provider).encode()):
         raise ApiError(404, "not_found", "unknown receipt URL")
     try:
         payload = (await request.body()).decode() or "{}"

@@ -12,13 +12,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import escape
 
 from gateway.dispatch import Writer, sdk_profile
-from gateway.errors import ApiError
+from gateway.edge import CheckedRoute
+from gateway.errors import LINK_ERRORS, ApiError, responses
 from gateway.rpc import context_of, rpc
 from gateway.workspaces import Principal
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 
-router = APIRouter(tags=["engagement"])
+router = APIRouter(tags=["engagement"], route_class=CheckedRoute, responses=LINK_ERRORS)
 
 # The 43-byte transparent 1×1 GIF.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
@@ -34,6 +35,7 @@ _PAGE = """<!doctype html>
 {content}
 </body></html>
 """
+SDK_ERRORS = responses(401, 403, 429)  # besides the links' own: the SDK's calls carry the write key
 _CATEGORIES = {"advertising": ("광고성 정보", "advertising messages")}
 
 
@@ -95,14 +97,14 @@ async def _inapp(request: Request, principal: Principal, delivery_id: str, kind:
     return {"recorded": reply.recorded}
 
 
-@router.post("/v1/inapp/{delivery_id}/impression", tags=["messages"],
+@router.post("/v1/inapp/{delivery_id}/impression", tags=["messages"], responses=SDK_ERRORS,
              summary="An in-app message was shown to the person (write key, userId or anonymousId)")
 async def inapp_impression(delivery_id: str, request: Request, principal: Writer, userId: str = "",
                            anonymousId: str = "") -> dict:
     return await _inapp(request, principal, delivery_id, "impression", userId, anonymousId)
 
 
-@router.post("/v1/inapp/{delivery_id}/click", tags=["messages"],
+@router.post("/v1/inapp/{delivery_id}/click", tags=["messages"], responses=SDK_ERRORS,
              summary="The person clicked an in-app message (write key, userId or anonymousId)")
 async def inapp_click(delivery_id: str, request: Request, principal: Writer, userId: str = "",
                       anonymousId: str = "") -> dict:

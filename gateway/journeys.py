@@ -10,14 +10,15 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from gateway import auth
-from gateway.errors import ApiError
+from gateway.edge import CheckedRoute
+from gateway.errors import ADMIN_ERRORS, ApiError
 from gateway.rpc import context_of, rpc, time_json
 from gateway.workspaces import Principal
 from kit.transport import timestamp
 from nudge.journey.v1 import journey_pb2 as pb
 from nudge.journey.v1.journey_pb2_grpc import JourneyServiceStub
 
-router = APIRouter(tags=["journeys"])
+router = APIRouter(tags=["journeys"], route_class=CheckedRoute, responses=ADMIN_ERRORS)
 Admin = Annotated[Principal, Depends(auth.admin)]
 
 

@@ -11,13 +11,14 @@ from grpc import aio
 from pydantic import AwareDatetime, BaseModel, Field
 
 from gateway import auth
-from gateway.errors import from_rpc
+from gateway.edge import CheckedRoute
+from gateway.errors import ADMIN_ERRORS, from_rpc
 from gateway.rpc import context_of, rpc, time_json
 from gateway.workspaces import Principal
 from kit.transport import timestamp
 from nudge.metrics.v1 import metrics_pb2 as pb
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(tags=["metrics"], route_class=CheckedRoute, responses=ADMIN_ERRORS)
 Admin = Annotated[Principal, Depends(auth.admin)]
 T = TypeVar("T")
 

@@ -10,13 +10,14 @@ from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import auth
-from gateway.errors import ApiError
+from gateway.edge import CheckedRoute
+from gateway.errors import ADMIN_ERRORS, ApiError
 from gateway.rpc import context_of, rpc
 from gateway.workspaces import Principal
 from nudge.common.v1 import common_pb2
 from nudge.profile.v1 import profile_pb2 as pb
 
-router = APIRouter(tags=["profiles"])
+router = APIRouter(tags=["profiles"], route_class=CheckedRoute, responses=ADMIN_ERRORS)
 Admin = Annotated[Principal, Depends(auth.admin)]
 
 _LOOKUP_PARAMS = {"userId": "user_id", "anonymousId": "anonymous_id", "email": "email",

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from gateway import auth
-from gateway.errors import ApiError
+from gateway.edge import CheckedRoute
+from gateway.errors import ADMIN_ERRORS, ApiError
 from gateway.rpc import context_of, rpc, time_json
 from gateway.workspaces import Principal
 from nudge.common.v1 import common_pb2
 from nudge.segment.v1 import segment_pb2 as pb
 
-router = APIRouter(tags=["segments"])
+router = APIRouter(tags=["segments"], route_class=CheckedRoute, responses=ADMIN_ERRORS)
 Admin = Annotated[Principal, Depends(auth.admin)]
 
 
