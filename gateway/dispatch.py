@@ -12,7 +12,7 @@ from grpc import aio
 from pydantic import BaseModel, Field
 
 from gateway import auth, keys
-from gateway.edge import CheckedRoute
+from gateway.edge import CheckedRoute, Id, Name
 from gateway.errors import ADMIN_ERRORS, ApiError, responses
 from gateway.keys import WRITE
 from gateway.rpc import context_of, rpc, time_json
@@ -59,9 +59,9 @@ def _config_json(c: pb.ChannelConfig) -> dict:
 
 
 class MessageIn(BaseModel):
-    profileId: str = Field(..., min_length=1)
-    channels: list[str] = Field(..., min_length=1, description="fallback order, e.g. [\"alimtalk\", \"sms\"]")
-    templateId: str = Field(..., min_length=1)
+    profileId: Id
+    channels: list[str] = Field(..., min_length=1, max_length=10, description="fallback order, e.g. [\"alimtalk\", \"sms\"]")
+    templateId: Id
     advertising: bool = False
     transactional: bool | None = Field(None, description="exempt from fatigue limits when the policy allows; "
                                                           "default: true unless advertising")
@@ -74,12 +74,12 @@ class MessageIn(BaseModel):
 
 
 class TemplateIn(BaseModel):
-    name: str = ""
+    name: str = Field("", max_length=200)
     channels: dict[str, Any] = Field(..., description="content per channel, e.g. {\"sms\": {\"text\": \"...\"}}")
 
 
 class ChannelConfigIn(BaseModel):
-    provider: str = Field(..., min_length=1)
+    provider: Name
     config: dict[str, Any] = Field(..., description=(
         "The provider's endpoint, credentials and sender (fields per provider). Every provider also takes "
         "`rate_per_second` (sustained requests per second to this provider for the workspace, shared by every "

@@ -8,10 +8,12 @@ Every router is built with `route_class=CheckedRoute`."""
 import json
 import zlib
 from collections.abc import Callable, Coroutine
-from typing import Any
+from datetime import datetime, timezone
+from typing import Annotated, Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from pydantic import AfterValidator, AwareDatetime, Field
 
 from gateway.errors import ApiError
 from kit import limits
@@ -99,3 +101,18 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def _too_large(limit: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"body larger than {limit // 1024} KB")
+
+
+def _between_1970_and_2099(value: datetime) -> datetime:
+    moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if not limits.EARLIEST <= moment < limits.LATEST:
+        raise ValueError("expected a date-time between 1970 and 2099")
+    return value
+
+
+# Date-times a request may carry (1970–2099): with a zone, or (Moment) read as UTC without one.
+AwareMoment = Annotated[AwareDatetime, AfterValidator(_between_1970_and_2099)]
+Moment = Annotated[datetime, AfterValidator(_between_1970_and_2099)]
+Name = Annotated[str, Field(min_length=1, max_length=limits.MAX_ID_LENGTH)]
+Description = Annotated[str, Field(max_length=2_000)]
+Id = Annotated[str, Field(min_length=1, max_length=limits.MAX_ID_LENGTH)]

@@ -1,7 +1,6 @@
 """Management of profiles with the admin key: look up, events, consent, GDPR export and
 erase, the identity policy and the audit log. Every call names its key for the audit log."""
 
-from datetime import datetime
 from typing import Annotated
 
 import orjson
@@ -10,7 +9,7 @@ from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import auth
-from gateway.edge import CheckedRoute
+from gateway.edge import CheckedRoute, Moment
 from gateway.errors import ADMIN_ERRORS, ApiError
 from gateway.rpc import context_of, rpc
 from gateway.workspaces import Principal
@@ -79,7 +78,7 @@ def _event_json(event: pb.Event) -> dict:
 
 class ConsentIn(BaseModel):
     granted: bool
-    at: datetime | None = Field(None, description="when the person gave or withdrew it (1970–2099); default now")
+    at: Moment | None = Field(None, description="when the person gave or withdrew it (1970–2099); default now")
     source: str = Field(..., min_length=1, max_length=200, description="where it was collected, e.g. signup_form")
 
 
@@ -126,7 +125,7 @@ async def delete_profile(profile_id: str, request: Request, principal: Admin) ->
 
 class IdentityPolicyBody(BaseModel):
     uniqueIdentifiers: list[str] = Field(
-        ..., description="identifier types (email, phone, device_token) that belong to one person: "
+        ..., max_length=10, description="identifier types (email, phone, device_token) that belong to one person: "
                          "profiles sharing one are merged even when both have a userId")
 
 

@@ -104,6 +104,9 @@ def parse_call(raw: object, call_type: str | None, received_at: Timestamp, batch
     name = raw.get("name")
     if name is not None and not isinstance(name, str):
         raise CallError("name", "expected a string")
+    for key, text in (("event", event), ("name", name)):  # rules name events in at most as many
+        if isinstance(text, str) and len(text) > _MAX_ID:
+            raise CallError(key, f"longer than {_MAX_ID} characters")
     if kind == "group" and not _id(raw, "groupId"):
         raise CallError("groupId", "group needs a groupId")
     message_id = _id(raw, "messageId") or f"nudge-{uuid.uuid4()}"

@@ -25,6 +25,7 @@ INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)   # dates are within 1970–2099
 LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)     # exclusive
 MAX_DURATION = timedelta(days=3660)                    # about ten years: windows, waits, offsets
+_EARLIEST_SECONDS, _LATEST_SECONDS = int(EARLIEST.timestamp()), int(LATEST.timestamp())
 
 
 def child(field: str, key: str | int) -> str:
@@ -129,8 +130,8 @@ def _fail(field: str, reason: str):
 
 def check_message(message, field: str = "") -> None:
     """Every string of a protobuf request (fields, repeated items, map keys and values, nested
-    messages): no NUL, at most MAX_TEXT_LENGTH characters. A `*_json` field is checked when it
-    is decoded (kit.transport.json_argument), so here only for NUL."""
+    messages): no NUL, at most MAX_TEXT_LENGTH characters; every Timestamp within 1970–2099. A
+    `*_json` field is checked when it is decoded (kit.transport.json_argument), so here only for NUL."""
     for descriptor, value in message.ListFields():
         path = f"{field}.{descriptor.name}" if field else descriptor.name
         if descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
@@ -149,6 +150,10 @@ def check_message(message, field: str = "") -> None:
 
 def _check_field(descriptor, value, path: str) -> None:
     if descriptor.type == descriptor.TYPE_MESSAGE:
-        check_message(value, path)
+        if descriptor.message_type.full_name == "google.protobuf.Timestamp":
+            if not _EARLIEST_SECONDS <= value.seconds < _LATEST_SECONDS:
+                _fail(path, "expected a date between 1970 and 2099")
+        else:
+            check_message(value, path)
     elif descriptor.type == descriptor.TYPE_STRING:
         check_text(value, path, MAX_STRING_LENGTH * 1000 if descriptor.name.endswith("_json") else MAX_TEXT_LENGTH)

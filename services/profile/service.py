@@ -423,7 +423,7 @@ def _decode_event_cursor(cursor: str) -> tuple[datetime, uuid.UUID] | None:
 def _int_cursor(cursor: str) -> int | None:
     if not cursor:
         return None
-    if not cursor.isdigit() or len(cursor) > 18:
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:  # "²" is a digit to isdigit()
         raise InvalidArgument("cursor: not a cursor this API returned", field="cursor")
     return int(cursor)
 

@@ -60,6 +60,8 @@ def test_every_string_of_a_grpc_request_is_checked_with_its_path():
     assert _field(lambda: limits.check_message(request)) == "rejected_before.x\\u0000"
     long = profile_pb2.IngestRequest(calls=[profile_pb2.TrackingCall(user_id="u" * (limits.MAX_TEXT_LENGTH + 1))])
     assert _field(lambda: limits.check_message(long)) == "calls[0].user_id"
+    late = profile_pb2.IngestRequest(calls=[profile_pb2.TrackingCall(sent_at={"seconds": 4_200_000_000})])
+    assert _field(lambda: limits.check_message(late)) == "calls[0].sent_at"
 
 
 def test_dates_from_1970_to_2099_and_durations_up_to_about_ten_years():
