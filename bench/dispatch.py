@@ -30,7 +30,8 @@ from redis.asyncio import Redis
 
 from bench import harness
 from bench.harness import HOST, Processes, Result, cpu_seconds, drive, fetchval, free_port, wait_grpc, wait_http
-from kit.streams import EVENTS, family_streams
+from kit.payloads import EVENTS
+from kit.streams import family_streams
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
 from nudge.profile.v1 import profile_pb2, profile_pb2_grpc
@@ -154,92 +155,136 @@ async def receiver_count(client: httpx.AsyncClient, base: str) -> dict:
 
 async def bench_sends(args, procs: Processes, client: httpx.AsyncClient, keys: harness.RedisUndo, run_id: str,
                       workspace_id: str, urls: dict) -> tuple:
-    http_port = free_port()
-    profile_addr = procs.service("profile", "services.profile", {"NUDGE_DATABASE_URL": urls["profile"],
-                                                                 "NUDGE_REDIS_URL": args.redis_url})
-    procs.start("receiver", ["-m", "bench.dispatch", "--serve-receiver", str(http_port)], {})
-    base = f"http://{HOST}:{http_port}"
-    url = f"{base}/hook"
-    await wait_http(client, f"{base}/healthz", procs, "receiver")
-    await wait_grpc(profile_addr, procs, "profile")
-
+    """The webhook receiver hit directly (the baselines), then through the dispatch service's
+    Send; both at the same concurrency."""
+    base, profile_addr = await start_receiver_and_profiles(args, procs, client, urls["profile"])
     status(f"sends: {args.sends + args.send_warmup:,} profiles through the profile service's Ingest")
     people = await create_profiles(profile_addr, workspace_id, args.sends + args.send_warmup, run_id)
 
     # The baselines: the same server, hit directly with the same concurrency.
     body = orjson.dumps({"delivery_id": str(uuid.uuid4()), "workspace_id": workspace_id, "profile_id": people[0],
                          "data": {"text": "hi User 0"}})
-    baselines = []
-    for name, headers in (("bare httpx POST, keep-alive", {}),
-                          ("bare httpx POST, Connection: close", {"Connection": "close"})):
-        status(f"sends: {name}")
-
-        async def post(_, headers=headers) -> None:
-            reply = await client.post(url, content=body, headers={"Content-Type": "application/json", **headers})
-            if reply.status_code != 200:
-                raise RuntimeError(f"POST {url} → {reply.status_code}")
-
-        await drive(post, range(args.send_warmup), args.concurrency, Result("warm-up"))
-        before = (await receiver_count(client, base))["requests"]
-        result = await drive(post, range(args.sends), args.concurrency, Result(name))
-        result.items = (await receiver_count(client, base))["requests"] - before
-        if result.items != args.sends:
-            raise RuntimeError(f"{name}: {args.sends} requests made, the server counted {result.items}")
-        baselines.append(result)
+    baselines = [await bare_posts(args, client, base, body, name, headers)
+                 for name, headers in (("bare httpx POST, keep-alive", {}),
+                                       ("bare httpx POST, Connection: close", {"Connection": "close"}))]
 
     status("sends: the dispatch service (channel config, template, policy)")
-    group = f"bench-dispatch-{run_id}"
-    for stream in family_streams(EVENTS, 1):  # its consumer group: the run's, at the end of the stream
-        await keys.create_group(stream, group)
-    address = procs.service("dispatch", "services.dispatch", {
-        "NUDGE_DATABASE_URL": urls["dispatch"], "NUDGE_REDIS_URL": args.redis_url, "NUDGE_PROFILE_ADDR": profile_addr,
-        "NUDGE_CONSUMER_GROUP": group})
-    await wait_grpc(address, procs, "dispatch")
+    address = await start_dispatch(args, procs, keys, run_id, urls["dispatch"], profile_addr)
     context = common_pb2.RequestContext(workspace_id=workspace_id, actor="bench")
     async with harness.channel(address) as channel:
         dispatch = dispatch_pb2_grpc.DispatchServiceStub(channel)
-        await dispatch.PutTemplate(dispatch_pb2.PutTemplateRequest(
-            context=context, id="t", name="t", channels_json=TEMPLATE), timeout=60)
-        await dispatch.PutChannelConfig(dispatch_pb2.PutChannelConfigRequest(
-            context=context, channel="webhook", provider="webhook", config_json=orjson.dumps({
-                "url": url, "secret": "x", "allowed_hosts": [HOST], "rate_per_second": 100_000,
-                "burst": 100_000}).decode()), timeout=60)
-        await dispatch.SetPolicy(dispatch_pb2.SetPolicyRequest(
-            context=context, policy_json=orjson.dumps({"fatigue": POLICY}).decode()), timeout=60)
-        outcomes: dict[str, int] = {}
-
-        async def send(item: tuple[int, str]) -> None:
-            n, profile_id = item
-            delivery = await dispatch.Send(dispatch_pb2.SendRequest(
-                context=context, idempotency_key=f"bench-{run_id}-{n}", profile_id=profile_id, channels=["webhook"],
-                template_id="t"), timeout=60)
-            outcomes[delivery.status] = outcomes.get(delivery.status, 0) + 1
-            if delivery.status != "sent":
-                raise RuntimeError(f"send {n}: {delivery.status} ({delivery.rule}: {delivery.reason})")
-
+        await configure_dispatch(dispatch, context, f"{base}/hook")
         status(f"sends: warm-up ({args.send_warmup:,}), then {args.sends:,} sends")
-        warm = list(enumerate(people[args.sends:], start=args.sends))
-        await drive(send, warm, args.concurrency, Result("warm-up"))
+        sender = Sender(dispatch, context, run_id)
+        await drive(sender.send, list(enumerate(people[args.sends:], start=args.sends)), args.concurrency,
+                    Result("warm-up"))
         before = await receiver_count(client, base)
-        outcomes.clear()
+        sender.outcomes.clear()
         others = {name: cpu_seconds(procs.running[name].pid) for name in ("dispatch", "profile", "receiver")}
         with Profiler(args.cprofile, "sends"):
-            nudge = await drive(send, list(enumerate(people[:args.sends])), args.concurrency,
+            nudge = await drive(sender.send, list(enumerate(people[:args.sends])), args.concurrency,
                                 Result("Nudge Send over gRPC"))
     for name, cpu in others.items():
         now = cpu_seconds(procs.running[name].pid)
         others[name] = None if cpu is None or now is None else now - cpu
     after = await receiver_count(client, base)
     nudge.items = after["requests"] - before["requests"]
-    new_ids = after["deliveries"] - before["deliveries"]
-    sent = await fetchval(urls["dispatch"], "SELECT count(*) FROM deliveries WHERE workspace_id = $1 "
-                                            "AND status = 'sent'", workspace_id)
+    await check_sends(args, urls["dispatch"], workspace_id, nudge, sender.outcomes,
+                      after["deliveries"] - before["deliveries"])
+    return nudge, baselines, others
+
+
+async def start_receiver_and_profiles(args, procs: Processes, client: httpx.AsyncClient,
+                                      profile_url: str) -> tuple[str, str]:
+    """The profile service and the webhook receiver, once both answer; returns the receiver's
+    base URL and the profile service's gRPC address."""
+    http_port = free_port()
+    profile_addr = procs.service("profile", "services.profile", {"NUDGE_DATABASE_URL": profile_url,
+                                                                 "NUDGE_REDIS_URL": args.redis_url})
+    procs.start("receiver", ["-m", "bench.dispatch", "--serve-receiver", str(http_port)], {})
+    base = f"http://{HOST}:{http_port}"
+    await wait_http(client, f"{base}/healthz", procs, "receiver")
+    await wait_grpc(profile_addr, procs, "profile")
+    return base, profile_addr
+
+
+async def bare_posts(args, client: httpx.AsyncClient, base: str, body: bytes, name: str, headers: dict) -> Result:
+    """`--sends` POSTs of one webhook body straight to the receiver, after the warm-up ones;
+    fails unless the receiver counted each."""
+    url = f"{base}/hook"
+    status(f"sends: {name}")
+
+    async def post(_) -> None:
+        reply = await client.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+        if reply.status_code != 200:
+            raise RuntimeError(f"POST {url} → {reply.status_code}")
+
+    await drive(post, range(args.send_warmup), args.concurrency, Result("warm-up"))
+    before = (await receiver_count(client, base))["requests"]
+    result = await drive(post, range(args.sends), args.concurrency, Result(name))
+    result.items = (await receiver_count(client, base))["requests"] - before
+    if result.items != args.sends:
+        raise RuntimeError(f"{name}: {args.sends} requests made, the server counted {result.items}")
+    return result
+
+
+async def start_dispatch(args, procs: Processes, keys: harness.RedisUndo, run_id: str, url: str,
+                         profile_addr: str) -> str:
+    """`python -m services.dispatch` on its database, reading the events stream in a consumer
+    group of the run's; returns its gRPC address once it serves."""
+    group = f"bench-dispatch-{run_id}"
+    for stream in family_streams(EVENTS, 1):  # its consumer group: the run's, at the end of the stream
+        await keys.create_group(stream, group)
+    address = procs.service("dispatch", "services.dispatch", {
+        "NUDGE_DATABASE_URL": url, "NUDGE_REDIS_URL": args.redis_url, "NUDGE_PROFILE_ADDR": profile_addr,
+        "NUDGE_CONSUMER_GROUP": group, "NUDGE_EGRESS_ALLOW": HOST})  # the receiver is local: the operator allows it
+    await wait_grpc(address, procs, "dispatch")
+    return address
+
+
+async def configure_dispatch(dispatch: dispatch_pb2_grpc.DispatchServiceStub, context: common_pb2.RequestContext,
+                             hook_url: str) -> None:
+    """The template, the webhook channel pointing at the receiver (its rate limit out of the
+    way) and the fatigue policy, through the dispatch API."""
+    await dispatch.PutTemplate(dispatch_pb2.PutTemplateRequest(
+        context=context, id="t", name="t", channels_json=TEMPLATE), timeout=60)
+    await dispatch.PutChannelConfig(dispatch_pb2.PutChannelConfigRequest(
+        context=context, channel="webhook", provider="webhook", config_json=orjson.dumps({
+            "url": hook_url, "secret": "x", "allowed_hosts": [HOST], "rate_per_second": 100_000,
+            "burst": 100_000}).decode()), timeout=60)
+    await dispatch.SetPolicy(dispatch_pb2.SetPolicyRequest(
+        context=context, policy_json=orjson.dumps({"fatigue": POLICY}).decode()), timeout=60)
+
+
+class Sender:
+    """Send over gRPC for (n, profile id), counting the replies by status; any but "sent" fails."""
+
+    def __init__(self, dispatch: dispatch_pb2_grpc.DispatchServiceStub, context: common_pb2.RequestContext,
+                 run_id: str) -> None:
+        self.dispatch, self.context, self.run_id = dispatch, context, run_id
+        self.outcomes: dict[str, int] = {}
+
+    async def send(self, item: tuple[int, str]) -> None:
+        n, profile_id = item
+        delivery = await self.dispatch.Send(dispatch_pb2.SendRequest(
+            context=self.context, idempotency_key=f"bench-{self.run_id}-{n}", profile_id=profile_id,
+            channels=["webhook"], template_id="t"), timeout=60)
+        self.outcomes[delivery.status] = self.outcomes.get(delivery.status, 0) + 1
+        if delivery.status != "sent":
+            raise RuntimeError(f"send {n}: {delivery.status} ({delivery.rule}: {delivery.reason})")
+
+
+async def check_sends(args, dispatch_url: str, workspace_id: str, nudge: Result, outcomes: dict,
+                      new_ids: int) -> None:
+    """Every measured send answered "sent" and reached the receiver once, with a delivery id
+    of its own, and the deliveries table holds every send of the run (warm-up included)."""
+    sent = await fetchval(dispatch_url, "SELECT count(*) FROM deliveries WHERE workspace_id = $1 "
+                                        "AND status = 'sent'", workspace_id)
     expected = args.sends + args.send_warmup
     if not (nudge.items == new_ids == outcomes.get("sent", 0) == args.sends and sent == expected):
         raise RuntimeError(f"{args.sends} sends: replies {outcomes}, the server got {nudge.items} requests "
                            f"for {new_ids} new deliveries, the deliveries table has {sent} sent "
                            f"(with {args.send_warmup} warm-up sends)")
-    return nudge, baselines, others
 
 
 # -- the run -------------------------------------------------------------------------
@@ -269,8 +314,9 @@ async def run(args) -> None:
 
 def print_rows(unit: str, nudge: Result, baselines: list[Result]) -> None:
     harness.table(36, [(unit, 12), ("p50 ms", 9), ("p99 ms", 9), ("CPU µs", 9), ("Nudge ÷ this", 14)], [
-        (r.name, [f"{r.rate:,.0f}", f"{r.percentile(50):.2f}", f"{r.percentile(99):.2f}", f"{r.cpu / r.items * 1e6:.0f}",
-                  "" if r is nudge else harness.share(nudge.rate, r.rate)]) for r in (nudge, *baselines)])
+        (r.name, [f"{r.rate:,.0f}", f"{r.percentile(50):.2f}", f"{r.percentile(99):.2f}",
+                  f"{r.cpu / r.items * 1e6:.0f}", "" if r is nudge else harness.share(nudge.rate, r.rate)])
+        for r in (nudge, *baselines)])
 
 
 def print_fatigue(args, nudge: Result, baselines: list[Result], tally: dict, distinct: int) -> None:

@@ -281,13 +281,7 @@ class RedisUndo:
 
 
 # -- streams ---------------------------------------------------------------------------
-# The platform's streams (documented contracts; one partition each, the default).
-SEGMENTS = "nudge.segments.v1"        # segment.entered / segment.exited
-DELIVERIES = "nudge.deliveries.v1"
-ENGAGEMENT = "nudge.engagement.v1"
-JOURNEYS = "nudge.journeys.v1"
-
-
+# The platform's streams are kit.payloads' families, one partition each (the default).
 def entry_tuple(entry_id) -> tuple[int, int]:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     ms, _, seq = text.partition("-")

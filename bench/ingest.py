@@ -22,6 +22,7 @@ import orjson
 
 from bench import harness
 from bench.harness import HOST, REPO, Processes, Result, drive, fetchval, free_port, wait_http
+from kit.payloads import label_of
 
 status = harness.reporter("bench.ingest")
 TRACK_EVENTS = ["Product Viewed", "Product Added", "Search", "Checkout Started", "Order Completed"]
@@ -71,7 +72,7 @@ def copy_records(calls: list[dict], profile_ids: dict[str, uuid.UUID]) -> list[t
     """The rows the events table would get for these calls."""
     now = datetime.now(timezone.utc)
     return [(uuid.uuid4(), "bench", profile_ids[c["userId"]], c["messageId"], c["type"],
-             c.get("event") or c.get("name") or c["type"], datetime.fromisoformat(c["timestamp"]), now,
+             label_of(c["type"], c.get("event"), c.get("name")), datetime.fromisoformat(c["timestamp"]), now,
              orjson.dumps(c).decode()) for c in calls]
 
 
@@ -125,7 +126,7 @@ async def start_nudge(procs: Processes, client: httpx.AsyncClient, urls: dict, r
     """Profile service and gateway as subprocesses; returns (gateway base URL, write key)."""
     http_port = free_port()
     common = {"NUDGE_REDIS_URL": redis_url, "NUDGE_API_KEY_PEPPER": "bench-" + run_id,
-              "NUDGE_RATE_LIMIT_PER_SECOND": "1000000", "NUDGE_LOG_LEVEL": "WARNING"}
+              "NUDGE_RATE_LIMIT_WRITE": "1000000/second", "NUDGE_LOG_LEVEL": "WARNING"}
     profile_addr = procs.service("profile", "services.profile", {**common, "NUDGE_DATABASE_URL": urls["profile"]})
     gateway_env = {**common, "NUDGE_DATABASE_URL": urls["gateway"], "NUDGE_HTTP_PORT": str(http_port),
                    "NUDGE_PROFILE_ADDR": profile_addr}

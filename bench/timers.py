@@ -28,8 +28,9 @@ import asyncpg
 import orjson
 
 from bench import harness
-from bench.harness import SEGMENTS, Cpu, Processes, admin_execute, backends
-from kit.streams import EVENTS, family_streams
+from bench.harness import Cpu, Processes, admin_execute, backends
+from kit.payloads import EVENTS, SEGMENTS
+from kit.streams import family_streams
 
 AIM_STEPS_PER_SECOND, AIM_SHARE_OF_BARE, AIM_STEADY_P99_MS = 5_000, 0.60, 1_000
 DEFINITION = {"trigger": {"kind": "event", "event": "Bench"}, "start": "a",

@@ -27,6 +27,9 @@ from kit import embedded
 from kit.settings import REPO_ROOT
 
 
+LOCAL_EGRESS = "127.0.0.0/8, ::1"  # loopback: what `make run` lets dispatch reach besides public addresses
+
+
 def _wait_ready(url: str, children: dict[str, subprocess.Popen], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -93,7 +96,7 @@ def _stop(children: dict[str, subprocess.Popen], grace: float = 15) -> None:
             print(f"{name} did not stop within {grace:.0f}s of SIGTERM: killed", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devserver")
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("NUDGE_DATA_DIR", REPO_ROOT / ".nudge")))
     parser.add_argument("--http-port", type=int, default=int(os.environ.get("NUDGE_HTTP_PORT", 8080)))
@@ -102,23 +105,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dispatch-port", type=int, default=50053)
     parser.add_argument("--journey-port", type=int, default=50054)
     parser.add_argument("--metrics-port", type=int, default=50055)
-    args = parser.parse_args(argv)
-    data_dir = args.data_dir.resolve()
+    return parser.parse_args(argv)
 
-    # Started here first so the children join one running server instead of racing to start it.
-    print(f"starting embedded PostgreSQL and Redis in {data_dir} …", flush=True)
-    embedded.postgres_server_url(data_dir)
-    redis_url = embedded.redis_url(data_dir)
 
-    env = {**os.environ, "NUDGE_DATA_DIR": str(data_dir), "NUDGE_REDIS_URL": redis_url,
-           "PYTHONUNBUFFERED": "1"}
-    env.pop("NUDGE_DATABASE_URL", None)  # each service joins the embedded server with its own database
+def _commands(args: argparse.Namespace) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Each child's command and its own environment, in the order they start. segment and
+    dispatch call journey although it starts after them: a gRPC channel connects on its first
+    call, not when the service starts."""
     profile_addr, segment_addr = f"localhost:{args.profile_port}", f"localhost:{args.segment_port}"
     dispatch_addr, journey_addr = f"localhost:{args.dispatch_port}", f"localhost:{args.journey_port}"
     metrics_addr = f"localhost:{args.metrics_port}"
-    # Started in this order. segment and dispatch call journey although it starts after them:
-    # a gRPC channel connects on its first call, not when the service starts.
-    commands = {
+    return {
         "profile": ([sys.executable, "-m", "services.profile"], {"NUDGE_GRPC_PORT": str(args.profile_port)}),
         "segment": ([sys.executable, "-m", "services.segment"], {
             "NUDGE_GRPC_PORT": str(args.segment_port), "NUDGE_JOURNEY_ADDR": journey_addr}),
@@ -126,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             "NUDGE_GRPC_PORT": str(args.dispatch_port), "NUDGE_PROFILE_ADDR": profile_addr,
             "NUDGE_JOURNEY_ADDR": journey_addr,
             # tracked links, the open pixel and unsubscribe links point at this gateway
-            "NUDGE_TRACKING_BASE_URL": f"http://localhost:{args.http_port}"}),
+            "NUDGE_TRACKING_BASE_URL": f"http://localhost:{args.http_port}",
+            # one machine: sends may reach local catchers (a mail catcher, a webhook receiver)
+            # unless the environment says otherwise (NUDGE_EGRESS_ALLOW= allows none)
+            "NUDGE_EGRESS_ALLOW": os.environ.get("NUDGE_EGRESS_ALLOW", LOCAL_EGRESS)}),
         "journey": ([sys.executable, "-m", "services.journey"], {
             "NUDGE_GRPC_PORT": str(args.journey_port), "NUDGE_SEGMENT_ADDR": segment_addr,
             "NUDGE_DISPATCH_ADDR": dispatch_addr, "NUDGE_PROFILE_ADDR": profile_addr}),
@@ -136,6 +136,27 @@ def main(argv: list[str] | None = None) -> int:
             "NUDGE_SEGMENT_ADDR": segment_addr, "NUDGE_DISPATCH_ADDR": dispatch_addr,
             "NUDGE_JOURNEY_ADDR": journey_addr, "NUDGE_METRICS_ADDR": metrics_addr}),
     }
+
+
+def _announce(base: str, workspace: dict) -> None:
+    print("\nNudge is running\n"
+          f"  gateway      {base}\n"
+          f"  API docs     {base}/docs\n"
+          f"  workspace    {workspace['workspace_id']}\n"
+          f"  write key    {workspace['write_key']}\n"
+          f"  admin key    {workspace['admin_key']}\n"
+          "Ctrl-C stops everything.\n", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    data_dir = args.data_dir.resolve()
+    # Started here first so the children join one running server instead of racing to start it.
+    print(f"starting embedded PostgreSQL and Redis in {data_dir} …", flush=True)
+    embedded.postgres_server_url(data_dir)
+    env = {**os.environ, "NUDGE_DATA_DIR": str(data_dir), "NUDGE_REDIS_URL": embedded.redis_url(data_dir),
+           "PYTHONUNBUFFERED": "1"}
+    env.pop("NUDGE_DATABASE_URL", None)  # each service joins the embedded server with its own database
     children: dict[str, subprocess.Popen] = {}
     stopping = False
 
@@ -146,20 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        for name, (command, extra_env) in commands.items():
+        for name, (command, extra_env) in _commands(args).items():
             children[name] = subprocess.Popen(command, env={**env, **extra_env}, cwd=REPO_ROOT)
         base = f"http://localhost:{args.http_port}"
         # Ready is the gateway's own database and Redis; "running" also means every service answers.
         for path in ("/readyz", "/healthz/services"):
             _wait_ready(f"{base}{path}", children)
-        workspace = _dev_workspace(data_dir)
-        print("\nNudge is running\n"
-              f"  gateway      {base}\n"
-              f"  API docs     {base}/docs\n"
-              f"  workspace    {workspace['workspace_id']}\n"
-              f"  write key    {workspace['write_key']}\n"
-              f"  admin key    {workspace['admin_key']}\n"
-              "Ctrl-C stops everything.\n", flush=True)
+        _announce(base, _dev_workspace(data_dir))
         while not stopping:
             _check_alive(children)
             time.sleep(0.3)

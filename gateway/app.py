@@ -7,8 +7,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-from gateway import dispatch, engagement, errors, journeys, metrics, profiles, segments, tracking
+from gateway import (cors, dispatch, engagement, errors, inbox, journeys, metrics, profiles, sdk_access, segments,
+                     tracking)
+from gateway.ratelimit import RateLimitHeaders, RateLimits
 from gateway.rpc import Channels
+from gateway.sdk_settings import SdkSettingsStore
 from gateway.settings import GatewaySettings
 from gateway.workspaces import open_store
 from kit import health
@@ -18,7 +21,7 @@ from kit.tracing import instrument_engine, setup_tracing
 
 log = get_logger(__name__)
 
-ROUTERS = (tracking, profiles, segments, dispatch, engagement, journeys, metrics)
+ROUTERS = (tracking, profiles, segments, dispatch, inbox, engagement, journeys, metrics, sdk_access)
 
 
 def create_app(settings: GatewaySettings | None = None, setup_observability: bool = True) -> FastAPI:
@@ -27,12 +30,19 @@ def create_app(settings: GatewaySettings | None = None, setup_observability: boo
         setup_logging("gateway", settings.log_level)
         setup_tracing("gateway", settings.otlp_endpoint)
     app = FastAPI(title="Nudge API", version="1.0",
-                  description="Tracking (Segment spec, write key) and management (admin key) of Nudge.",
+                  description="Tracking (Segment spec, write key; also on the short paths /v1/i|t|p|s|g|a|b "
+                              "the browser and mobile SDKs post to) and management (admin key) of Nudge. The in-app "
+                              "inbox and in-app engagement need the write key and the person's user token "
+                              "(`X-Nudge-User-Token`: hex HMAC-SHA256 of the userId under the workspace's identity "
+                              "secret). Tracking and inbox answers carry CORS headers for the workspace's allowed "
+                              "origins only.",
                   lifespan=_lifespan(settings))
     errors.install(app)
     for module in ROUTERS:
         app.include_router(module.router)
     _add_health_routes(app)
+    app.add_middleware(RateLimitHeaders)
+    app.add_middleware(cors.WorkspaceCors)
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
     return app
 
@@ -47,8 +57,10 @@ def _lifespan(settings: GatewaySettings):
         channels = Channels(settings)
         app.state.settings = settings
         app.state.workspaces = store
+        app.state.sdk_settings = SdkSettingsStore(store.sessions)
         app.state.engine = engine
         app.state.redis = redis
+        app.state.rate_limits = RateLimits(redis, settings.rate_limit_write, settings.rate_limit_admin)
         app.state.services = channels.services
         app.state.service_health = channels.health
         try:

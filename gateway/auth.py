@@ -1,15 +1,14 @@
 """Workspace API keys: the write key (HTTP Basic user name, or `writeKey` in the body) for
-tracking, the admin key (`Authorization: Bearer`) for management. Plus the per-workspace
-rate limit, counted in Redis so every gateway replica shares it."""
+tracking, the admin key (`Authorization: Bearer`) for management. Every authenticated request
+takes from its workspace's bucket for that kind of key (gateway/ratelimit.py)."""
 
 import base64
-import time
-
 from typing import Annotated
 
-from fastapi import Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPBasic, HTTPBearer
 
+from gateway import cors, ratelimit
 from gateway.errors import ApiError
 from gateway.keys import ADMIN, WRITE
 from gateway.workspaces import Principal
@@ -59,7 +58,11 @@ async def authenticate(request: Request, key: str | None, kind: str) -> Principa
         raise ApiError(401, "unauthorized", "unknown or revoked API key")
     if principal.kind != kind:
         raise ApiError(403, "forbidden", f"a {principal.kind} key cannot be used here; this needs the {kind} key")
-    await _rate_limit(request, principal.workspace_id)
+    quota = await request.app.state.rate_limits.take(principal.kind, principal.workspace_id)
+    ratelimit.remember(request.scope, quota)
+    if not quota.allowed:
+        raise ApiError(429, "rate_limited", f"more than {quota.limit} requests for this workspace's {kind} key "
+                       f"in the window; retry in {quota.reset_seconds} s", headers=quota.headers())
     return principal
 
 
@@ -69,12 +72,17 @@ async def admin(request: Request, _: Annotated[None, ADMIN_KEY]) -> Principal:
     return await authenticate(request, bearer(request) or basic_user(request), ADMIN)
 
 
-async def _rate_limit(request: Request, workspace_id: str) -> None:
-    limit = request.app.state.settings.rate_limit_per_second
-    second = int(time.time())
-    key = f"ratelimit:{{{workspace_id}}}:{second}"
-    async with request.app.state.redis.pipeline(transaction=True) as pipe:
-        count, _ = await pipe.incr(key).expire(key, 2).execute()
-    if count > limit:
-        raise ApiError(429, "rate_limited", f"more than {limit} requests per second for this workspace",
-                       headers={"Retry-After": "1"})
+async def write_key(request: Request, key: str | None) -> Principal:
+    """The write key's workspace; a page of one of its allowed origins may read the answer."""
+    principal = await authenticate(request, key, WRITE)
+    await cors.admit(request, principal.workspace_id)
+    return principal
+
+
+async def writer(request: Request, _: Annotated[None, WRITE_KEY]) -> Principal:
+    """FastAPI dependency of the SDK routes that take the write key as HTTP Basic."""
+    return await write_key(request, basic_user(request))
+
+
+Writer = Annotated[Principal, Depends(writer)]
+

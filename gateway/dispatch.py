@@ -1,6 +1,6 @@
 """Messages: direct transactional sends (`Idempotency-Key`), templates, channel providers,
-the sending policy and delivery lookups with the admin key; the SDK's in-app inbox and
-providers' delivery receipts with the write key."""
+the sending policy and delivery lookups with the admin key; providers' delivery receipts on
+signed URLs. The SDK's in-app inbox is in inbox.py."""
 
 import hmac
 from typing import Annotated, Any, Literal
@@ -14,24 +14,14 @@ from pydantic import BaseModel, Field
 from gateway import auth, keys
 from gateway.edge import CheckedRoute, Id, Name
 from gateway.errors import ADMIN_ERRORS, ApiError, responses
-from gateway.keys import WRITE
 from gateway.rpc import context_of, rpc, time_json
 from gateway.workspaces import Principal
 from kit.errors import field_of
-from kit.transport import service_actor
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2 as pb
-from nudge.profile.v1 import profile_pb2
 
 router = APIRouter(tags=["messages"], route_class=CheckedRoute, responses=ADMIN_ERRORS)
 Admin = Annotated[Principal, Depends(auth.admin)]
-
-
-async def writer(request: Request, _: Annotated[None, auth.WRITE_KEY]) -> Principal:
-    return await auth.authenticate(request, auth.basic_user(request), WRITE)
-
-
-Writer = Annotated[Principal, Depends(writer)]
 
 
 def delivery_json(d: pb.Delivery) -> dict:
@@ -204,31 +194,6 @@ async def patch_policy(request: Request, principal: Admin) -> dict:
     reply = await rpc(request).dispatch.SetPolicy(pb.SetPolicyRequest(
         context=context_of(principal), policy_json=orjson.dumps(patch).decode(), merge_patch=True))
     return orjson.loads(reply.policy_json)
-
-
-async def sdk_profile(request: Request, principal: Principal, user_id: str, anonymous_id: str) -> str | None:
-    """The profile the SDK speaks for (exactly one of its ids), None when there is none yet."""
-    given = [(kind, value) for kind, value in (("user_id", user_id), ("anonymous_id", anonymous_id)) if value]
-    if len(given) != 1:
-        raise ApiError(422, "invalid_argument", "give exactly one of userId, anonymousId", {"field": "query"})
-    (kind, value), = given
-    # The gateway's own lookup (the key gets no profile data, only the id's inbox), so not
-    # audited as the key reading a profile.
-    found = await rpc(request).profile.LookupProfiles(profile_pb2.LookupProfilesRequest(
-        context=common_pb2.RequestContext(workspace_id=principal.workspace_id, actor=service_actor("gateway")),
-        identifier_type=kind, value=value))
-    return found.profiles[0].id if found.profiles else None
-
-
-@router.get("/v1/inapp", summary="The in-app messages waiting for a person (write key); fetching marks them seen")
-async def inbox(request: Request, principal: Writer, userId: str = "", anonymousId: str = "") -> dict:
-    profile_id = await sdk_profile(request, principal, userId, anonymousId)
-    if profile_id is None:
-        return {"messages": []}
-    reply = await rpc(request).dispatch.FetchInApp(pb.FetchInAppRequest(
-        context=context_of(principal), profile_id=profile_id))
-    return {"messages": [{"id": m.id, "deliveryId": m.delivery_id, "title": m.title or None, "body": m.body,
-                          "url": m.url or None, "createdAt": time_json(m, "created_at")} for m in reply.messages]}
 
 
 PROVIDERS = Literal["smtp", "nhn_sms", "nhn_kakao", "fcm", "apns", "webpush", "webhook"]

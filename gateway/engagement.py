@@ -1,7 +1,7 @@
 """What the people who get messages reach without any key, since the links are in the
 messages: tracked links (`GET /t/c/{token}`, a redirect), the open pixel (`GET /t/o/{token}`)
-and one-click unsubscribe (`GET|POST /u/{token}`, RFC 8058); plus the SDK's in-app
-impressions and clicks (write key). The dispatch service verifies every token: a bad one
+and one-click unsubscribe (`GET|POST /u/{token}`, RFC 8058). The SDK's in-app impressions
+and clicks are in inbox.py. The dispatch service verifies every token: a bad one
 is a 404 and records nothing. The gateway redirects only to the URL dispatch answers."""
 
 import base64
@@ -11,11 +11,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import escape
 
-from gateway.dispatch import Writer, sdk_profile
 from gateway.edge import CheckedRoute
-from gateway.errors import LINK_ERRORS, ApiError, responses
-from gateway.rpc import context_of, rpc
-from gateway.workspaces import Principal
+from gateway.errors import LINK_ERRORS, ApiError
+from gateway.rpc import rpc
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 
@@ -35,7 +33,6 @@ _PAGE = """<!doctype html>
 {content}
 </body></html>
 """
-SDK_ERRORS = responses(401, 403, 429)  # besides the links' own: the SDK's calls carry the write key
 _CATEGORIES = {"advertising": ("광고성 정보", "advertising messages")}
 
 
@@ -82,30 +79,3 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
     await _record(request, token, "unsubscribe")
     return HTMLResponse(_PAGE.format(content="<p>수신거부 처리되었습니다. You are unsubscribed.</p>"),
                         headers=NO_STORE)
-
-
-async def _inapp(request: Request, principal: Principal, delivery_id: str, kind: str, user_id: str,
-                 anonymous_id: str) -> dict:
-    profile_id = await sdk_profile(request, principal, user_id, anonymous_id)
-    if profile_id is None:
-        raise ApiError(404, "not_found", f"no in-app message {delivery_id!r} for this person",
-                       {"field": "delivery_id"})
-    user_agent, ip = _client(request)
-    reply = await rpc(request).dispatch.RecordInAppEngagement(pb.RecordInAppEngagementRequest(
-        context=context_of(principal), delivery_id=delivery_id, profile_id=profile_id, kind=kind,
-        user_agent=user_agent, ip=ip, request_id=str(uuid.uuid4())))
-    return {"recorded": reply.recorded}
-
-
-@router.post("/v1/inapp/{delivery_id}/impression", tags=["messages"], responses=SDK_ERRORS,
-             summary="An in-app message was shown to the person (write key, userId or anonymousId)")
-async def inapp_impression(delivery_id: str, request: Request, principal: Writer, userId: str = "",
-                           anonymousId: str = "") -> dict:
-    return await _inapp(request, principal, delivery_id, "impression", userId, anonymousId)
-
-
-@router.post("/v1/inapp/{delivery_id}/click", tags=["messages"], responses=SDK_ERRORS,
-             summary="The person clicked an in-app message (write key, userId or anonymousId)")
-async def inapp_click(delivery_id: str, request: Request, principal: Writer, userId: str = "",
-                      anonymousId: str = "") -> dict:
-    return await _inapp(request, principal, delivery_id, "click", userId, anonymousId)

@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from gateway.settings import GatewaySettings
 from gateway.workspaces import Principal
-from kit.runtime import MESSAGE_SIZE_OPTIONS
+from kit.grpc_channels import channel as open_channel
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2_grpc
 from nudge.journey.v1 import journey_pb2_grpc
@@ -53,8 +53,7 @@ class Channels:
 
     def __init__(self, settings: GatewaySettings) -> None:
         def channel(address: str) -> grpc.aio.Channel:
-            return grpc.aio.insecure_channel(address, options=MESSAGE_SIZE_OPTIONS,
-                                             interceptors=[Deadline(settings.rpc_timeout_seconds)])
+            return open_channel(address, interceptors=[Deadline(settings.rpc_timeout_seconds)])
 
         self.by_name = {"profile": channel(settings.profile_addr), "segment": channel(settings.segment_addr),
                         "dispatch": channel(settings.dispatch_addr), "journey": channel(settings.journey_addr),

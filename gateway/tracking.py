@@ -1,4 +1,8 @@
-"""The tracking API of the Segment spec: POST /v1/identify|track|page|screen|group|alias|batch.
+"""The tracking API of the Segment spec: POST /v1/identify|track|page|screen|group|alias|batch,
+and the same calls on the short paths the browser and mobile SDKs post to: /v1/i|t|p|s|g|a
+(analytics.js, one call each) and /v1/b (analytics.js batching, analytics-swift and
+analytics-kotlin). The write key comes as HTTP Basic or as `writeKey` in the body; the body is
+JSON whatever the content type says (analytics.js sends `text/plain` to avoid a preflight).
 
 Bodies may be gzip-compressed; one call is at most 32 KB and a batch 500 KB. Each call is
 checked here for shape (naming the bad field), then the profile service stores the good
@@ -15,7 +19,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from gateway import auth
 from gateway.edge import CheckedRoute, read_body
 from gateway.errors import WRITE_ERRORS, ApiError
-from gateway.keys import WRITE
 from gateway.rpc import rpc
 from kit import limits
 from kit.errors import InvalidArgument
@@ -25,6 +28,8 @@ from nudge.profile.v1 import profile_pb2 as pb
 router = APIRouter(tags=["tracking"], route_class=CheckedRoute, responses=WRITE_ERRORS, dependencies=[auth.WRITE_KEY])
 
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+# The SDKs' path of each call type: its first letter (`/v1/b` for a batch).
+SHORT_PATHS = {call_type: call_type[0] for call_type in CALL_TYPES}
 _MAX_ID = 200
 _EARLIEST, _LATEST = datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)
 
@@ -142,11 +147,11 @@ async def _principal(request: Request, payload_loader):
     """Write key from HTTP Basic, else `writeKey` in the body (checked before parsing when possible)."""
     key = auth.basic_user(request)
     if key:
-        principal = await auth.authenticate(request, key, WRITE)
+        principal = await auth.write_key(request, key)
         return principal, payload_loader()
     payload = payload_loader()
     body_key = payload.get("writeKey")
-    return await auth.authenticate(request, body_key if isinstance(body_key, str) else None, WRITE), payload
+    return await auth.write_key(request, body_key if isinstance(body_key, str) else None), payload
 
 
 async def _ingest(request: Request, workspace_id: str, calls: list[pb.TrackingCall],
@@ -187,7 +192,8 @@ _BATCH_DOC = {"type": "object", "required": ["batch"], "properties": {
 
 
 def _doc(schema: dict) -> dict:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    return {"requestBody": {"required": True, "content": {kind: {"schema": schema}
+                                                          for kind in ("application/json", "text/plain")}}}
 
 
 def _single_route(call_type: str):
@@ -209,12 +215,6 @@ def _single_route(call_type: str):
     return handler
 
 
-for _call_type in CALL_TYPES:
-    router.add_api_route(f"/v1/{_call_type}", _single_route(_call_type), methods=["POST"],
-                         summary=f"{_call_type.capitalize()} (Segment spec)", openapi_extra=_doc(_CALL_DOC))
-
-
-@router.post("/v1/batch", summary="Batch of calls (Segment spec)", openapi_extra=_doc(_BATCH_DOC))
 async def batch(request: Request) -> dict:
     settings = request.app.state.settings
     body = await read_body(request, settings.max_batch_bytes)
@@ -253,3 +253,17 @@ async def batch(request: Request) -> dict:
 
 def _client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+for _call_type in CALL_TYPES:
+    _handler = _single_route(_call_type)
+    router.add_api_route(f"/v1/{_call_type}", _handler, methods=["POST"],
+                         summary=f"{_call_type.capitalize()} (Segment spec)", openapi_extra=_doc(_CALL_DOC))
+    router.add_api_route(f"/v1/{SHORT_PATHS[_call_type]}", _handler, methods=["POST"],
+                         summary=f"{_call_type.capitalize()} on the short path analytics.js posts to",
+                         openapi_extra=_doc(_CALL_DOC))
+router.add_api_route("/v1/batch", batch, methods=["POST"], summary="Batch of calls (Segment spec)",
+                     openapi_extra=_doc(_BATCH_DOC))
+router.add_api_route("/v1/b", batch, methods=["POST"], openapi_extra=_doc(_BATCH_DOC),
+                     summary="Batch on the short path analytics.js (batching), analytics-swift and "
+                             "analytics-kotlin post to")

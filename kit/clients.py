@@ -7,7 +7,7 @@ import grpc
 
 from kit.errors import FailedPrecondition
 from kit.logs import get_logger
-from kit.runtime import MESSAGE_SIZE_OPTIONS
+from kit.grpc_channels import channel
 from nudge.common.v1 import common_pb2
 
 log = get_logger(__name__)
@@ -15,7 +15,7 @@ log = get_logger(__name__)
 
 class ServiceClient:
     def __init__(self, address: str, stub, actor: str, timeout: float = 5.0) -> None:
-        self.channel = grpc.aio.insecure_channel(address, options=MESSAGE_SIZE_OPTIONS)
+        self.channel = channel(address)
         self.client = stub(self.channel)
         self.actor = actor  # how the callee's access log names the caller
         self.timeout = timeout

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kit.logs import get_logger
+from kit.payloads import Payload
 from kit.streams import StreamEvent, stream_name, trim_consumed
 from kit.tracing import current_trace_headers
 
@@ -42,13 +43,14 @@ class Outbox:
         self.table = table
         self.partitions = partitions
 
-    def event(self, family: str, event_type: str, workspace_id: str, profile_id: str,
-              occurred_at: datetime, payload: dict, trace_headers: dict[str, str] | None = None) -> dict:
-        """An outbox entry for one event, carrying the trace context (the active one by default)."""
-        event = StreamEvent(id=uuid.uuid4(), type=event_type, workspace_id=workspace_id,
-                            profile_id=profile_id, occurred_at=occurred_at, payload=payload,
+    def event(self, payload: Payload, workspace_id: str, profile_id: str, occurred_at: datetime,
+              trace_headers: dict[str, str] | None = None) -> dict:
+        """An outbox entry for one event on its payload's stream, carrying the trace context
+        (the active one by default)."""
+        event = StreamEvent(id=uuid.uuid4(), type=payload.event_type, workspace_id=workspace_id,
+                            profile_id=profile_id, occurred_at=occurred_at, payload=payload.body(),
                             trace_headers=current_trace_headers() if trace_headers is None else trace_headers)
-        return {"stream": stream_name(family, profile_id, self.partitions), "fields": event.to_text_fields()}
+        return {"stream": stream_name(payload.FAMILY, profile_id, self.partitions), "fields": event.to_text_fields()}
 
     async def add(self, session: AsyncSession, entries: list[dict]) -> None:
         """Queues entries for publishing when (and only if) the session's transaction commits."""

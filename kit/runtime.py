@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from kit import db, migrations
 from kit.errors import DomainErrorInterceptor
+from kit.grpc_channels import MESSAGE_SIZE_OPTIONS, add_port
 from kit.limits import check_message
 from kit.logs import get_logger, setup_logging
 from kit.redis import connect, resolve_redis_url
@@ -22,11 +23,6 @@ from kit.settings import ServiceSettings
 from kit.tracing import instrument_engine, setup_tracing, shutdown_tracing
 
 log = get_logger(__name__)
-
-# A page of 500 events of 32 KB, or the export of a long history, is far above gRPC's 4 MB default.
-MESSAGE_SIZE_OPTIONS = [("grpc.max_send_message_length", 256 * 1024 * 1024),
-                        ("grpc.max_receive_message_length", 256 * 1024 * 1024)]
-
 
 @dataclass
 class Runtime:
@@ -75,7 +71,7 @@ class GrpcServer:
         self.port = 0
 
     async def start(self, port: int, host: str = "[::]") -> int:
-        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        self.port = add_port(self.server, f"{host}:{port}")
         await self.server.start()
         for name in ["", *self.service_names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -1,19 +1,19 @@
-"""Domain events on Redis Streams: names, partitions and the entry format shared by the
-outbox relay (writer) and stream consumers (readers)."""
+"""Domain events on Redis Streams: partitions and the entry format shared by the outbox
+relay (writer) and stream consumers (readers). What an entry carries is kit.payloads."""
 
 import uuid
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 import orjson
 from redis.exceptions import ResponseError
 
 from kit.logs import get_logger
+from kit.payloads import Payload, decode
 
 log = get_logger(__name__)
-
-EVENTS = "nudge.events.v1"  # events, trait changes, merges, consent, erasures
 
 
 def stream_name(family: str, profile_id: str, partitions: int) -> str:
@@ -34,8 +34,13 @@ class StreamEvent:
     workspace_id: str
     profile_id: str
     occurred_at: datetime
-    payload: dict
+    payload: dict  # the body as published; `data` is the same, typed
     trace_headers: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def data(self) -> Payload | None:
+        """The payload as its kit.payloads class, or None for a type none declares."""
+        return decode(self.type, self.payload)
 
     def to_text_fields(self) -> dict[str, str]:
         """The stream entry's fields as text (an outbox row keeps them in JSON)."""

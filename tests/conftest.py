@@ -20,7 +20,6 @@ import asyncpg
 import grpc
 import httpx
 import pytest
-import uvicorn
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -29,7 +28,7 @@ from kit import db, embedded, migrations
 from kit.clock import SystemClock
 from kit.outbox import Outbox
 from kit.redis import connect
-from kit.streams import EVENTS
+from kit.payloads import DELIVERIES, ENGAGEMENT, EVENTS, JOURNEYS, SEGMENTS
 from nudge.profile.v1 import profile_pb2_grpc
 from services.profile.__main__ import MIGRATIONS as PROFILE_MIGRATIONS
 from services.profile.models import outbox as profile_outbox
@@ -38,20 +37,18 @@ from services.profile.settings import ProfileSettings
 from services.profile.__main__ import build as build_profile
 from services.segment.__main__ import MIGRATIONS as SEGMENT_MIGRATIONS
 from services.segment.__main__ import build as build_segment
-from services.segment.service import SEGMENTS
 from services.segment.settings import SegmentSettings
 from kit.clock import ShiftedClock
-from services.dispatch.models import DELIVERIES
-from services.journey.models import JOURNEYS
 from services.dispatch.settings import DispatchSettings
-from tests.support.processes import free_port  # noqa: F401 (tests import it from here too)
+from tests.support.processes import free_port
 from tests.support.receiver import serving_receiver
+from tests.support.servers import served
 
 TEST_PEPPER = "test-pepper-" + secrets.token_hex(8)
 
 
 # The streams services publish on; tests read them back, so the run holds and cleans them.
-PLATFORM_STREAMS = (EVENTS, SEGMENTS, DELIVERIES, JOURNEYS, "nudge.engagement.v1")
+PLATFORM_STREAMS = (EVENTS, SEGMENTS, DELIVERIES, JOURNEYS, ENGAGEMENT)
 
 
 def _docker_answers() -> bool:
@@ -298,6 +295,8 @@ async def dispatch_platform(database_server_url, redis_url, redis, scratch_dir, 
     settings = DispatchSettings(database_url=url, redis_url=redis_url, data_dir=scratch_dir, grpc_port=0,
                                 migrate_on_start=False, profile_addr=profile_server, deferred_poll_seconds=0.1,
                                 provider_timeout_seconds=5, journey_addr=journey_address,
+                                # the operator's exception: sends reach the local provider servers
+                                egress_allow="127.0.0.0/8, ::1",
                                 consumer_group=f"dispatch-test-{secrets.token_hex(4)}")  # destroyed at the end
     runtime = await open_runtime("dispatch", settings, None, setup_observability=False)
     clock = ShiftedClock()
@@ -330,16 +329,8 @@ def gateway_settings(gateway_database_url, redis_url, profile_server, segment_pl
 async def gateway_url(gateway_settings):
     """The gateway served by uvicorn on a local port, in this process."""
     app = create_app(gateway_settings, setup_observability=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=gateway_settings.http_port,
-                                           log_config=None, access_log=False, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{gateway_settings.http_port}"
-    server.should_exit = True
-    await task
+    async with served(app, gateway_settings.http_port, lifespan="on"):
+        yield f"http://127.0.0.1:{gateway_settings.http_port}"
 
 
 @pytest.fixture(scope="session")
@@ -352,6 +343,7 @@ async def workspace_store(gateway_database_url):
 class Workspace:
     def __init__(self, workspace_id: str, write_key: str, admin_key: str, base_url: str) -> None:
         self.id, self.write_key, self.admin_key = workspace_id, write_key, admin_key
+        self.identity_secret: str | None = None  # created on first use (tests.support.api.identity_secret)
         self.tracking = httpx.AsyncClient(base_url=base_url, auth=(write_key, ""), timeout=30)
         self.admin = httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {admin_key}"},
                                        timeout=30)

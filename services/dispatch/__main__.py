@@ -6,20 +6,19 @@ import os
 import socket
 from pathlib import Path
 
-import httpx
-
 from kit.clock import Clock, SystemClock
 from kit.consumer import StreamConsumer
 from kit.outbox import Outbox, OutboxRelay
 from kit.runtime import GrpcServer, Runtime, open_runtime, serve_until_signal
-from kit.streams import EVENTS, family_streams
+from kit.payloads import EVENTS
+from kit.streams import family_streams
 from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
 from services.dispatch.clients import JourneyUsages
+from services.dispatch.egress import Allowance, EgressClient, EgressGuard
 from services.dispatch.grpc_api import DispatchServicer
 from services.dispatch.models import outbox as outbox_table
 from services.dispatch.models import processed
 from services.dispatch.profiles import ACTOR, ProfileDirectory
-from services.dispatch.providers.registry import close_adapters
 from services.dispatch.service import DispatchService
 from services.dispatch.settings import DispatchSettings
 
@@ -28,8 +27,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def build(runtime: Runtime, settings: DispatchSettings, clock: Clock | None = None):
     relay = OutboxRelay(runtime.sessions, outbox_table, runtime.redis)
-    # Redirects are never followed by the client: the webhook adapter re-checks each hop.
-    http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds, follow_redirects=False)
+    # Every provider call goes through the egress guard, with the operator's exceptions only.
+    http = EgressClient(EgressGuard(Allowance.parse(settings.egress_allow)), timeout=settings.provider_timeout_seconds)
     service = DispatchService(runtime.sessions, runtime.redis, Outbox(outbox_table, settings.events_partitions),
                               clock or SystemClock(), ProfileDirectory(settings.profile_addr), http, settings,
                               journeys=JourneyUsages(settings.journey_addr, ACTOR), on_commit=relay.wake)
@@ -59,7 +58,6 @@ async def main() -> None:
         await service.http.aclose()
         await service.profiles.close()
         await service.journeys.close()
-        await close_adapters()
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """What a send is made of, shared by the pipeline and the provider adapters. Pure."""
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import httpx
+if TYPE_CHECKING:
+    from services.dispatch.egress import EgressClient, EgressGuard
 
 # The names are the rule language's (shared with journeys); re-exported so dispatch's modules
 # keep one import for a send's names and types.
@@ -73,11 +74,15 @@ class Adapter(Protocol):
     """One provider behind one channel. `config` is the workspace's channel configuration
     (endpoint, credentials, sender), already validated by `check_config`. `idempotent`: the
     provider drops a repeat of the same request (an idempotency key derived from the delivery
-    id), so a try whose outcome is unknown may be sent again."""
+    id), so a try whose outcome is unknown may be sent again. `http` connects only where the
+    egress guard allows (`http.guard` checks an address for a connection made otherwise)."""
     channel: str
     name: str
     idempotent: bool
 
     def check_config(self, config: dict) -> dict: ...  # normalized config, or ConfigError
 
-    async def send(self, config: dict, outgoing: Outgoing, http: httpx.AsyncClient) -> ProviderResult: ...
+    # At save, what every send will check of the addresses in the config (ConfigError naming the field).
+    async def check_target(self, config: dict, guard: "EgressGuard") -> None: ...
+
+    async def send(self, config: dict, outgoing: Outgoing, http: "EgressClient") -> ProviderResult: ...

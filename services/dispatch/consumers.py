@@ -5,6 +5,7 @@ announces a send's outcome."""
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit.payloads import Erased, Merged
 from kit.streams import StreamEvent
 from services.dispatch import fatigue
 from services.dispatch.outcomes import Outcome
@@ -18,14 +19,14 @@ class Consumers:
         inbox and fatigue counters become the survivor's."""
         repo = DispatchRepository(session)
         for event in batch:
-            if event.type == "profile.merged":
-                merged, survivor = event.payload["merged_id"], event.payload["survivor_id"]
+            if isinstance(event.data, Merged):
+                merged, survivor = event.data.merged_id, event.data.survivor_id
                 await repo.merge_profile(event.workspace_id, merged, survivor, self.clock.now())
                 # Redis is not in this transaction: a redelivered event moves the counters once (fatigue.move)
                 await fatigue.move(self.redis, workspace_id=event.workspace_id, merged_id=merged,
                                    survivor_id=survivor)
                 continue
-            if event.type != "profile.deleted":
+            if not isinstance(event.data, Erased):
                 continue
             for row in await repo.unsent_of(event.workspace_id, event.profile_id):
                 # as the send's owner: a runner working on it can no longer send or record it

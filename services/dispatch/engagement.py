@@ -4,12 +4,8 @@ whether a machine rather than the person did it. Pure."""
 from dataclasses import dataclass
 from datetime import datetime
 
+from kit.payloads import Engagement
 from services.dispatch.links import utm_of
-
-# fact kind → event type on nudge.engagement.v1
-EVENT_TYPES = {"clicked": "engagement.clicked", "opened": "engagement.opened",
-               "unsubscribed": "engagement.unsubscribed", "impression": "engagement.impression",
-               "inapp_clicked": "engagement.inapp_clicked"}
 
 # User agents of the proxies and scanners that fetch images and follow links before (or
 # instead of) the person: mail privacy proxies load every pixel, security gateways open every
@@ -42,7 +38,7 @@ def is_machine(user_agent: str) -> bool:
 class Fact:
     """One recorded engagement with a delivery."""
     id: str                  # the fact id: the request id when the caller gave one
-    kind: str                # a key of EVENT_TYPES
+    kind: str                # clicked | opened | unsubscribed | impression | inapp_clicked
     at: datetime
     link_id: int | None = None
     url: str | None = None   # the original URL (UTM applied) of the link
@@ -52,12 +48,10 @@ class Fact:
     ip: str = ""
 
 
-def payload(fact: Fact, delivery) -> dict:
-    """The event payload of a fact about `delivery` (its row: channel and the send request)."""
+def announcement(fact: Fact, delivery) -> Engagement:
+    """The stream entry of a fact about `delivery` (its row: channel and the send request)."""
     request = delivery.request
-    return {"fact_id": fact.id, "delivery_id": delivery.id, "channel": delivery.channel,
-            "template_id": request["template_id"], "journey_id": request["journey_id"],
-            "journey_version": request.get("journey_version", 0), "node_id": request["node_id"],
-            "variant": request.get("variant", ""), "link_id": fact.link_id, "url": fact.url,
-            "utm": utm_of(fact.url) if fact.url else {}, "machine": fact.machine, "category": fact.category,
-            "at": fact.at.isoformat()}
+    return Engagement(fact.kind, fact.id, delivery.id, delivery.channel, request["template_id"], request["journey_id"],
+                      request.get("journey_version", 0), request["node_id"], request.get("variant", ""),
+                      fact.link_id, fact.url, utm_of(fact.url) if fact.url else {}, fact.machine, fact.category,
+                      fact.at)

@@ -76,6 +76,10 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
             id=r.id, delivery_id=r.delivery_id, title=r.title, body=r.body, url=r.url or "",
             created_at=timestamp(r.created_at)) for r in rows])
 
+    async def MarkInAppSeen(self, request, context) -> pb.MarkInAppSeenReply:
+        return pb.MarkInAppSeenReply(marked=await self.service.mark_inapp_seen(
+            workspace_of(request), request.profile_id, list(request.ids)))
+
     async def RecordReceipt(self, request, context) -> pb.RecordReceiptReply:
         payload = json_argument(request.payload_json, "payload")
         return pb.RecordReceiptReply(updated=await self.service.record_receipt(workspace_of(request), request.provider,

@@ -67,8 +67,7 @@ class Management:
         try:
             adapter = adapter_for(channel, provider)
             config = delivery_options(adapter.check_config(json_object_argument(config_json, "config")))
-            if check_target := getattr(adapter, "check_target", None):  # what each send will check (webhook)
-                await check_target(config)
+            await adapter.check_target(config, self.http.guard)  # the addresses, as each send will check them
         except ConfigError as err:
             raise InvalidArgument(str(err), field=err.field) from None
         async with self.sessions() as session, session.begin():

@@ -8,10 +8,6 @@ from kit.outbox import outbox_table
 
 metadata = MetaData()
 
-DELIVERIES = "nudge.deliveries.v1"  # delivery.sent / .delivered / .failed / .suppressed / .deferred
-# engagement.clicked / .opened / .unsubscribed / .impression / .inapp_clicked
-ENGAGEMENT = "nudge.engagement.v1"
-
 templates = Table(
     "templates", metadata,
     Column("workspace_id", Text, primary_key=True),

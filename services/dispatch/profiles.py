@@ -7,7 +7,7 @@ from datetime import datetime
 import grpc
 import orjson
 
-from kit.runtime import MESSAGE_SIZE_OPTIONS
+from kit.grpc_channels import channel
 from kit.transport import service_actor
 from kit.zones import zone_of
 from nudge.common.v1 import common_pb2
@@ -30,7 +30,7 @@ class Person:
 
 class ProfileDirectory:
     def __init__(self, address: str, timeout: float = 5.0) -> None:
-        self.channel = grpc.aio.insecure_channel(address, options=MESSAGE_SIZE_OPTIONS)
+        self.channel = channel(address)
         self.client = profile_pb2_grpc.ProfileServiceStub(self.channel)
         self.timeout = timeout
 

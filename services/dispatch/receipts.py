@@ -8,7 +8,6 @@ from kit.errors import InvalidArgument, NotFound
 from services.dispatch import engagement
 from services.dispatch.channels import EMAIL, INAPP
 from services.dispatch.engagement import Fact
-from services.dispatch.models import ENGAGEMENT
 from services.dispatch.outcomes import Outcome
 from services.dispatch.reach import ads_purpose, channel_purpose
 from services.dispatch.repository import DispatchRepository
@@ -16,6 +15,7 @@ from services.dispatch.tokens import ADVERTISING, CLICK, OPEN, UNSUBSCRIBE
 
 FACT_KINDS = {CLICK: "clicked", OPEN: "opened", UNSUBSCRIBE: "unsubscribed"}
 INAPP_FACT_KINDS = {"impression": "impression", "click": "inapp_clicked"}
+MAX_SEEN_IDS = 100
 # An unsubscribe's fact id is derived from its delivery and category: following the link
 # again, or a retried call, is the same unsubscribe.
 UNSUBSCRIBE_FACTS = uuid.UUID("6f1b6a52-3c0e-4d8a-9a57-0b3c4f1e2d7a")
@@ -56,10 +56,24 @@ class Receipts:
         return updated
 
     async def fetch_inapp(self, workspace_id: str, profile_id: str) -> list:
-        """The person's unseen in-app messages, with those of everyone merged into them."""
+        """The person's in-app messages not marked seen, with those of everyone merged into
+        them. Reading changes nothing: a fetch the app never showed must not hide a message."""
+        async with self.sessions() as session:
+            repo = DispatchRepository(session)
+            return await repo.unseen_inapp(workspace_id,
+                                           [profile_id, *await repo.merged_into(workspace_id, profile_id)])
+
+    async def mark_inapp_seen(self, workspace_id: str, profile_id: str, ids: list[str]) -> int:
+        """Marks these of the person's in-app messages seen (the SDK showed them); others' ids,
+        unknown ids and messages already seen count nothing."""
+        if not ids:
+            raise InvalidArgument("ids: name at least one in-app message", field="ids")
+        if len(ids) > MAX_SEEN_IDS:
+            raise InvalidArgument(f"ids: at most {MAX_SEEN_IDS} messages at once", field="ids")
         async with self.sessions() as session, session.begin():
             repo = DispatchRepository(session)
-            return await repo.take_inapp(workspace_id, [profile_id, *await repo.merged_into(workspace_id, profile_id)])
+            return await repo.mark_inapp_seen(
+                workspace_id, [profile_id, *await repo.merged_into(workspace_id, profile_id)], ids)
 
     # -- engagement -------------------------------------------------------------------
     async def check_token(self, token: str, kind: str):
@@ -126,8 +140,7 @@ class Receipts:
                                                                         fact)
             if recorded:
                 await self.outbox.add(session, [self.outbox.event(
-                    ENGAGEMENT, engagement.EVENT_TYPES[fact.kind], row.workspace_id, row.profile_id, fact.at,
-                    engagement.payload(fact, row))])
+                    engagement.announcement(fact, row), row.workspace_id, row.profile_id, fact.at)])
         if recorded:
             self.on_commit()
         return recorded

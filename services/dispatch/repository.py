@@ -156,13 +156,22 @@ class DispatchRepository:
             workspace_id=workspace_id, id=str(uuid.uuid4()), profile_id=profile_id, delivery_id=delivery_id,
             title=content.subject or "", body=content.body, url=content.url, created_at=now)))
 
-    async def take_inapp(self, workspace_id: str, profile_ids: list[str]) -> list:
-        """The unseen messages of the person (under any of their ids), marked seen in the same statement."""
-        rows = await self.session.execute(text(
-            "UPDATE inapp_messages SET seen = true WHERE workspace_id = :ws AND profile_id = ANY(:profiles) "
-            "AND NOT seen RETURNING id, delivery_id, title, body, url, created_at"),
-            {"ws": workspace_id, "profiles": list(profile_ids)})
-        return sorted(rows, key=lambda r: r.created_at)
+    async def unseen_inapp(self, workspace_id: str, profile_ids: list[str]) -> list:
+        """The messages of the person (under any of their ids) not marked seen, oldest first."""
+        c = inapp_messages.c
+        rows = await self.session.execute(
+            select(c.id, c.delivery_id, c.title, c.body, c.url, c.created_at)
+            .where(c.workspace_id == workspace_id, c.profile_id.in_(profile_ids), ~c.seen)
+            .order_by(c.created_at, c.id))
+        return list(rows)
+
+    async def mark_inapp_seen(self, workspace_id: str, profile_ids: list[str], ids: list[str]) -> int:
+        """How many of these messages of the person (under any of their ids) were marked seen now."""
+        c = inapp_messages.c
+        result = await self.session.execute(
+            update(inapp_messages).where(c.workspace_id == workspace_id, c.profile_id.in_(profile_ids),
+                                         c.id.in_(ids), ~c.seen).values(seen=True))
+        return result.rowcount
 
     # -- merges -----------------------------------------------------------------------
     async def merge_profile(self, workspace_id: str, merged_id: str, survivor_id: str, now: datetime) -> None:

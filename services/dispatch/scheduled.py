@@ -9,6 +9,8 @@ from datetime import timedelta
 from kit.loops import repeat
 from services.dispatch.repository import DispatchRepository
 
+DEFERRED_BATCH = 20
+
 
 class Scheduled:
     async def run_deferred_once(self) -> int:
@@ -23,8 +25,12 @@ class Scheduled:
             await repo.requeue_stale_pending(cutoff, now)
             for row in await repo.stale_sending(cutoff, 100):
                 await self._give_up(repo, row)
-            due = await repo.claim_due_deferred(now, 20)
+            due = await repo.claim_due_deferred(now, DEFERRED_BATCH)
         await asyncio.gather(*[self._detached(self._run(*claimed)) for claimed in due], return_exceptions=True)
+        if len(due) < DEFERRED_BATCH:
+            # Less than a batch: nothing due at `now` was left for a later pass. Counted, so that
+            # one can wait until whatever was due at a moment has been through the pipeline.
+            self.deferred_sweeps += 1
         return len(due)
 
     async def run_deferred(self) -> None:

@@ -27,7 +27,6 @@ import uuid
 from dataclasses import asdict
 from datetime import timedelta
 
-import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -35,12 +34,13 @@ from kit.clock import Clock
 from kit.errors import InvalidArgument, NotFound
 from kit.logs import get_logger
 from kit.outbox import Outbox
+from kit.payloads import DeliveryOutcome
 from services.dispatch import fatigue, simulation
 from services.dispatch.channels import ALIMTALK, CHANNELS
 from services.dispatch.clients import JourneyUsages
 from services.dispatch.consumers import Consumers
+from services.dispatch.egress import EgressClient
 from services.dispatch.management import Management
-from services.dispatch.models import DELIVERIES
 from services.dispatch.outcomes import (FIRST_ALLOWED, STRICT, Cleared, Outcome, SendSpec, Setup,  # noqa: F401
                                         TakenOver, request_hash)
 from services.dispatch.pipeline import Pipeline
@@ -63,7 +63,7 @@ class DispatchService(Pipeline, Consumers, Scheduled, Receipts, Management):
     send use case, the deferred loop, the consumer and the drain all share."""
 
     def __init__(self, sessions: async_sessionmaker, redis: Redis, outbox: Outbox, clock: Clock,
-                 profiles: ProfileDirectory, http: httpx.AsyncClient, settings,
+                 profiles: ProfileDirectory, http: EgressClient, settings,
                  journeys: JourneyUsages | None = None, on_commit=lambda: None) -> None:
         self.sessions = sessions
         self.redis = redis
@@ -77,6 +77,7 @@ class DispatchService(Pipeline, Consumers, Scheduled, Receipts, Management):
         self.tokens = Tokens(settings.link_key())
         self._running: set[asyncio.Task] = set()
         self._stopping = False  # draining at shutdown: no provider call is started any more
+        self.deferred_sweeps = 0  # passes of the deferred loop that took all that was due (scheduled.py)
 
     # -- sending ----------------------------------------------------------------------
     async def send(self, workspace_id: str, spec: SendSpec) -> dict:
@@ -277,16 +278,12 @@ class DispatchService(Pipeline, Consumers, Scheduled, Receipts, Management):
             updated_at=now, **({"links": outcome.links} if outcome.links is not None else {}))
         if recorded:
             request = row.request
-            await self.outbox.add(repo.session, [self.outbox.event(
-                DELIVERIES, f"delivery.{outcome.status}", row.workspace_id, row.profile_id, now,
-                {"delivery_id": row.id, "channel": outcome.channel, "provider": outcome.provider,
-                 "template_id": request["template_id"], "template_version": template_version,
-                 "journey_id": request["journey_id"], "journey_version": request.get("journey_version", 0),
-                 "node_id": request["node_id"], "variant": request.get("variant", ""),
-                 "advertising": request["advertising"], "rule": outcome.rule, "reason": outcome.reason,
-                 "deferred_until": outcome.deferred_until.isoformat() if outcome.deferred_until else None,
-                 # channels with no address for the person: data quality's missing contacts
-                 "unreachable": sorted({a["channel"] for a in attempts if a["outcome"] == "unreachable"})})])
+            announced = DeliveryOutcome(
+                outcome.status, row.id, outcome.channel, outcome.provider, request["template_id"], template_version,
+                request["journey_id"], request.get("journey_version", 0), request["node_id"],
+                request.get("variant", ""), request["advertising"], outcome.rule, outcome.reason,
+                outcome.deferred_until, sorted({a["channel"] for a in attempts if a["outcome"] == "unreachable"}))
+            await self.outbox.add(repo.session, [self.outbox.event(announced, row.workspace_id, row.profile_id, now)])
         return recorded
 
     # -- lookups ----------------------------------------------------------------------

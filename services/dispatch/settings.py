@@ -1,8 +1,9 @@
 import secrets
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 
 from kit.settings import ServiceSettings
+from services.dispatch.egress import Allowance
 
 
 class DispatchSettings(ServiceSettings):
@@ -34,6 +35,16 @@ class DispatchSettings(ServiceSettings):
     tracking_base_url: str = "http://localhost:8080"
     # Signs those links' tokens; unset in the embedded mode → a random secret kept in data_dir.
     link_secret: SecretStr | None = None
+    # The operator's exceptions to the egress guard (egress.py): internal addresses or networks,
+    # each with an optional port, that sends may reach ("10.1.0.0/16, 127.0.0.1:2525, [::1]:8025").
+    # Empty: only public addresses. Never a workspace's to set.
+    egress_allow: str = ""
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        Allowance.parse(value)  # a typo fails the start, not every send
+        return value
 
     def link_key(self) -> bytes:
         """The configured link secret, or (embedded mode) one generated once and kept in data_dir."""

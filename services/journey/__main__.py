@@ -11,7 +11,8 @@ from kit.clock import Clock, SystemClock
 from kit.consumer import StreamConsumer
 from kit.outbox import Outbox, OutboxRelay
 from kit.runtime import GrpcServer, Runtime, open_runtime, serve_until_signal
-from kit.streams import EVENTS, family_streams
+from kit.payloads import EVENTS, SEGMENTS
+from kit.streams import family_streams
 from nudge.journey.v1 import journey_pb2, journey_pb2_grpc
 from services.journey.clients import Platform
 from services.journey.grpc_api import JourneyServicer
@@ -21,7 +22,6 @@ from services.journey.service import JourneyService
 from services.journey.settings import JourneySettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SEGMENTS = "nudge.segments.v1"  # the segment service's membership changes
 
 
 def build(runtime: Runtime, settings: JourneySettings, clock: Clock | None = None):

@@ -7,7 +7,7 @@ import grpc
 import orjson
 
 from kit.errors import FailedPrecondition, InvalidArgument
-from kit.runtime import MESSAGE_SIZE_OPTIONS
+from kit.grpc_channels import channel
 from kit.transport import timestamp
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
@@ -42,8 +42,7 @@ class Platform:
     """gRPC clients of dispatch, segment and profile, shared by every run of the process."""
 
     def __init__(self, dispatch_addr: str, segment_addr: str, profile_addr: str, timeout: float = 10.0) -> None:
-        self.channels = [grpc.aio.insecure_channel(a, options=MESSAGE_SIZE_OPTIONS)
-                         for a in (dispatch_addr, segment_addr, profile_addr)]
+        self.channels = [channel(a) for a in (dispatch_addr, segment_addr, profile_addr)]
         self.dispatch = dispatch_pb2_grpc.DispatchServiceStub(self.channels[0])
         self.segment = segment_pb2_grpc.SegmentServiceStub(self.channels[1])
         self.profile = profile_pb2_grpc.ProfileServiceStub(self.channels[2])

@@ -5,6 +5,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit.payloads import Erased, MembershipChanged, Merged, TraitsChanged, Tracked
 from kit.streams import StreamEvent
 from services.journey.definition import DateTraitTrigger, EventTrigger, SegmentTrigger
 from services.journey.engine import (EXITED, RunState, StepRecord, Stepper, event_matches, happened_during,
@@ -20,33 +21,31 @@ class StreamHandlers(Runs):
         now = self.clock.now()
         live = await self._live_journeys(repo, {e.workspace_id for e in batch})
         # the batch's runs are locked up front in the order the timer passes use: no deadlock
-        await repo.lock_live_runs({(e.workspace_id, p) for e in batch
-                                   for p in (e.profile_id, e.payload.get("survivor_id")) if p})
+        await repo.lock_live_runs({(e.workspace_id, p) for e in batch for p in (
+            e.profile_id, e.data.survivor_id if isinstance(e.data, Merged) else None) if p})
         for event in sorted(batch, key=lambda e: e.occurred_at):
             journeys = live.get(event.workspace_id, [])
-            if event.type == "profile.traits_changed":
-                await self._traits_changed(repo, event, journeys, now)
-            elif event.type == "profile.merged":
-                await self._merged(repo, event, now)
-            elif event.type == "profile.deleted":
-                await self._erased(repo, event, now)
-            elif event.type.startswith("event."):
-                name = event.payload.get("event") or event.payload.get("name") or event.payload.get("type", "")
-                props = event.payload.get("properties") or {}
-                await self._behaviour(repo, event, journeys, name, props, now)
-            elif event.type in ("segment.entered", "segment.exited"):
-                await self._segment_change(repo, event, journeys, now)
+            match event.data:
+                case TraitsChanged(traits=traits):
+                    await self._traits_changed(repo, event, traits, journeys, now)
+                case Merged(survivor_id=survivor, merged_id=merged):
+                    await self._merged(repo, event.workspace_id, survivor, merged, now)
+                case Erased():
+                    await self._erased(repo, event, now)
+                case Tracked() as tracked:
+                    await self._behaviour(repo, event, tracked, journeys, now)
+                case MembershipChanged() as change:
+                    await self._segment_change(repo, event, change, journeys, now)
         self.on_commit()
 
-    async def _behaviour(self, repo: JourneyRepository, event: StreamEvent, journeys: list[LiveJourney],
-                         name: str, props: dict, now: datetime) -> None:
+    async def _behaviour(self, repo: JourneyRepository, event: StreamEvent, tracked: Tracked,
+                         journeys: list[LiveJourney], now: datetime) -> None:
         """Goals, exit events and waited events of the profile's live runs; then entries."""
-        profile_id = event.profile_id
+        profile_id, name, props, event_id = event.profile_id, tracked.label, tracked.properties, tracked.event_id
         changed: list[tuple[RunState, list[StepRecord]]] = []
         timers: dict[str, datetime | None] = {}
         for run in await repo.live_runs_of(event.workspace_id, [profile_id]):
             journey = await self._version(repo, run.workspace_id, run.journey_id, run.version)
-            event_id = event.payload.get("event_id", "")
             ending = ending_of(journey, name, props) if happened_during(run, event.occurred_at, event_id) else None
             if ending:
                 changed.append((run, [finish(run, ending[0], ending[1], name, event.occurred_at,
@@ -63,13 +62,11 @@ class StreamHandlers(Runs):
             if journey.status == "published" and isinstance(trigger, EventTrigger) and event_matches(
                     trigger.match, name, props):
                 await self._enter(repo, journey, profile_id, event.occurred_at, now,
-                                  {"event": {"name": name, "properties": props,
-                                             "id": event.payload.get("event_id", "")}}, event.trace_headers)
+                                  {"event": {"name": name, "properties": props, "id": event_id}}, event.trace_headers)
 
-    async def _segment_change(self, repo: JourneyRepository, event: StreamEvent, journeys: list[LiveJourney],
-                              now: datetime) -> None:
-        segment_id = event.payload.get("segment_id", "")
-        transition = event.type.removeprefix("segment.")
+    async def _segment_change(self, repo: JourneyRepository, event: StreamEvent, change: MembershipChanged,
+                              journeys: list[LiveJourney], now: datetime) -> None:
+        segment_id, transition = change.segment_id, change.transition
         if transition == "exited":
             changed, timers = [], {}
             for run in await repo.live_runs_of(event.workspace_id, [event.profile_id]):
@@ -86,12 +83,12 @@ class StreamHandlers(Runs):
                 await self._enter(repo, journey, event.profile_id, event.occurred_at, now,
                                   {"segment": {"id": segment_id, "transition": transition}}, event.trace_headers)
 
-    async def _traits_changed(self, repo: JourneyRepository, event: StreamEvent, journeys: list[LiveJourney],
-                              now: datetime) -> None:
+    async def _traits_changed(self, repo: JourneyRepository, event: StreamEvent, changes: dict,
+                              journeys: list[LiveJourney], now: datetime) -> None:
         row = await repo.lock_profile(event.workspace_id, event.profile_id)
         traits, times = dict(row.traits), dict(row.trait_times)
         stamp = event.occurred_at.isoformat()
-        for name, value in (event.payload.get("traits") or {}).items():
+        for name, value in changes.items():
             if times.get(name, "") <= stamp:  # a late, older change loses
                 times[name] = stamp
                 if value is None:
@@ -99,7 +96,7 @@ class StreamHandlers(Runs):
                 else:
                     traits[name] = value
         await repo.save_profile(event.workspace_id, event.profile_id, traits, times)
-        changed = set(event.payload.get("traits") or {})
+        changed = set(changes)
         for journey in journeys:
             trigger = journey.journey.trigger
             if isinstance(trigger, DateTraitTrigger) and changed & {trigger.trait, "timezone"}:
@@ -111,20 +108,20 @@ class StreamHandlers(Runs):
                     await repo.set_date_entries([dict(workspace_id=event.workspace_id, journey_id=journey.id,
                                                       profile_id=event.profile_id, due_at=due)])
 
-    async def _merged(self, repo: JourneyRepository, event: StreamEvent, now: datetime) -> None:
+    async def _merged(self, repo: JourneyRepository, workspace_id: str, survivor: str, merged: str,
+                      now: datetime) -> None:
         """The merged profile's runs move to the survivor; where both have a live run of the
         same journey, the survivor's stays and the other ends. Ended runs move too, so the
         survivor's history and entry rules (once, cooldown) count the merged person's runs."""
-        survivor, merged = event.payload["survivor_id"], event.payload["merged_id"]
-        live = await repo.live_runs_of(event.workspace_id, sorted({survivor, merged}))
+        live = await repo.live_runs_of(workspace_id, sorted({survivor, merged}))
         kept = {r.journey_id for r in live if r.profile_id == survivor}
         ended = [run for run in live if run.profile_id == merged and run.journey_id in kept]
         for run in ended:
             run.profile_id = survivor  # its end is announced as the survivor's
         await self._write(repo, [(run, [finish(run, EXITED, f"merged into {survivor}, which has its own run",
                                                "merged", now)]) for run in ended], {run.id: None for run in ended})
-        await repo.move_runs(event.workspace_id, merged, survivor)
-        await repo.delete_profile(event.workspace_id, merged)
+        await repo.move_runs(workspace_id, merged, survivor)
+        await repo.delete_profile(workspace_id, merged)
 
     async def _erased(self, repo: JourneyRepository, event: StreamEvent, now: datetime) -> None:
         runs = await repo.live_runs_of(event.workspace_id, [event.profile_id])

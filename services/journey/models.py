@@ -7,8 +7,6 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from kit.consumer import processed_table
 from kit.outbox import outbox_table
 
-JOURNEYS = "nudge.journeys.v1"  # journey.entered / journey.step / journey.ended
-
 metadata = MetaData()
 
 journeys = Table(

@@ -17,12 +17,12 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from kit.clock import Clock
 from kit.outbox import Outbox
+from kit.payloads import JourneyStep
 from kit.tracing import current_trace_headers
 from services.journey.clients import Platform
 from services.journey.definition import Journey, parse_journey
 from services.journey.engine import RunState, StepRecord, end
 from services.journey.entry import may_enter
-from services.journey.models import JOURNEYS
 from services.journey.repository import JourneyRepository
 
 
@@ -52,6 +52,7 @@ class Runs:
         self.step_concurrency = step_concurrency
         self.on_commit = on_commit
         self.timers_wanted = asyncio.Event()
+        self.timer_sweeps = 0  # timer passes that took all that was due (scheduled.py)
         self._parsed: dict[tuple[str, str, int], Journey] = {}  # versions never change
 
     # -- entering and writing runs ----------------------------------------------------------
@@ -96,8 +97,9 @@ class Runs:
             if trace is None:
                 trace = current_trace_headers()
             for record in records:
-                entries.append(self.outbox.event(JOURNEYS, _stream_type(record), run.workspace_id, run.profile_id,
-                                                 record.at, _step_payload(run, record), trace))
+                step = JourneyStep(run.journey_id, run.version, run.id, record.node_id, record.kind, record.outcome,
+                                   run.variant, record.seq, record.detail)
+                entries.append(self.outbox.event(step, run.workspace_id, run.profile_id, record.at, trace))
         if entries:
             await self.outbox.add(repo.session, entries)
 
@@ -122,17 +124,3 @@ def finish(run: RunState, status: str, reason: str, outcome: str, at: datetime,
     end(run, status, reason, at)
     run.seq += 1
     return StepRecord(run.seq, run.node_id, status, outcome, at, detail or {})
-
-
-def _stream_type(record: StepRecord) -> str:
-    if record.kind == "entered":
-        return "journey.entered"
-    if record.kind in ("converted", "exited", "completed"):
-        return "journey.ended"
-    return "journey.step"
-
-
-def _step_payload(run: RunState, record: StepRecord) -> dict:
-    return {"journey_id": run.journey_id, "version": run.version, "run_id": run.id, "node_id": record.node_id,
-            "kind": record.kind, "outcome": record.outcome, "variant": run.variant, "seq": record.seq,
-            "detail": record.detail}

@@ -71,7 +71,15 @@ class ScheduledLoops(Runs):
                     return run, None
 
     async def run_timers(self, poll_seconds: float) -> None:
-        await repeat(self.fire_due_timers, poll_seconds, busy=lambda claimed: claimed >= self.timer_batch,
+        async def timer_pass() -> int:
+            claimed = await self.fire_due_timers()
+            if claimed < self.timer_batch:
+                # Less than a batch: nothing due at the pass's moment was left for a later pass.
+                # Counted, so that one can wait until whatever was due at a moment has had its turn.
+                self.timer_sweeps += 1
+            return claimed
+
+        await repeat(timer_pass, poll_seconds, busy=lambda claimed: claimed >= self.timer_batch,
                      wake=self.timers_wanted, name="timer pass")
 
     # -- scheduled entries: dates and broadcasts ------------------------------------------

@@ -9,7 +9,8 @@ from pathlib import Path
 from kit.clock import Clock, SystemClock
 from kit.consumer import StreamConsumer
 from kit.runtime import GrpcServer, Runtime, open_runtime, serve_until_signal
-from kit.streams import EVENTS, family_streams
+from kit.payloads import DELIVERIES, ENGAGEMENT, EVENTS, JOURNEYS
+from kit.streams import family_streams
 from nudge.metrics.v1 import metrics_pb2, metrics_pb2_grpc
 from services.metrics.grpc_api import MetricsServicer
 from services.metrics.models import processed
@@ -18,7 +19,7 @@ from services.metrics.settings import MetricsSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Delivery outcomes (dispatch), engagement (dispatch, through the gateway), journey runs.
-FACT_FAMILIES = ("nudge.deliveries.v1", "nudge.engagement.v1", "nudge.journeys.v1", EVENTS)
+FACT_FAMILIES = (DELIVERIES, ENGAGEMENT, JOURNEYS, EVENTS)
 
 
 def build(runtime: Runtime, settings: MetricsSettings, clock: Clock | None = None):

@@ -5,6 +5,7 @@ delivered twice is one fact."""
 from dataclasses import dataclass
 from datetime import datetime
 
+from kit.payloads import DeliveryOutcome, Dropped, Engagement, JourneyStep, Tracked
 from kit.streams import StreamEvent
 from kit.zones import SEOUL
 
@@ -23,58 +24,55 @@ class Orders:
 
 def fact_of(event: StreamEvent, orders: Orders) -> dict | None:
     """The fact row an event makes, or None for events metrics does not count."""
-    family, _, kind = event.type.partition(".")
-    payload = event.payload
     # every row has every column: a batch is one multi-row INSERT, whose columns are the first row's
     base = {"workspace_id": event.workspace_id, "id": event.id, "at": event.occurred_at,
             "day": day_of(event.occurred_at), "profile_id": event.profile_id or "", "journey_id": "",
             "journey_version": 0, "node_id": "", "variant": "", "channel": "", "template_id": "", "delivery_id": "",
             "run_id": "", "reason": "", "revenue": 0.0, "machine": False, "lag_seconds": None, "detail": None}
-    if family == "delivery" and kind in DELIVERY_KINDS:
-        return base | _message_dims(payload) | {
-            "kind": kind, "reason": payload.get("rule") or "",
-            # channels tried that had no address for the person: data quality's missing contacts
-            "detail": {"unreachable": payload["unreachable"]} if payload.get("unreachable") else None}
-    if family == "engagement" and kind in ENGAGEMENT_KINDS:
-        return base | _message_dims(payload) | {
-            "kind": ENGAGEMENT_KINDS[kind], "machine": bool(payload.get("machine")),
-            "reason": payload.get("category") or "",
-            "detail": {k: payload[k] for k in ("link_id", "url", "utm") if payload.get(k) is not None}}
-    if family == "journey":
-        return base | _run_dims(payload) | _journey_kind(kind, payload)
-    if family == "event":
-        name = payload.get("event") or payload.get("name") or payload.get("type", "")
-        fact = base | {"kind": "event", "reason": name, "lag_seconds": _lag(payload)}
-        if kind == "track" and name == orders.event:
-            fact |= {"kind": "order", "revenue": _number((payload.get("properties") or {}).get(orders.revenue_property))}
-        return fact
-    if event.type == "ingest.dropped":
-        return base | {"kind": "dropped", "detail": {"duplicates": int(payload.get("duplicates", 0)),
-                                                    "rejected": dict(payload.get("rejected") or {})}}
+    match event.data:
+        case DeliveryOutcome() as outcome if outcome.status in DELIVERY_KINDS:
+            return base | _message_dims(outcome) | {
+                "kind": outcome.status, "reason": outcome.rule or "",
+                "detail": {"unreachable": outcome.unreachable} if outcome.unreachable else None}
+        case Engagement() as fact if fact.kind in ENGAGEMENT_KINDS:
+            return base | _message_dims(fact) | {
+                "kind": ENGAGEMENT_KINDS[fact.kind], "machine": bool(fact.machine), "reason": fact.category or "",
+                "detail": {k: v for k, v in (("link_id", fact.link_id), ("url", fact.url), ("utm", fact.utm))
+                           if v is not None}}
+        case JourneyStep() as step:
+            return base | _run_dims(step) | _journey_kind(event.type.removeprefix("journey."), step)
+        case Tracked() as tracked:
+            fact = base | {"kind": "event", "reason": tracked.label, "lag_seconds": _lag(tracked.call)}
+            if event.type == "event.track" and tracked.label == orders.event:
+                fact |= {"kind": "order", "revenue": _number(tracked.properties.get(orders.revenue_property))}
+            return fact
+        case Dropped() as dropped:
+            return base | {"kind": "dropped", "detail": {"duplicates": int(dropped.duplicates),
+                                                        "rejected": dict(dropped.rejected)}}
     return None
 
 
-def _message_dims(payload: dict) -> dict:
-    return {"delivery_id": payload.get("delivery_id") or "", "channel": payload.get("channel") or "",
-            "template_id": payload.get("template_id") or "", "journey_id": payload.get("journey_id") or "",
-            "journey_version": int(payload.get("journey_version") or 0), "node_id": payload.get("node_id") or "",
-            "variant": payload.get("variant") or ""}
+def _message_dims(message: DeliveryOutcome | Engagement) -> dict:
+    # a send decided before any channel was chosen announces none (null)
+    return {"delivery_id": message.delivery_id or "", "channel": message.channel or "",
+            "template_id": message.template_id or "", "journey_id": message.journey_id or "",
+            "journey_version": int(message.journey_version or 0), "node_id": message.node_id or "",
+            "variant": message.variant or ""}
 
 
-def _run_dims(payload: dict) -> dict:
-    return {"journey_id": payload.get("journey_id") or "", "journey_version": int(payload.get("version") or 0),
-            "node_id": payload.get("node_id") or "", "variant": payload.get("variant") or "",
-            "run_id": payload.get("run_id") or "", "delivery_id": (payload.get("detail") or {}).get("delivery_id", "")}
+def _run_dims(step: JourneyStep) -> dict:
+    return {"journey_id": step.journey_id, "journey_version": int(step.version or 0), "node_id": step.node_id,
+            "variant": step.variant, "run_id": step.run_id, "delivery_id": (step.detail or {}).get("delivery_id", "")}
 
 
-def _journey_kind(kind: str, payload: dict) -> dict:
+def _journey_kind(kind: str, step: JourneyStep) -> dict:
     if kind == "entered":
         return {"kind": "entered"}
     if kind == "ended":  # converted | exited | completed
-        return {"kind": payload.get("kind") or "completed", "reason": payload.get("outcome") or ""}
-    if payload.get("kind") == "split":  # the variant drawn at this step
-        return {"kind": "split", "variant": payload.get("outcome") or ""}
-    return {"kind": "step", "reason": f"{payload.get('kind')}:{payload.get('outcome')}"}
+        return {"kind": step.kind or "completed", "reason": step.outcome}
+    if step.kind == "split":  # the variant drawn at this step
+        return {"kind": "split", "variant": step.outcome}
+    return {"kind": "step", "reason": f"{step.kind}:{step.outcome}"}
 
 
 def day_of(moment: datetime, zone=SEOUL):

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kit.clock import Clock
 from kit.errors import InvalidArgument
+from kit.payloads import Erased, Merged
 from kit.streams import StreamEvent
 from services.metrics import stats
 from services.metrics.facts import Orders, fact_of
@@ -47,11 +48,11 @@ class MetricsService:
                 touched.setdefault(row["workspace_id"], set()).add(row["profile_id"])
         # after the facts of the batch, so a fact that came with its profile's merge or erasure moves too
         for event in batch:
-            if event.type == "profile.merged":
-                gone, survivor = event.payload["merged_id"], event.payload["survivor_id"]
+            if isinstance(event.data, Merged):
+                gone, survivor = event.data.merged_id, event.data.survivor_id
                 await repo.move_profile(event.workspace_id, gone, survivor)
                 touched.setdefault(event.workspace_id, set()).add(survivor)  # their orders meet their sends
-            elif event.type == "profile.deleted":
+            elif isinstance(event.data, Erased):
                 await repo.move_profile(event.workspace_id, event.profile_id, "")
                 touched.get(event.workspace_id, set()).discard(event.profile_id)
         for workspace_id, profile_ids in sorted(touched.items()):

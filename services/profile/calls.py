@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from kit.payloads import label_of
+
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 
 
@@ -31,7 +33,7 @@ class Call:
     @property
     def label(self) -> str:
         """What a person reads in an event list: the event or page name, else the call type."""
-        return self.event or self.name or self.type
+        return label_of(self.type, self.event, self.name)
 
     def as_record(self, timestamp: datetime | None = None) -> dict:
         """Everything the client sent, as stored in the event log and exported."""

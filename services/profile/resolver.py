@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 
 from kit.outbox import Outbox
-from kit.streams import EVENTS
+from kit.payloads import Merged, Payload, TraitsChanged
 from services.profile import identity
 from services.profile.identity import ANONYMOUS_ID, USER_ID, Identifiers, MergeCandidate
 from services.profile.repository import ProfileRepository
@@ -141,8 +141,7 @@ class Resolver:
                 owners[:] = list(dict.fromkeys(survivor if p == merged else p for p in owners))
         if merged in self.known:
             self.known.add(survivor)
-        self.outbox_entries.append(self._event(survivor, "profile.merged",
-                                               {"survivor_id": str(survivor), "merged_id": str(merged)}))
+        self.outbox_entries.append(self._event(survivor, Merged(survivor_id=str(survivor), merged_id=str(merged))))
         return survivor
 
     async def flush(self, last_seen: dict[uuid.UUID, datetime]) -> None:
@@ -175,7 +174,7 @@ class Resolver:
         for profile_id, changed in self.trait_changes.items():
             if not changed:
                 continue
-            self.outbox_entries.append(self._event(profile_id, "profile.traits_changed", {"traits": changed}))
+            self.outbox_entries.append(self._event(profile_id, TraitsChanged(changed)))
 
     async def _lock(self, profile_ids: list[uuid.UUID]) -> None:
         rows = await self.repo.lock_profiles(self.workspace_id, profile_ids)
@@ -191,9 +190,8 @@ class Resolver:
         await self.repo.insert_identities(self._new_identities)
         self._new_identities = []
 
-    def _event(self, profile_id: uuid.UUID, event_type: str, payload: dict) -> dict:
-        return self.outbox.event(EVENTS, event_type, self.workspace_id, str(profile_id), self.now, payload,
-                                 self.trace_headers)
+    def _event(self, profile_id: uuid.UUID, payload: Payload) -> dict:
+        return self.outbox.event(payload, self.workspace_id, str(profile_id), self.now, self.trace_headers)
 
     def _owner(self, identifier_type: str, value: str) -> uuid.UUID | None:
         owners = self.owners.get((identifier_type, value)) if value else None

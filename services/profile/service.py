@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from kit.clock import Clock
 from kit.errors import InvalidArgument
 from kit.outbox import Outbox
-from kit.streams import EVENTS
+from kit.payloads import ConsentChanged, Dropped, Erased, Tracked
 from kit.tracing import current_trace_headers
 from kit.transport import is_service_actor
 from services.profile import identity
@@ -105,8 +105,7 @@ class ProfileService:
             return
         async with self.sessions() as session, session.begin():
             await self.outbox.add(session, [self.outbox.event(
-                EVENTS, "ingest.dropped", workspace_id, "", self.clock.now(),
-                {"duplicates": duplicates, "rejected": rejected})])
+                Dropped(duplicates, rejected), workspace_id, "", self.clock.now())])
         self.on_commit()
 
     async def _commit_together(self, workspace_id: str, accepted) -> list[IngestResult]:
@@ -218,8 +217,8 @@ class ProfileService:
                     results[index] = IngestResult(DUPLICATE)
                     continue
                 resolver.outbox_entries.append(self.outbox.event(
-                    EVENTS, f"event.{call.type}", workspace_id, str(row["profile_id"]), at,
-                    {"event_id": str(row["id"]), **row["call"]}, accepted[index][2]))
+                    Tracked(str(row["id"]), call.label, row["call"]), workspace_id, str(row["profile_id"]), at,
+                    accepted[index][2]))
                 results[index] = IngestResult(STORED, profile_id=str(row["profile_id"]), event_id=str(row["id"]))
             await self.outbox.add(session, resolver.outbox_entries)
         return results  # type: ignore[return-value]
@@ -298,8 +297,7 @@ class ProfileService:
             await repo.update_profile(workspace_id, row["id"], consent=consent)
             if applied:
                 await self.outbox.add(session, [self.outbox.event(
-                    EVENTS, "profile.consent_changed", workspace_id, str(row["id"]), now,
-                    {"consent": {p: consent[p] for p in applied}})])
+                    ConsentChanged({p: consent[p] for p in applied}), workspace_id, str(row["id"]), now)])
             await repo.audit(workspace_id, actor, "consent.update", str(row["id"]),
                              {"purposes": sorted(p for p, *_ in checked)})
             view = await self._view(repo, workspace_id, str(row["id"]))
@@ -315,8 +313,8 @@ class ProfileService:
             async with self.sessions() as session, session.begin():
                 taken, rows = await ProfileRepository(session).take_consent_announcements(batch)
                 await self.outbox.add(session, [self.outbox.event(
-                    EVENTS, "profile.consent_changed", row.workspace_id, str(row.id), self.clock.now(),
-                    {"consent": row.consent}, trace_headers={}) for row in rows])
+                    ConsentChanged(row.consent), row.workspace_id, str(row.id), self.clock.now(), trace_headers={})
+                    for row in rows])
             if not taken:
                 return announced
             announced += len(rows)
@@ -345,8 +343,7 @@ class ProfileService:
             repo = ProfileRepository(session)
             row = await self._locked_live(repo, workspace_id, profile_id)
             erased = await repo.erase(workspace_id, row["id"])
-            await self.outbox.add(session, [self.outbox.event(
-                EVENTS, "profile.deleted", workspace_id, str(row["id"]), now, {})])
+            await self.outbox.add(session, [self.outbox.event(Erased(), workspace_id, str(row["id"]), now)])
             await repo.audit(workspace_id, actor, "profile.delete", str(row["id"]), {"events_erased": erased})
         self.on_commit()
         return erased

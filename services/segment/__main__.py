@@ -10,7 +10,8 @@ from kit.clock import Clock, SystemClock
 from kit.consumer import StreamConsumer
 from kit.outbox import Outbox, OutboxRelay
 from kit.runtime import GrpcServer, Runtime, open_runtime, serve_until_signal
-from kit.streams import EVENTS, family_streams
+from kit.payloads import EVENTS
+from kit.streams import family_streams
 from nudge.segment.v1 import segment_pb2, segment_pb2_grpc
 from services.segment.clients import JourneyUsages
 from services.segment.grpc_api import SegmentServicer

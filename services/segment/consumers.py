@@ -3,6 +3,7 @@ memberships current; merges and erasures end the retired profile's memberships."
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit.payloads import ConsentChanged, Erased, Merged, TraitsChanged, Tracked
 from kit.streams import StreamEvent
 from kit.tracing import context_from_headers
 from rules.facts import Seen
@@ -16,12 +17,11 @@ class StreamHandlers(Memberships):
         workspace; merges and erasures in stream order between them."""
         pending: dict[str, list[StreamEvent]] = {}
         for event in batch:
-            if event.type in ("profile.merged", "profile.deleted"):
+            if isinstance(event.data, (Merged, Erased)):
                 await self._flush(session, pending)
                 pending = {}
                 await self._retire(session, event)
-            elif event.type.startswith("event.") or event.type in ("profile.traits_changed",
-                                                                    "profile.consent_changed"):
+            elif isinstance(event.data, (Tracked, TraitsChanged, ConsentChanged)):
                 pending.setdefault(event.workspace_id, []).append(event)
         await self._flush(session, pending)
 
@@ -30,28 +30,27 @@ class StreamHandlers(Memberships):
         for workspace_id in sorted(pending):  # one order for every replica: fewer deadlocks
             events = pending[workspace_id]
             live = await repo.survivors(workspace_id, sorted({e.profile_id for e in events}))
-            log_rows = [{"id": e.payload["event_id"], "profile_id": live.get(e.profile_id, e.profile_id),
-                         "name": _label(e.payload), "at": e.occurred_at,
-                         "properties": e.payload.get("properties") or {}}
-                        for e in events if e.type.startswith("event.")]
+            log_rows = [{"id": e.data.event_id, "profile_id": live.get(e.profile_id, e.profile_id),
+                         "name": e.data.label, "at": e.occurred_at, "properties": e.data.properties}
+                        for e in events if isinstance(e.data, Tracked)]
             fresh = await repo.insert_events(workspace_id, log_rows)
             plans: dict[str, Plan] = {}
             for e in sorted(events, key=lambda e: e.occurred_at):
                 plan = plans.setdefault(live.get(e.profile_id, e.profile_id), Plan())
-                if e.type == "profile.traits_changed":
-                    for name, value in (e.payload.get("traits") or {}).items():
-                        plan.set_trait(name, value, e.occurred_at)
-                    plan.trigger = {"type": "traits", "event_id": str(e.id)}
-                elif e.type == "profile.consent_changed":
-                    for purpose, state in (e.payload.get("consent") or {}).items():
-                        plan.set_consent(purpose, state)
-                    plan.trigger = {"type": "consent", "event_id": str(e.id)}
-                elif e.payload["event_id"] in fresh:
-                    plan.seen.append(Seen(e.payload["event_id"], _label(e.payload), e.occurred_at,
-                                          e.payload.get("properties") or {}))
-                    plan.trigger = {"type": "event", "event_id": e.payload["event_id"]}
-                else:
-                    continue  # an event stored before: a redelivery changes nothing
+                match e.data:
+                    case TraitsChanged(traits=traits):
+                        for name, value in traits.items():
+                            plan.set_trait(name, value, e.occurred_at)
+                        plan.trigger = {"type": "traits", "event_id": str(e.id)}
+                    case ConsentChanged(consent=consent):
+                        for purpose, state in consent.items():
+                            plan.set_consent(purpose, state)
+                        plan.trigger = {"type": "consent", "event_id": str(e.id)}
+                    case Tracked(event_id=event_id, label=label) as tracked if event_id in fresh:
+                        plan.seen.append(Seen(event_id, label, e.occurred_at, tracked.properties))
+                        plan.trigger = {"type": "event", "event_id": event_id}
+                    case _:
+                        continue  # an event stored before: a redelivery changes nothing
                 plan.trace_headers = e.trace_headers
             await self._evaluate(repo, workspace_id, plans)
 
@@ -61,8 +60,8 @@ class StreamHandlers(Memberships):
         memberships end."""
         repo = SegmentRepository(session)
         workspace_id = event.workspace_id
-        if event.type == "profile.merged":
-            gone, survivor = event.payload["merged_id"], event.payload["survivor_id"]
+        if isinstance(event.data, Merged):
+            gone, survivor = event.data.merged_id, event.data.survivor_id
             trigger = {"type": "merge", "merged_id": gone, "survivor_id": survivor}
         else:
             gone, survivor, trigger = event.profile_id, None, {"type": "deleted"}
@@ -90,8 +89,3 @@ class StreamHandlers(Memberships):
                 for purpose, state in rows[gone].consent.items():  # as the profile service merges it
                     plan.set_consent(purpose, state)
                 await self._evaluate(repo, workspace_id, {survivor: plan}, rematerialize=True)
-
-
-def _label(payload: dict) -> str:
-    """The event's name as rules name it: the track event, the page or screen name, else the call type."""
-    return payload.get("event") or payload.get("name") or payload.get("type", "")

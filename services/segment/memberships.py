@@ -20,6 +20,7 @@ import rules as rule_language
 from kit.clock import Clock
 from kit.logs import get_logger
 from kit.outbox import Outbox
+from kit.payloads import MembershipChanged
 from kit.tracing import context_from_headers
 from kit.zones import zone_of
 from rules.evaluation import ProfileFacts, RfmModel
@@ -31,7 +32,6 @@ from services.segment.repository import SegmentRepository, decode_series, encode
 log = get_logger(__name__)
 tracer = trace.get_tracer("nudge.segment")
 
-SEGMENTS = "nudge.segments.v1"  # segment.entered / segment.exited
 DEFAULT_ORDER_EVENT = "Order Completed"
 DEFAULT_REVENUE_PROPERTY = "revenue"
 CACHE_TTL_SECONDS = 600
@@ -193,9 +193,8 @@ class Memberships:
 
     def _change_event(self, workspace_id: str, profile_id: str, segment_id: str, version: int, entered: bool,
                       at: datetime, trigger: dict) -> dict:
-        return self.outbox.event(
-            SEGMENTS, "segment.entered" if entered else "segment.exited", workspace_id, profile_id, at,
-            {"segment_id": segment_id, "segment_version": version, "at": at.isoformat(), "trigger": trigger})
+        change = MembershipChanged("entered" if entered else "exited", segment_id, version, at, trigger)
+        return self.outbox.event(change, workspace_id, profile_id, at)
 
     # -- the Redis membership sets ----------------------------------------------------
     def _after_commit(self, session: AsyncSession, cache: list[tuple[str, str, bool]]) -> None:

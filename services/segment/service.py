@@ -19,12 +19,12 @@ from rules.facts import build_series
 from services.segment.consumers import StreamHandlers
 from services.segment.engine import Catalog, SegmentDef, leaves
 from services.segment.explain import explain
-from services.segment.memberships import (CACHE_TTL_SECONDS, DEFAULT_ORDER_EVENT, DEFAULT_REVENUE_PROPERTY,
-                                          SEGMENTS, Plan, cache_key)
+from services.segment.memberships import (CACHE_TTL_SECONDS, DEFAULT_ORDER_EVENT, DEFAULT_REVENUE_PROPERTY, Plan,
+                                          cache_key)
 from services.segment.repository import SegmentRepository
 from services.segment.scheduled import ScheduledLoops
 
-__all__ = ["CACHE_TTL_SECONDS", "SEGMENTS", "Plan", "SegmentService", "cache_key"]
+__all__ = ["CACHE_TTL_SECONDS", "Plan", "SegmentService", "cache_key"]
 
 PREVIEW = "__preview__"
 

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import inspect
 import json
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +13,6 @@ from email import message_from_bytes, policy
 
 import http_ece
 import jwt
-import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -23,11 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.processes import free_port
+from tests.support.servers import served
 
 
 @dataclass
@@ -59,21 +54,15 @@ class HttpProvider:
             return await answer if inspect.isawaitable(answer) else answer
 
         app = Starlette(routes=[Route("/{path:path}", endpoint, methods=["GET", "POST"])])
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
-                                                     access_log=False, lifespan="off",
-                                                     ssl_certfile=tls and tls[0], ssl_keyfile=tls and tls[1]))
+        self._serving = served(app, self.port, lifespan="off", ssl_certfile=tls and tls[0],
+                               ssl_keyfile=tls and tls[1])
 
     async def __aenter__(self) -> "HttpProvider":
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.02)
+        await self._serving.__aenter__()
         return self
 
     async def __aexit__(self, *exc) -> None:
-        self._server.should_exit = True
-        await self._task
+        await self._serving.__aexit__(*exc)
 
 
 class Stall:

@@ -6,11 +6,11 @@ config says `resend_on_timeout`. A connect failure (nothing was written) is stil
 
 import threading
 
-from tests.conftest import free_port
 from tests.dispatch import provider_servers as fake
 from tests.support.api import inbox, person, send
 from tests.support.api import setup as configure
 from tests.support.channels import EMAIL_TEMPLATE, PUSH_TEMPLATE, kakao_config, sms_config, smtp_config
+from tests.support.processes import free_port
 
 QUICK = {"timeout_seconds": 0.5}  # the provider's answer is awaited this long
 SMS_TEMPLATE = {"sms": {"text": "주문하신 상품이 발송되었습니다."}, "inapp": {"title": "t", "body": "shipped"}}

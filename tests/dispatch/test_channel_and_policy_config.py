@@ -1,5 +1,6 @@
-"""Configuration checked at save as it will be used at every send: a webhook URL the SSRF
-guard would refuse, the sending policy changed by a JSON merge patch."""
+"""Configuration checked at save as it will be used at every send: a webhook URL outside the
+workspace's `allowed_hosts`, the sending policy changed by a JSON merge patch. (Internal
+addresses, which only the operator can allow, are in test_egress.py.)"""
 
 import asyncio
 
@@ -10,7 +11,8 @@ from tests.support.api import person, send, setup
 
 
 async def test_a_webhook_url_the_send_would_refuse_is_refused_at_save_naming_the_url(workspace, receiver):
-    # 127.0.0.1 is allowed, but the URL names localhost: every send would be refused, so the save is.
+    # The workspace narrows its webhooks to 127.0.0.1, but the URL names localhost: every send
+    # would be refused, so the save is.
     url = f"http://localhost:{receiver.port}/hook"
     response = await workspace.admin.put("/v1/channels/webhook", json={"provider": "webhook", "config": {
         "url": url, "secret": "s3cret", "allowed_hosts": ["127.0.0.1"]}})
@@ -29,8 +31,8 @@ async def test_a_webhook_url_the_send_would_refuse_is_refused_at_save_naming_the
 
 
 async def test_a_webhook_refused_at_send_says_webhook_once(workspace, receiver):
-    """A redirect to an internal name is refused at the send (it cannot be known at save);
-    the send's reason names the channel once, not "webhook: webhook: refused"."""
+    """A redirect outside allowed_hosts is refused at the send (it cannot be known at save);
+    the send's reason names the channel once, not "webhook: webhook: egress refused"."""
     async def to_internal(request):
         return RedirectResponse(f"http://localhost:{receiver.port}/hook", status_code=307)
     receiver.handle = to_internal
@@ -39,7 +41,7 @@ async def test_a_webhook_refused_at_send_says_webhook_once(workspace, receiver):
         "url": receiver.url, "secret": "s3cret", "allowed_hosts": ["127.0.0.1"]})})
     delivery = await send(workspace, profile, ["webhook"])
     assert delivery["status"] == "failed" and delivery["rule"] == "no_channel"
-    assert delivery["reason"].startswith("webhook: refused: localhost resolves to a non-public address")
+    assert delivery["reason"] == "webhook: egress refused: localhost is not in config.allowed_hosts"
     assert "webhook: webhook" not in delivery["reason"]
 
 

@@ -19,16 +19,11 @@ from tests.dispatch.tracked import click_url, open_url, unsubscribe_url
 from tests.support.api import consent, person, send, wait_for_status
 from tests.support.api import setup as configure
 from tests.support.channels import (AD_POLICY, EMAIL_TEMPLATE, KST, PUSH_TEMPLATE, at, daytime,
-                                    kakao_config, sms_config, smtp_config, text_of)
+                                    kakao_config, pem, sms_config, smtp_config, text_of)
 from tests.support.streams import delivery_events
 
 
 # ---- helpers ----------------------------------------------------------------------------------
-
-def pem(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
-
 
 def public_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)

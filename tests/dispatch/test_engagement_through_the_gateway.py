@@ -10,16 +10,17 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from kit.payloads import ENGAGEMENT
 from kit.streams import StreamEvent
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
-from services.dispatch.models import ENGAGEMENT, deliveries, engagements
+from services.dispatch.models import deliveries, engagements
 from services.dispatch.service import SendSpec
 from services.dispatch.simulation import Simulation
 from services.dispatch.templates import euc_kr_length
 from services.dispatch.tokens import Tokens
 from tests.dispatch import provider_servers as fake
-from tests.support.api import consent, inbox, person, send
+from tests.support.api import consent, inbox, person, send, signed_in
 from tests.support.api import setup as configure
 from tests.support.channels import AD_POLICY, daytime, sms_config, smtp_config, text_of
 from tests.support.streams import delivery_events
@@ -273,17 +274,18 @@ async def test_in_app_impressions_and_clicks_are_reported_with_the_write_key(wor
     assert message["url"] == click_url(dispatch_platform, workspace.id, delivery["id"], 0)
     base = f"/v1/inapp/{delivery['id']}"
 
-    shown = await workspace.tracking.post(f"{base}/impression", params={"userId": "app-user"})
+    app_user = await signed_in(workspace, "app-user")
+    shown = await workspace.tracking.post(f"{base}/impression", **app_user)
     assert shown.status_code == 200 and shown.json() == {"recorded": True}
-    clicked = await workspace.tracking.post(f"{base}/click", params={"userId": "app-user"})
+    clicked = await workspace.tracking.post(f"{base}/click", **app_user)
     assert clicked.status_code == 200 and clicked.json() == {"recorded": True}
     # Only for the person it was sent to, with the write key.
-    for path, params, expected in ((f"{base}/click", {"userId": "someone-else"}, 404),
-                                   (f"{base}/click", {"userId": "nobody-at-all"}, 404),
-                                   (f"/v1/inapp/{uuid.uuid4()}/impression", {"userId": "app-user"}, 404),
-                                   (f"{base}/click", {}, 422)):
-        assert (await workspace.tracking.post(path, params=params)).status_code == expected, path
-    assert (await workspace.admin.post(f"{base}/click", params={"userId": "app-user"})).status_code == 401
+    for path, user, expected in ((f"{base}/click", "someone-else", 404),
+                                 (f"{base}/click", "nobody-at-all", 404),
+                                 (f"/v1/inapp/{uuid.uuid4()}/impression", "app-user", 404)):
+        assert (await workspace.tracking.post(path, **await signed_in(workspace, user))).status_code == expected, path
+    assert (await workspace.tracking.post(f"{base}/click", headers=app_user["headers"])).status_code == 422
+    assert (await workspace.admin.post(f"{base}/click", **app_user)).status_code == 401
 
     impression, click = await engagement_events(redis, workspace.id, 2)
     assert (impression.type, impression.payload["link_id"], impression.payload["url"]) == (

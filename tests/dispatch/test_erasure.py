@@ -1,17 +1,18 @@
 """An erased person through the gateway: their deferred message is never sent (it fails, and
 says why), and dispatch forgets their inbox, engagement evidence and send variables."""
 
-import asyncio
 import uuid
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import func, select
 
+from kit.payloads import DELIVERIES
 from kit.streams import StreamEvent
-from services.dispatch.models import DELIVERIES, deliveries, engagements, inapp_messages
-from tests.support.api import consent, inbox, person, send, setup
+from services.dispatch.models import deliveries, engagements, inapp_messages
+from tests.support.api import consent, inbox, person, send, setup, signed_in
 from tests.support.channels import KST
-from tests.support.waiting import eventually
+from tests.support.streams import delivery_events
+from tests.support.waiting import a_whole_pass, eventually
 
 
 async def _delivery(ws, delivery_id: str) -> dict:
@@ -28,10 +29,11 @@ async def test_an_erased_person_gets_nothing_more_and_dispatch_forgets_them(work
     await consent(workspace, leaving, inapp=True, advertising=True)
     shown = await send(workspace, leaving, ["inapp"], variables={"event": {"item": "Red shoes"}})
     assert shown["status"] == "sent"
-    seen = await workspace.tracking.post(f"/v1/inapp/{shown['id']}/impression", params={"userId": "leaving"})
+    seen = await workspace.tracking.post(f"/v1/inapp/{shown['id']}/impression", **await signed_in(workspace, "leaving"))
     assert seen.status_code == 200, seen.text
     deferred = await send(workspace, leaving, ["inapp"], advertising=True, variables={"event": {"item": "Red shoes"}})
     assert deferred["status"] == "deferred"
+    await delivery_events(redis, workspace.id, deferred["id"], ["delivery.deferred"])  # published: before the tail
     stream_tail = (await redis.xrevrange(DELIVERIES, count=1) or [(b"0-0", None)])[0][0]
 
     erased = await workspace.admin.delete(f"/v1/profiles/{leaving}")
@@ -67,6 +69,6 @@ async def test_an_erased_person_gets_nothing_more_and_dispatch_forgets_them(work
             engagements.c.workspace_id == workspace.id, engagements.c.profile_id == leaving)) == 0
 
     dispatch_clock.set(datetime.combine(night.date() + timedelta(days=1), time(8), KST) + timedelta(seconds=1))
-    await asyncio.sleep(0.5)  # several passes of the deferred runner
+    await a_whole_pass(lambda: dispatch_platform.service.deferred_sweeps)  # the deferred runner's, at 8:00
     assert (await _delivery(workspace, deferred["id"]))["status"] == "failed"
     assert await inbox(workspace, "leaving") == []

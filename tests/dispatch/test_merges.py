@@ -2,8 +2,9 @@
 survivor's inbox holds the merged person's in-app messages, and fatigue counts the merged
 person's sends against the survivor, also for sends still addressed to the merged id."""
 
-from kit.streams import EVENTS, StreamEvent
-from tests.support.api import inbox, person, send, setup
+from kit.payloads import EVENTS
+from kit.streams import StreamEvent
+from tests.support.api import inbox, person, send, setup, signed_in
 from tests.support.receiver import webhook_config
 from tests.support.streams import consumed_past, last_entry
 from tests.support.waiting import eventually
@@ -54,7 +55,7 @@ async def test_after_a_merge_the_survivor_has_the_merged_persons_inbox_and_fatig
     assert [(m["deliveryId"], m["title"]) for m in await inbox(workspace, "buyer-merge")] == [
         (to_visitor["id"], "Hi Lee")]
     seen = await workspace.tracking.post(f"/v1/inapp/{to_visitor['id']}/impression",
-                                         params={"userId": "buyer-merge"})
+                                         **await signed_in(workspace, "buyer-merge"))
     assert seen.status_code == 200 and seen.json()["recorded"], seen.text
     # A send still addressed to the merged id is the survivor's: its webhook message of today counts.
     late = await send(workspace, visitor, ["webhook"], transactional=False)

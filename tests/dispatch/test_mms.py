@@ -1,5 +1,6 @@
-"""MMS through NHN Cloud SMS: each image of `media_urls` is fetched (through the SSRF guard),
-uploaded with the attachment API, and the MMS carries the uploaded file ids."""
+"""MMS through NHN Cloud SMS: each image of `media_urls` is fetched (through the egress guard,
+from the channel's `media_allowed_hosts` when it lists any), uploaded with the attachment API,
+and the MMS carries the uploaded file ids."""
 
 from starlette.responses import Response
 
@@ -47,18 +48,19 @@ async def test_an_mms_image_is_uploaded_to_nhn_and_sent_by_its_file_id(workspace
                            "recipientList": [{"recipientNo": "01012345678", "recipientGroupingKey": delivery["id"]}]}
 
 
-async def test_an_mms_image_on_an_internal_address_or_not_a_jpeg_is_refused_and_nothing_is_sent(workspace):
+async def test_an_mms_image_off_the_allowed_hosts_or_not_a_jpeg_is_refused_and_nothing_is_sent(workspace):
     async with fake.HttpProvider(images) as cdn, fake.HttpProvider(fake.nhn_sms("sms-app", "sms-secret")) as nhn:
         profile = await person(workspace, "mms-refused", {"name": "김민수", "phone": "010-1234-5678"})
-        # 127.0.0.1 is loopback: not allowed unless the channel names the host.
-        await configure(workspace, mms_template(cdn), {"sms": ("nhn_sms", {**SMS_CONFIG, "endpoint": nhn.url})})
-        internal = await send(workspace, profile, ["sms"], variables={"event": {"image": "linen-shirt.jpg"}})
+        # The workspace takes images from its CDN only: 127.0.0.1 is not it.
+        await configure(workspace, mms_template(cdn), {"sms": ("nhn_sms", {
+            **SMS_CONFIG, "endpoint": nhn.url, "media_allowed_hosts": ["cdn.shop.kr"]})})
+        elsewhere = await send(workspace, profile, ["sms"], variables={"event": {"image": "linen-shirt.jpg"}})
         await configure(workspace, mms_template(cdn), {"sms": ("nhn_sms", {
             **SMS_CONFIG, "endpoint": nhn.url, "media_allowed_hosts": ["127.0.0.1"]})})
         png = await send(workspace, profile, ["sms"], variables={"event": {"image": "logo.png"}})
-    assert internal["status"] == "failed" and "non-public address" in internal["reason"]
+    assert elsewhere["status"] == "failed" and "127.0.0.1 is not in config.media_allowed_hosts" in elsewhere["reason"]
     assert png["status"] == "failed" and "not a JPEG" in png["reason"]
-    assert nhn.received == [] and len(cdn.received) == 1  # the loopback image was never fetched
+    assert nhn.received == [] and len(cdn.received) == 1  # the image off the list was never fetched
 
 
 async def test_media_allowed_hosts_must_be_a_list_of_names(workspace):

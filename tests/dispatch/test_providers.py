@@ -9,21 +9,23 @@ import ssl
 import time
 import uuid
 
-import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from starlette.responses import Response
 
 from services.dispatch.channels import (ALIMTALK, EMAIL, FRIENDTALK, PUSH, SMS, WEBHOOK, WEBPUSH, ConfigError,
                                         Content, Outgoing, ProviderError)
+from services.dispatch.egress import Allowance, EgressClient, EgressGuard, system_resolve
 from services.dispatch.providers.email import SmtpAdapter
 from services.dispatch.providers.kakao import AlimTalkAdapter, BrandMessageAdapter
 from services.dispatch.providers.push import ApnsAdapter, FcmAdapter, apns_id_for
 from services.dispatch.providers.registry import ADAPTERS, adapter_for
 from services.dispatch.providers.sms import NhnSmsAdapter
-from services.dispatch.providers.webhook import WebhookAdapter, system_resolve
+from services.dispatch.providers.webhook import WebhookAdapter
 from services.dispatch.providers.webpush import WebPushAdapter
 from tests.dispatch import provider_servers as fake
+from tests.support.channels import pem
 
 
 def outgoing(channel: str, to: str, content: Content, **kw) -> Outgoing:
@@ -31,15 +33,14 @@ def outgoing(channel: str, to: str, content: Content, **kw) -> Outgoing:
                     channel=channel, to=to, content=content, **kw)
 
 
+LOOPBACK = Allowance.parse("127.0.0.0/8, ::1")  # what the operator of a test deployment allows
+
+
 @pytest.fixture
 async def http():
-    async with httpx.AsyncClient() as client:
+    """The client dispatch gives adapters, allowed to reach the local provider servers."""
+    async with EgressClient(EgressGuard(LOOPBACK)) as client:
         yield client
-
-
-def pem(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
 
 
 async def fails(coro) -> ProviderError:
@@ -361,35 +362,51 @@ async def test_webhook_posts_signed_json_to_an_allowed_host(http):
     "http://[::1]:{port}/hook", "http://localhost:{port}/hook", "http://[::ffff:127.0.0.1]:{port}/hook",
     "http://0.0.0.0:{port}/hook", "file:///etc/passwd",
 ])
-async def test_webhook_to_internal_address_is_refused_before_connecting(http, url):
+async def test_webhook_to_internal_address_is_refused_before_connecting(url):
     adapter = WebhookAdapter()
-    async with receiver() as hook:
+    async with receiver() as hook, EgressClient(EgressGuard()) as strict:  # no operator exception
         config = adapter.check_config({"secret": "s"})
-        error = await fails(adapter.send(config, outgoing(WEBHOOK, url.format(port=hook.port), Content()), http))
-    assert "refused" in str(error) and not error.retryable and not error.unreachable
+        error = await fails(adapter.send(config, outgoing(WEBHOOK, url.format(port=hook.port), Content()), strict))
+    assert "egress refused" in str(error) and not error.retryable and not error.unreachable
     assert hook.received == []
 
 
-async def test_webhook_redirect_from_allowed_host_to_internal_address_is_refused(http):
+async def test_webhook_redirect_from_allowed_host_to_internal_address_is_refused():
     async def resolve(host: str, port: int) -> list[str]:
         # A public-looking partner host that (here) lives on the test server.
         return ["127.0.0.1"] if host == "hooks.partner.example" else await system_resolve(host, port)
 
-    adapter = WebhookAdapter(resolve=resolve)
-    async with receiver() as hook:
-        config = adapter.check_config({"secret": "s", "allowed_hosts": ["hooks.partner.example"]})
+    adapter = WebhookAdapter()
+    async with receiver() as other, receiver() as hook:
+        partner = fake.webhook_receiver(lambda: hook.port)
+        hook.answer = lambda got: (Response(status_code=307, headers={"location": f"{other.url}/hook"})
+                                   if got.path == "/to-other-port" else partner(got))
+        # The operator allows the partner's server only: its address, on its port.
+        guard = EgressGuard(Allowance.parse(f"127.0.0.1:{hook.port}"), resolve)
         base = f"http://hooks.partner.example:{hook.port}"
-        to_loopback = await fails(adapter.send(config, outgoing(WEBHOOK, f"{base}/to-loopback", Content()), http))
-        to_metadata = await fails(adapter.send(config, outgoing(WEBHOOK, f"{base}/to-metadata", Content()), http))
-        loop = await fails(adapter.send(config, outgoing(WEBHOOK, f"{base}/chain", Content()), http))
-        followed = await adapter.send(config, outgoing(WEBHOOK, f"{base}/to-hook", Content()), http)
-    assert "127.0.0.1" in str(to_loopback) and "refused" in str(to_loopback)
-    assert "169.254.169.254" in str(to_metadata)
+        async with EgressClient(guard) as http:
+            config = adapter.check_config({"secret": "s"})
+            other_port = await fails(adapter.send(config, outgoing(WEBHOOK, f"{base}/to-other-port", Content()),
+                                                  http))
+            to_metadata = await fails(adapter.send(config, outgoing(WEBHOOK, f"{base}/to-metadata", Content()),
+                                                   http))
+            loop = await fails(adapter.send(config, outgoing(WEBHOOK, f"{base}/chain", Content()), http))
+            followed = await adapter.send(config, outgoing(WEBHOOK, f"{base}/to-hook", Content()), http)
+        # Where the operator allows all of loopback, a workspace narrowing to the partner's host still
+        # has the partner's redirect to 127.0.0.1 refused.
+        async with EgressClient(EgressGuard(LOOPBACK, resolve)) as wide:
+            narrowed = adapter.check_config({"secret": "s", "allowed_hosts": ["hooks.partner.example"]})
+            elsewhere = await fails(adapter.send(narrowed, outgoing(WEBHOOK, f"{base}/to-loopback", Content()), wide))
+    assert "egress refused: 127.0.0.1 is loopback" in str(other_port) and not other_port.retryable
+    assert "169.254.169.254 is a cloud metadata address" in str(to_metadata)
     assert "redirects" in str(loop) and not loop.retryable
     assert followed.provider == "webhook"
+    assert "127.0.0.1 is not in config.allowed_hosts" in str(elsewhere)
+    assert other.received == []
     paths = [r.path for r in hook.received]
-    assert paths == ["/to-loopback", "/to-metadata", "/chain", "/chain", "/chain", "/chain", "/to-hook", "/hook"]
-    assert hook.received[-1].headers["host"] == f"hooks.partner.example:{hook.port}"
+    assert paths == ["/to-other-port", "/to-metadata", "/chain", "/chain", "/chain", "/chain", "/to-hook", "/hook",
+                     "/to-loopback"]
+    assert hook.received[-2].headers["host"] == f"hooks.partner.example:{hook.port}"
 
 
 async def test_webhook_server_errors_are_retried_and_gone_is_unreachable(http):
@@ -410,10 +427,10 @@ async def test_webhook_over_tls_connects_to_the_checked_ip_but_verifies_the_host
     async def resolve(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]
 
-    adapter = WebhookAdapter(resolve=resolve)
+    adapter = WebhookAdapter()
     trust = ssl.create_default_context(cadata=cert_pem.decode())
     server = fake.HttpProvider(fake.webhook_receiver(lambda: 0), tls=(cert, key))
-    async with server, httpx.AsyncClient(verify=trust) as http:
+    async with server, EgressClient(EgressGuard(LOOPBACK, resolve), verify=trust) as http:
         config = adapter.check_config({"secret": "s", "allowed_hosts": ["hooks.partner.example", "other.example"]})
         await adapter.send(config, outgoing(WEBHOOK, f"https://hooks.partner.example:{server.port}/hook",
                                             Content()), http)

@@ -11,12 +11,13 @@ from kit.outbox import Outbox
 from services.dispatch import ratelimit
 from services.dispatch.models import outbox as dispatch_outbox
 from services.dispatch.service import DispatchService
-from tests.support.api import consent, inbox, person, send, setup, wait_for_status
+from tests.support.api import consent, inbox, mark_seen, person, send, setup, wait_for_status
 from tests.support.channels import KST
 from tests.support.receiver import webhook_config
+from tests.support.waiting import eventually
 
 
-async def test_in_app_message_is_held_for_the_sdk_and_marked_seen_on_fetch(workspace):
+async def test_in_app_message_is_held_for_the_sdk_until_it_marks_it_seen(workspace):
     profile = await person(workspace, "reader", name="Kim")
     await setup(workspace, {"inapp": {"title": "Hi {{ profile.name }}", "body": "Your order shipped"}})
     delivery = await send(workspace, profile, ["inapp"])
@@ -24,7 +25,9 @@ async def test_in_app_message_is_held_for_the_sdk_and_marked_seen_on_fetch(works
     messages = await inbox(workspace, "reader")
     assert [(m["title"], m["body"], m["deliveryId"]) for m in messages] == [
         ("Hi Kim", "Your order shipped", delivery["id"])]
-    assert await inbox(workspace, "reader") == []  # seen
+    assert await inbox(workspace, "reader") == messages  # reading changes nothing
+    assert await mark_seen(workspace, "reader", messages) == 1
+    assert await inbox(workspace, "reader") == []
 
 
 async def test_the_same_key_twenty_times_and_after_a_restart_calls_the_provider_once(workspace, receiver,
@@ -66,13 +69,15 @@ async def test_advertising_at_night_waits_for_eight_unless_night_consent(workspa
     assert datetime.fromisoformat(deferred["deferredUntil"].replace("Z", "+00:00")) == eight
     assert (await send(workspace, owl, ["inapp"], advertising=True))["status"] == "sent"
     assert (await send(workspace, sleeper, ["inapp"]))["status"] == "sent"  # informational: not deferred
-    assert (await inbox(workspace, "sleeper"))[0]["title"] == "Sale"  # the informational one
+    informational = await inbox(workspace, "sleeper")
+    assert [m["title"] for m in informational] == ["Sale"]
+    await mark_seen(workspace, "sleeper", informational)
 
     dispatch_clock.set(eight + timedelta(seconds=1))
     current = await wait_for_status(workspace, deferred["id"], "sent")
     assert current["status"] == "sent" and current["consent"]["ads:inapp"]["granted"] is True
-    body = (await inbox(workspace, "sleeper"))[0]["body"]
-    assert body.startswith("(광고)")
+    [advertisement] = await inbox(workspace, "sleeper")
+    assert advertisement["body"].startswith("(광고)")
 
 
 async def test_advertising_without_consent_is_suppressed_with_its_reason(workspace):
@@ -103,11 +108,15 @@ async def test_an_opt_out_committed_before_the_provider_call_stops_the_send(work
     config = {**webhook_config(receiver), "rate_per_second": 0.5, "burst": 1}
     await setup(workspace, {"webhook": {"body": {"text": "hello"}}}, {"webhook": ("webhook", config)})
     # The provider's only token is taken: this send waits about 2 s at the rate limit.
-    await ratelimit.acquire(redis, f"nudge:dispatch:rate:{workspace.id}:webhook", 0.5, 1,
-                            datetime.now(KST))
+    bucket = f"nudge:dispatch:rate:{workspace.id}:webhook"
+    await ratelimit.acquire(redis, bucket, 0.5, 1, datetime.now(KST))
+    taken_at = await redis.hget(bucket, "at")
     # Not transactional: a receipt would go out whatever the person opted out of.
     pending = asyncio.create_task(send(workspace, profile, ["webhook"], transactional=False))
-    await asyncio.sleep(0.3)
+
+    async def waiting_for_a_token() -> bool:  # past its first consent check, it has asked the bucket
+        return await redis.hget(bucket, "at") != taken_at
+    await eventually(waiting_for_a_token)
     await consent(workspace, profile, webhook=False)  # committed while the send waits
     delivery = await pending
     assert delivery["status"] == "suppressed" and delivery["rule"] == "consent:channel:webhook"

@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import Text, func, select
 
 from kit.errors import field_of
+from kit.payloads import DELIVERIES
 from kit.transport import timestamp
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 from nudge.dispatch.v1 import dispatch_pb2_grpc
-from services.dispatch.models import DELIVERIES, deliveries, inapp_messages, outbox
+from services.dispatch.models import deliveries, inapp_messages, outbox
 from tests.dispatch import provider_servers as fake
 from tests.support.api import person, send, setup
 from tests.support.channels import daytime, sms_config

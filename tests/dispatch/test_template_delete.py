@@ -17,8 +17,8 @@ from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2, dispatch_pb2_grpc
 from nudge.journey.v1 import journey_pb2, journey_pb2_grpc
 from services.dispatch.clients import JourneyUsages
-from tests.conftest import free_port
 from tests.support.api import consent, person, send, setup, wait_for_status
+from tests.support.processes import free_port
 
 KST = ZoneInfo("Asia/Seoul")
 INAPP = {"inapp": {"title": "Sale", "body": "50% off"}}

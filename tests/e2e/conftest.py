@@ -2,17 +2,12 @@
 (`python -m devserver`), in a temporary data directory on free ports, and an OTLP
 receiver it exports its traces to."""
 
-import collections
 import contextlib
 import os
-import queue
 import re
 import signal
 import subprocess
-import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -20,9 +15,8 @@ import psutil
 import pytest
 
 from tests.e2e.otlp import OtlpReceiver
-from tests.support.processes import free_port
+from tests.support.processes import Component, free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "Ctrl-C stops everything."
 STARTUP_TIMEOUT = 180
 STOP_TIMEOUT = 30
@@ -43,13 +37,14 @@ def _describe(process: psutil.Process) -> str:
 
 
 class Launcher:
-    """`python -m devserver` as a child process; its output is drained by a thread."""
+    """`python -m devserver` as a child process leading a session of its own (as in a terminal),
+    its output in a log file under `log_dir`."""
 
-    def __init__(self, data_dir: Path, http_port: int | None = None, profile_port: int | None = None,
-                 segment_port: int | None = None, dispatch_port: int | None = None,
-                 journey_port: int | None = None, metrics_port: int | None = None,
-                 env: dict[str, str] | None = None) -> None:
-        self.data_dir = Path(data_dir)
+    def __init__(self, data_dir: Path, log_dir: Path, http_port: int | None = None,
+                 profile_port: int | None = None, segment_port: int | None = None,
+                 dispatch_port: int | None = None, journey_port: int | None = None,
+                 metrics_port: int | None = None, env: dict[str, str] | None = None) -> None:
+        self.data_dir, self.log_dir = Path(data_dir), Path(log_dir)
         self.http_port = http_port or free_port()
         self.profile_port = profile_port or free_port()
         self.segment_port = segment_port or free_port()
@@ -57,10 +52,8 @@ class Launcher:
         self.journey_port = journey_port or free_port()
         self.metrics_port = metrics_port or free_port()
         self.extra_env = dict(env or {})
-        self.proc: subprocess.Popen | None = None
-        self.output: collections.deque[str] = collections.deque(maxlen=5000)
+        self.component: Component | None = None
         self.banner: dict[str, str] = {}
-        self._lines: queue.Queue[str | None] = queue.Queue()
         # Every process this run started (supervisor's children, the daemonized PostgreSQL
         # and Redis servers), and those of them still alive after the launcher exited.
         self.processes: dict[int, str] = {}
@@ -74,35 +67,21 @@ class Launcher:
                # hermetic: no outside database, Redis, data dir, OTLP endpoint or lock dir
                if not k.startswith("NUDGE_") and k != "XDG_RUNTIME_DIR"}
         env.update({"PYTHONUNBUFFERED": "1", **self.extra_env})
-        self.output.clear()
         self.banner = {}
-        self._lines = queue.Queue()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "devserver", "--data-dir", str(self.data_dir),
-             "--http-port", str(self.http_port), "--profile-port", str(self.profile_port),
-             "--segment-port", str(self.segment_port), "--dispatch-port", str(self.dispatch_port),
-             "--journey-port", str(self.journey_port), "--metrics-port", str(self.metrics_port)],
-            cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
-        threading.Thread(target=self._drain, args=(self.proc, self._lines), daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._abort()
-                pytest.fail(f"the launcher printed no {READY_LINE!r} within {timeout:.0f}s\n{self.log_tail()}")
-            try:
-                line = self._lines.get(timeout=min(remaining, 1.0))
-            except queue.Empty:
-                continue
-            if line is None:
-                code = self.proc.wait()
-                pytest.fail(f"the launcher exited with code {code} before it was ready\n{self.log_tail()}")
+        self.component = Component("launcher", [
+            "-m", "devserver", "--data-dir", str(self.data_dir), "--http-port", str(self.http_port),
+            "--profile-port", str(self.profile_port), "--segment-port", str(self.segment_port),
+            "--dispatch-port", str(self.dispatch_port), "--journey-port", str(self.journey_port),
+            "--metrics-port", str(self.metrics_port)], env, self.log_dir, session=True).start()
+        try:
+            lines = self.component.printed(READY_LINE, timeout)
+        except AssertionError:
+            self.component.kill()
+            raise
+        for line in lines[:[line.strip() for line in lines].index(READY_LINE)]:
             for name, pattern in _BANNER.items():
                 if match := pattern.match(line):
                     self.banner[name] = match.group(1)
-            if line.strip() == READY_LINE:
-                break
         missing = {"gateway", "docs", "workspace_id", "write_key", "admin_key"} - set(self.banner)
         assert not missing, f"the launcher's banner lacks {sorted(missing)}\n{self.log_tail()}"
         assert self.banner["gateway"] == f"http://localhost:{self.http_port}", self.banner
@@ -116,22 +95,12 @@ class Launcher:
 
         Then records in `leftovers` the processes of this run that outlived the launcher, and
         ends them, so that nothing leaks out of the tests and a restart starts afresh."""
-        proc = self.proc
-        if proc is None:
+        if self.component is None:
             return 0
-        if proc.poll() is None:
-            if group:
-                os.killpg(proc.pid, sig)  # the session this launcher was started in
-            else:
-                proc.send_signal(sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._abort()
-                self._reap()
-                pytest.fail(f"the launcher did not stop within {timeout:.0f}s of SIGINT\n{self.log_tail()}")
-        self._reap(grace=5)  # the launcher has already waited for what it stops
-        return proc.returncode
+        try:
+            return self.component.stop(sig, timeout, group)
+        finally:
+            self._reap(grace=5)  # the launcher has already waited for what it stops
 
     def _processes_of_this_run(self) -> dict[int, str]:
         found: dict[int, psutil.Process] = {}
@@ -176,22 +145,15 @@ class Launcher:
                 process.kill()
         self._tracked = {}
 
-    def _abort(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # the group this launcher started
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
-
-    def _drain(self, proc: subprocess.Popen, lines: queue.Queue) -> None:
-        for line in proc.stdout:
-            line = line.rstrip("\n")
-            self.output.append(line)
-            lines.put(line)
-        lines.put(None)
-
     # -- conveniences -----------------------------------------------------------------
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        return self.component.proc if self.component else None
+
+    @property
+    def output(self) -> list[str]:
+        return self.component.lines() if self.component else []
+
     @property
     def url(self) -> str:
         return self.banner["gateway"]
@@ -211,8 +173,7 @@ class Launcher:
         return httpx.Client(base_url=self.url, auth=(self.write_key, ""), timeout=60)
 
     def log_tail(self, lines: int = 80) -> str:
-        tail = list(self.output)[-lines:]
-        return "--- launcher output (tail) ---\n" + "\n".join(tail)
+        return self.component.log_tail(lines) if self.component else "(the launcher was not started)"
 
 
 @pytest.fixture(scope="session")
@@ -223,11 +184,12 @@ def otlp_receiver():
 
 
 @pytest.fixture(scope="session")
-def platform(otlp_receiver):
+def platform(otlp_receiver, tmp_path_factory):
     """One running platform for the tests that do not restart it; always exports its traces
     to the test's OTLP receiver (so the receiver has to be up first)."""
     with tempfile.TemporaryDirectory(prefix="nudge-e2e-", dir="/tmp", ignore_cleanup_errors=True) as data_dir:
-        launcher = Launcher(Path(data_dir), env={"NUDGE_OTLP_ENDPOINT": otlp_receiver.endpoint})
+        launcher = Launcher(Path(data_dir), tmp_path_factory.mktemp("platform-logs"),
+                            env={"NUDGE_OTLP_ENDPOINT": otlp_receiver.endpoint})
         launcher.start()
         try:
             yield launcher
@@ -236,12 +198,13 @@ def platform(otlp_receiver):
 
 
 @pytest.fixture
-def launcher_factory():
-    """Launchers a test starts and stops itself; any still running are stopped afterwards."""
+def launcher_factory(tmp_path):
+    """Launchers a test starts and stops itself, logging under tmp_path; any still running are
+    stopped afterwards."""
     started: list[Launcher] = []
 
     def make(data_dir: Path, **kwargs) -> Launcher:
-        launcher = Launcher(data_dir, **kwargs)
+        launcher = Launcher(data_dir, tmp_path, **kwargs)
         started.append(launcher)
         return launcher
 

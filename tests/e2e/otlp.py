@@ -1,13 +1,15 @@
 """A minimal OTLP/gRPC trace receiver for the end-to-end tests: it keeps every span it is sent,
 with the `service.name` of the resource that sent it."""
 
+import contextlib
 import threading
-import time
 from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from tests.support.waiting import eventually_sync
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,8 @@ class OtlpReceiver:
             return list(self._spans)
 
     def wait_for(self, predicate, timeout: float = 30) -> list[ReceivedSpan]:
-        """Polls until predicate(spans) is true or the timeout passes; returns the spans held then."""
-        deadline = time.monotonic() + timeout
-        while True:
-            spans = self.spans()
-            if predicate(spans) or time.monotonic() >= deadline:
-                return spans
-            time.sleep(0.2)
+        """Polls until predicate(spans) is true or the timeout passes; returns the spans held then
+        (the test asserts on them, naming what is missing)."""
+        with contextlib.suppress(AssertionError):
+            eventually_sync(lambda: predicate(self.spans()), timeout=timeout, interval=0.2)
+        return self.spans()

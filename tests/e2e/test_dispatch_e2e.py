@@ -3,6 +3,7 @@ and the dispatch service's spans join the sender's trace."""
 
 import secrets
 
+from tests.support.api import user_token
 from tests.support.tracing import new_traceparent
 from tests.support.waiting import eventually_sync
 
@@ -19,7 +20,9 @@ def test_a_message_sent_through_the_gateway_is_in_the_inbox_and_in_the_trace(pla
         reply = admin.post("/v1/messages", headers={"Idempotency-Key": f"ship-{user}", "traceparent": traceparent},
                            json={"profileId": profiles[0]["id"], "channels": ["inapp"], "templateId": "shipped"})
         assert reply.status_code == 200 and reply.json()["status"] == "sent", reply.text
-        inbox = tracking.get("/v1/inapp", params={"userId": user}).json()["messages"]
+        secret = admin.post("/v1/settings/identity-secret").json()["secret"]
+        inbox = tracking.get("/v1/inapp", params={"userId": user},
+                             headers={"X-Nudge-User-Token": user_token(secret, user)}).json()["messages"]
         assert [(m["title"], m["body"]) for m in inbox] == [("Hi Kim", "Your order shipped")]
 
     def services_of(spans):

@@ -4,6 +4,7 @@ SDK's user): those would bury the accesses worth reporting."""
 
 import uuid
 
+from tests.support.api import signed_in
 from tests.support.waiting import eventually
 
 
@@ -34,7 +35,7 @@ async def test_a_send_and_an_inbox_poll_write_no_audit_row_but_an_admin_read_doe
     sent = await workspace.admin.post("/v1/messages", headers={"Idempotency-Key": str(uuid.uuid4())},
                                       json={"profileId": profile, "channels": ["inapp"], "templateId": "hello"})
     assert sent.status_code == 200 and sent.json()["status"] == "sent", sent.text  # dispatch read the profile
-    inbox = await workspace.tracking.get("/v1/inapp", params={"userId": "audited-reader"})
+    inbox = await workspace.tracking.get("/v1/inapp", **await signed_in(workspace, "audited-reader"))
     assert inbox.status_code == 200 and [m["title"] for m in inbox.json()["messages"]] == ["Hi Kim"], inbox.text
     assert await audit(workspace) == before
 

@@ -2,41 +2,20 @@
 the gateway's own database and Redis, and a down service shows on /healthz/services."""
 
 import asyncio
-from contextlib import asynccontextmanager
 
 import grpc
 import httpx
 import pytest
-import uvicorn
 
-from gateway.app import create_app
 from nudge.profile.v1 import profile_pb2_grpc
-from tests.conftest import free_port
-
-
-@asynccontextmanager
-async def gateway(settings):
-    """A gateway of its own with these settings, served by uvicorn; yields an HTTP client."""
-    settings = settings.model_copy(update={"http_port": free_port()})
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, setup_observability=False), host="127.0.0.1",
-                                           port=settings.http_port, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.http_port}", timeout=30) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        await task
+from tests.support.gateway import own_gateway
+from tests.support.processes import free_port
 
 
 async def test_profile_service_down_is_503_on_its_routes_but_the_gateway_stays_ready(gateway_settings, workspace):
     settings = gateway_settings.model_copy(update={"profile_addr": f"127.0.0.1:{free_port()}",
                                                    "rpc_timeout_seconds": 2.0})
-    async with gateway(settings) as client:
+    async with own_gateway(settings) as client:
         r = await client.post("/v1/track", json={"userId": "u", "event": "E"}, auth=(workspace.write_key, ""))
         assert r.status_code == 503
         assert r.json()["error"]["code"] == "unavailable"
@@ -63,7 +42,7 @@ async def test_a_service_that_never_answers_is_a_503_at_the_gateways_deadline(ga
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     settings = gateway_settings.model_copy(update={"profile_addr": f"127.0.0.1:{port}", "rpc_timeout_seconds": 0.5})
-    async with gateway(settings) as client:
+    async with own_gateway(settings) as client:
         try:
             # Without the deadline the request would hang until the client's own 30 s timeout.
             r = await client.get("/v1/profiles/someone", headers={"Authorization": f"Bearer {workspace.admin_key}"})
@@ -85,7 +64,7 @@ async def test_every_service_up_is_healthy_on_healthz_services(gateway_url):
 async def test_gateway_without_its_own_redis_or_database_is_not_ready(gateway_settings, dependency):
     unreachable = {"redis": {"redis_url": f"redis://127.0.0.1:{free_port()}/0"},
                    "database": {"database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/gateway"}}
-    async with gateway(gateway_settings.model_copy(update=unreachable[dependency])) as client:
+    async with own_gateway(gateway_settings.model_copy(update=unreachable[dependency])) as client:
         ready = await client.get("/readyz")
     assert ready.status_code == 503
     checks = ready.json()["checks"]

@@ -1,19 +1,12 @@
 """The Segment tracking endpoints: auth, limits, bad input; nothing half-written."""
 
 import gzip
-import time
 
 import httpx
 import orjson
 import pytest
 
-
-async def events_of(ws, **identifier) -> list[dict]:
-    found = (await ws.admin.get("/v1/profiles", params=identifier)).json()["profiles"]
-    if not found:
-        return []
-    assert len(found) == 1
-    return (await ws.admin.get(f"/v1/profiles/{found[0]['id']}/events", params={"limit": 500})).json()["events"]
+from tests.support.api import events_of
 
 
 @pytest.mark.parametrize("kind,body", [
@@ -146,20 +139,6 @@ async def test_admin_key_cannot_track(workspace, gateway_url):
     async with httpx.AsyncClient(base_url=gateway_url, auth=(workspace.admin_key, "")) as client:
         r = await client.post("/v1/track", json={"userId": "x", "event": "E"})
     assert r.status_code == 403
-
-
-async def test_rate_limit_answers_429(workspace_store, gateway_settings, redis, gateway_url):
-    workspace_id, new = await workspace_store.create("busy")
-    write_key = next(k.secret for k in new if k.kind == "write")
-    # Fill this second's window for the workspace, as if many replicas had been busy.
-    second = int(time.time())
-    for s in (second, second + 1):
-        await redis.set(f"ratelimit:{{{workspace_id}}}:{s}", gateway_settings.rate_limit_per_second, ex=5)
-    async with httpx.AsyncClient(base_url=gateway_url, auth=(write_key, "")) as client:
-        r = await client.post("/v1/track", json={"userId": "x", "event": "E"})
-    assert r.status_code == 429
-    assert r.headers["retry-after"] == "1"
-    assert r.json()["error"]["code"] == "rate_limited"
 
 
 async def test_errors_never_leak_a_stack_trace(workspace):

@@ -1,6 +1,7 @@
 """The operator command: create a workspace, rotate and revoke keys; the audit log tells
 which key read what."""
 
+import asyncio
 import os
 import re
 import subprocess
@@ -12,11 +13,12 @@ from kit.settings import REPO_ROOT
 from tests.conftest import TEST_PEPPER
 
 
-def operator(database_url: str, *args: str) -> str:
+async def operator(database_url: str, *args: str) -> str:
+    """The command, run beside the event loop: the session's gateway serves in this loop."""
     env = {**os.environ, "NUDGE_DATABASE_URL": database_url, "NUDGE_API_KEY_PEPPER": TEST_PEPPER,
            "NUDGE_MIGRATE_ON_START": "false"}
-    done = subprocess.run([sys.executable, "-m", "gateway.workspaces", *args], env=env, cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "gateway.workspaces", *args], env=env,
+                                   cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -28,7 +30,7 @@ def key_of(output: str, kind: str) -> tuple[str, str]:
 
 
 async def test_rotated_key_works_beside_the_old_one_until_revoked(gateway_database_url, gateway_url):
-    created = operator(gateway_database_url, "create", "Acme Shop")
+    created = await operator(gateway_database_url, "create", "Acme Shop")
     workspace_id = re.search(r"workspace\s+(\S+)", created).group(1)
     write_key, _ = key_of(created, "write")
     old_admin, old_id = key_of(created, "admin")
@@ -37,8 +39,8 @@ async def test_rotated_key_works_beside_the_old_one_until_revoked(gateway_databa
     async with httpx.AsyncClient(base_url=gateway_url, auth=(write_key, "")) as tracking:
         assert (await tracking.post("/v1/identify", json={"userId": "vip", "traits": {"tier": 1}})).status_code == 200
 
-    new_admin, new_id = key_of(operator(gateway_database_url, "rotate", workspace_id, "admin"), "admin")
-    listing = operator(gateway_database_url, "list")
+    new_admin, new_id = key_of(await operator(gateway_database_url, "rotate", workspace_id, "admin"), "admin")
+    listing = await operator(gateway_database_url, "list")
     assert workspace_id in listing and old_id in listing and new_id in listing
 
     def admin(key):
@@ -49,7 +51,7 @@ async def test_rotated_key_works_beside_the_old_one_until_revoked(gateway_databa
         assert (await old.get(f"/v1/profiles/{profile_id}")).status_code == 200
         assert (await new.get(f"/v1/profiles/{profile_id}")).status_code == 200
 
-        operator(gateway_database_url, "revoke", old_id)
+        await operator(gateway_database_url, "revoke", old_id)
         assert (await old.get(f"/v1/profiles/{profile_id}")).status_code == 401
         assert (await new.get(f"/v1/profiles/{profile_id}")).status_code == 200
 
@@ -57,7 +59,7 @@ async def test_rotated_key_works_beside_the_old_one_until_revoked(gateway_databa
     reads = [(e["keyId"], e["action"]) for e in reversed(entries)]
     assert reads == [(old_id, "profile.lookup"), (old_id, "profile.read"),
                      (new_id, "profile.read"), (new_id, "profile.read")]
-    assert "revoked" in operator(gateway_database_url, "list")
+    assert "revoked" in await operator(gateway_database_url, "list")
 
 
 def test_revoking_an_unknown_key_is_a_clear_error(gateway_database_url):

@@ -1,19 +1,16 @@
 """Journey service processes for the claim and crash tests: a database seeded with a
 published journey and runs that are due, and `python -m services.journey` children."""
 
-import os
-import subprocess
-import sys
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
 from kit import db, migrations
-from kit.settings import REPO_ROOT
 from services.journey.__main__ import MIGRATIONS
 from services.journey.models import journey_versions, journeys, runs, steps, timers
-from tests.support.processes import free_port
+from tests.support.processes import Component, service, stop
 
 
 async def seeded(url: str, workspace_id: str, definition: dict, profile_ids: list[str], due: datetime,
@@ -44,37 +41,38 @@ async def seeded(url: str, workspace_id: str, definition: dict, profile_ids: lis
 
 class Processes:
     """`python -m services.journey` children on one database, sharing one consumer group,
-    which is removed when they are all stopped."""
+    which is removed when they are all stopped; each logs to a file under `log_dir`."""
 
-    def __init__(self, url: str, redis, redis_url: str, **settings) -> None:
-        self.redis = redis
+    def __init__(self, url: str, redis, redis_url: str, log_dir: Path, **settings) -> None:
+        self.redis, self.log_dir = redis, log_dir
         self.group = f"journey-process-{uuid.uuid4().hex[:8]}"
-        self.env = {**os.environ, "NUDGE_DATABASE_URL": url, "NUDGE_REDIS_URL": redis_url,
-                    "NUDGE_MIGRATE_ON_START": "false", "NUDGE_LOG_LEVEL": "WARNING", "NUDGE_TIMER_POLL_SECONDS": "0.1",
-                    "NUDGE_CONSUMER_GROUP": self.group, **{f"NUDGE_{k.upper()}": str(v) for k, v in settings.items()}}
-        self.children: list[subprocess.Popen] = []
+        self.settings = {"database_url": url, "redis_url": redis_url, "migrate_on_start": "false",
+                         "log_level": "WARNING", "timer_poll_seconds": 0.1, "consumer_group": self.group, **settings}
+        self.children: list[Component] = []
 
-    def start(self) -> subprocess.Popen:
-        child = subprocess.Popen([sys.executable, "-m", "services.journey"], cwd=REPO_ROOT,
-                                 env={**self.env, "NUDGE_GRPC_PORT": str(free_port())},
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.children.append(child)
-        return child
+    async def start(self, count: int = 1) -> list[Component]:
+        """`count` more children, started together, once each answers."""
+        started = [service("journey", self.log_dir, **self.settings).start() for _ in range(count)]
+        self.children.extend(started)
+        for child in started:
+            await child.serving()
+        return started
 
-    def alive(self) -> bool:
-        return all(child.poll() is None for child in self.children if child.returncode is None)
+    def check_running(self) -> None:
+        """Fails, quoting its log, if a child the test did not stop itself has exited."""
+        for child in self.children:
+            if child.proc.returncode is None:
+                child.check_running()
 
     async def __aenter__(self) -> "Processes":
         return self
 
     async def __aexit__(self, *exc) -> None:
-        for child in self.children:
-            if child.poll() is None:
-                child.terminate()
-        for child in self.children:
-            child.wait(60)  # a drain on a loaded machine; the shutdown test checks the grace itself
-        for stream in ("nudge.events.v1", "nudge.segments.v1"):
-            await self.redis.xgroup_destroy(stream, self.group)
+        try:
+            stop(self.children, grace=60)  # a drain on a loaded machine; the shutdown test checks the grace itself
+        finally:
+            for stream in ("nudge.events.v1", "nudge.segments.v1"):
+                await self.redis.xgroup_destroy(stream, self.group)
 
 
 async def step_counts(url: str) -> dict[tuple[str, str], list[int]]:

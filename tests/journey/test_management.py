@@ -2,7 +2,6 @@
 against dispatch and segment, the lifecycle, versions that runs in flight keep, and the
 refusal to delete a segment or template a live journey uses."""
 
-import asyncio
 from datetime import timedelta
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from tests.support.api import create_segment, person
 from tests.support.journeys import publish, received, templates, track
 from tests.support.streams import consumed
-from tests.support.waiting import eventually
+from tests.support.waiting import a_whole_pass, eventually
 from tests.support.journeys import welcome
 
 
@@ -113,7 +112,7 @@ async def test_pause_holds_timers_and_entries_resume_continues(workspace, receiv
     await track(workspace, "u-late", "Signed Up")  # no entry while paused
     await track(workspace, "u-pause", "Page Viewed")
     await consumed(redis, journey_platform.settings.consumer_group, workspace, "Signed Up", 2)
-    await asyncio.sleep(0.3)  # a few timer passes too
+    await a_whole_pass(lambda: journey_platform.service.timer_sweeps)  # the paused timer's moment has passed
     assert received(receiver) == ["welcome"]
     stats = (await workspace.admin.get(f"/v1/journeys/{journey['id']}/stats")).json()
     assert stats["entered"] == 1 and stats["active"] == 1

@@ -1,7 +1,6 @@
 """Durable timers shared by replicas: two journey processes claim the same 10,000 due
 timers (FOR UPDATE SKIP LOCKED under a lease) and every run takes its step exactly once."""
 
-import asyncio
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -10,8 +9,10 @@ import orjson
 from sqlalchemy import func, select
 
 from kit import db
-from services.journey.models import JOURNEYS, outbox, runs, timers
+from kit.payloads import JOURNEYS
+from services.journey.models import outbox, runs, timers
 from tests.journey.processes import Processes, seeded, step_counts
+from tests.support.waiting import eventually
 
 RUNS = 10_000
 # Firing a run here takes no remote call: the wait at `a` ends and it starts the day-long wait at `b`.
@@ -20,25 +21,25 @@ TWO_WAITS = {"trigger": {"kind": "event", "event": "Claimed"}, "start": "a",
                        "b": {"kind": "wait", "duration": "P1D", "next": "c"}, "c": {"kind": "exit"}}}
 
 
-async def test_two_processes_fire_ten_thousand_due_timers_each_once(fresh_database, redis, redis_url):
+async def test_two_processes_fire_ten_thousand_due_timers_each_once(fresh_database, redis, redis_url, tmp_path):
     url = await fresh_database("journey_claims")
     due = datetime.now(timezone.utc) - timedelta(seconds=1)
     workspace_id = f"ws_{uuid.uuid4().hex[:8]}"
     await seeded(url, workspace_id, TWO_WAITS, [f"p{n}" for n in range(RUNS)], due, "a", waiting=True)
     engine = db.create_engine(url, pool_size=1)
     try:
-        async with Processes(url, redis, redis_url, timer_batch=200) as processes:
-            processes.start(), processes.start()
-            deadline = asyncio.get_running_loop().time() + 180
-            while True:
+        async with Processes(url, redis, redis_url, tmp_path, timer_batch=200) as processes:
+            await processes.start(2)
+            moved = 0
+
+            async def all_fired() -> bool:
+                nonlocal moved
+                processes.check_running()  # a journey process died: its log
                 async with engine.connect() as conn:
                     moved = await conn.scalar(select(func.count()).select_from(timers).where(
                         timers.c.due_at > due + timedelta(hours=12)))
-                if moved == RUNS:
-                    break
-                assert processes.alive(), "a journey process died"
-                assert asyncio.get_running_loop().time() < deadline, f"only {moved} of {RUNS} fired"
-                await asyncio.sleep(0.2)
+                return moved == RUNS
+            await eventually(all_fired, timeout=180, interval=0.2, show=lambda: f"only {moved} of {RUNS} fired")
         async with engine.connect() as conn:
             assert await conn.scalar(select(func.count()).select_from(runs).where(
                 runs.c.node_id == "b", runs.c.seq == 3, runs.c.status == "active")) == RUNS

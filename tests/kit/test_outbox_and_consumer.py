@@ -2,47 +2,30 @@
 process died first, and a consumer that dies before ack has its entry reclaimed."""
 
 import asyncio
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import uuid
 from datetime import datetime, timezone
 
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import Column, Integer, MetaData, Table, func, select, text
 from sqlalchemy.dialects.postgresql import UUID, insert
 
 from kit import db
 from kit.consumer import StreamConsumer, processed_table
-from kit.settings import REPO_ROOT
-from kit.streams import EVENTS, StreamEvent, family_streams, stream_name, trim_consumed
+from kit.payloads import EVENTS
+from kit.streams import StreamEvent, family_streams, stream_name, trim_consumed
 from nudge.common.v1 import common_pb2
 from nudge.profile.v1 import profile_pb2 as pb
 from nudge.profile.v1 import profile_pb2_grpc
-from tests.conftest import free_port
+from tests.support.processes import Component, free_port, service
 from tests.support.waiting import eventually
 
 
-async def _start_profile(database_url: str, redis_url: str, port: int, relay: bool) -> subprocess.Popen:
-    env = {**os.environ, "NUDGE_DATABASE_URL": database_url, "NUDGE_REDIS_URL": redis_url,
-           "NUDGE_GRPC_PORT": str(port), "NUDGE_OUTBOX_RELAY": str(relay).lower(), "NUDGE_LOG_LEVEL": "WARNING"}
-    process = subprocess.Popen([sys.executable, "-m", "services.profile"], env=env, cwd=REPO_ROOT)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        for _ in range(600):
-            assert process.poll() is None, "profile service exited during start"
-            try:
-                reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return process
-            except grpc.aio.AioRpcError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("profile service never became healthy")
+async def _start_profile(database_url: str, redis_url: str, port: int, relay: bool, log_dir) -> Component:
+    return await service("profile", log_dir, database_url=database_url, redis_url=redis_url, grpc_port=port,
+                         outbox_relay=str(relay).lower(), log_level="WARNING").start().serving()
 
 
 async def _entries_of(redis, workspace_id: str) -> list[StreamEvent]:
@@ -51,11 +34,11 @@ async def _entries_of(redis, workspace_id: str) -> list[StreamEvent]:
 
 
 async def test_committed_event_is_published_after_the_process_died_before_its_relay_ran(
-        fresh_database, redis_url, redis):
+        fresh_database, redis_url, redis, tmp_path):
     database_url = await fresh_database("outbox_crash")
     workspace_id = "crash-" + secrets.token_hex(4)
     port = free_port()
-    first = await _start_profile(database_url, redis_url, port, relay=False)
+    first = await _start_profile(database_url, redis_url, port, relay=False, log_dir=tmp_path)
     try:
         now = Timestamp()
         now.GetCurrentTime()
@@ -66,14 +49,13 @@ async def test_committed_event_is_published_after_the_process_died_before_its_re
                                        received_at=now)]))
         assert reply.results[0].outcome == pb.IngestResult.STORED
     finally:
-        first.send_signal(signal.SIGKILL)  # dies without any chance to publish
-        first.wait()
+        first.kill()  # dies without any chance to publish
     assert await _entries_of(redis, workspace_id) == []
     engine = db.create_engine(database_url, pool_size=1)
     async with engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM outbox")) == 1
 
-    second = await _start_profile(database_url, redis_url, port, relay=True)
+    second = await _start_profile(database_url, redis_url, port, relay=True, log_dir=tmp_path)
     try:
         entries = await eventually(lambda: _entries_of(redis, workspace_id), interval=0.1)
         assert [(e.type, e.payload["messageId"]) for e in entries] == [("event.track", "m-crash")]
@@ -81,8 +63,7 @@ async def test_committed_event_is_published_after_the_process_died_before_its_re
         async with engine.connect() as conn:
             assert await conn.scalar(text("SELECT count(*) FROM outbox")) == 0
     finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(30)
+        second.stop()
         await engine.dispose()
 
 
@@ -102,6 +83,12 @@ async def _count_effect(session, event: StreamEvent) -> None:
 def _event() -> StreamEvent:
     return StreamEvent(id=uuid.uuid4(), type="event.track", workspace_id="w", profile_id="p",
                        occurred_at=datetime.now(timezone.utc), payload={"n": 1})
+
+
+async def _idle(redis, stream: str, group: str, ms: int) -> None:
+    """Until the pending entry has had no delivery for `ms`: a consumer reclaiming after `ms`
+    now takes it over (its owner is taken for dead)."""
+    await eventually(lambda: redis.xpending_range(stream, group, min="-", max="+", count=1, idle=ms))
 
 
 @pytest.fixture
@@ -137,7 +124,7 @@ async def test_entry_of_a_consumer_that_died_before_ack_is_reclaimed_and_applied
     survivor = StreamConsumer(redis, sessions, processed, [stream], group, "survivor", _count_effect,
                               block_ms=100, reclaim_idle_ms=3000)  # long enough for a loaded machine
     assert await survivor.reclaim_once() == 0  # not idle long enough yet: the owner may be alive
-    await asyncio.sleep(3.1)
+    await _idle(redis, stream, group, 3000)
     assert await survivor.reclaim_once() == 1
     assert (await redis.xpending(stream, group))["pending"] == 0
 
@@ -167,9 +154,9 @@ async def test_failing_handler_is_retried_then_dead_lettered(sessions, redis):
     async with sessions() as session:  # the handler's write rolled back with the failure
         assert await session.scalar(select(func.count()).select_from(effects)) == 0
     for _ in range(2):  # retried through reclaim: deliveries 2 and 3 fail too
-        await asyncio.sleep(0.01)
+        await _idle(redis, stream, group, 1)
         assert await consumer.reclaim_once() == 0
-    await asyncio.sleep(0.01)
+    await _idle(redis, stream, group, 1)
     await consumer.reclaim_once()  # the 4th attempt is not made: it goes to the dead letters
     assert (await redis.xpending(stream, group))["pending"] == 0
     (_, fields), = await redis.xrange(f"{stream}.dead")

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import grpc
 import pytest
 
-from kit.streams import EVENTS, StreamEvent
+from kit.payloads import DELIVERIES, ENGAGEMENT, EVENTS, JOURNEYS
+from kit.streams import StreamEvent
 from kit.transport import timestamp
 from nudge.common.v1 import common_pb2
 from nudge.metrics.v1 import metrics_pb2 as pb
@@ -17,7 +18,6 @@ from services.metrics import stats
 from tests.support.waiting import eventually
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
-DELIVERIES, ENGAGEMENT, JOURNEYS = "nudge.deliveries.v1", "nudge.engagement.v1", "nudge.journeys.v1"
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """What the profile service announces on nudge.events.v1, through the outbox and its relay."""
 
-from kit.streams import EVENTS, StreamEvent
+from kit.payloads import EVENTS
+from kit.streams import StreamEvent
 from tests.support.waiting import eventually
 
 

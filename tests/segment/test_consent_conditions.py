@@ -3,14 +3,14 @@ consent the profile service announces on nudge.events.v1 (profile.consent_change
 through the gateway (backfill, realtime changes, the time-driven "held for 700 days", a
 merge, preview and explain) and as pure rules."""
 
-import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from kit.errors import InvalidArgument
 import rules
-from kit.streams import EVENTS, StreamEvent
+from kit.payloads import EVENTS
+from kit.streams import StreamEvent
 from rules.evaluation import Outcome, ProfileFacts, evaluate
 from tests.support.api import becomes, create_segment, is_member, profile_of
 from tests.support.streams import consumed_past, last_entry, trail
@@ -51,7 +51,13 @@ async def test_consent_held_for_700_days_backfills_moves_with_time_and_follows_c
     await put_consent(workspace, recent, "ads:sms", True, now - timedelta(days=10))
     await put_consent(workspace, withdrawn, "ads:sms", False, now - timedelta(days=800))
     await put_consent(workspace, nearly, "ads:sms", True, now - timedelta(days=700) + MINUTE)
-    await asyncio.sleep(1)  # the consent events reach the segment service
+
+    def last_consent(fields) -> bool:  # announced after the other three
+        event = StreamEvent.from_fields(fields)
+        return (event.type == "profile.consent_changed" and event.workspace_id == workspace.id
+                and event.profile_id == nearly)
+    marker = await eventually(lambda: last_entry(redis, EVENTS, last_consent))
+    await consumed_past(redis, EVENTS, segment_platform.consumer.group, marker)  # the segment service has all four
 
     # Backfill: consent recorded before the segment existed counts.
     segment = await create_segment(workspace, "ads:sms consent due for confirmation", HELD_700_DAYS)

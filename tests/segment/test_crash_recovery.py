@@ -1,11 +1,6 @@
 """The segment service killed (SIGKILL) in the middle of a stream and started again: every
 membership change happens, and none is announced twice."""
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -14,20 +9,16 @@ from sqlalchemy import func, select
 from kit import db, migrations
 from kit.clock import SystemClock
 from kit.outbox import Outbox
-from kit.settings import REPO_ROOT
-from kit.streams import EVENTS, StreamEvent
+from kit.payloads import EVENTS, SEGMENTS
+from kit.streams import StreamEvent
 from services.segment.__main__ import MIGRATIONS
 from services.segment.clients import JourneyUsages
 from services.segment.models import memberships, outbox
-from services.segment.service import SEGMENTS, SegmentService
-from tests.conftest import free_port
+from services.segment.service import SegmentService
+from tests.support.processes import free_port, service
+from tests.support.waiting import eventually
 
 PROFILES = 300
-
-
-def start(env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "services.segment"], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def count_members(sessions, workspace_id: str) -> int:
@@ -37,18 +28,19 @@ async def count_members(sessions, workspace_id: str) -> int:
 
 
 async def test_kill_mid_stream_then_restart_misses_nothing_and_repeats_nothing(fresh_database, redis, redis_url,
-                                                                               scratch_dir, journey_usages_server):
+                                                                               scratch_dir, journey_usages_server,
+                                                                               tmp_path):
     url = await fresh_database("segment_crash")
     await migrations.upgrade(url, MIGRATIONS)
     engine = db.create_engine(url, pool_size=2)
     sessions = db.session_factory(engine)
     workspace_id = f"ws_crash_{uuid.uuid4().hex[:8]}"
-    service = SegmentService(sessions, redis, Outbox(outbox), SystemClock(), JourneyUsages(journey_usages_server, "service:segment"))
-    once = await service.create(workspace_id, "bought", "", '{"event": "Order Completed", "count": '
+    segments = SegmentService(sessions, redis, Outbox(outbox), SystemClock(), JourneyUsages(journey_usages_server, "service:segment"))
+    once = await segments.create(workspace_id, "bought", "", '{"event": "Order Completed", "count": '
                                                             '{"op": "gte", "value": 1}}')
-    twice = await service.create(workspace_id, "bought twice", "", '{"event": "Order Completed", "count": '
+    twice = await segments.create(workspace_id, "bought twice", "", '{"event": "Order Completed", "count": '
                                                                   '{"op": "gte", "value": 2}}')
-    while await service.backfill_once():
+    while await segments.backfill_once():
         pass
 
     # The group exists before the events do: other processes sharing this Redis trim what
@@ -66,35 +58,32 @@ async def test_kill_mid_stream_then_restart_misses_nothing_and_repeats_nothing(f
                                                   "properties": {"revenue": 1000}}).to_fields())
         await pipe.execute()
 
-    env = {**os.environ, "NUDGE_DATABASE_URL": url, "NUDGE_REDIS_URL": redis_url, "NUDGE_DATA_DIR": str(scratch_dir),
-           "NUDGE_GRPC_PORT": str(free_port()), "NUDGE_MIGRATE_ON_START": "false", "NUDGE_CONSUMER_GROUP": group,
-           "NUDGE_CONSUMER_BATCH": "10", "NUDGE_CONSUMER_RECLAIM_IDLE_MS": "500", "NUDGE_LOG_LEVEL": "WARNING"}
-    process = start(env)
+    settings = dict(database_url=url, redis_url=redis_url, data_dir=scratch_dir, grpc_port=free_port(),
+                    migrate_on_start="false", consumer_group=group, consumer_batch=10,
+                    consumer_reclaim_idle_ms=500, log_level="WARNING")
+    process = service("segment", tmp_path, **settings).start()
     try:
-        deadline = asyncio.get_running_loop().time() + 120
-        while await count_members(sessions, workspace_id) < 60:  # well into the stream
-            assert process.poll() is None, "the segment service exited"
-            assert asyncio.get_running_loop().time() < deadline, "no memberships before the kill"
-            await asyncio.sleep(0.02)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        async def well_into_the_stream() -> bool:
+            process.check_running()
+            return await count_members(sessions, workspace_id) >= 60
+        await eventually(well_into_the_stream, timeout=120, interval=0.02)
+        process.kill()
         killed_at = await count_members(sessions, workspace_id)
         assert killed_at < 2 * PROFILES, "killed too late to prove anything"
 
-        process = start(env)
-        deadline = asyncio.get_running_loop().time() + 120
-        while await count_members(sessions, workspace_id) < 2 * PROFILES:
-            assert asyncio.get_running_loop().time() < deadline, "memberships missing after the restart"
-            await asyncio.sleep(0.2)
-        while True:  # the relay has published everything
-            assert asyncio.get_running_loop().time() < deadline, "the outbox never drained"
+        process = service("segment", tmp_path, **settings).start()
+
+        async def all_members() -> bool:
+            process.check_running()
+            return await count_members(sessions, workspace_id) >= 2 * PROFILES
+        await eventually(all_members, timeout=120, interval=0.2)
+
+        async def outbox_drained() -> bool:  # the relay has published everything
             async with sessions() as session:
-                if not await session.scalar(select(func.count()).select_from(outbox)):
-                    break
-            await asyncio.sleep(0.2)
+                return not await session.scalar(select(func.count()).select_from(outbox))
+        await eventually(outbox_drained, timeout=120, interval=0.2)
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
+        process.stop()
         await redis.xgroup_destroy(EVENTS, group)
         await engine.dispose()
 

@@ -15,7 +15,7 @@ from kit.errors import Conflict, FailedPrecondition
 from nudge.journey.v1 import journey_pb2, journey_pb2_grpc
 from services.segment.clients import JourneyUsages
 from services.segment.service import SegmentService
-from tests.conftest import free_port
+from tests.support.processes import free_port
 
 RULES = '{"trait": "plan", "op": "eq", "value": "pro"}'
 

@@ -4,14 +4,15 @@ service's clock is moved a few minutes to cross a window's edge; the history bef
 sent with past timestamps, as an SDK replaying a backlog would.
 """
 
-import asyncio
 import uuid
 from datetime import datetime, timedelta
 
 import pytest
 
+from kit.payloads import EVENTS
+from kit.streams import StreamEvent
 from tests.support.api import becomes, create_segment, is_member, profile_of, track
-from tests.support.streams import consumed, trail
+from tests.support.streams import consumed, consumed_past, last_entry, trail
 from tests.support.waiting import eventually
 
 MINUTE = timedelta(minutes=1)
@@ -113,7 +114,7 @@ async def test_three_purchases_a_month_is_vip(workspace, segment_clock, redis):
     await trail(redis, workspace, profile, 3)
 
 
-async def test_merge_of_two_halves_makes_the_survivor_a_member(workspace):
+async def test_merge_of_two_halves_makes_the_survivor_a_member(workspace, redis, segment_platform):
     segment = await create_segment(workspace, "pro viewers", {"all": [
         {"trait": "plan", "op": "eq", "value": "pro"},
         {"event": "Product Viewed", "count": {"op": "gte", "value": 2}, "within": "P7D"}]})
@@ -125,7 +126,12 @@ async def test_merge_of_two_halves_makes_the_survivor_a_member(workspace):
     response = await workspace.tracking.post("/v1/identify", json={"userId": "known-1", "traits": {"plan": "pro"}})
     assert response.status_code == 200
     known = await profile_of(workspace, "known-1")
-    await asyncio.sleep(0.5)
+
+    def identified(fields) -> bool:  # announced after the views
+        event = StreamEvent.from_fields(fields)
+        return event.type == "event.identify" and event.workspace_id == workspace.id and event.profile_id == known
+    marker = await eventually(lambda: last_entry(redis, EVENTS, identified))
+    await consumed_past(redis, EVENTS, segment_platform.consumer.group, marker)  # the segment service has seen all
     assert not await is_member(workspace, segment, known)
     # They turn out to be one person.
     response = await workspace.tracking.post("/v1/identify", json={"userId": "known-1", "anonymousId": "anon-1"})

@@ -1,6 +1,8 @@
 """The calls tests make through the gateway (`ws` is the `workspace` fixture: its tracking and
 admin clients), each asserting the call succeeded."""
 
+import hashlib
+import hmac
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -26,6 +28,15 @@ async def profile_of(ws, user: str) -> str:
         found = response.json().get("profiles") if response.status_code == 200 else None
         return found[0]["id"] if found else None
     return await eventually(lookup)
+
+
+async def events_of(ws, **identifier) -> list[dict]:
+    """The events of the one profile with this identifier (userId=…, anonymousId=…), newest first."""
+    found = (await ws.admin.get("/v1/profiles", params=identifier)).json()["profiles"]
+    if not found:
+        return []
+    assert len(found) == 1
+    return (await ws.admin.get(f"/v1/profiles/{found[0]['id']}/events", params={"limit": 500})).json()["events"]
 
 
 async def track(ws, user: str, event: str, ago: timedelta = timedelta(0), message_id: str | None = None,
@@ -78,11 +89,39 @@ async def send(ws, profile_id: str, channels: list[str], key: str | None = None,
     return response.json()
 
 
+def user_token(secret: str, user: str) -> str:
+    """What the customer's backend computes for a signed-in user: the hex HMAC-SHA256 of the
+    userId under the workspace's identity secret."""
+    return hmac.new(secret.encode(), user.encode(), hashlib.sha256).hexdigest()
+
+
+async def identity_secret(ws) -> str:
+    """The workspace's identity secret, created on first use."""
+    if ws.identity_secret is None:
+        response = await ws.admin.post("/v1/settings/identity-secret")
+        assert response.status_code == 201, response.text
+        ws.identity_secret = response.json()["secret"]
+    return ws.identity_secret
+
+
+async def signed_in(ws, user: str) -> dict:
+    """The request arguments of an SDK call for a signed-in user: the userId and its user token."""
+    return {"params": {"userId": user}, "headers": {"X-Nudge-User-Token": user_token(await identity_secret(ws), user)}}
+
+
 async def inbox(ws, user: str) -> list[dict]:
-    """The user's in-app messages, as the SDK fetches them (which marks them seen)."""
-    response = await ws.tracking.get("/v1/inapp", params={"userId": user})
+    """The user's in-app messages not marked seen, as the SDK fetches them (which changes nothing)."""
+    response = await ws.tracking.get("/v1/inapp", **await signed_in(ws, user))
     assert response.status_code == 200, response.text
     return response.json()["messages"]
+
+
+async def mark_seen(ws, user: str, messages: list[dict]) -> int:
+    """The SDK showed these inbox messages: they leave the inbox. How many were marked now."""
+    response = await ws.tracking.post("/v1/inapp/seen", json={"ids": [m["id"] for m in messages]},
+                                      **await signed_in(ws, user))
+    assert response.status_code == 200, response.text
+    return response.json()["marked"]
 
 
 async def delivery(ws, delivery_id: str) -> dict:

@@ -1,8 +1,12 @@
 """Channel settings for the local provider servers (tests/dispatch/provider_servers.py), the
 advertising policy and templates the channel tests share, and reading what was sent."""
 
+import base64
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 KST = ZoneInfo("Asia/Seoul")
 SMS_CONFIG = {"app_key": "sms-app", "secret_key": "sms-secret", "send_no": "1588-0000"}
@@ -41,3 +45,19 @@ def kakao_config(url: str) -> tuple[str, dict]:
 def smtp_config(smtp) -> tuple[str, dict]:
     return "smtp", {"host": "127.0.0.1", "port": smtp.port, "username": "mailer", "password": "pw",
                     "sender": "넛지샵 <news@shop.kr>", "reply_to": "help@shop.kr"}
+
+
+def pem(key: ec.EllipticCurvePrivateKey) -> str:
+    """An EC private key as the PKCS#8 PEM a channel config takes."""
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def webpush_setup(endpoint: str) -> tuple[dict, tuple[str, dict]]:
+    """A browser's subscription at `endpoint` (a fresh key) and a web push channel config."""
+    browser = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    b64 = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()  # noqa: E731
+    subscription = {"endpoint": endpoint, "keys": {"p256dh": b64(browser), "auth": b64(b"0123456789abcdef")}}
+    config = {"vapid_private_key": pem(ec.generate_private_key(ec.SECP256R1())), "vapid_subject": "mailto:ops@shop.kr"}
+    return subscription, ("webpush", config)

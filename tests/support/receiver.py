@@ -1,16 +1,15 @@
 """A local HTTP endpoint standing in for a customer's webhook (the `receiver` fixture in
 tests/conftest.py serves one per test)."""
 
-import asyncio
 from contextlib import asynccontextmanager
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.support.processes import free_port
+from tests.support.servers import served
 
 
 class Receiver:
@@ -33,16 +32,8 @@ async def serving_receiver():
     async def endpoint(request: Request) -> JSONResponse:
         return await hook.handle(request)  # looked up per request: a test may replace it
     app = Starlette(routes=[Route("/hook", endpoint, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=hook.port, log_config=None,
-                                           access_log=False, lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # uvicorn's own start flag; no condition to poll through the API yet
-        await asyncio.sleep(0.02)
-    try:
+    async with served(app, hook.port, lifespan="off"):
         yield hook
-    finally:
-        server.should_exit = True
-        await task
 
 
 def webhook_config(hook: Receiver) -> dict:

@@ -7,6 +7,7 @@ acknowledged it: whatever the event could cause has happened by then."""
 
 import orjson
 
+from kit.payloads import DELIVERIES, SEGMENTS
 from kit.streams import StreamEvent
 from tests.support.waiting import eventually
 
@@ -45,13 +46,11 @@ async def announced(redis, stream: str, workspace_id: str, key: str, value: str,
 
 async def delivery_events(redis, workspace_id: str, delivery_id: str, types: list[str]) -> list[StreamEvent]:
     """The events about one delivery on nudge.deliveries.v1, once they are all published."""
-    from services.dispatch.models import DELIVERIES  # the dispatch channel's stream name
     return await announced(redis, DELIVERIES, workspace_id, "delivery_id", delivery_id, types)
 
 
 async def segment_events(redis, ws, profile_id: str) -> list[dict]:
     """The entered / exited events of one profile on nudge.segments.v1, in order."""
-    from services.segment.service import SEGMENTS  # the segment service's stream
     found = []
     for _, fields in await redis.xrange(SEGMENTS):
         if fields[b"workspace_id"].decode() == ws.id and fields[b"profile_id"].decode() == profile_id:
@@ -95,7 +94,7 @@ async def consumed(redis, group: str, ws, event: str, count: int) -> None:
     """Once `count` `event` calls of the workspace are on nudge.events.v1, until `group` has
     read and acknowledged them: what they could cause has happened (the marker a negative
     assert waits for)."""
-    from kit.streams import EVENTS
+    from kit.payloads import EVENTS
     last = await workspace_events(redis, EVENTS, ws.id, event, count)
     await consumed_past(redis, EVENTS, group, last)
 

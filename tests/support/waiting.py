@@ -6,10 +6,11 @@ import time
 from typing import Any, Callable
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+async def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
+                     show: Callable[[], str] = lambda: "") -> Any:
     """Polls `check` (sync or async) until it returns something truthy; that value. Fails
-    naming the check and the last value it returned (the pipeline is asynchronous, and a slow
-    machine is not a failure: the timeout is generous)."""
+    naming the check and the last value it returned, and `show()` (the pipeline is
+    asynchronous, and a slow machine is not a failure: the timeout is generous)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -20,7 +21,7 @@ async def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: 
             return result
         if loop.time() > deadline:
             name = getattr(check, "__qualname__", repr(check))
-            raise AssertionError(f"not reached within {timeout}s: {name}; last seen {result!r}")
+            raise AssertionError(f"not reached within {timeout}s: {name}; last seen {result!r} {show()}")
         await asyncio.sleep(interval)
 
 
@@ -37,3 +38,11 @@ def eventually_sync(check: Callable[[], Any], timeout: float = 30.0, interval: f
             name = getattr(check, "__qualname__", repr(check))
             raise AssertionError(f"not reached within {timeout}s: {name}; last seen {result!r} {show()}")
         time.sleep(interval)
+
+
+async def a_whole_pass(passes: Callable[[], int], timeout: float = 30.0) -> None:
+    """Until a background loop has begun and finished a pass after now, given its count of
+    finished passes (a negative assert's marker: what the pass would do, it has done). The
+    count grows by two: the pass under way now may have begun before now."""
+    start = passes()
+    await eventually(lambda: passes() >= start + 2, timeout=timeout)

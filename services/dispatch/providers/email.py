@@ -1,13 +1,15 @@
-"""Email over SMTP (any relay: Postfix, SES/SendGrid SMTP endpoints, a local catcher)."""
+"""Email over SMTP (any relay: Postfix, SES/SendGrid SMTP endpoints, a local catcher). The relay's
+address passes the egress guard (egress.py) at save and at each send, where the socket opens to
+the checked address and TLS still verifies the host name."""
 
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
 import aiosmtplib
-import httpx
 
 from services.dispatch.channels import EMAIL, ConfigError, Outgoing, ProviderError, ProviderResult
-from services.dispatch.providers import required, timeout_of
+from services.dispatch.egress import EgressClient, EgressGuard, open_socket
+from services.dispatch.providers import refused_as, required, timeout_of
 
 
 def _domain(address: str) -> str:
@@ -55,11 +57,17 @@ class SmtpAdapter:
         return {**config, "port": port, "starttls": bool(config.get("starttls", False)),
                 "use_tls": bool(config.get("use_tls", False)), "timeout_seconds": timeout_of(config, 30)}
 
-    async def send(self, config: dict, outgoing: Outgoing, http: httpx.AsyncClient) -> ProviderResult:
+    async def check_target(self, config: dict, guard: EgressGuard) -> None:
+        with refused_as("config.host"):
+            await guard.check_host(str(config["host"]).strip("[]"), config["port"])
+
+    async def send(self, config: dict, outgoing: Outgoing, http: EgressClient) -> ProviderResult:
         message = build_message(config, outgoing)
+        host, sock = str(config["host"]).strip("[]"), None
         try:
+            sock = await open_socket(http.guard, host, config["port"], config["timeout_seconds"])
             await aiosmtplib.send(
-                message, hostname=config["host"], port=config["port"],
+                message, hostname=host, port=None, sock=sock,
                 username=config.get("username") or None, password=config.get("password") or None,
                 use_tls=config["use_tls"], start_tls=config["starttls"] and not config["use_tls"],
                 timeout=config["timeout_seconds"])
@@ -77,6 +85,9 @@ class SmtpAdapter:
             connect = isinstance(exc, aiosmtplib.SMTPConnectError) or (
                 isinstance(exc, OSError) and not isinstance(exc, aiosmtplib.SMTPException))
             raise ProviderError(f"smtp: {type(exc).__name__}: {exc}", retryable=True, ambiguous=not connect) from None
+        finally:
+            if sock is not None:
+                sock.close()  # aiosmtplib closed its transport over it; this covers a failure before
         return ProviderResult(provider=self.name, provider_message_id=message["Message-ID"])
 
 

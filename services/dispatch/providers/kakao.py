@@ -20,6 +20,7 @@ when NHN reports it synchronously; later it is a delivery receipt.
 import httpx
 
 from services.dispatch.channels import ALIMTALK, FRIENDTALK, ConfigError, Outgoing, ProviderError, ProviderResult
+from services.dispatch.providers import EndpointAdapter
 from services.dispatch.providers.sms import check_recipient, nhn_config, nhn_post, recipient_number
 
 KAKAO_ENDPOINT = "https://api-alimtalk.cloud.toast.com"
@@ -52,7 +53,7 @@ def _recipient(outgoing: Outgoing) -> dict:
             "resendParameter": {"isResend": False}, "recipientGroupingKey": outgoing.delivery_id}
 
 
-class AlimTalkAdapter:
+class AlimTalkAdapter(EndpointAdapter):
     channel, name, idempotent = ALIMTALK, "nhn_kakao", True  # X-NC-API-IDEMPOTENCY-KEY
 
     def check_config(self, config: dict) -> dict:
@@ -70,7 +71,7 @@ class AlimTalkAdapter:
         return await _send(self.name, http, url, config, outgoing, payload)
 
 
-class BrandMessageAdapter:
+class BrandMessageAdapter(EndpointAdapter):
     """The friendtalk channel: free-form Kakao messages, sent as NHN brand messages."""
     channel, name, idempotent = FRIENDTALK, "nhn_kakao", True  # X-NC-API-IDEMPOTENCY-KEY
 

@@ -10,8 +10,8 @@ APNs (developer.apple.com "Sending notification requests to APNs"): POST
 {endpoint}/3/device/{token} with apns-topic, apns-push-type, apns-priority, apns-id and
 authorization: bearer <ES256 JWT {iss: team_id, iat}, header kid: key_id>; errors are
 {"reason": "BadDeviceToken" | "Unregistered" | ...}. Apple only speaks HTTP/2, so for an https
-endpoint this adapter uses its own HTTP/2 client; a plain http:// endpoint (a local test
-server) goes over the shared HTTP/1.1 client.
+endpoint this adapter uses the shared client's HTTP/2 sibling (the same egress guard); a plain
+http:// endpoint (a local test server) goes over the shared HTTP/1.1 client.
 """
 
 import json
@@ -24,7 +24,9 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from services.dispatch.channels import PUSH, ConfigError, Outgoing, ProviderError, ProviderResult
-from services.dispatch.providers import json_or_empty, required, status_error, timeout_of, transport_error
+from services.dispatch.egress import EgressClient
+from services.dispatch.providers import (EndpointAdapter, json_or_empty, required, status_error, timeout_of,
+                                         transport_error)
 
 FCM_ENDPOINT = "https://fcm.googleapis.com"
 APNS_ENDPOINT = "https://api.push.apple.com"
@@ -50,14 +52,14 @@ def string_data(outgoing: Outgoing) -> dict[str, str]:
     return data
 
 
-class FcmAdapter:
+class FcmAdapter(EndpointAdapter):
     channel, name, idempotent = PUSH, "fcm", False  # FCM v1 has no idempotency key
 
     def check_config(self, config: dict) -> dict:
         required(config, "project_id", "access_token")
         return {**config, "endpoint": _endpoint(config, FCM_ENDPOINT), "timeout_seconds": timeout_of(config)}
 
-    async def send(self, config: dict, outgoing: Outgoing, http: httpx.AsyncClient) -> ProviderResult:
+    async def send(self, config: dict, outgoing: Outgoing, http: EgressClient) -> ProviderResult:
         content = outgoing.content
         message = {"token": outgoing.to, "notification": {"title": content.subject or "", "body": content.body},
                    "data": string_data(outgoing)}
@@ -83,13 +85,12 @@ class FcmAdapter:
         raise status_error(self.name, response.status_code, f"{error.get('status', '')} {error.get('message', '')}".strip())
 
 
-class ApnsAdapter:
+class ApnsAdapter(EndpointAdapter):
     # apns-id names the notification in Apple's answers; Apple does not drop a repeat of it.
     channel, name, idempotent = PUSH, "apns", False
 
     def __init__(self) -> None:
         self._tokens: dict[tuple[str, str, str], tuple[float, str]] = {}
-        self._http2: httpx.AsyncClient | None = None
 
     def check_config(self, config: dict) -> dict:
         required(config, "team_id", "key_id", "private_key", "bundle_id")
@@ -120,19 +121,11 @@ class ApnsAdapter:
     def _token_key(config: dict) -> tuple:
         return config["team_id"], config["key_id"], hashlib.sha256(config["private_key"].encode()).hexdigest()
 
-    def _client(self, config: dict, shared: httpx.AsyncClient) -> httpx.AsyncClient:
-        if not config["endpoint"].startswith("https://"):
-            return shared
-        if self._http2 is None:
-            self._http2 = httpx.AsyncClient(http2=True)
-        return self._http2
+    @staticmethod
+    def _client(config: dict, shared: EgressClient) -> EgressClient:
+        return shared.http2() if config["endpoint"].startswith("https://") else shared
 
-    async def aclose(self) -> None:
-        if self._http2 is not None:
-            await self._http2.aclose()
-            self._http2 = None
-
-    async def send(self, config: dict, outgoing: Outgoing, http: httpx.AsyncClient) -> ProviderResult:
+    async def send(self, config: dict, outgoing: Outgoing, http: EgressClient) -> ProviderResult:
         content = outgoing.content
         body = {**content.data, **({"url": content.url} if content.url else {}),
                 "nudge_delivery_id": outgoing.delivery_id,

@@ -29,10 +29,3 @@ def adapter_for(channel: str, provider_name: str) -> Adapter:
         raise ConfigError(f"no provider {provider_name!r} for channel {channel!r} (known: {known})",
                           field="config.provider") from None
 
-
-async def close_adapters() -> None:
-    """Adapters holding their own connections (APNs over HTTP/2) release them at shutdown."""
-    for providers in ADAPTERS.values():
-        for adapter in providers.values():
-            if close := getattr(adapter, "aclose", None):
-                await close()

@@ -8,9 +8,9 @@ body {"body", "sendNo", "title" (LMS/MMS), "recipientList": [{"recipientNo" |
 [{"recipientNo", "resultCode", "resultMessage", "recipientSeq"}]}}}. Result codes from
 Notification > SMS > Result Code. The shared NHN call is here; kakao.py uses it too.
 
-MMS images: each of `media_urls` is fetched (through the same SSRF guard as webhooks: every
-address public after DNS and on each redirect, unless its host is in `media_allowed_hosts`),
-must be a JPEG of at most 300 KB, and is uploaded first: POST
+MMS images: each of `media_urls` is fetched through the egress guard (egress.py: every address
+public after DNS and on each redirect, unless the operator allows it; `media_allowed_hosts`, when
+given, narrows the hosts it may come from), must be a JPEG of at most 300 KB, and is uploaded first: POST
 {endpoint}/sms/v3.0/appKeys/{appKey}/attachfile/binaryUpload, {"fileName" (.jpg/.jpeg, at most
 45 characters), "createUser", "fileBody": base64}, answer body.data.fileId; the send carries
 "attachFileIdList": [fileId, ...]. None of this is a send: its failures are never ambiguous.
@@ -23,8 +23,9 @@ from urllib.parse import unquote, urljoin
 import httpx
 
 from services.dispatch.channels import SMS, ConfigError, Outgoing, ProviderError, ProviderResult
-from services.dispatch.providers import json_or_empty, required, status_error, timeout_of, transport_error
-from services.dispatch.providers.webhook import WebhookAdapter, system_resolve
+from services.dispatch.egress import EgressClient, EgressGuard, EgressRefused, url_target
+from services.dispatch.providers import (EndpointAdapter, check_hosts, host_list, json_or_empty, narrowed, refused_as,
+                                         required, status_error, timeout_of, transport_error)
 
 SMS_ENDPOINT = "https://api-sms.cloud.toast.com"
 SMS_UNREACHABLE = {-2018: "recipient number missing", -2019: "recipient number invalid",
@@ -95,23 +96,21 @@ def sms_type_of(outgoing: Outgoing) -> str:
     return "LMS" if len(content.body.encode("euc-kr", errors="replace")) > 90 else "SMS"
 
 
-class NhnSmsAdapter:
+class NhnSmsAdapter(EndpointAdapter):
     # NHN's SMS API (v3.0) takes no idempotency key: a timed-out request is not sent again.
     channel, name, idempotent = SMS, "nhn_sms", False
 
-    def __init__(self, resolve=system_resolve) -> None:
-        self._guard = WebhookAdapter(resolve)  # its SSRF guard, for MMS images
-
     def check_config(self, config: dict) -> dict:
         config = nhn_config(config, SMS_ENDPOINT, "send_no")
-        allowed = config.get("media_allowed_hosts") or []
-        if not isinstance(allowed, list | tuple) or not all(isinstance(h, str) for h in allowed):
-            raise ConfigError("config.media_allowed_hosts must be a list of host names",
-                              field="config.media_allowed_hosts")
         return {**config, "send_no": str(config["send_no"]).replace("-", ""),
-                "media_allowed_hosts": [h.lower().rstrip(".") for h in allowed]}
+                "media_allowed_hosts": host_list(config, "media_allowed_hosts")}
 
-    async def send(self, config: dict, outgoing: Outgoing, http: httpx.AsyncClient) -> ProviderResult:
+    async def check_target(self, config: dict, guard: EgressGuard) -> None:
+        await super().check_target(config, guard)
+        with refused_as("config.media_allowed_hosts"):
+            await check_hosts(guard, config.get("media_allowed_hosts", []), "config.media_allowed_hosts")
+
+    async def send(self, config: dict, outgoing: Outgoing, http: EgressClient) -> ProviderResult:
         content, kind = outgoing.content, sms_type_of(outgoing)
         path = ("ad-" if outgoing.advertising else "") + ("sms" if kind == "SMS" else "mms")
         payload = {"body": content.body, "sendNo": config["send_no"],
@@ -130,7 +129,7 @@ class NhnSmsAdapter:
         message_id = f"{data.get('requestId', '')}:{results[0].get('recipientSeq', '')}"
         return ProviderResult(provider=self.name, provider_message_id=message_id)
 
-    async def _upload(self, config: dict, http: httpx.AsyncClient, url: str, index: int) -> int:
+    async def _upload(self, config: dict, http: EgressClient, url: str, index: int) -> int:
         """The image at `url`, uploaded to NHN: its file id."""
         url, image = await self._fetch(config, http, url)
         name = posixpath.basename(unquote(httpx.URL(url).path))  # named as where it was found
@@ -148,14 +147,15 @@ class NhnSmsAdapter:
             raise ProviderError("nhn_sms: the image upload answered no fileId", retryable=True)
         return file_id
 
-    async def _fetch(self, config: dict, http: httpx.AsyncClient, url: str) -> tuple[str, bytes]:
-        """(the URL it was found at, the image), each hop checked by the SSRF guard; a JPEG of
-        at most 300 KB."""
+    async def _fetch(self, config: dict, http: EgressClient, url: str) -> tuple[str, bytes]:
+        """(the URL it was found at, the image), each hop through the egress guard and in
+        media_allowed_hosts when the workspace lists any; a JPEG of at most 300 KB."""
+        hosts = config.get("media_allowed_hosts", [])
+        await check_hosts(http.guard, hosts, "config.media_allowed_hosts")  # a config saved before the check
         for _ in range(MAX_REDIRECTS + 1):
-            target, headers, extensions = await self._pinned(url, config)
             try:
-                async with http.stream("GET", target, headers=headers, extensions=extensions,
-                                       timeout=config["timeout_seconds"], follow_redirects=False) as response:
+                narrowed(url_target(url)[0], hosts, "config.media_allowed_hosts")
+                async with http.stream("GET", url, timeout=config["timeout_seconds"]) as response:
                     if response.is_redirect and "location" in response.headers:
                         url = urljoin(url, response.headers["location"])
                         continue
@@ -167,6 +167,8 @@ class NhnSmsAdapter:
                         image += chunk
                         if len(image) > MAX_IMAGE_BYTES:
                             raise ProviderError(f"nhn_sms: MMS image {url} is over 300 KB (NHN's limit)")
+            except EgressRefused as err:
+                raise EgressRefused(f"MMS image {url}: {err.detail}") from None
             except httpx.HTTPError as exc:
                 err = transport_error(self.name, exc)
                 err.ambiguous = False  # fetching an image sends nothing
@@ -175,12 +177,3 @@ class NhnSmsAdapter:
                 raise ProviderError(f"nhn_sms: MMS image {url} is not a JPEG (NHN takes .jpg / .jpeg only)")
             return url, image
         raise ProviderError(f"nhn_sms: MMS image {url}: more than {MAX_REDIRECTS} redirects")
-
-    async def _pinned(self, url: str, config: dict) -> tuple[httpx.URL, dict, dict]:
-        """The URL rewritten to a checked IP by the webhooks' SSRF guard (one guard for every
-        outbound URL), with the Host header and SNI that keep its name."""
-        try:
-            return await self._guard.pinned(url, {"allowed_hosts": config.get("media_allowed_hosts", [])})
-        except ProviderError as err:
-            reason = str(err).removeprefix("webhook: ")
-            raise ProviderError(f"nhn_sms: MMS image {url}: {reason}", retryable=err.retryable) from None

@@ -2,7 +2,10 @@
 encryption (RFC 8291). py_vapid signs the JWT and http_ece encrypts (both from Mozilla's
 web push stack, the pieces pywebpush is built on); the request goes out through httpx.
 
-`to` is the browser's PushSubscription JSON: {"endpoint", "keys": {"p256dh", "auth"}}.
+`to` is the browser's PushSubscription JSON: {"endpoint", "keys": {"p256dh", "auth"}}. It comes
+from a trait an SDK sets with the public write key, so anyone can name any endpoint: it must be
+https on a public address (the egress guard, egress.py, checks the address after DNS), or on an
+address the operator allows (a local push service, where plain http is taken too).
 The service worker receives this JSON payload:
 {"title", "body", "url", "data", "delivery_id"}.
 """
@@ -20,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from py_vapid import Vapid02
 
 from services.dispatch.channels import WEBPUSH, ConfigError, Outgoing, ProviderError, ProviderResult
+from services.dispatch.egress import EgressClient, EgressGuard, EgressRefused, url_target
 from services.dispatch.providers import required, status_error, timeout_of, transport_error
 
 VAPID_LIFETIME = 12 * 3600  # RFC 8292 allows at most 24 h
@@ -56,6 +60,12 @@ def vapid_key(config: dict) -> Vapid02:
     return Vapid02.from_string(key)
 
 
+async def _check_endpoint(endpoint: str, guard: EgressGuard) -> None:
+    host, port = url_target(endpoint)
+    if not endpoint.startswith("https://") and not await guard.operator_allows(host, port):
+        raise EgressRefused(f"the push endpoint on {host} is not https")
+
+
 class WebPushAdapter:
     channel, name, idempotent = WEBPUSH, "webpush", False  # RFC 8030 has no idempotency key
 
@@ -74,7 +84,10 @@ class WebPushAdapter:
         return {**config, "urgency": urgency, "ttl_seconds": int(config.get("ttl_seconds", 86400)),
                 "timeout_seconds": timeout_of(config)}
 
-    async def send(self, config: dict, outgoing: Outgoing, http: httpx.AsyncClient) -> ProviderResult:
+    async def check_target(self, config: dict, guard: EgressGuard) -> None:
+        """Nothing to check at save: the endpoint is each person's subscription, checked at each send."""
+
+    async def send(self, config: dict, outgoing: Outgoing, http: EgressClient) -> ProviderResult:
         endpoint, p256dh, auth = parse_subscription(outgoing.to)
         # A fresh sender key pair per message, as RFC 8291 requires.
         body = http_ece.encrypt(payload_of(outgoing), salt=os.urandom(16), private_key=ec.generate_private_key(ec.SECP256R1()),
@@ -85,8 +98,11 @@ class WebPushAdapter:
         headers = {**vapid.sign(claims), "Content-Encoding": "aes128gcm", "Content-Type": "application/octet-stream",
                    "TTL": str(config["ttl_seconds"]), "Urgency": config["urgency"]}
         try:
-            response = await http.post(endpoint, content=body, headers=headers, timeout=config["timeout_seconds"],
-                                       follow_redirects=False)
+            await _check_endpoint(endpoint, http.guard)
+            response = await http.post(endpoint, content=body, headers=headers, timeout=config["timeout_seconds"])
+        except EgressRefused as err:
+            err.unreachable = True  # this subscription can never be reached: the next channel may
+            raise
         except httpx.HTTPError as exc:
             raise transport_error(self.name, exc) from None
         if response.status_code in (200, 201, 202):

@@ -304,6 +304,22 @@ class FetchInAppReply(_message.Message):
     messages: _containers.RepeatedCompositeFieldContainer[InAppMessage]
     def __init__(self, messages: _Optional[_Iterable[_Union[InAppMessage, _Mapping]]] = ...) -> None: ...
 
+class MarkInAppSeenRequest(_message.Message):
+    __slots__ = ("context", "profile_id", "ids")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    context: _common_pb2.RequestContext
+    profile_id: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., profile_id: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class MarkInAppSeenReply(_message.Message):
+    __slots__ = ("marked",)
+    MARKED_FIELD_NUMBER: _ClassVar[int]
+    marked: int
+    def __init__(self, marked: _Optional[int] = ...) -> None: ...
+
 class RecordReceiptRequest(_message.Message):
     __slots__ = ("context", "provider", "payload_json")
     CONTEXT_FIELD_NUMBER: _ClassVar[int]

@@ -103,6 +103,11 @@ class DispatchServiceStub:
                 request_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.FetchInAppRequest.SerializeToString,
                 response_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.FetchInAppReply.FromString,
                 _registered_method=True)
+        self.MarkInAppSeen = channel.unary_unary(
+                '/nudge.dispatch.v1.DispatchService/MarkInAppSeen',
+                request_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.MarkInAppSeenRequest.SerializeToString,
+                response_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.MarkInAppSeenReply.FromString,
+                _registered_method=True)
         self.RecordReceipt = channel.unary_unary(
                 '/nudge.dispatch.v1.DispatchService/RecordReceipt',
                 request_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordReceiptRequest.SerializeToString,
@@ -211,7 +216,14 @@ class DispatchServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def FetchInApp(self, request, context):
-        """In-app messages waiting for a person; fetching marks them seen.
+        """In-app messages waiting for a person (not yet marked seen); reading changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkInAppSeen(self, request, context):
+        """Marks some of a person's in-app messages seen (the SDK showed them): they leave the inbox.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -314,6 +326,11 @@ def add_DispatchServiceServicer_to_server(servicer, server):
                     servicer.FetchInApp,
                     request_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.FetchInAppRequest.FromString,
                     response_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.FetchInAppReply.SerializeToString,
+            ),
+            'MarkInAppSeen': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkInAppSeen,
+                    request_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.MarkInAppSeenRequest.FromString,
+                    response_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.MarkInAppSeenReply.SerializeToString,
             ),
             'RecordReceipt': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordReceipt,
@@ -691,6 +708,33 @@ class DispatchService:
             '/nudge.dispatch.v1.DispatchService/FetchInApp',
             nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.FetchInAppRequest.SerializeToString,
             nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.FetchInAppReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkInAppSeen(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.dispatch.v1.DispatchService/MarkInAppSeen',
+            nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.MarkInAppSeenRequest.SerializeToString,
+            nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.MarkInAppSeenReply.FromString,
             options,
             channel_credentials,
             insecure,
