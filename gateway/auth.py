@@ -5,12 +5,33 @@ takes from its workspace's bucket for that kind of key (gateway/ratelimit.py).""
 import base64
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPBasic, HTTPBearer
 
 from gateway import cors, ratelimit
 from gateway.errors import ApiError
 from gateway.keys import ADMIN, WRITE
 from gateway.workspaces import Principal
+
+
+class _WriteKeyScheme(HTTPBasic):
+    """Declares the write key in the OpenAPI document; `authenticate` reads and checks it."""
+
+    async def __call__(self, request: Request) -> None:
+        return None
+
+
+class _AdminKeyScheme(HTTPBearer):
+    """Declares the admin key in the OpenAPI document; `authenticate` reads and checks it."""
+
+    async def __call__(self, request: Request) -> None:
+        return None
+
+
+WRITE_KEY = Security(_WriteKeyScheme(scheme_name="writeKey", description=(
+    "The workspace's write key as the user name, empty password (what Segment SDKs send). Tracking calls "
+    "may instead carry it as `writeKey` in the body.")))
+ADMIN_KEY = Security(_AdminKeyScheme(scheme_name="adminKey", description="`Authorization: Bearer <admin key>`"))
 
 
 def basic_user(request: Request) -> str | None:
@@ -45,7 +66,7 @@ async def authenticate(request: Request, key: str | None, kind: str) -> Principa
     return principal
 
 
-async def admin(request: Request) -> Principal:
+async def admin(request: Request, _: Annotated[None, ADMIN_KEY]) -> Principal:
     """FastAPI dependency of every management route."""
     # A write key sent as Basic is still recognised, so it gets 403 (wrong key) rather than 401.
     return await authenticate(request, bearer(request) or basic_user(request), ADMIN)
@@ -58,7 +79,7 @@ async def write_key(request: Request, key: str | None) -> Principal:
     return principal
 
 
-async def writer(request: Request) -> Principal:
+async def writer(request: Request, _: Annotated[None, WRITE_KEY]) -> Principal:
     """FastAPI dependency of the SDK routes that take the write key as HTTP Basic."""
     return await write_key(request, basic_user(request))
 

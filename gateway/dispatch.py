@@ -12,14 +12,15 @@ from grpc import aio
 from pydantic import BaseModel, Field
 
 from gateway import auth, keys
-from gateway.errors import ApiError
+from gateway.edge import CheckedRoute, Id, Name
+from gateway.errors import ADMIN_ERRORS, ApiError, responses
 from gateway.rpc import context_of, rpc, time_json
 from gateway.workspaces import Principal
 from kit.errors import field_of
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 
-router = APIRouter(tags=["messages"])
+router = APIRouter(tags=["messages"], route_class=CheckedRoute, responses=ADMIN_ERRORS)
 Admin = Annotated[Principal, Depends(auth.admin)]
 
 
@@ -48,9 +49,9 @@ def _config_json(c: pb.ChannelConfig) -> dict:
 
 
 class MessageIn(BaseModel):
-    profileId: str = Field(..., min_length=1)
-    channels: list[str] = Field(..., min_length=1, description="fallback order, e.g. [\"alimtalk\", \"sms\"]")
-    templateId: str = Field(..., min_length=1)
+    profileId: Id
+    channels: list[str] = Field(..., min_length=1, max_length=10, description="fallback order, e.g. [\"alimtalk\", \"sms\"]")
+    templateId: Id
     advertising: bool = False
     transactional: bool | None = Field(None, description="exempt from fatigue limits when the policy allows; "
                                                           "default: true unless advertising")
@@ -63,12 +64,12 @@ class MessageIn(BaseModel):
 
 
 class TemplateIn(BaseModel):
-    name: str = ""
+    name: str = Field("", max_length=200)
     channels: dict[str, Any] = Field(..., description="content per channel, e.g. {\"sms\": {\"text\": \"...\"}}")
 
 
 class ChannelConfigIn(BaseModel):
-    provider: str = Field(..., min_length=1)
+    provider: Name
     config: dict[str, Any] = Field(..., description=(
         "The provider's endpoint, credentials and sender (fields per provider). Every provider also takes "
         "`rate_per_second` (sustained requests per second to this provider for the workspace, shared by every "
@@ -127,7 +128,7 @@ async def list_templates(request: Request, principal: Admin) -> dict:
 
 @router.get("/v1/templates/{template_id}", summary="A template (the latest version unless `version`)")
 async def get_template(template_id: str, request: Request, principal: Admin,
-                       version: Annotated[int, Query(ge=0)] = 0) -> dict:
+                       version: Annotated[int, Query(ge=0, le=2**31 - 1, description="0: the latest")] = 0) -> dict:
     return _template_json(await rpc(request).dispatch.GetTemplate(pb.GetTemplateRequest(
         context=context_of(principal), id=template_id, version=version)))
 
@@ -170,7 +171,7 @@ async def set_policy(body: dict[str, Any], request: Request, principal: Admin) -
 MERGE_PATCH_TYPES = ("application/merge-patch+json", "application/json")
 
 
-@router.patch("/v1/dispatch-policy", summary="Change part of the sending policy (JSON merge patch, RFC 7396)",
+@router.patch("/v1/dispatch-policy", responses=responses(415), summary="Change part of the sending policy (JSON merge patch, RFC 7396)",
               description="The body is merged into the stored policy: objects key by key, `null` removes a field, "
                           "any other value replaces it. The result is checked like a whole policy (`PUT`) and "
                           "stored at once, or nothing changes. Content type `application/merge-patch+json` or "
@@ -214,7 +215,7 @@ async def receipt_url(provider: PROVIDERS, request: Request, principal: Admin) -
 @router.post("/v1/webhooks/{provider}/{workspace_id}/{token}", name="receipt",
              summary="A provider's delivery receipts, on the signed URL from /v1/channels/{provider}/receipt-url")
 async def receipt(provider: PROVIDERS, workspace_id: str, token: str, request: Request) -> dict:
-    if not hmac.compare_digest(token, receipt_token(request, workspace_id, provider)):
+    if not hmac.compare_digest(token.encode(), receipt_token(request, workspace_id, provider).encode()):
         raise ApiError(404, "not_found", "unknown receipt URL")
     try:
         payload = (await request.body()).decode() or "{}"

@@ -11,12 +11,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import escape
 
-from gateway.errors import ApiError
+from gateway.edge import CheckedRoute
+from gateway.errors import LINK_ERRORS, ApiError
 from gateway.rpc import rpc
 from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 
-router = APIRouter(tags=["engagement"])
+router = APIRouter(tags=["engagement"], route_class=CheckedRoute, responses=LINK_ERRORS)
 
 # The 43-byte transparent 1×1 GIF.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")

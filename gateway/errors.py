@@ -1,10 +1,13 @@
 """One error shape for every failure: {"error": {"code", "message", "details"}}, never a trace."""
 
+from typing import Any
+
 import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from grpc import aio
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kit.errors import field_of
@@ -13,10 +16,13 @@ from kit.logs import get_logger
 log = get_logger(__name__)
 
 
-class ApiError(Exception):
+class ApiError(StarletteHTTPException):
+    """An HTTP error in the envelope. An HTTPException, so FastAPI lets one raised while it reads
+    a request body (gateway.edge) through as it is, instead of a bare 400."""
+
     def __init__(self, status: int, code: str, message: str, details: dict | list | None = None,
                  headers: dict | None = None) -> None:
-        super().__init__(message)
+        super().__init__(status, message)
         self.status, self.code, self.message = status, code, message
         self.details = details or {}
         self.headers = headers
@@ -34,6 +40,36 @@ _GRPC_TO_HTTP = {
     grpc.StatusCode.UNAVAILABLE: (503, "unavailable"),
     grpc.StatusCode.DEADLINE_EXCEEDED: (503, "unavailable"),
 }
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(..., examples=["invalid_argument"])
+    message: str = Field(..., examples=["rules.all[0].op: unknown 'equals'; expected one of eq, neq, gt, gte, lt, lte"])
+    details: dict[str, Any] = Field(..., description="`field`: the field at fault (a path such as `rules.all[0].op`); "
+                                                     "`fields`: several, each with its `reason`; `rejected`: a batch's "
+                                                     "refused calls by index", examples=[{"field": "rules.all[0].op"}])
+
+
+class ErrorEnvelope(BaseModel):
+    """Every failure has this shape, never a trace."""
+    error: ErrorBody
+
+
+_MEANINGS = {400: "Malformed request (not JSON, bad gzip)", 401: "Missing, unknown or revoked API key",
+             403: "The other kind of key", 404: "Not found in this workspace", 409: "Conflicts with the current state",
+             413: "Body too large", 415: "Unsupported content type",
+             422: "Invalid input; `details` names the field", 429: "Rate limited; see Retry-After",
+             503: "A service is unavailable; retry later"}
+
+
+def responses(*statuses: int) -> dict[int, dict]:
+    """The OpenAPI `responses` of the given error statuses, each with the error envelope."""
+    return {status: {"model": ErrorEnvelope, "description": _MEANINGS[status]} for status in statuses}
+
+
+ADMIN_ERRORS = responses(401, 403, 404, 409, 413, 422, 429, 503)   # management routes, admin key
+WRITE_ERRORS = responses(400, 401, 403, 413, 422, 429, 503)        # tracking routes, write key
+LINK_ERRORS = responses(404, 422, 503)                             # links in messages, no key
 
 
 def from_rpc(err: aio.AioRpcError) -> ApiError:
@@ -71,7 +107,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, err: StarletteHTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
+        code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
         return _body(err.status_code, code, str(err.detail), {})
 
     @app.exception_handler(Exception)

@@ -9,7 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
-from gateway.errors import ApiError
+from gateway.edge import CheckedRoute
+from gateway.errors import ApiError, responses
 from gateway.identity import AppUser, User
 from gateway.rpc import context_of, rpc, time_json
 from kit.transport import service_actor
@@ -17,7 +18,8 @@ from nudge.common.v1 import common_pb2
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 from nudge.profile.v1 import profile_pb2
 
-router = APIRouter(tags=["messages"])
+router = APIRouter(tags=["messages"], route_class=CheckedRoute,
+                   responses=responses(401, 403, 404, 413, 422, 429, 503))
 # The inbox's own ids (UUIDs): nothing else can name a message.
 MessageId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[0-9A-Za-z_-]+$")]
 

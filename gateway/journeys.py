@@ -7,17 +7,18 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from gateway import auth
-from gateway.errors import ApiError
+from gateway.edge import AwareMoment, CheckedRoute, Description, Id, Name
+from gateway.errors import ADMIN_ERRORS, ApiError
 from gateway.rpc import context_of, rpc, time_json
 from gateway.workspaces import Principal
 from kit.transport import timestamp
 from nudge.journey.v1 import journey_pb2 as pb
 from nudge.journey.v1.journey_pb2_grpc import JourneyServiceStub
 
-router = APIRouter(tags=["journeys"])
+router = APIRouter(tags=["journeys"], route_class=CheckedRoute, responses=ADMIN_ERRORS)
 Admin = Annotated[Principal, Depends(auth.admin)]
 
 
@@ -61,11 +62,11 @@ def _simulation_json(reply: pb.SimulateReply) -> dict:
 
 class JourneyIn(BaseModel):
     """A definition, or a starter from `GET /v1/journey-templates` with its slots mapped."""
-    id: str = Field("", description="generated when empty")
-    name: str | None = Field(None, description="required with a definition; from a starter, the starter's by default")
-    description: str = Field("", description="from a starter, the starter's by default")
+    id: str = Field("", max_length=64, description="generated when empty")
+    name: Name | None = Field(None, description="required with a definition; from a starter, the starter's by default")
+    description: Description = Field("", description="from a starter, the starter's by default")
     definition: dict[str, Any] | None = Field(None, description="trigger, start, nodes, goal, exit_criteria, entry")
-    starter: str | None = Field(None, description="a starter's id, instead of a definition")
+    starter: Id | None = Field(None, description="a starter's id, instead of a definition")
     templates: dict[str, str] | None = Field(None, description="with a starter: template slot -> your template id; "
                                                                "a slot not given uses the template named like it")
     segments: dict[str, str] | None = Field(None, description="with a starter: segment slot -> your segment id; "
@@ -73,24 +74,24 @@ class JourneyIn(BaseModel):
 
 
 class JourneyPatch(BaseModel):
-    name: str | None = Field(None, min_length=1)
-    description: str | None = None
+    name: Name | None = None
+    description: Description | None = None
     definition: dict[str, Any] | None = Field(None, description="a change to a published or paused journey "
                                                                 "publishes its next version")
 
 
 class TimelineEventIn(BaseModel):
-    event: str = Field(..., min_length=1)
-    at: AwareDatetime
+    event: Name
+    at: AwareMoment
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
 class SimulationIn(BaseModel):
     profile: dict[str, Any] = Field(..., description="the synthetic person: {\"traits\": {...}, "
                                                      "\"consents\": {...}, \"segments\": [...]}")
-    startAt: AwareDatetime
-    timeline: list[TimelineEventIn]
-    until: AwareDatetime | None = Field(None, description="default: startAt + 400 days")
+    startAt: AwareMoment
+    timeline: list[TimelineEventIn] = Field(..., max_length=1_000)
+    until: AwareMoment | None = Field(None, description="default: startAt + 400 days; at most 3,660 days after it")
 
 
 class UnsavedSimulationIn(SimulationIn):

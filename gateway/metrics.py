@@ -8,16 +8,17 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from grpc import aio
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from gateway import auth
-from gateway.errors import from_rpc
+from gateway.edge import AwareMoment, CheckedRoute, Name
+from gateway.errors import ADMIN_ERRORS, from_rpc
 from gateway.rpc import context_of, rpc, time_json
 from gateway.workspaces import Principal
 from kit.transport import timestamp
 from nudge.metrics.v1 import metrics_pb2 as pb
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(tags=["metrics"], route_class=CheckedRoute, responses=ADMIN_ERRORS)
 Admin = Annotated[Principal, Depends(auth.admin)]
 T = TypeVar("T")
 
@@ -25,17 +26,17 @@ T = TypeVar("T")
 GROUP_BY = ("journey", "version", "node", "variant", "channel", "template", "day")
 # A journey version travels as int32; absent = every version.
 Version = Annotated[int | None, Query(ge=1, le=2**31 - 1, description="one version; default every version")]
-From = Annotated[AwareDatetime | None, Query(alias="from", description="inclusive; default the beginning")]
-Until = Annotated[AwareDatetime | None, Query(description="exclusive; default now")]
+From = Annotated[AwareMoment | None, Query(alias="from", description="inclusive; default the beginning")]
+Until = Annotated[AwareMoment | None, Query(description="exclusive; default now")]
 # The service's names of settings fields → the names of this API.
 _SETTINGS_FIELDS = {"settings.order_event": "orderEvent", "settings.revenue_property": "revenueProperty",
                     "settings.attribution_window": "attributionWindow"}
 
 
 class SettingsIn(BaseModel):
-    orderEvent: str = Field(..., min_length=1, description="the event that is an order, e.g. Order Completed")
-    revenueProperty: str = Field(..., min_length=1, description="its revenue property, e.g. revenue")
-    attributionWindow: str = Field("P3D", description="ISO-8601 duration from a minute to 90 days: an order "
+    orderEvent: Name = Field(..., description="the event that is an order, e.g. Order Completed")
+    revenueProperty: Name = Field(..., description="its revenue property, e.g. revenue")
+    attributionWindow: str = Field("P3D", max_length=40, description="ISO-8601 duration from a minute to 90 days: an order "
                                                       "counts for the last message sent within it")
 
 

@@ -11,13 +11,14 @@ from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import auth
-from gateway.errors import ApiError
+from gateway.edge import CheckedRoute, Moment
+from gateway.errors import ADMIN_ERRORS, ApiError
 from gateway.rpc import context_of, rpc
 from gateway.workspaces import Principal
 from nudge.common.v1 import common_pb2
 from nudge.profile.v1 import profile_pb2 as pb
 
-router = APIRouter(tags=["profiles"])
+router = APIRouter(tags=["profiles"], route_class=CheckedRoute, responses=ADMIN_ERRORS)
 Admin = Annotated[Principal, Depends(auth.admin)]
 
 _LOOKUP_PARAMS = {"userId": "user_id", "anonymousId": "anonymous_id", "email": "email",
@@ -79,7 +80,7 @@ def _event_json(event: pb.Event) -> dict:
 
 class ConsentIn(BaseModel):
     granted: bool
-    at: datetime | None = Field(None, description="when the person gave or withdrew it (1970–2099); default now")
+    at: Moment | None = Field(None, description="when the person gave or withdrew it (1970–2099); default now")
     source: str = Field(..., min_length=1, max_length=200, description="where it was collected, e.g. signup_form")
 
 
@@ -145,7 +146,7 @@ async def delete_profile(profile_id: str, request: Request, principal: Admin) ->
 
 class IdentityPolicyBody(BaseModel):
     uniqueIdentifiers: list[str] = Field(
-        ..., description="identifier types (email, phone, device_token) that belong to one person: "
+        ..., max_length=10, description="identifier types (email, phone, device_token) that belong to one person: "
                          "profiles sharing one are merged even when both have a userId")
 
 

@@ -11,11 +11,12 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from gateway import auth, identity
-from gateway.errors import ApiError
+from gateway.edge import CheckedRoute
+from gateway.errors import ADMIN_ERRORS, ApiError
 from gateway.sdk_settings import IdentitySecrets
 from gateway.workspaces import Principal
 
-router = APIRouter(tags=["settings"])
+router = APIRouter(tags=["settings"], route_class=CheckedRoute, responses=ADMIN_ERRORS)
 Admin = Annotated[Principal, Depends(auth.admin)]
 MAX_ORIGINS = 100
 _DEFAULT_PORTS = {"http": 80, "https": 443}

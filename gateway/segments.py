@@ -8,13 +8,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from gateway import auth
-from gateway.errors import ApiError
+from gateway.edge import CheckedRoute, Description, Id, Name
+from gateway.errors import ADMIN_ERRORS, ApiError
 from gateway.rpc import context_of, rpc, time_json
 from gateway.workspaces import Principal
 from nudge.common.v1 import common_pb2
 from nudge.segment.v1 import segment_pb2 as pb
 
-router = APIRouter(tags=["segments"])
+router = APIRouter(tags=["segments"], route_class=CheckedRoute, responses=ADMIN_ERRORS)
 Admin = Annotated[Principal, Depends(auth.admin)]
 
 
@@ -39,14 +40,14 @@ def _explain_json(reply: pb.ExplainReply) -> dict:
 
 
 class SegmentIn(BaseModel):
-    name: str
-    description: str = ""
+    name: Name
+    description: Description = ""
     rules: Any = Field(..., description="the rule tree: all / any / not, trait, event, last_seen, rfm, segment")
 
 
 class SegmentPatch(BaseModel):
-    name: str | None = None
-    description: str | None = None
+    name: Name | None = None
+    description: Description | None = None
     rules: Any = Field(None, description="a new rule tree publishes a new version and recomputes members")
 
 
@@ -57,12 +58,12 @@ class PreviewIn(BaseModel):
 
 class ExplainIn(BaseModel):
     rules: Any
-    profileId: str = Field(..., min_length=1)
+    profileId: Id
 
 
 class RfmSettingsIn(BaseModel):
-    orderEvent: str = Field(..., min_length=1, description="the event that is an order, e.g. Order Completed")
-    revenueProperty: str = Field(..., min_length=1, description="its revenue property, e.g. revenue")
+    orderEvent: Name = Field(..., description="the event that is an order, e.g. Order Completed")
+    revenueProperty: Name = Field(..., description="its revenue property, e.g. revenue")
 
 
 @router.post("/v1/segments", status_code=201, summary="Create a segment (members are computed in the background)")

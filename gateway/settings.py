@@ -18,6 +18,8 @@ class GatewaySettings(ServiceSettings):
     rate_limit_admin: str = "200/second"
     max_event_bytes: int = 32 * 1024
     max_batch_bytes: int = 500 * 1024
+    # Any other request body (management routes, receipts).
+    max_request_bytes: int = 1024 * 1024
     # Deadline of a call to a service.
     rpc_timeout_seconds: float = 10.0
 

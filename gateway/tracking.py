@@ -10,7 +10,6 @@ ones; a batch answers which calls it rejected, by index.
 """
 
 import uuid
-import zlib
 from datetime import datetime, timezone
 
 import orjson
@@ -18,12 +17,15 @@ from fastapi import APIRouter, Request
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway import auth
-from gateway.errors import ApiError
+from gateway.edge import CheckedRoute, read_body
+from gateway.errors import WRITE_ERRORS, ApiError
 from gateway.rpc import rpc
+from kit import limits
+from kit.errors import InvalidArgument
 from nudge.common.v1 import common_pb2
 from nudge.profile.v1 import profile_pb2 as pb
 
-router = APIRouter(tags=["tracking"])
+router = APIRouter(tags=["tracking"], route_class=CheckedRoute, responses=WRITE_ERRORS, dependencies=[auth.WRITE_KEY])
 
 CALL_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 # The SDKs' path of each call type: its first letter (`/v1/b` for a batch).
@@ -78,16 +80,6 @@ def _time(raw: dict, key: str) -> Timestamp | None:
     return stamp
 
 
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
 def parse_call(raw: object, call_type: str | None, received_at: Timestamp, batch_sent_at: Timestamp | None,
                client_ip: str | None, max_bytes: int) -> pb.TrackingCall:
     """One Segment call → the profile service's message, or CallError naming the field."""
@@ -96,10 +88,10 @@ def parse_call(raw: object, call_type: str | None, received_at: Timestamp, batch
     encoded = orjson.dumps(raw)
     if len(encoded) > max_bytes:
         raise CallError("", f"call larger than {max_bytes // 1024} KB")
-    if b"\\u0000" in encoded:  # a NUL, or a false alarm from an escaped backslash: look closer
-        for key, value in raw.items():
-            if _has_nul(key) or _has_nul(value):  # PostgreSQL text and JSONB cannot hold NUL
-                raise CallError(key.replace("\x00", "\\u0000"), "contains a NUL character (\\u0000)")
+    try:
+        limits.check_json(raw)  # NUL, nesting, sizes: what PostgreSQL and the other tenants need
+    except InvalidArgument as err:
+        raise CallError(err.field, err.message.removeprefix(f"{err.field}: ")) from None
     kind = call_type or raw.get("type")
     if kind not in CALL_TYPES:
         raise CallError("type", f"expected one of {', '.join(CALL_TYPES)}")
@@ -117,6 +109,9 @@ def parse_call(raw: object, call_type: str | None, received_at: Timestamp, batch
     name = raw.get("name")
     if name is not None and not isinstance(name, str):
         raise CallError("name", "expected a string")
+    for key, text in (("event", event), ("name", name)):  # rules name events in at most as many
+        if isinstance(text, str) and len(text) > _MAX_ID:
+            raise CallError(key, f"longer than {_MAX_ID} characters")
     if kind == "group" and not _id(raw, "groupId"):
         raise CallError("groupId", "group needs a groupId")
     message_id = _id(raw, "messageId") or f"nudge-{uuid.uuid4()}"
@@ -136,34 +131,6 @@ def parse_call(raw: object, call_type: str | None, received_at: Timestamp, batch
     if sent_at is not None:
         call.sent_at.CopyFrom(sent_at)
     return call
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, gunzipped, refusing more than `limit` bytes (compressed or not)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(limit)
-    if request.headers.get("content-encoding", "").lower() != "gzip":
-        return bytes(body)
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        data = inflater.decompress(bytes(body), limit + 1)
-    except zlib.error:
-        raise ApiError(400, "malformed_body", "body is not valid gzip") from None
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise _too_large(limit)
-    if not inflater.eof:
-        raise ApiError(400, "malformed_body", "gzip body is truncated")
-    return data
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "payload_too_large", f"body larger than {limit // 1024} KB")
 
 
 def _parse_json(body: bytes) -> dict:

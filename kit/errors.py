@@ -1,5 +1,7 @@
 """Domain errors, and the one place they become gRPC status codes (and back)."""
 
+from collections.abc import Callable
+
 import grpc
 from grpc import aio
 
@@ -7,7 +9,8 @@ from kit.logs import get_logger
 
 log = get_logger(__name__)
 
-FIELD_METADATA_KEY = "nudge-error-field"
+# Binary metadata: a field path may name a non-ASCII key (`channels.이메일`), which text metadata cannot carry.
+FIELD_METADATA_KEY = "nudge-error-field-bin"
 
 
 class DomainError(Exception):
@@ -37,19 +40,24 @@ class FailedPrecondition(DomainError):
 
 class DomainErrorInterceptor(aio.ServerInterceptor):
     """Turns a DomainError raised by a unary or server-streaming handler into its status
-    code and message."""
+    code and message. `check(request)`, when given, runs first on every request (the limits
+    every service enforces at its edge, kit.limits.check_message) and may raise one."""
+
+    def __init__(self, check: Callable[[object], None] | None = None) -> None:
+        self.check = check or (lambda request: None)
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         if handler is None or (handler.unary_unary is None and handler.unary_stream is None):
             return handler
-        method = handler_call_details.method
+        method, check = handler_call_details.method, self.check
 
         if handler.unary_unary is not None:
             inner = handler.unary_unary
 
             async def guarded(request, context: aio.ServicerContext):
                 async with _reported(context, method):
+                    check(request)
                     return await inner(request, context)
 
             make = grpc.unary_unary_rpc_method_handler
@@ -58,6 +66,7 @@ class DomainErrorInterceptor(aio.ServerInterceptor):
 
             async def guarded(request, context: aio.ServicerContext):
                 async with _reported(context, method):
+                    check(request)
                     async for item in streaming(request, context):
                         yield item
 
@@ -80,7 +89,7 @@ class _reported:
             return False
         if isinstance(err, DomainError):
             if err.field:
-                self.context.set_trailing_metadata(((FIELD_METADATA_KEY, err.field),))
+                self.context.set_trailing_metadata(((FIELD_METADATA_KEY, err.field.encode()),))
             await self.context.abort(err.code, err.message)
         # The details of an unexpected failure (SQL, parameters: user data) stay in this
         # service's log; the caller learns only that it failed.
@@ -92,5 +101,5 @@ def field_of(error: aio.AioRpcError) -> str | None:
     """The field a server-side InvalidArgument named, if any."""
     for key, value in error.trailing_metadata() or ():
         if key == FIELD_METADATA_KEY:
-            return value
+            return value.decode(errors="replace")
     return None

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from kit import db, migrations
 from kit.errors import DomainErrorInterceptor
 from kit.grpc_channels import MESSAGE_SIZE_OPTIONS, add_port
+from kit.limits import check_message
 from kit.logs import get_logger, setup_logging
 from kit.redis import connect, resolve_redis_url
 from kit.settings import ServiceSettings
@@ -58,7 +59,7 @@ class GrpcServer:
 
     def __init__(self, add_servicers: Callable[[aio.Server], Iterable[str]]) -> None:
         # Connections are recycled so clients behind a Kubernetes Service spread over new replicas.
-        self.server = aio.server(interceptors=[DomainErrorInterceptor()], options=[
+        self.server = aio.server(interceptors=[DomainErrorInterceptor(check_message)], options=[
             ("grpc.max_connection_age_ms", 60_000), ("grpc.max_connection_age_grace_ms", 15_000),
             *MESSAGE_SIZE_OPTIONS])
         self.service_names = list(add_servicers(self.server))

@@ -7,6 +7,7 @@ import orjson
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from kit.errors import InvalidArgument
+from kit.limits import check_json
 from nudge.common.v1 import common_pb2
 
 
@@ -30,12 +31,14 @@ def export_reply(held: dict) -> common_pb2.ExportProfileReply:
 
 
 def json_argument(text: str | bytes, field: str, empty: str = "") -> object:
-    """The JSON text a request carries in `field`, decoded; InvalidArgument naming the field when it is
-    not JSON. `empty` is the JSON an empty text stands for (e.g. "{}"); by default empty is not JSON."""
+    """The JSON text a request carries in `field`, decoded and within kit.limits; InvalidArgument naming
+    the field (or the path inside it) otherwise. `empty` is the JSON an empty text stands for (e.g. "{}");
+    by default empty is not JSON."""
     try:
-        return orjson.loads(text or empty)
+        value = orjson.loads(text or empty)
     except orjson.JSONDecodeError as err:
         raise InvalidArgument(f"{field}: not valid JSON ({err})", field=field) from None
+    return check_json(value, field)
 
 
 def json_object_argument(text: str | bytes, field: str) -> dict:

@@ -17,7 +17,9 @@ point at the offending node (`rules.all[2].within: expected an ISO-8601 duration
         a consent's current state (granted | withdrawn; a consent never recorded is neither),
         optionally how long it has held: since before / after / within `ago`, as first/last do
 
-Pure: no I/O, no clock. Durations are ISO-8601 (`P1M` counts as 30 days).
+Pure: no I/O, no clock. Durations are ISO-8601 (`P1M` counts as 30 days), from a second to
+3,660 days; dates are within 1970–2099. One rule holds at most MAX_CONDITIONS nodes (all / any /
+not count too), an event condition MAX_FILTERS property filters, an `in` list MAX_VALUES values.
 """
 
 from collections.abc import Callable
@@ -26,6 +28,7 @@ from datetime import date, datetime, timedelta
 
 from pydantic import TypeAdapter, ValidationError
 
+from kit import limits
 from kit.errors import InvalidArgument
 
 COMPARISONS = ("eq", "neq", "gt", "gte", "lt", "lte")
@@ -42,6 +45,9 @@ CONSENT_PURPOSES = ("night_advertising", *(f"ads:{c}" for c in CONSENT_CHANNELS)
 RFM_GROUPS = ("champions", "loyal", "potential_loyalists", "new_customers", "promising", "need_attention",
               "about_to_sleep", "at_risk", "cannot_lose", "hibernating", "lost")
 MAX_DEPTH = 16
+MAX_CONDITIONS = 200   # nodes of one rule tree: a segment is evaluated on every event of a profile
+MAX_FILTERS = 20       # property filters of one event condition
+MAX_VALUES = 500       # values of one in / not_in list
 
 _durations = TypeAdapter(timedelta)
 
@@ -148,9 +154,15 @@ def check_no_cycle(segment_id: str, rule, rule_of: Callable[[str], object | None
 
 
 class Parser:
+    def __init__(self) -> None:
+        self.conditions = 0
+
     def node(self, tree: object, path: str, depth: int):
         if depth > MAX_DEPTH:
             self.fail(path, f"nested deeper than {MAX_DEPTH} levels")
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            self.fail(path, f"more than {MAX_CONDITIONS} conditions in one rule")
         if not isinstance(tree, dict) or not tree:
             self.fail(path, "expected a rule object")
         for key in ("all", "any"):
@@ -207,6 +219,8 @@ class Parser:
         where = tree.get("where", [])
         if not isinstance(where, list):
             self.fail(f"{path}.where", "expected an array of property filters")
+        if len(where) > MAX_FILTERS:
+            self.fail(f"{path}.where", f"at most {MAX_FILTERS} property filters")
         filters = tuple(self.property_filter(f, f"{path}.where[{i}]") for i, f in enumerate(where))
         within = self.duration(tree["within"], f"{path}.within") if "within" in tree else None
         measures = [m for m in ("count", "absent", "sum", "avg", "first", "last") if m in tree]
@@ -298,6 +312,8 @@ class Parser:
         if op in ("in", "not_in"):
             if not isinstance(value, list) or not value:
                 self.fail(path, f"{op} needs a non-empty array")
+            if len(value) > MAX_VALUES:
+                self.fail(path, f"{op} takes at most {MAX_VALUES} values")
         elif op in ("gt", "gte", "lt", "lte"):
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 self.fail(path, f"{op} needs a number or a string")
@@ -314,21 +330,22 @@ class Parser:
             self.fail(path, "expected an ISO-8601 duration such as P3D or PT1H")
         if parsed <= timedelta(0):
             self.fail(path, "expected a positive duration")
-        return parsed
+        return limits.check_duration(parsed, path)
 
     def moment(self, value: object, path: str) -> datetime | date:
         if isinstance(value, str):
             for kind in (datetime, date):
                 try:
-                    return kind.fromisoformat(value.replace("Z", "+00:00"))
+                    moment = kind.fromisoformat(value.replace("Z", "+00:00"))
                 except ValueError:
                     continue
+                return limits.check_moment(moment, path)
         self.fail(path, "expected an ISO-8601 date or date-time, or `ago` with a duration")
 
     def text(self, value: object, path: str) -> str:
         if not isinstance(value, str) or not value.strip():
             self.fail(path, "expected a non-empty string")
-        return value
+        return limits.check_text(value, path, limits.MAX_ID_LENGTH)
 
     def choice(self, value: object, allowed: tuple[str, ...], path: str) -> str:
         if value not in allowed:

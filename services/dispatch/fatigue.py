@@ -59,6 +59,7 @@ KINDS = ("channel", "all_channels", "template", "journey")
 CALENDAR = ("day", "week")
 MAX_LIMIT = 10_000                     # a rolling set holds at most `limit` sends: bounded memory
 MAX_WINDOW = timedelta(days=366)
+MAX_RULES = 50                         # every send is decided over all of them, in one Redis call
 SLACK_MS = 3_600_000                   # keys outlive their window a little: replicas' clocks differ
 SIMULATION_TTL_MS = 3_600_000          # a simulation's scratch counters, after its last counted send
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -153,6 +154,8 @@ def parse_policy(raw: str | bytes | dict | None, path: str = "policy") -> Policy
     rules = raw.get("rules", [])
     if not isinstance(rules, list):
         _fail(f"{path}.rules", "expected a list of rules")
+    if len(rules) > MAX_RULES:
+        _fail(f"{path}.rules", f"at most {MAX_RULES} rules")
     return Policy(tuple(_rule(rule, f"{path}.rules[{i}]") for i, rule in enumerate(rules)), exempt)
 
 
@@ -189,7 +192,10 @@ def _window(raw, path: str) -> Window:
         _fail(path, "expected day, week or an ISO-8601 duration in weeks, days, hours, minutes and "
                     "whole seconds, like PT12H or P7D")
     weeks, days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    span = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        span = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:  # P99999999999W
+        span = MAX_WINDOW * 2
     if not timedelta(0) < span <= MAX_WINDOW:
         _fail(path, f"expected a duration above zero and at most {MAX_WINDOW.days} days")
     return Window(raw, span)

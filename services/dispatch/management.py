@@ -13,12 +13,18 @@ from services.dispatch.providers import delivery_options
 from services.dispatch.providers.registry import adapter_for
 from services.dispatch.repository import DispatchRepository
 
+# The policy's texts and their longest: a sender name and a phone number go in every advertising SMS.
+POLICY_TEXTS = {"sender_name": 100, "opt_out_phone": 40, "opt_out_app": 200, "unsubscribe_url": 2_000}
+MAX_TEMPLATE_NAME = 200
+
 
 class Management:
     async def put_template(self, workspace_id: str, actor: str, template_id: str, name: str,
                            channels_json: str) -> dict:
         if not template_id or len(template_id) > 100:
             raise InvalidArgument("id: expected 1 to 100 characters", field="id")
+        if len(name) > MAX_TEMPLATE_NAME:
+            raise InvalidArgument(f"name: at most {MAX_TEMPLATE_NAME} characters", field="name")
         channels = json_object_argument(channels_json, "channels")
         if not channels:
             raise InvalidArgument("channels: give the content of at least one channel", field="channels")
@@ -117,9 +123,10 @@ class Management:
                 raise InvalidArgument("policy.quiet_hours: together with the night rule (21:00–08:00 KST) and "
                                       "Kakao's advertising window (08:00–20:00 KST) no time is left to send "
                                       "advertising", field="policy.quiet_hours") from None
-        for name in ("sender_name", "opt_out_phone", "opt_out_app", "unsubscribe_url"):
-            if not isinstance(policy.get(name, ""), str):
-                raise InvalidArgument(f"policy.{name}: expected a string", field=f"policy.{name}")
+        for name, longest in POLICY_TEXTS.items():
+            if not isinstance(policy.get(name, ""), str) or len(policy.get(name, "")) > longest:
+                raise InvalidArgument(f"policy.{name}: expected a string of at most {longest} characters",
+                                      field=f"policy.{name}")
         links.check_utm(policy.get("utm", {}))
 
 

@@ -21,6 +21,9 @@ MAX_SEEN_IDS = 100
 UNSUBSCRIBE_FACTS = uuid.UUID("6f1b6a52-3c0e-4d8a-9a57-0b3c4f1e2d7a")
 
 
+MAX_RECEIPTS = 500  # receipts in one provider callback: each is a lookup and a write in one transaction
+
+
 class Receipts:
     async def record_receipt(self, workspace_id: str, provider: str, payload) -> int:
         """Updates deliveries from a provider's receipt: {"provider_message_id" (or
@@ -30,6 +33,8 @@ class Receipts:
             payload.get("receipts", [payload]) if isinstance(payload, dict) else None)
         if not isinstance(items, list):
             raise InvalidArgument("receipts: expected a receipt object or a list of them", field="receipts")
+        if len(items) > MAX_RECEIPTS:
+            raise InvalidArgument(f"receipts: at most {MAX_RECEIPTS} in one call", field="receipts")
         updated = 0
         async with self.sessions() as session, session.begin():
             repo = DispatchRepository(session)

@@ -37,6 +37,7 @@ import re
 from datetime import datetime, time
 
 import rules
+from kit import limits
 from rules.channels import ALIMTALK, CHANNELS
 # The typed journey and its references live beside this parser; they are re-exported here,
 # so `definition` stays the one name for the journey language.
@@ -50,6 +51,9 @@ from services.journey.references import (JOURNEY_VARIABLES, missing_variable, re
 ENTRY_MODES = ("once", "every_time", "cooldown")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_NODES = 200
+MAX_RATE = 10_000        # broadcast entries per second; at least MIN_RATE (one every 100 s)
+MIN_RATE = 0.01
+MAX_WEIGHT = 1_000_000   # a split branch's weight
 _NODE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 _CRON_ITEM = re.compile(r"(\*|(\d+)(?:-(\d+))?)(?:/(\d+))?")
@@ -109,8 +113,9 @@ class _Parser(rules.Parser):
         if ("at" in tree) == ("cron" in tree):
             self.fail(path, "give exactly one of at (one time) or cron (recurring)")
         rate = tree.get("rate_per_second", DEFAULT_BROADCAST_RATE)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
-            self.fail(f"{path}.rate_per_second", "expected a number of entries per second > 0")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not MIN_RATE <= rate <= MAX_RATE:
+            self.fail(f"{path}.rate_per_second", f"expected a number of entries per second from {MIN_RATE} "
+                                                 f"to {MAX_RATE}")
         if "at" in tree:
             return BroadcastTrigger(segment, at=self.instant(tree["at"], f"{path}.at"), rate_per_second=rate)
         return BroadcastTrigger(segment, cron=self.cron(tree["cron"], f"{path}.cron"), rate_per_second=rate)
@@ -321,8 +326,8 @@ class _Parser(rules.Parser):
         return value
 
     def weight(self, value: object, path: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            self.fail(path, "expected a weight > 0")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_WEIGHT:
+            self.fail(path, f"expected a weight > 0 and at most {MAX_WEIGHT}")
         return value
 
     def instant(self, value: object, path: str) -> datetime:
@@ -332,7 +337,7 @@ class _Parser(rules.Parser):
             parsed = None
         if parsed is None or parsed.tzinfo is None or "T" not in value:
             self.fail(path, "expected an ISO-8601 date-time with a zone, such as 2025-05-01T09:00:00+09:00")
-        return parsed
+        return limits.check_moment(parsed, path)
 
     def cron(self, value: object, path: str) -> str:
         fields = value.split() if isinstance(value, str) else []

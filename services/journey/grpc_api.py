@@ -13,7 +13,7 @@ from nudge.journey.v1 import journey_pb2_grpc
 from services.journey.library import StarterLibrary
 from services.journey.models import audit_log
 from services.journey.service import JourneyService
-from services.journey.simulator import TimelineEvent
+from services.journey.simulator import MAX_TIMELINE, TimelineEvent
 
 
 class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
@@ -83,6 +83,8 @@ class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
                    for node_id, n in sorted(stats["nodes"].items())])
 
     async def Simulate(self, request, context) -> pb.SimulateReply:
+        if len(request.timeline) > MAX_TIMELINE:
+            raise InvalidArgument(f"timeline: at most {MAX_TIMELINE} events", field="timeline")
         timeline = []
         for i, item in enumerate(request.timeline):
             if not item.event:

@@ -22,7 +22,7 @@ from services.journey.references import (missing_variable, referenced_segments, 
 from services.journey.repository import LIVE, JourneyRepository
 from services.journey.runs import finish
 from services.journey.scheduled import ScheduledLoops
-from services.journey.simulator import TimelineEvent, simulate
+from services.journey.simulator import MAX_HORIZON, TimelineEvent, simulate
 
 STATUSES = ("draft", "published", "paused", "archived")
 
@@ -278,6 +278,8 @@ class JourneyService(StreamHandlers, ScheduledLoops):
             raise InvalidArgument("start_at: required", field="start_at")
         if until is not None and until <= start_at:
             raise InvalidArgument("until: must be after start_at", field="until")
+        if until is not None and until - start_at > MAX_HORIZON:
+            raise InvalidArgument(f"until: at most {MAX_HORIZON.days} days after start_at", field="until")
 
         async def dry_send(simulation_id, at, person, node, context):
             return await self.platform.dry_send(simulation_id, at, person, node, context, workspace_id)

@@ -23,6 +23,8 @@ from kit.zones import SEOUL, zone_of
 # Timeline pseudo-events that move the synthetic person in or out of a segment.
 SEGMENT_ENTERED, SEGMENT_EXITED = "$segment_entered", "$segment_exited"
 DEFAULT_HORIZON = timedelta(days=400)
+MAX_HORIZON = timedelta(days=3660)   # from start_at to until (ten years): a simulation stays one request
+MAX_TIMELINE = 1_000                 # events of one simulated timeline
 
 DrySend = Callable[[str, datetime, dict, Send, dict], Awaitable[SendOutcome]]
 

@@ -151,7 +151,7 @@ async def test_errors_never_leak_a_stack_trace(workspace):
 
 async def test_nul_characters_are_rejected_by_field_and_the_rest_of_the_batch_lands(workspace):
     r = await workspace.tracking.post("/v1/track", json={"userId": "nul", "event": "E", "properties": {"a": "x\u0000y"}})
-    assert r.status_code == 422 and r.json()["error"]["details"] == {"field": "properties"}
+    assert r.status_code == 422 and r.json()["error"]["details"] == {"field": "properties.a"}
     batch = [{"type": "track", "userId": "nul", "event": "Fine"},
              {"type": "track", "userId": "nul", "event": "E", "messageId": "m\u0000"}]
     body = (await workspace.tracking.post("/v1/batch", json={"batch": batch})).json()

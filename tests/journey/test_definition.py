@@ -130,7 +130,7 @@ def edit(base, path, value):
     ({**BIRTHDAY, "trigger": {"kind": "broadcast", "segment": "s", "at": "2025-05-01T09:00:00"}}, "trigger.at", "zone"),
     ({**BIRTHDAY, "trigger": {"kind": "broadcast", "segment": "s"}}, "trigger", "exactly one of at"),
     ({**BIRTHDAY, "trigger": {"kind": "broadcast", "segment": "s", "cron": "* * * * *", "rate_per_second": 0}},
-     "trigger.rate_per_second", "> 0"),
+     "trigger.rate_per_second", "from 0.01 to 10000"),
     (edit(WELCOME, "nodes.to_d2.duration", "2 days"), "nodes.to_d2.duration", "ISO-8601 duration"),
     (edit(WELCOME, "nodes.to_d2.duration", "-P2D"), "nodes.to_d2.duration", "ISO-8601 duration"),
     (edit(WELCOME, "nodes.to_d2.next", None), "nodes.to_d2.next", "non-empty string"),
