@@ -2,7 +2,6 @@
 erase, the identity policy. Every call names its key for the audit log (gateway/audit.py)."""
 
 import asyncio
-from datetime import datetime
 from typing import Annotated
 
 import orjson
