@@ -36,8 +36,9 @@ _SETTINGS_FIELDS = {"settings.order_event": "orderEvent", "settings.revenue_prop
 class SettingsIn(BaseModel):
     orderEvent: Name = Field(..., description="the event that is an order, e.g. Order Completed")
     revenueProperty: Name = Field(..., description="its revenue property, e.g. revenue")
-    attributionWindow: str = Field("P3D", max_length=40, description="ISO-8601 duration from a minute to 90 days: an order "
-                                                      "counts for the last message sent within it")
+    attributionWindow: str = Field("P3D", max_length=40,
+                                   description="ISO-8601 duration from a minute to 90 days: an order "
+                                               "counts for the last message sent within it")
 
 
 async def _metrics(reply: Awaitable[T], fields: dict[str, str] | None = None) -> T:
