@@ -9,8 +9,10 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 
-from gateway import auth
-from gateway.errors import ApiError
+from gateway import answers, auth
+from gateway.answers import answer
+from gateway.edge import CheckedRoute
+from gateway.errors import ADMIN_ERRORS, ApiError
 from gateway.metrics import From, Until
 from gateway.rpc import context_of, rpc
 from gateway.workspaces import Principal
@@ -18,7 +20,7 @@ from kit.audit import query_of
 from kit.transport import timestamp
 from nudge.common.v1 import audit_pb2
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=CheckedRoute, responses=ADMIN_ERRORS)
 Admin = Annotated[Principal, Depends(auth.admin)]
 
 # Entries written at the same moment are listed in this order of their services (each newest first).
@@ -27,7 +29,7 @@ _RANK = {name: rank for rank, name in enumerate(SERVICES)}
 _LAST_ID = 2**63 - 1
 
 
-@router.get("/v1/audit", summary="Who changed what and who read whose data, when: every service's entries")
+@router.get("/v1/audit", responses=answer(answers.Audit), summary="Who changed what and who read whose data, when: every service's entries")
 async def audit_log(
         request: Request, principal: Admin,
         profileId: Annotated[str, Query(max_length=200, description="entries about this person")] = "",

@@ -12,6 +12,8 @@ from grpc import aio
 from pydantic import BaseModel, Field
 
 from gateway import auth, keys
+from gateway import answers
+from gateway.answers import answer
 from gateway.edge import CheckedRoute, Id, Name
 from gateway.errors import ADMIN_ERRORS, ApiError, responses
 from gateway.rpc import context_of, rpc, time_json
@@ -50,7 +52,8 @@ def _config_json(c: pb.ChannelConfig) -> dict:
 
 class MessageIn(BaseModel):
     profileId: Id
-    channels: list[str] = Field(..., min_length=1, max_length=10, description="fallback order, e.g. [\"alimtalk\", \"sms\"]")
+    channels: list[str] = Field(..., min_length=1, max_length=10,
+                                description="fallback order, e.g. [\"alimtalk\", \"sms\"]")
     templateId: Id
     advertising: bool = False
     transactional: bool | None = Field(None, description="exempt from fatigue limits when the policy allows; "
@@ -78,7 +81,8 @@ class ChannelConfigIn(BaseModel):
         "rate waits for its turn, it is not dropped. `timeout_seconds` bounds one provider call."))
 
 
-@router.post("/v1/messages", summary="Send one message now (transactional by default), idempotently")
+@router.post("/v1/messages", responses=answer(answers.Delivery),
+             summary="Send one message now (transactional by default), idempotently")
 async def send_message(body: MessageIn, request: Request, principal: Admin,
                        idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1,
                                                               max_length=200)]) -> dict:
@@ -98,13 +102,14 @@ async def send_message(body: MessageIn, request: Request, principal: Admin,
     return delivery_json(reply)
 
 
-@router.get("/v1/deliveries/{delivery_id}", summary="One send: status, channel, consent evidence, attempts")
+@router.get("/v1/deliveries/{delivery_id}", responses=answer(answers.Delivery),
+            summary="One send: status, channel, consent evidence, attempts")
 async def get_delivery(delivery_id: str, request: Request, principal: Admin) -> dict:
     return delivery_json(await rpc(request).dispatch.GetDelivery(
         pb.GetDeliveryRequest(context=context_of(principal), id=delivery_id)))
 
 
-@router.get("/v1/profiles/{profile_id}/deliveries",
+@router.get("/v1/profiles/{profile_id}/deliveries", responses=answer(answers.Deliveries),
             summary="Why a person did or did not get messages: sends, suppressions, deferrals, newest first")
 async def list_deliveries(profile_id: str, request: Request, principal: Admin,
                           limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str = "") -> dict:
@@ -113,20 +118,22 @@ async def list_deliveries(profile_id: str, request: Request, principal: Admin,
     return {"deliveries": [delivery_json(d) for d in reply.deliveries], "nextCursor": reply.next_cursor or None}
 
 
-@router.put("/v1/templates/{template_id}", summary="Create a template or publish its next version")
+@router.put("/v1/templates/{template_id}", responses=answer(answers.Template),
+            summary="Create a template or publish its next version")
 async def put_template(template_id: str, body: TemplateIn, request: Request, principal: Admin) -> dict:
     return _template_json(await rpc(request).dispatch.PutTemplate(pb.PutTemplateRequest(
         context=context_of(principal), id=template_id, name=body.name,
         channels_json=orjson.dumps(body.channels).decode())))
 
 
-@router.get("/v1/templates", summary="Templates, latest versions")
+@router.get("/v1/templates", responses=answer(answers.Templates), summary="Templates, latest versions")
 async def list_templates(request: Request, principal: Admin) -> dict:
     reply = await rpc(request).dispatch.ListTemplates(pb.ListTemplatesRequest(context=context_of(principal)))
     return {"templates": [_template_json(t) for t in reply.templates]}
 
 
-@router.get("/v1/templates/{template_id}", summary="A template (the latest version unless `version`)")
+@router.get("/v1/templates/{template_id}", responses=answer(answers.Template),
+            summary="A template (the latest version unless `version`)")
 async def get_template(template_id: str, request: Request, principal: Admin,
                        version: Annotated[int, Query(ge=0, le=2**31 - 1, description="0: the latest")] = 0) -> dict:
     return _template_json(await rpc(request).dispatch.GetTemplate(pb.GetTemplateRequest(
@@ -141,14 +148,15 @@ async def delete_template(template_id: str, request: Request, principal: Admin) 
     return Response(status_code=204)
 
 
-@router.put("/v1/channels/{channel}", summary="The provider, endpoint and credentials behind a channel")
+@router.put("/v1/channels/{channel}", responses=answer(answers.ChannelConfig),
+            summary="The provider, endpoint and credentials behind a channel")
 async def put_channel(channel: str, body: ChannelConfigIn, request: Request, principal: Admin) -> dict:
     return _config_json(await rpc(request).dispatch.PutChannelConfig(pb.PutChannelConfigRequest(
         context=context_of(principal), channel=channel, provider=body.provider,
         config_json=orjson.dumps(body.config).decode())))
 
 
-@router.get("/v1/channels", summary="Channel providers (credentials masked)")
+@router.get("/v1/channels", responses=answer(answers.ChannelConfigs), summary="Channel providers (credentials masked)")
 async def list_channels(request: Request, principal: Admin) -> dict:
     reply = await rpc(request).dispatch.ListChannelConfigs(
         pb.ListChannelConfigsRequest(context=context_of(principal)))
@@ -171,7 +179,8 @@ async def set_policy(body: dict[str, Any], request: Request, principal: Admin) -
 MERGE_PATCH_TYPES = ("application/merge-patch+json", "application/json")
 
 
-@router.patch("/v1/dispatch-policy", responses=responses(415), summary="Change part of the sending policy (JSON merge patch, RFC 7396)",
+@router.patch("/v1/dispatch-policy", responses=responses(415),
+              summary="Change part of the sending policy (JSON merge patch, RFC 7396)",
               description="The body is merged into the stored policy: objects key by key, `null` removes a field, "
                           "any other value replaces it. The result is checked like a whole policy (`PUT`) and "
                           "stored at once, or nothing changes. Content type `application/merge-patch+json` or "
@@ -205,14 +214,16 @@ def receipt_token(request: Request, workspace_id: str, provider: str) -> str:
     return keys.key_hash(request.app.state.workspaces.pepper, f"receipt|{workspace_id}|{provider}")[:40]
 
 
-@router.get("/v1/channels/{provider}/receipt-url", summary="The URL to give a provider for delivery receipts")
+@router.get("/v1/channels/{provider}/receipt-url", responses=answer(answers.ReceiptUrl),
+            summary="The URL to give a provider for delivery receipts")
 async def receipt_url(provider: PROVIDERS, request: Request, principal: Admin) -> dict:
     token = receipt_token(request, principal.workspace_id, provider)
     return {"url": str(request.url_for("receipt", provider=provider, workspace_id=principal.workspace_id,
                                        token=token))}
 
 
-@router.post("/v1/webhooks/{provider}/{workspace_id}/{token}", name="receipt",
+@router.post("/v1/webhooks/{provider}/{workspace_id}/{token}", responses=answer(answers.ReceiptsRecorded),
+             name="receipt",
              summary="A provider's delivery receipts, on the signed URL from /v1/channels/{provider}/receipt-url")
 async def receipt(provider: PROVIDERS, workspace_id: str, token: str, request: Request) -> dict:
     if not hmac.compare_digest(token.encode(), receipt_token(request, workspace_id, provider).encode()):

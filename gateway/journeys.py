@@ -10,6 +10,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from gateway import auth
+from gateway import answers
+from gateway.answers import answer
 from gateway.edge import AwareMoment, CheckedRoute, Description, Id, Name
 from gateway.errors import ADMIN_ERRORS, ApiError
 from gateway.rpc import context_of, rpc, time_json
@@ -113,7 +115,8 @@ def _refused(field: str, reason: str) -> ApiError:
     return ApiError(422, "invalid_argument", f"{field}: {reason}", {"fields": [{"field": field, "reason": reason}]})
 
 
-@router.post("/v1/journeys", status_code=201, summary="Create a journey (a draft until published), from a "
+@router.post("/v1/journeys", responses=answer(answers.Journey, 201),
+             status_code=201, summary="Create a journey (a draft until published), from a "
                                                       "definition or from a starter")
 async def create_journey(body: JourneyIn, request: Request, principal: Admin) -> dict:
     if body.starter is not None:
@@ -143,19 +146,22 @@ def _starter_json(starter: pb.JourneyStarter) -> dict:
             "definition": orjson.loads(starter.definition_json)}
 
 
-@router.get("/v1/journey-templates", summary="The starter library: ready-made journeys to create one from")
+@router.get("/v1/journey-templates", responses=answer(answers.Starters),
+            summary="The starter library: ready-made journeys to create one from")
 async def list_starters(request: Request, principal: Admin) -> dict:
     reply = await rpc(request).journey.ListStarters(pb.ListStartersRequest(context=context_of(principal)))
     return {"journeyTemplates": [_starter_json(s) for s in reply.starters]}
 
 
-@router.get("/v1/journey-templates/{template_id}", summary="One starter: its slots and its definition")
+@router.get("/v1/journey-templates/{template_id}", responses=answer(answers.Starter),
+            summary="One starter: its slots and its definition")
 async def get_starter(template_id: str, request: Request, principal: Admin) -> dict:
     return _starter_json(await rpc(request).journey.GetStarter(pb.StarterRef(
         context=context_of(principal), id=template_id)))
 
 
-@router.get("/v1/journeys", summary="Journeys of the workspace, of one status if given")
+@router.get("/v1/journeys", responses=answer(answers.Journeys),
+            summary="Journeys of the workspace, of one status if given")
 async def list_journeys(request: Request, principal: Admin,
                         status: Literal["draft", "published", "paused", "archived"] | None = None) -> dict:
     reply = await rpc(request).journey.ListJourneys(pb.ListJourneysRequest(
@@ -163,19 +169,22 @@ async def list_journeys(request: Request, principal: Admin,
     return {"journeys": [journey_json(j) for j in reply.journeys]}
 
 
-@router.post("/v1/journeys/simulate", summary="Replay a timeline through an unsaved definition")
+@router.post("/v1/journeys/simulate", responses=answer(answers.Simulation),
+             summary="Replay a timeline through an unsaved definition")
 async def simulate_unsaved(body: UnsavedSimulationIn, request: Request, principal: Admin) -> dict:
     return _simulation_json(await rpc(request).journey.Simulate(_simulate_request(
         principal, body, definition_json=_json_text(body.definition))))
 
 
-@router.get("/v1/journeys/{journey_id}", summary="A journey with its latest definition")
+@router.get("/v1/journeys/{journey_id}", responses=answer(answers.Journey),
+            summary="A journey with its latest definition")
 async def get_journey(journey_id: str, request: Request, principal: Admin) -> dict:
     return journey_json(await rpc(request).journey.GetJourney(pb.JourneyRef(
         context=context_of(principal), id=journey_id)))
 
 
-@router.patch("/v1/journeys/{journey_id}", summary="Rename, describe or change the definition of a journey")
+@router.patch("/v1/journeys/{journey_id}", responses=answer(answers.Journey),
+              summary="Rename, describe or change the definition of a journey")
 async def update_journey(journey_id: str, body: JourneyPatch, request: Request, principal: Admin) -> dict:
     given = body.model_dump(exclude_unset=True, exclude_none=True)
     if not given:
@@ -199,7 +208,8 @@ async def delete_journey(journey_id: str, request: Request, principal: Admin) ->
 
 def _transition(action: str, method: Callable[[JourneyServiceStub], Any], summary: str) -> None:
     """A lifecycle route; `method` picks the stub's RPC, e.g. `lambda journey: journey.PublishJourney`."""
-    @router.post(f"/v1/journeys/{{journey_id}}/{action}", summary=summary, name=f"{action}_journey")
+    @router.post(f"/v1/journeys/{{journey_id}}/{action}", responses=answer(answers.Journey),
+                 summary=summary, name=f"{action}_journey")
     async def transition(journey_id: str, request: Request, principal: Admin) -> dict:
         return journey_json(await method(rpc(request).journey)(pb.JourneyRef(
             context=context_of(principal), id=journey_id)))
@@ -212,33 +222,38 @@ _transition("resume", lambda journey: journey.ResumeJourney, "Resume entries and
 _transition("archive", lambda journey: journey.ArchiveJourney, "End the journey: no new entries, live runs end")
 
 
-@router.get("/v1/journeys/{journey_id}/versions", summary="Published versions, oldest first")
+@router.get("/v1/journeys/{journey_id}/versions", responses=answer(answers.Versions),
+            summary="Published versions, oldest first")
 async def list_versions(journey_id: str, request: Request, principal: Admin) -> dict:
     reply = await rpc(request).journey.ListVersions(pb.JourneyRef(context=context_of(principal), id=journey_id))
     return {"versions": [{"version": v.version, "definition": orjson.loads(v.definition_json),
                           "publishedAt": time_json(v, "published_at")} for v in reply.versions]}
 
 
-@router.get("/v1/journeys/{journey_id}/stats", summary="Entered, active, converted, exited, completed; per node")
+@router.get("/v1/journeys/{journey_id}/stats", responses=answer(answers.JourneyStats),
+            summary="Entered, active, converted, exited, completed; per node")
 async def journey_stats(journey_id: str, request: Request, principal: Admin) -> dict:
     return _stats_json(await rpc(request).journey.GetStats(pb.JourneyRef(
         context=context_of(principal), id=journey_id)))
 
 
-@router.post("/v1/journeys/{journey_id}/simulate", summary="Replay a timeline through a journey's latest definition")
+@router.post("/v1/journeys/{journey_id}/simulate", responses=answer(answers.Simulation),
+             summary="Replay a timeline through a journey's latest definition")
 async def simulate_saved(journey_id: str, body: SimulationIn, request: Request, principal: Admin) -> dict:
     return _simulation_json(await rpc(request).journey.Simulate(
         _simulate_request(principal, body, id=journey_id)))
 
 
-@router.get("/v1/profiles/{profile_id}/journey-runs", summary="A profile's journey runs, newest first")
+@router.get("/v1/profiles/{profile_id}/journey-runs", responses=answer(answers.Runs),
+            summary="A profile's journey runs, newest first")
 async def list_runs(profile_id: str, request: Request, principal: Admin, journeyId: str = "") -> dict:
     reply = await rpc(request).journey.ListRuns(pb.ListRunsRequest(
         context=context_of(principal), profile_id=profile_id, journey_id=journeyId))
     return {"runs": [_run_json(r) for r in reply.runs]}
 
 
-@router.get("/v1/journey-runs/{run_id}", summary="One run with every step it went through")
+@router.get("/v1/journey-runs/{run_id}", responses=answer(answers.RunWithSteps),
+            summary="One run with every step it went through")
 async def get_run(run_id: str, request: Request, principal: Admin) -> dict:
     run = await rpc(request).journey.GetRun(pb.GetRunRequest(context=context_of(principal), id=run_id))
     return {**_run_json(run), "steps": [_step_json(s) for s in run.steps]}

@@ -11,7 +11,7 @@ from grpc import aio
 from pydantic import BaseModel, Field
 
 from gateway import auth
-from gateway.edge import AwareMoment, CheckedRoute, Name
+from gateway.edge import AwareMoment, CheckedRoute
 from gateway.errors import ADMIN_ERRORS, from_rpc
 from gateway.rpc import context_of, rpc, time_json
 from gateway.workspaces import Principal
@@ -34,10 +34,12 @@ _SETTINGS_FIELDS = {"settings.order_event": "orderEvent", "settings.revenue_prop
 
 
 class SettingsIn(BaseModel):
-    orderEvent: Name = Field(..., description="the event that is an order, e.g. Order Completed")
-    revenueProperty: Name = Field(..., description="its revenue property, e.g. revenue")
-    attributionWindow: str = Field("P3D", max_length=40, description="ISO-8601 duration from a minute to 90 days: an order "
-                                                      "counts for the last message sent within it")
+    # Their length is the metrics service's to check (200 characters), naming the field.
+    orderEvent: str = Field(..., min_length=1, description="the event that is an order, e.g. Order Completed")
+    revenueProperty: str = Field(..., min_length=1, description="its revenue property, e.g. revenue")
+    attributionWindow: str = Field("P3D", max_length=40,
+                                   description="ISO-8601 duration from a minute to 90 days: an order "
+                                               "counts for the last message sent within it")
 
 
 async def _metrics(reply: Awaitable[T], fields: dict[str, str] | None = None) -> T:

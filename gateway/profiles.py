@@ -10,6 +10,8 @@ from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import auth
+from gateway import answers
+from gateway.answers import answer
 from gateway.edge import CheckedRoute, Moment
 from gateway.errors import ADMIN_ERRORS, ApiError
 from gateway.rpc import context_of, rpc
@@ -38,13 +40,14 @@ def profile_json(profile: pb.Profile) -> dict:
     }
 
 
-@router.get("/v1/profiles/{profile_id}", summary="A profile by its id (merged ids lead to the survivor)")
+@router.get("/v1/profiles/{profile_id}", responses=answer(answers.Profile),
+            summary="A profile by its id (merged ids lead to the survivor)")
 async def get_profile(profile_id: str, request: Request, principal: Admin) -> dict:
     reply = await rpc(request).profile.GetProfile(pb.GetProfileRequest(context=context_of(principal), profile_id=profile_id))
     return profile_json(reply)
 
 
-@router.get("/v1/profiles", summary="Profiles by one identifier")
+@router.get("/v1/profiles", responses=answer(answers.Profiles), summary="Profiles by one identifier")
 async def lookup_profiles(request: Request, principal: Admin,
                           userId: str | None = None, anonymousId: str | None = None,
                           email: str | None = None, phone: str | None = None,
@@ -60,7 +63,8 @@ async def lookup_profiles(request: Request, principal: Admin,
     return {"profiles": [profile_json(p) for p in reply.profiles]}
 
 
-@router.get("/v1/profiles/{profile_id}/events", summary="A profile's events, newest first")
+@router.get("/v1/profiles/{profile_id}/events", responses=answer(answers.Events),
+            summary="A profile's events, newest first")
 async def list_events(profile_id: str, request: Request, principal: Admin,
                       limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str = "") -> dict:
     reply = await rpc(request).profile.ListEvents(pb.ListEventsRequest(
@@ -96,7 +100,8 @@ class ConsentUpdate(BaseModel):
     night_advertising: ConsentIn | None = Field(None, description="advertising between 21:00 and 08:00 KST")
 
 
-@router.put("/v1/profiles/{profile_id}/consent", summary="Record consent given or withdrawn")
+@router.put("/v1/profiles/{profile_id}/consent", responses=answer(answers.Profile),
+            summary="Record consent given or withdrawn")
 async def update_consent(profile_id: str, body: ConsentUpdate, request: Request, principal: Admin) -> dict:
     items = [(f"channel:{c}", v) for c, v in body.channels.items()]
     items += [(f"ads:{c}", v) for c, v in body.ads.items()]
@@ -136,7 +141,7 @@ async def export_profile(profile_id: str, request: Request, principal: Admin) ->
             **{name: orjson.loads(answer.export_json) for name, answer in zip(others, answers, strict=True)}}
 
 
-@router.delete("/v1/profiles/{profile_id}",
+@router.delete("/v1/profiles/{profile_id}", responses=answer(answers.Erased),
                summary="GDPR erase: the person in every service; later replays of their calls are dropped")
 async def delete_profile(profile_id: str, request: Request, principal: Admin) -> dict:
     reply = await rpc(request).profile.DeleteProfile(pb.DeleteProfileRequest(context=context_of(principal), profile_id=profile_id))
@@ -149,13 +154,15 @@ class IdentityPolicyBody(BaseModel):
                          "profiles sharing one are merged even when both have a userId")
 
 
-@router.get("/v1/identity-policy", summary="Which identifier types merge profiles")
+@router.get("/v1/identity-policy", responses=answer(answers.IdentityPolicy),
+            summary="Which identifier types merge profiles")
 async def get_identity_policy(request: Request, principal: Admin) -> dict:
     reply = await rpc(request).profile.GetIdentityPolicy(pb.GetIdentityPolicyRequest(context=context_of(principal)))
     return {"uniqueIdentifiers": list(reply.unique_identifiers)}
 
 
-@router.put("/v1/identity-policy", summary="Set which identifier types merge profiles")
+@router.put("/v1/identity-policy", responses=answer(answers.IdentityPolicy),
+            summary="Set which identifier types merge profiles")
 async def set_identity_policy(body: IdentityPolicyBody, request: Request, principal: Admin) -> dict:
     reply = await rpc(request).profile.SetIdentityPolicy(pb.SetIdentityPolicyRequest(
         context=context_of(principal), policy=pb.IdentityPolicy(unique_identifiers=body.uniqueIdentifiers)))

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from gateway import auth
+from gateway import answers
+from gateway.answers import answer
 from gateway.edge import CheckedRoute, Description, Id, Name
 from gateway.errors import ADMIN_ERRORS, ApiError
 from gateway.rpc import context_of, rpc, time_json
@@ -66,7 +68,8 @@ class RfmSettingsIn(BaseModel):
     revenueProperty: Name = Field(..., description="its revenue property, e.g. revenue")
 
 
-@router.post("/v1/segments", status_code=201, summary="Create a segment (members are computed in the background)")
+@router.post("/v1/segments", responses=answer(answers.Segment, 201),
+             status_code=201, summary="Create a segment (members are computed in the background)")
 async def create_segment(body: SegmentIn, request: Request, principal: Admin) -> dict:
     reply = await rpc(request).segment.CreateSegment(pb.CreateSegmentRequest(
         context=context_of(principal), name=body.name, description=body.description,
@@ -74,7 +77,7 @@ async def create_segment(body: SegmentIn, request: Request, principal: Admin) ->
     return segment_json(reply)
 
 
-@router.get("/v1/segments", summary="Segments of the workspace")
+@router.get("/v1/segments", responses=answer(answers.Segments), summary="Segments of the workspace")
 async def list_segments(request: Request, principal: Admin, limit: Annotated[int, Query(ge=1, le=500)] = 50,
                         cursor: str = "") -> dict:
     reply = await rpc(request).segment.ListSegments(pb.ListSegmentsRequest(
@@ -82,27 +85,30 @@ async def list_segments(request: Request, principal: Admin, limit: Annotated[int
     return {"segments": [segment_json(s) for s in reply.segments], "nextCursor": reply.next_cursor or None}
 
 
-@router.post("/v1/segments/preview", summary="Count and sample of an unsaved rule")
+@router.post("/v1/segments/preview", responses=answer(answers.Preview), summary="Count and sample of an unsaved rule")
 async def preview(body: PreviewIn, request: Request, principal: Admin) -> dict:
     reply = await rpc(request).segment.Preview(pb.PreviewRequest(
         context=context_of(principal), rules_json=orjson.dumps(body.rules).decode(), sample_size=body.sampleSize))
     return {"count": reply.count, "total": reply.total, "sample": list(reply.sample_profile_ids)}
 
 
-@router.post("/v1/segments/explain", summary="Why a profile is in or out of an unsaved rule")
+@router.post("/v1/segments/explain", responses=answer(answers.Explained),
+             summary="Why a profile is in or out of an unsaved rule")
 async def explain_rule(body: ExplainIn, request: Request, principal: Admin) -> dict:
     reply = await rpc(request).segment.Explain(pb.ExplainRequest(
         context=context_of(principal), rules_json=orjson.dumps(body.rules).decode(), profile_id=body.profileId))
     return _explain_json(reply)
 
 
-@router.get("/v1/segments/{segment_id}", summary="A segment, with its backfill progress")
+@router.get("/v1/segments/{segment_id}", responses=answer(answers.Segment),
+            summary="A segment, with its backfill progress")
 async def get_segment(segment_id: str, request: Request, principal: Admin) -> dict:
     return segment_json(await rpc(request).segment.GetSegment(pb.GetSegmentRequest(
         context=context_of(principal), id=segment_id)))
 
 
-@router.patch("/v1/segments/{segment_id}", summary="Rename, describe or change the rules of a segment")
+@router.patch("/v1/segments/{segment_id}", responses=answer(answers.Segment),
+              summary="Rename, describe or change the rules of a segment")
 async def update_segment(segment_id: str, body: SegmentPatch, request: Request, principal: Admin) -> dict:
     given = body.model_dump(exclude_unset=True, exclude_none=True)
     if not given:
@@ -125,13 +131,15 @@ async def delete_segment(segment_id: str, request: Request, principal: Admin) ->
     return Response(status_code=204)
 
 
-@router.get("/v1/segments/{segment_id}/count", summary="How many profiles are members now")
+@router.get("/v1/segments/{segment_id}/count", responses=answer(answers.MemberCount),
+            summary="How many profiles are members now")
 async def count_members(segment_id: str, request: Request, principal: Admin) -> dict:
     reply = await rpc(request).segment.CountMembers(pb.CountMembersRequest(context=context_of(principal), id=segment_id))
     return {"count": reply.count, "version": reply.version, "backfill": _backfill(reply.backfill)}
 
 
-@router.get("/v1/segments/{segment_id}/members", summary="Members, by profile id, a page at a time")
+@router.get("/v1/segments/{segment_id}/members", responses=answer(answers.Members),
+            summary="Members, by profile id, a page at a time")
 async def list_members(segment_id: str, request: Request, principal: Admin,
                        limit: Annotated[int, Query(ge=1, le=1000)] = 100, cursor: str = "") -> dict:
     reply = await rpc(request).segment.ListMembers(pb.ListMembersRequest(
@@ -141,27 +149,31 @@ async def list_members(segment_id: str, request: Request, principal: Admin,
             "nextCursor": reply.next_cursor or None}
 
 
-@router.get("/v1/segments/{segment_id}/members/{profile_id}", summary="Is this profile a member now")
+@router.get("/v1/segments/{segment_id}/members/{profile_id}", responses=answer(answers.Membership),
+            summary="Is this profile a member now")
 async def is_member(segment_id: str, profile_id: str, request: Request, principal: Admin) -> dict:
     reply = await rpc(request).segment.IsMember(pb.IsMemberRequest(
         context=context_of(principal), id=segment_id, profile_id=profile_id))
     return {"member": reply.member, "profileId": reply.profile_id}
 
 
-@router.get("/v1/segments/{segment_id}/explain/{profile_id}", summary="Why a profile is in or out")
+@router.get("/v1/segments/{segment_id}/explain/{profile_id}", responses=answer(answers.Explained),
+            summary="Why a profile is in or out")
 async def explain_segment(segment_id: str, profile_id: str, request: Request, principal: Admin) -> dict:
     reply = await rpc(request).segment.Explain(pb.ExplainRequest(
         context=context_of(principal), id=segment_id, profile_id=profile_id))
     return _explain_json(reply)
 
 
-@router.get("/v1/segment-settings/rfm", summary="Which event is an order, for RFM scores")
+@router.get("/v1/segment-settings/rfm", responses=answer(answers.RfmSettings),
+            summary="Which event is an order, for RFM scores")
 async def get_rfm_settings(request: Request, principal: Admin) -> dict:
     reply = await rpc(request).segment.GetRfmSettings(pb.GetRfmSettingsRequest(context=context_of(principal)))
     return {"orderEvent": reply.order_event, "revenueProperty": reply.revenue_property}
 
 
-@router.put("/v1/segment-settings/rfm", summary="Set which event is an order, for RFM scores")
+@router.put("/v1/segment-settings/rfm", responses=answer(answers.RfmSettings),
+            summary="Set which event is an order, for RFM scores")
 async def set_rfm_settings(body: RfmSettingsIn, request: Request, principal: Admin) -> dict:
     reply = await rpc(request).segment.SetRfmSettings(pb.SetRfmSettingsRequest(
         context=context_of(principal),
