@@ -67,8 +67,10 @@ class IdentityPolicy(BaseModel):
 
 class AuditEntry(BaseModel):
     at: str
+    service: str
     keyId: str
     action: str
+    target: str | None
     profileId: str | None
     detail: dict[str, Json]
 

@@ -7,8 +7,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-from gateway import (cors, dispatch, engagement, errors, inbox, journeys, metrics, profiles, sdk_access, segments,
-                     tracking)
+from gateway import (audit, cors, dispatch, engagement, errors, inbox, journeys, metrics, profiles, sdk_access,
+                     segments, tracking)
 from gateway.ratelimit import RateLimitHeaders, RateLimits
 from gateway.rpc import Channels
 from gateway.sdk_settings import SdkSettingsStore
@@ -21,7 +21,7 @@ from kit.tracing import instrument_engine, setup_tracing
 
 log = get_logger(__name__)
 
-ROUTERS = (tracking, profiles, segments, dispatch, inbox, engagement, journeys, metrics, sdk_access)
+ROUTERS = (tracking, profiles, segments, dispatch, inbox, engagement, journeys, metrics, sdk_access, audit)
 
 
 def create_app(settings: GatewaySettings | None = None, setup_observability: bool = True) -> FastAPI:

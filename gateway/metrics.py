@@ -159,6 +159,7 @@ async def get_data_quality(request: Request, principal: Admin, since: From = Non
         message.until.CopyFrom(timestamp(until))
     reply = await _metrics(rpc(request).metrics.GetDataQuality(message))
     return {"days": [{"day": d.day, "events": d.events, "duplicatesDropped": d.duplicates_dropped,
+                      "erasedDropped": d.erased_dropped,
                       "rejectedByReason": dict(d.rejected_by_reason),
                       "missingContactByChannel": dict(d.missing_contact_by_channel),
                       "ingestLagP50Seconds": d.ingest_lag_p50_seconds,

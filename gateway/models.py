@@ -1,8 +1,10 @@
 """The gateway's own tables: what authentication needs (API keys, and the identity secrets
-and allowed origins of SDK access), nothing more."""
+and allowed origins of SDK access), and the audit log of key changes."""
 
 from sqlalchemy import Column, DateTime, ForeignKey, Index, MetaData, Table, Text, func
 from sqlalchemy.dialects.postgresql import ARRAY
+
+from kit.audit import AuditLog
 
 metadata = MetaData()
 
@@ -40,3 +42,5 @@ sdk_settings = Table(
     Column("allowed_origins", ARRAY(Text), nullable=False, server_default="{}"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+audit_log = AuditLog(metadata)  # keys rotated and revoked, workspaces created

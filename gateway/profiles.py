@@ -1,6 +1,7 @@
 """Management of profiles with the admin key: look up, events, consent, GDPR export and
-erase, the identity policy and the audit log. Every call names its key for the audit log."""
+erase, the identity policy. Every call names its key for the audit log (gateway/audit.py)."""
 
+import asyncio
 from typing import Annotated
 
 import orjson
@@ -116,14 +117,32 @@ async def update_consent(profile_id: str, body: ConsentUpdate, request: Request,
     return profile_json(reply)
 
 
-@router.get("/v1/profiles/{profile_id}/export", summary="GDPR export: everything held about a person")
+@router.get("/v1/profiles/{profile_id}/export",
+            summary="GDPR export: everything every service holds about a person")
 async def export_profile(profile_id: str, request: Request, principal: Admin) -> dict:
-    reply = await rpc(request).profile.ExportProfile(pb.ExportProfileRequest(context=context_of(principal), profile_id=profile_id))
-    return orjson.loads(reply.export_json)
+    """One section per service. The profile service answers first: it finds the person (a
+    merged id leads to the survivor; no one is a 404), audits the export and names the
+    profiles merged into them; then the other four together. One that does not answer fails
+    the whole export (503): an incomplete export must not look complete."""
+    services, context = rpc(request), context_of(principal)
+    held = orjson.loads((await services.profile.ExportProfile(
+        pb.ExportProfileRequest(context=context, profile_id=profile_id))).export_json)
+    person = held["profile"]
+    question = common_pb2.ExportProfileRequest(context=context, profile_id=person["id"],
+                                               merged_ids=person["merged_ids"])
+    others = {"segment": services.segment, "journey": services.journey, "dispatch": services.dispatch,
+              "metrics": services.metrics}
+    answers = await asyncio.gather(*(stub.ExportProfile(question) for stub in others.values()),
+                                   return_exceptions=True)
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise answer  # mapped by gateway.errors: a service down or too slow is a 503
+    return {"profileId": person["id"], "mergedIds": person["merged_ids"], "profile": held,
+            **{name: orjson.loads(answer.export_json) for name, answer in zip(others, answers, strict=True)}}
 
 
 @router.delete("/v1/profiles/{profile_id}", responses=answer(answers.Erased),
-               summary="GDPR erase: profile, identities, traits and events")
+               summary="GDPR erase: the person in every service; later replays of their calls are dropped")
 async def delete_profile(profile_id: str, request: Request, principal: Admin) -> dict:
     reply = await rpc(request).profile.DeleteProfile(pb.DeleteProfileRequest(context=context_of(principal), profile_id=profile_id))
     return {"deleted": True, "eventsErased": reply.events_erased}
@@ -149,13 +168,3 @@ async def set_identity_policy(body: IdentityPolicyBody, request: Request, princi
         context=context_of(principal), policy=pb.IdentityPolicy(unique_identifiers=body.uniqueIdentifiers)))
     return {"uniqueIdentifiers": list(reply.unique_identifiers)}
 
-
-@router.get("/v1/audit", responses=answer(answers.Audit), summary="Who read or changed which profile, when")
-async def audit_log(request: Request, principal: Admin, profileId: str = "",
-                    limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: str = "") -> dict:
-    reply = await rpc(request).profile.ListAudit(pb.ListAuditRequest(
-        context=context_of(principal), profile_id=profileId, page=common_pb2.PageRequest(size=limit, cursor=cursor)))
-    return {"entries": [{"at": e.at.ToJsonString(), "keyId": e.actor, "action": e.action,
-                         "profileId": e.profile_id or None, "detail": orjson.loads(e.detail_json or "{}")}
-                        for e in reply.entries],
-            "nextCursor": reply.next_cursor or None}

@@ -74,14 +74,14 @@ async def get_identity_secret(request: Request, principal: Admin) -> dict:
                          "`DELETE /v1/settings/identity-secret/previous`; a further rotation drops it.")
 async def rotate_identity_secret(request: Request, principal: Admin) -> dict:
     secret = identity.new_secret()
-    state = await request.app.state.sdk_settings.rotate_identity_secret(principal.workspace_id, secret)
+    state = await request.app.state.sdk_settings.rotate_identity_secret(principal.workspace_id, principal.key_id, secret)
     return {"secret": secret, **_secret_state(state)}
 
 
 @router.delete("/v1/settings/identity-secret/previous", status_code=204,
                summary="Stop accepting user tokens signed with the previous identity secret")
 async def revoke_previous_identity_secret(request: Request, principal: Admin) -> Response:
-    if not await request.app.state.sdk_settings.revoke_previous_identity_secret(principal.workspace_id):
+    if not await request.app.state.sdk_settings.revoke_previous_identity_secret(principal.workspace_id, principal.key_id):
         raise ApiError(404, "not_found", "no previous identity secret is accepted", {"field": "previous"})
     return Response(status_code=204)
 
@@ -94,4 +94,4 @@ async def get_allowed_origins(request: Request, principal: Admin) -> dict:
 @router.put("/v1/settings/allowed-origins", summary="Set the origins whose pages may read tracking and inbox answers")
 async def put_allowed_origins(body: OriginsIn, request: Request, principal: Admin) -> dict:
     origins = list(dict.fromkeys(body.origins))  # as given, without repeats
-    return {"origins": await request.app.state.sdk_settings.set_allowed_origins(principal.workspace_id, origins)}
+    return {"origins": await request.app.state.sdk_settings.set_allowed_origins(principal.workspace_id, principal.key_id, origins)}

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from gateway.models import audit_log
 from gateway.models import sdk_settings as table
 
 
@@ -43,7 +44,7 @@ class SdkSettingsStore:
             row = (await session.execute(select(*_SECRET_COLUMNS).where(table.c.workspace_id == workspace_id))).first()
         return _secrets(row)
 
-    async def rotate_identity_secret(self, workspace_id: str, secret: str) -> IdentitySecrets:
+    async def rotate_identity_secret(self, workspace_id: str, actor: str, secret: str) -> IdentitySecrets:
         """`secret` becomes the current one and the current one the previous (still accepted);
         the one before that is dropped. One statement, so two rotations at once keep both."""
         # The one place a secret is written: encryption at rest goes here.
@@ -57,9 +58,10 @@ class SdkSettingsStore:
             "updated_at": func.now()})
         async with self.sessions() as session, session.begin():
             row = (await session.execute(new.returning(*_SECRET_COLUMNS))).first()
+            await audit_log.record(session, workspace_id, actor, "identity_secret.rotate", workspace_id)
         return _secrets(row)
 
-    async def revoke_previous_identity_secret(self, workspace_id: str) -> bool:
+    async def revoke_previous_identity_secret(self, workspace_id: str, actor: str) -> bool:
         """False when there was no previous secret."""
         async with self.sessions() as session, session.begin():
             result = await session.execute(
@@ -67,6 +69,8 @@ class SdkSettingsStore:
                                     table.c.previous_identity_secret.is_not(None))
                 .values(previous_identity_secret=None, previous_identity_secret_created_at=None,
                         updated_at=func.now()))
+            if result.rowcount:
+                await audit_log.record(session, workspace_id, actor, "identity_secret.revoke", workspace_id)
         return result.rowcount > 0
 
     async def allowed_origins(self, workspace_id: str) -> list[str]:
@@ -74,10 +78,12 @@ class SdkSettingsStore:
             origins = await session.scalar(select(table.c.allowed_origins).where(table.c.workspace_id == workspace_id))
         return list(origins or [])
 
-    async def set_allowed_origins(self, workspace_id: str, origins: list[str]) -> list[str]:
+    async def set_allowed_origins(self, workspace_id: str, actor: str, origins: list[str]) -> list[str]:
         new = insert(table).values(workspace_id=workspace_id, allowed_origins=origins)
         new = new.on_conflict_do_update(index_elements=[table.c.workspace_id], set_={
             "allowed_origins": new.excluded.allowed_origins, "updated_at": func.now()})
         async with self.sessions() as session, session.begin():
             await session.execute(new)
+            await audit_log.record(session, workspace_id, actor, "allowed_origins.update", workspace_id,
+                                   detail={"origins": origins})
         return origins

@@ -209,7 +209,7 @@ def _single_route(call_type: str):
         result = (await _ingest(request, principal.workspace_id, [call])).results[0]
         if result.outcome == pb.IngestResult.REJECTED:
             raise ApiError(422, "invalid_argument", result.reason, {"field": result.field})
-        return {"success": True, "outcome": pb.IngestResult.Outcome.Name(result.outcome).lower()}
+        return {"success": True, "outcome": pb.IngestResult.Outcome.Name(_answered(result.outcome)).lower()}
 
     handler.__name__ = call_type
     return handler
@@ -239,7 +239,7 @@ async def batch(request: Request) -> dict:
     if calls or rejected:
         reply = await _ingest(request, principal.workspace_id, calls, rejected)
         for index, result in zip(positions, reply.results, strict=True):
-            if result.outcome == pb.IngestResult.STORED:
+            if _answered(result.outcome) == pb.IngestResult.STORED:
                 stored += 1
             elif result.outcome == pb.IngestResult.DUPLICATE:
                 duplicates += 1
@@ -249,6 +249,12 @@ async def batch(request: Request) -> dict:
     if items and not stored and not duplicates:
         raise ApiError(422, "invalid_argument", "every call in the batch was rejected", {"rejected": rejected})
     return {"success": True, "stored": stored, "duplicates": duplicates, "rejected": rejected}
+
+
+def _answered(outcome: int) -> int:
+    """What the SDK is told: a replay of an erased person's call (dropped, and counted in data
+    quality) is answered as stored, since the write key is public and must not tell who was erased."""
+    return pb.IngestResult.STORED if outcome == pb.IngestResult.ERASED else outcome
 
 
 def _client_ip(request: Request) -> str | None:

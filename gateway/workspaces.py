@@ -4,6 +4,8 @@
     python -m gateway.workspaces list
     python -m gateway.workspaces rotate WORKSPACE_ID write|admin   # new key; the old one keeps working
     python -m gateway.workspaces revoke KEY_ID
+
+Each change is a row of the gateway's audit log, by `operator`, in the change's transaction.
 """
 
 import argparse
@@ -17,12 +19,14 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from gateway import keys
-from gateway.models import api_keys, workspaces
+from gateway.models import api_keys, audit_log, workspaces
 from gateway.settings import GatewaySettings
 from kit import db, migrations
+from kit.audit import AuditQuery, entry_of
 from kit.errors import InvalidArgument, NotFound
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+OPERATOR = "operator"  # the actor of the operator command's changes in the audit log
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class WorkspaceStore:
         self.sessions = sessions
         self.pepper = pepper
 
-    async def create(self, name: str) -> tuple[str, list[keys.NewKey]]:
+    async def create(self, name: str, actor: str = OPERATOR) -> tuple[str, list[keys.NewKey]]:
         if not name.strip():
             raise InvalidArgument("name: a workspace needs a name", field="name")
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:24] or "ws"
@@ -46,6 +50,8 @@ class WorkspaceStore:
         async with self.sessions() as session, session.begin():
             await session.execute(insert(workspaces).values(id=workspace_id, name=name.strip()))
             await session.execute(insert(api_keys), [self._row(workspace_id, k) for k in new])
+            await audit_log.record(session, workspace_id, actor, "workspace.create", workspace_id,
+                                   detail={"keys": {k.kind: k.id for k in new}})
         return workspace_id, new
 
     async def all(self) -> list[dict]:
@@ -64,7 +70,7 @@ class WorkspaceStore:
                 .where(api_keys.c.workspace_id == workspace_id).order_by(api_keys.c.created_at))
             return [r._asdict() for r in rows]
 
-    async def rotate(self, workspace_id: str, kind: str) -> keys.NewKey:
+    async def rotate(self, workspace_id: str, kind: str, actor: str = OPERATOR) -> keys.NewKey:
         if kind not in keys.KINDS:
             raise InvalidArgument(f"kind: expected one of {', '.join(keys.KINDS)}", field="kind")
         new = keys.new_key(kind)
@@ -72,15 +78,23 @@ class WorkspaceStore:
             if await session.scalar(select(workspaces.c.id).where(workspaces.c.id == workspace_id)) is None:
                 raise NotFound(f"workspace {workspace_id} not found", field="workspace_id")
             await session.execute(insert(api_keys).values(self._row(workspace_id, new)))
+            await audit_log.record(session, workspace_id, actor, "key.rotate", new.id, detail={"kind": kind})
         return new
 
-    async def revoke(self, key_id: str) -> None:
+    async def revoke(self, key_id: str, actor: str = OPERATOR) -> None:
         async with self.sessions() as session, session.begin():
-            result = await session.execute(
+            revoked = (await session.execute(
                 update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=func.now()))
-            if result.rowcount == 0:
+                .values(revoked_at=func.now()).returning(api_keys.c.workspace_id, api_keys.c.kind))).first()
+            if revoked is None:
                 raise NotFound(f"no active key {key_id}", field="key_id")
+            await audit_log.record(session, revoked.workspace_id, actor, "key.revoke", key_id,
+                                   detail={"kind": revoked.kind})
+
+    async def audit(self, workspace_id: str, query: AuditQuery) -> list:
+        """The gateway's own audit entries (kit.audit), as the services answer theirs."""
+        async with self.sessions() as session:
+            return [entry_of(row) for row in await audit_log.page(session, workspace_id, query)]
 
     async def authenticate(self, key: str) -> Principal | None:
         async with self.sessions() as session:

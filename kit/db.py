@@ -5,7 +5,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from kit.settings import ServiceSettings
 
@@ -60,3 +61,15 @@ def _json_text(value) -> str:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def rows_about(session: AsyncSession, table: Table, workspace_id: str, keys: list, *order_by,
+                     key: str = "profile_id") -> list[dict]:
+    """The workspace's rows of `table` whose `key` column is among `keys` (a person's ids), as
+    plain dicts of every column but the workspace: what a GDPR export shows of a table, so a
+    column added later is exported too."""
+    columns = [column for column in table.c if column.name != "workspace_id"]
+    names = [str(column.name) for column in columns]  # plain str: SQLAlchemy's quoted names are not JSON keys
+    rows = await session.execute(select(*columns).where(table.c.workspace_id == workspace_id,
+                                                        table.c[key].in_(keys)).order_by(*order_by))
+    return [dict(zip(names, row, strict=True)) for row in rows]

@@ -122,10 +122,12 @@ class Erased(Payload):
 
 @dataclass(frozen=True)
 class Dropped(Payload):
-    """Calls not stored (duplicates, and rejections by field) for data quality; no profile."""
+    """Calls not stored (duplicates, rejections by field, replays of erased people's calls)
+    for data quality; no profile."""
     FAMILY, PREFIX = EVENTS, "ingest.dropped"
     duplicates: int = 0
     rejected: dict = field(default_factory=dict)
+    erased: int = 0
 
 
 # -- nudge.segments.v1, published by the segment service ----------------------------------

@@ -8,12 +8,26 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from kit.errors import InvalidArgument
 from kit.limits import check_json
+from nudge.common.v1 import common_pb2
 
 
 def workspace_of(request) -> str:
     if not request.context.workspace_id:
         raise InvalidArgument("context.workspace_id: required", field="context.workspace_id")
     return request.context.workspace_id
+
+
+def profiles_to_export(request: common_pb2.ExportProfileRequest) -> list[str]:
+    """The live profile and the profiles merged into it, whose data a GDPR export gathers."""
+    if not request.profile_id:
+        raise InvalidArgument("profile_id: required", field="profile_id")
+    return [request.profile_id, *request.merged_ids]
+
+
+def export_reply(held: dict) -> common_pb2.ExportProfileReply:
+    """What a service holds about a person, as JSON text (times ISO-8601, ids as text)."""
+    # default=str: the driver's own UUID type is not the standard library's
+    return common_pb2.ExportProfileReply(export_json=orjson.dumps(held, default=str).decode())
 
 
 def json_argument(text: str | bytes, field: str, empty: str = "") -> object:

@@ -32,6 +32,7 @@ from kit.payloads import DELIVERIES, ENGAGEMENT, EVENTS, JOURNEYS, SEGMENTS
 from nudge.profile.v1 import profile_pb2_grpc
 from services.profile.__main__ import MIGRATIONS as PROFILE_MIGRATIONS
 from services.profile.models import outbox as profile_outbox
+from services.profile.pii import Pii
 from services.profile.service import ProfileService
 from services.profile.settings import ProfileSettings
 from services.profile.__main__ import build as build_profile
@@ -192,7 +193,7 @@ async def profile_runtime(profile_settings):
 def profile_service(profile_runtime, profile_settings) -> ProfileService:
     """The profile use cases on the test database (the relay is not running for these)."""
     return ProfileService(profile_runtime.sessions, Outbox(profile_outbox), SystemClock(),
-                          profile_settings.default_phone_region)
+                          Pii.of(profile_runtime.sessions, profile_settings), profile_settings.default_phone_region, blind_key=profile_settings.blind_key())
 
 
 @pytest.fixture(scope="session")
@@ -200,7 +201,8 @@ def profile_replicas(profile_runtime, profile_settings) -> list[ProfileService]:
     """Four instances of the use cases on one database: each group-commits on its own, so
     batches given to different ones race like batches on different replicas."""
     return [ProfileService(profile_runtime.sessions, Outbox(profile_outbox), SystemClock(),
-                           profile_settings.default_phone_region) for _ in range(4)]
+                           Pii.of(profile_runtime.sessions, profile_settings), profile_settings.default_phone_region, blind_key=profile_settings.blind_key())
+            for _ in range(4)]
 
 
 @pytest.fixture(scope="session")
@@ -349,15 +351,30 @@ class Workspace:
                                        timeout=30)
 
 
+@contextlib.asynccontextmanager
+async def _new_workspace(store: WorkspaceStore, base_url: str, name: str):
+    workspace_id, new = await store.create(name)
+    keys = {k.kind: k.secret for k in new}
+    ws = Workspace(workspace_id, keys["write"], keys["admin"], base_url)
+    try:
+        yield ws
+    finally:
+        await ws.tracking.aclose()
+        await ws.admin.aclose()
+
+
 @pytest.fixture
 async def workspace(workspace_store, gateway_url):
     """A fresh workspace with clients for its write key (tracking) and admin key (management)."""
-    workspace_id, new = await workspace_store.create("test")
-    keys = {k.kind: k.secret for k in new}
-    ws = Workspace(workspace_id, keys["write"], keys["admin"], gateway_url)
-    yield ws
-    await ws.tracking.aclose()
-    await ws.admin.aclose()
+    async with _new_workspace(workspace_store, gateway_url, "test") as ws:
+        yield ws
+
+
+@pytest.fixture
+async def other_workspace(workspace_store, gateway_url):
+    """A second fresh workspace: another tenant of the same platform, for isolation tests."""
+    async with _new_workspace(workspace_store, gateway_url, "other tenant") as ws:
+        yield ws
 
 
 @pytest.fixture(scope="session")

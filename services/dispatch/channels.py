@@ -11,6 +11,15 @@ if TYPE_CHECKING:
 from rules.channels import ALIMTALK, CHANNELS, EMAIL, FRIENDTALK, INAPP, PUSH, SMS, WEBHOOK, WEBPUSH  # noqa: F401
 
 
+SECRET_HINTS = ("secret", "password", "token", "key")
+
+
+def masked_config(config: dict) -> dict:
+    """A channel config as answers show it and as it is stored in the clear: credentials
+    (fields named like one) replaced by dots; the whole config is kept sealed beside it."""
+    return {k: ("••••" if any(h in k.lower() for h in SECRET_HINTS) and v else v) for k, v in config.items()}
+
+
 @dataclass(frozen=True)
 class Content:
     """A rendered message, ready for one channel's provider."""

@@ -4,10 +4,14 @@ from datetime import datetime, timezone
 
 import orjson
 
-from kit.transport import json_argument, json_object_argument, timestamp, workspace_of
+from kit.audit import list_audit
+from kit.transport import (export_reply, json_argument, json_object_argument, profiles_to_export, timestamp,
+                           workspace_of)
+from nudge.common.v1 import audit_pb2
 from nudge.dispatch.v1 import dispatch_pb2 as pb
 from nudge.dispatch.v1 import dispatch_pb2_grpc
 from services.dispatch import templates
+from services.dispatch.models import audit_log
 from services.dispatch.outcomes import FIRST_ALLOWED
 from services.dispatch.service import DispatchService, SendSpec
 from services.dispatch.simulation import Simulation
@@ -18,29 +22,29 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         self.service = service
 
     async def Send(self, request, context) -> pb.Delivery:
-        return _delivery(await self._send(workspace_of(request), _spec(request), request))
+        return _delivery(await self._send(workspace_of(request), request.context.actor, _spec(request), request))
 
     async def SendBatch(self, request, context) -> pb.SendBatchReply:
         workspace_id = workspace_of(request)
         specs = [_spec(s, f"sends[{i}].") for i, s in enumerate(request.sends)]
-        return pb.SendBatchReply(deliveries=[_delivery(await self._send(workspace_id, spec, s))
+        return pb.SendBatchReply(deliveries=[_delivery(await self._send(workspace_id, request.context.actor, spec, s))
                                              for spec, s in zip(specs, request.sends)])
 
-    async def _send(self, workspace_id: str, spec: SendSpec, request: pb.SendRequest) -> dict:
+    async def _send(self, workspace_id: str, actor: str, spec: SendSpec, request: pb.SendRequest) -> dict:
         """A send, or its dry run when the request carries a simulation."""
         if not request.HasField("simulation"):
-            return await self.service.send(workspace_id, spec)
+            return await self.service.send(workspace_id, actor, spec)
         return await self.service.simulate(workspace_id, spec, _simulation(request.simulation))
 
     async def PutTemplate(self, request, context) -> pb.Template:
-        return _template(await self.service.put_template(workspace_of(request), request.id, request.name,
-                                                         request.channels_json))
+        return _template(await self.service.put_template(workspace_of(request), request.context.actor, request.id,
+                                                         request.name, request.channels_json))
 
     async def GetTemplate(self, request, context) -> pb.Template:
         return _template(await self.service.template(workspace_of(request), request.id, request.version))
 
     async def DeleteTemplate(self, request, context) -> pb.DeleteTemplateReply:
-        await self.service.delete_template(workspace_of(request), request.id)
+        await self.service.delete_template(workspace_of(request), request.context.actor, request.id)
         return pb.DeleteTemplateReply()
 
     async def ListTemplates(self, request, context) -> pb.ListTemplatesReply:
@@ -48,8 +52,8 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
                                                 await self.service.list_templates(workspace_of(request))])
 
     async def PutChannelConfig(self, request, context) -> pb.ChannelConfig:
-        return _config(await self.service.put_channel_config(workspace_of(request), request.channel, request.provider,
-                                                             request.config_json))
+        return _config(await self.service.put_channel_config(workspace_of(request), request.context.actor,
+                                                             request.channel, request.provider, request.config_json))
 
     async def ListChannelConfigs(self, request, context) -> pb.ListChannelConfigsReply:
         return pb.ListChannelConfigsReply(configs=[_config(c) for c in
@@ -59,16 +63,20 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         return pb.Policy(policy_json=orjson.dumps(await self.service.policy(workspace_of(request))).decode())
 
     async def SetPolicy(self, request, context) -> pb.Policy:
-        policy = await self.service.set_policy(workspace_of(request), request.policy_json, request.merge_patch)
+        policy = await self.service.set_policy(workspace_of(request), request.context.actor, request.policy_json,
+                                               request.merge_patch)
         return pb.Policy(policy_json=orjson.dumps(policy).decode())
 
     async def GetDelivery(self, request, context) -> pb.Delivery:
-        return _delivery(await self.service.delivery(workspace_of(request), request.id))
+        return _delivery(await self.service.delivery(workspace_of(request), request.id, request.context.actor))
 
     async def ListDeliveries(self, request, context) -> pb.ListDeliveriesReply:
-        rows, cursor = await self.service.deliveries(workspace_of(request), request.profile_id, request.page.size,
-                                                     request.page.cursor)
+        rows, cursor = await self.service.deliveries(workspace_of(request), request.context.actor, request.profile_id,
+                                                     request.page.size, request.page.cursor)
         return pb.ListDeliveriesReply(deliveries=[_delivery(r) for r in rows], next_cursor=cursor)
+
+    async def ExportProfile(self, request, context):
+        return export_reply(await self.service.export_profile(workspace_of(request), profiles_to_export(request)))
 
     async def FetchInApp(self, request, context) -> pb.FetchInAppReply:
         rows = await self.service.fetch_inapp(workspace_of(request), request.profile_id)
@@ -100,6 +108,9 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
             workspace_of(request), request.delivery_id, request.profile_id, request.kind, request.user_agent,
             request.ip, request.request_id)
         return pb.RecordEngagementReply(url=url or "", delivery_id=delivery_id, recorded=recorded)
+
+    async def ListAudit(self, request, context) -> audit_pb2.ListAuditReply:
+        return await list_audit(self.service.sessions, audit_log, request)
 
 
 def _spec(request: pb.SendRequest, prefix: str = "") -> SendSpec:

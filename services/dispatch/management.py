@@ -7,19 +7,20 @@ from kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from kit.transport import json_object_argument
 from services.dispatch import fatigue, links, templates, timing
 from services.dispatch import policy as policies
-from services.dispatch.channels import CHANNELS, FRIENDTALK, INAPP, ConfigError
+from services.dispatch.channels import CHANNELS, FRIENDTALK, INAPP, ConfigError, masked_config
+from services.dispatch.models import audit_log
 from services.dispatch.providers import delivery_options
 from services.dispatch.providers.registry import adapter_for
 from services.dispatch.repository import DispatchRepository
 
-SECRET_HINTS = ("secret", "password", "token", "key")
 # The policy's texts and their longest: a sender name and a phone number go in every advertising SMS.
 POLICY_TEXTS = {"sender_name": 100, "opt_out_phone": 40, "opt_out_app": 200, "unsubscribe_url": 2_000}
 MAX_TEMPLATE_NAME = 200
 
 
 class Management:
-    async def put_template(self, workspace_id: str, template_id: str, name: str, channels_json: str) -> dict:
+    async def put_template(self, workspace_id: str, actor: str, template_id: str, name: str,
+                           channels_json: str) -> dict:
         if not template_id or len(template_id) > 100:
             raise InvalidArgument("id: expected 1 to 100 characters", field="id")
         if len(name) > MAX_TEMPLATE_NAME:
@@ -34,8 +35,11 @@ class Management:
                                       field=f"channels.{channel}")
             checked[channel] = templates.validate_template(channel, fields, path=f"channels.{channel}")
         async with self.sessions() as session, session.begin():
-            return await DispatchRepository(session).add_template_version(
+            row = await DispatchRepository(session).add_template_version(
                 workspace_id, template_id, name or template_id, checked, self.clock.now())
+            await audit_log.record(session, workspace_id, actor, "template.save", template_id,
+                                   detail={"version": row.version})
+        return row
 
     async def template(self, workspace_id: str, template_id: str, version: int = 0):
         async with self.sessions() as session:
@@ -44,7 +48,7 @@ class Management:
             raise NotFound(f"template {template_id!r} not found", field="id")
         return row
 
-    async def delete_template(self, workspace_id: str, template_id: str) -> None:
+    async def delete_template(self, workspace_id: str, actor: str, template_id: str) -> None:
         """Removes every version of the template, once the journey service has confirmed that
         no live journey sends it; never unchecked. Deferred sends of it then fail."""
         await self.template(workspace_id, template_id)  # NotFound first: no need to ask about it
@@ -55,12 +59,13 @@ class Management:
         async with self.sessions() as session, session.begin():
             if not await DispatchRepository(session).delete_template(workspace_id, template_id):
                 raise NotFound(f"template {template_id!r} not found", field="id")
+            await audit_log.record(session, workspace_id, actor, "template.delete", template_id)
 
     async def list_templates(self, workspace_id: str) -> list:
         async with self.sessions() as session:
             return await DispatchRepository(session).latest_templates(workspace_id)
 
-    async def put_channel_config(self, workspace_id: str, channel: str, provider: str, config_json: str):
+    async def put_channel_config(self, workspace_id: str, actor: str, channel: str, provider: str, config_json: str):
         if channel not in CHANNELS or channel == INAPP:
             raise InvalidArgument(f"channel: expected one of {', '.join(c for c in CHANNELS if c != INAPP)}",
                                   field="channel")
@@ -72,7 +77,10 @@ class Management:
             raise InvalidArgument(str(err), field=err.field) from None
         async with self.sessions() as session, session.begin():
             row = await DispatchRepository(session).put_channel_config(workspace_id, channel, provider, config,
-                                                                       self.clock.now())
+                                                                       self.clock.now(), self.vault)
+            # the fields set, never their values: credentials stay out of the log
+            await audit_log.record(session, workspace_id, actor, "channel.update", channel,
+                                   detail={"provider": provider, "fields": sorted(config)})
         return masked(row)
 
     async def channel_configs(self, workspace_id: str) -> list:
@@ -83,7 +91,7 @@ class Management:
         async with self.sessions() as session:
             return await DispatchRepository(session).policy(workspace_id) or {}
 
-    async def set_policy(self, workspace_id: str, policy_json: str, merge_patch: bool = False) -> dict:
+    async def set_policy(self, workspace_id: str, actor: str, policy_json: str, merge_patch: bool = False) -> dict:
         """The whole policy, or with `merge_patch` an RFC 7396 patch of the stored one (read,
         patched, checked and written in one transaction, so concurrent patches both apply)."""
         given = json_object_argument(policy_json, "policy")
@@ -93,6 +101,8 @@ class Management:
             policy = policies.merge_patch(stored or {}, given) if merge_patch else given
             self._check_policy(policy)
             await repo.set_policy(workspace_id, policy, self.clock.now())
+            await audit_log.record(session, workspace_id, actor, "dispatch_policy.update",
+                                   detail={"merge_patch": merge_patch, "fields": sorted(given)})
         return policy
 
     def _check_policy(self, policy: dict) -> None:
@@ -122,5 +132,5 @@ class Management:
 
 def masked(row) -> dict:
     """A channel config as the API shows it: credentials replaced by dots."""
-    config = {k: ("••••" if any(h in k.lower() for h in SECRET_HINTS) and v else v) for k, v in row.config.items()}
-    return {"channel": row.channel, "provider": row.provider, "config": config, "updated_at": row.updated_at}
+    return {"channel": row.channel, "provider": row.provider, "config": masked_config(row.config),
+            "updated_at": row.updated_at}

@@ -3,7 +3,9 @@
 from sqlalchemy import Boolean, Column, DateTime, Index, Integer, MetaData, Table, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 
+from kit.audit import AuditLog
 from kit.consumer import processed_table
+from kit.crypto import data_keys_table
 from kit.outbox import outbox_table
 
 metadata = MetaData()
@@ -23,7 +25,8 @@ channel_configs = Table(
     Column("workspace_id", Text, primary_key=True),
     Column("channel", Text, primary_key=True),
     Column("provider", Text, nullable=False),
-    Column("config", JSONB, nullable=False),
+    Column("config", JSONB, nullable=False),  # masked (channels.masked_config); in full before 0008
+    Column("sealed", Text, nullable=True),     # the whole config, JSON sealed by kit.crypto
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -126,3 +129,5 @@ merged_profiles = Table(
 
 outbox = outbox_table(metadata)
 processed = processed_table(metadata)
+audit_log = AuditLog(metadata)  # templates, channels, the policy, direct sends, and reads of deliveries by API keys
+data_keys = data_keys_table(metadata)

@@ -1,17 +1,33 @@
 """Queries of the dispatch service. Every method takes the workspace and scopes by it."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+
+import orjson
 
 from sqlalchemy import and_, case, delete, exists, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit.crypto import Vault
+from kit.db import rows_about
 from kit.errors import InvalidArgument
-from services.dispatch.channels import Content
+from services.dispatch.channels import Content, masked_config
 from services.dispatch.engagement import Fact
 from services.dispatch.models import (channel_configs, deliveries, engagements, forgotten_profiles, inapp_messages,
                                       merged_profiles, policies, templates)
+
+
+CONFIG_PURPOSE = "channel_config"
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    channel: str
+    provider: str
+    config: dict
+    updated_at: datetime
 
 
 class DispatchRepository:
@@ -68,9 +84,11 @@ class DispatchRepository:
         status); the send then has no owner until a deferral is claimed again."""
         if values.get("template_version") is None:
             values.pop("template_version", None)
-        if "consent" in values:  # no evidence kept for a person erased while this send was under way
+        if "consent" in values:  # no evidence or variables kept for a person erased while this send was under way
             values["consent"] = case((_forgotten(deliveries), text("'{}'::jsonb")),
                                      else_=literal(values["consent"], JSONB))
+            values["request"] = case((_forgotten(deliveries), _without_variables(deliveries.c.request)),
+                                     else_=deliveries.c.request)
         query = update(deliveries).where(deliveries.c.workspace_id == workspace_id, deliveries.c.id == delivery_id,
                                          deliveries.c.owner == owner)
         if expect:
@@ -121,8 +139,7 @@ class DispatchRepository:
                 table.c.workspace_id == workspace_id, table.c.profile_id == profile_id))
         await self.session.execute(update(deliveries).where(
             deliveries.c.workspace_id == workspace_id, deliveries.c.profile_id == profile_id).values(
-            request=func.jsonb_set(deliveries.c.request, text("'{variables}'::text[]"), text("'{}'::jsonb")),
-            consent=text("'{}'::jsonb")))
+            request=_without_variables(deliveries.c.request), consent=text("'{}'::jsonb")))
 
     async def deliveries_of(self, workspace_id: str, profile_id: str, limit: int, cursor: str) -> list:
         query = select(deliveries).where(deliveries.c.workspace_id == workspace_id,
@@ -138,6 +155,16 @@ class DispatchRepository:
         rows = await self.session.execute(
             query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc()).limit(limit))
         return list(rows)
+
+    async def held_about(self, workspace_id: str, profile_ids: list[str]) -> dict:
+        """Everything kept about these people: each send with its variables, consent evidence
+        and tries; their in-app messages; their engagement with its user agent and IP."""
+        return {"deliveries": await rows_about(self.session, deliveries, workspace_id, profile_ids,
+                                               deliveries.c.created_at, deliveries.c.id),
+                "inapp_messages": await rows_about(self.session, inapp_messages, workspace_id, profile_ids,
+                                                   inapp_messages.c.created_at),
+                "engagements": await rows_about(self.session, engagements, workspace_id, profile_ids,
+                                                engagements.c.at)}
 
     # -- engagement -------------------------------------------------------------------
     async def add_engagement(self, workspace_id: str, delivery_id: str, profile_id: str, fact: Fact) -> bool:
@@ -226,16 +253,24 @@ class DispatchRepository:
             templates.c.workspace_id == workspace_id, templates.c.id == template_id))
         return deleted.rowcount
 
-    async def channel_configs(self, workspace_id: str) -> dict:
-        rows = await self.session.execute(select(channel_configs).where(channel_configs.c.workspace_id == workspace_id))
-        return {r.channel: r for r in rows}
+    async def channel_configs(self, workspace_id: str, vault: Vault | None = None) -> dict[str, ChannelConfig]:
+        """channel → its config: in full (opened) with `vault`, for a send; otherwise masked.
+        A row written before configs were sealed holds its config in the clear."""
+        rows = list(await self.session.execute(
+            select(channel_configs).where(channel_configs.c.workspace_id == workspace_id)))
+        cipher = await vault.cipher(workspace_id) if vault and any(r.sealed for r in rows) else None
+        return {r.channel: ChannelConfig(r.channel, r.provider, orjson.loads(cipher.open(CONFIG_PURPOSE, r.sealed))
+                                         if cipher and r.sealed else r.config, r.updated_at) for r in rows}
 
-    async def put_channel_config(self, workspace_id: str, channel: str, provider: str, config: dict, now: datetime):
-        stmt = insert(channel_configs).values(workspace_id=workspace_id, channel=channel, provider=provider,
-                                              config=config, updated_at=now)
-        return (await self.session.execute(stmt.on_conflict_do_update(
-            index_elements=[channel_configs.c.workspace_id, channel_configs.c.channel],
-            set_={"provider": provider, "config": config, "updated_at": now}).returning(*channel_configs.c))).one()
+    async def put_channel_config(self, workspace_id: str, channel: str, provider: str, config: dict, now: datetime,
+                                 vault: Vault) -> ChannelConfig:
+        """Stores the config sealed, and masked in the clear for answers; returns the masked one."""
+        sealed = (await vault.cipher(workspace_id)).seal(CONFIG_PURPOSE, orjson.dumps(config).decode())
+        values = {"provider": provider, "config": masked_config(config), "sealed": sealed, "updated_at": now}
+        stmt = insert(channel_configs).values(workspace_id=workspace_id, channel=channel, **values)
+        await self.session.execute(stmt.on_conflict_do_update(
+            index_elements=[channel_configs.c.workspace_id, channel_configs.c.channel], set_=values))
+        return ChannelConfig(channel, provider, values["config"], now)
 
     async def policy(self, workspace_id: str, lock: bool = False) -> dict | None:
         """With `lock`, changes of the policy queue until this transaction ends (also when
@@ -249,6 +284,11 @@ class DispatchRepository:
         stmt = insert(policies).values(workspace_id=workspace_id, policy=policy, updated_at=now)
         await self.session.execute(stmt.on_conflict_do_update(
             index_elements=[policies.c.workspace_id], set_={"policy": policy, "updated_at": now}))
+
+
+def _without_variables(request):
+    """A send as asked, without the person's data it carried (its template variables)."""
+    return func.jsonb_set(request, text("'{variables}'::text[]"), text("'{}'::jsonb"))
 
 
 def _forgotten(table):

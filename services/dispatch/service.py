@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from kit.clock import Clock
+from kit.crypto import Vault, keyring
 from kit.errors import InvalidArgument, NotFound
 from kit.logs import get_logger
 from kit.outbox import Outbox
@@ -41,6 +42,7 @@ from services.dispatch.clients import JourneyUsages
 from services.dispatch.consumers import Consumers
 from services.dispatch.egress import EgressClient
 from services.dispatch.management import Management
+from services.dispatch.models import audit_log, data_keys
 from services.dispatch.outcomes import (FIRST_ALLOWED, STRICT, Cleared, Outcome, SendSpec, Setup,  # noqa: F401
                                         TakenOver, request_hash)
 from services.dispatch.pipeline import Pipeline
@@ -75,12 +77,13 @@ class DispatchService(Pipeline, Consumers, Scheduled, Receipts, Management):
         self.journeys = journeys   # None: nothing can confirm a template is unused, so none is deleted
         self.on_commit = on_commit
         self.tokens = Tokens(settings.link_key())
+        self.vault = Vault(sessions, data_keys, keyring(settings))  # channel credentials, sealed at rest
         self._running: set[asyncio.Task] = set()
         self._stopping = False  # draining at shutdown: no provider call is started any more
         self.deferred_sweeps = 0  # passes of the deferred loop that took all that was due (scheduled.py)
 
     # -- sending ----------------------------------------------------------------------
-    async def send(self, workspace_id: str, spec: SendSpec) -> dict:
+    async def send(self, workspace_id: str, actor: str, spec: SendSpec) -> dict:
         await self._check_spec(workspace_id, spec)
         delivery_id, owner = str(uuid.uuid4()), str(uuid.uuid4())
         asked = request_hash(spec)
@@ -89,6 +92,9 @@ class DispatchService(Pipeline, Consumers, Scheduled, Receipts, Management):
             claimed = await repo.claim(workspace_id, delivery_id, spec.idempotency_key, spec.profile_id,
                                        asdict(spec), asked, owner, self.clock.now())
             first = None if claimed else await repo.by_key(workspace_id, spec.idempotency_key)
+            if claimed:  # a repeat of the key sends nothing: no row
+                await audit_log.record(session, workspace_id, actor, "message.send", delivery_id, spec.profile_id,
+                                       {"template_id": spec.template_id, "channels": spec.channels})
         if claimed:
             await self._detached(self._run(workspace_id, delivery_id, owner))
             return await self.delivery(workspace_id, delivery_id)
@@ -202,7 +208,7 @@ class DispatchService(Pipeline, Consumers, Scheduled, Receipts, Management):
                      template_version: int | None = None) -> Setup:
         policy = await repo.policy(workspace_id) or {}
         return Setup(await repo.template(workspace_id, template_id, template_version), policy,
-                     await repo.channel_configs(workspace_id),
+                     await repo.channel_configs(workspace_id, self.vault),
                      fatigue.parse_policy(policy.get("fatigue") or {}, path="policy.fatigue"))
 
     async def _run(self, workspace_id: str, delivery_id: str, owner: str) -> None:
@@ -287,16 +293,26 @@ class DispatchService(Pipeline, Consumers, Scheduled, Receipts, Management):
         return recorded
 
     # -- lookups ----------------------------------------------------------------------
-    async def delivery(self, workspace_id: str, delivery_id: str) -> dict:
-        async with self.sessions() as session:
+    async def delivery(self, workspace_id: str, delivery_id: str, actor: str | None = None) -> dict:
+        """One delivery; read by `actor` (audited), or by this service for its own answer (None)."""
+        async with self.sessions() as session, session.begin():
             row = await DispatchRepository(session).delivery(workspace_id, delivery_id)
-        if row is None:
-            raise NotFound(f"delivery {delivery_id!r} not found", field="id")
+            if row is None:
+                raise NotFound(f"delivery {delivery_id!r} not found", field="id")
+            if actor is not None:
+                await audit_log.record(session, workspace_id, actor, "delivery.read", delivery_id, row.profile_id)
         return dict(row._mapping)
 
-    async def deliveries(self, workspace_id: str, profile_id: str, size: int, cursor: str) -> tuple[list, str]:
-        size = min(max(size or 50, 1), 500)
+    async def export_profile(self, workspace_id: str, profile_ids: list[str]) -> dict:
+        """What dispatch keeps about a person (GDPR export)."""
         async with self.sessions() as session:
+            return await DispatchRepository(session).held_about(workspace_id, profile_ids)
+
+    async def deliveries(self, workspace_id: str, actor: str, profile_id: str, size: int,
+                         cursor: str) -> tuple[list, str]:
+        size = min(max(size or 50, 1), 500)
+        async with self.sessions() as session, session.begin():
             rows = await DispatchRepository(session).deliveries_of(workspace_id, profile_id, size + 1, cursor)
+            await audit_log.record(session, workspace_id, actor, "deliveries.read", profile_id, profile_id)
         page = [dict(r._mapping) for r in rows[:size]]
         return page, (f"{page[-1]['created_at'].isoformat()}|{page[-1]['id']}" if len(rows) > size else "")

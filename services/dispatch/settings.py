@@ -1,8 +1,6 @@
-import secrets
-
 from pydantic import SecretStr, field_validator
 
-from kit.settings import ServiceSettings
+from kit.settings import ServiceSettings, secret_or_generated
 from services.dispatch.egress import Allowance
 
 
@@ -47,12 +45,4 @@ class DispatchSettings(ServiceSettings):
         return value
 
     def link_key(self) -> bytes:
-        """The configured link secret, or (embedded mode) one generated once and kept in data_dir."""
-        if self.link_secret:
-            return self.link_secret.get_secret_value().encode()
-        path = self.data_dir / "link-secret"
-        if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
-        return path.read_text().strip().encode()
+        return secret_or_generated(self.link_secret, self.data_dir, "link-secret")

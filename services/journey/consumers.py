@@ -31,7 +31,7 @@ class StreamHandlers(Runs):
                 case Merged(survivor_id=survivor, merged_id=merged):
                     await self._merged(repo, event.workspace_id, survivor, merged, now)
                 case Erased():
-                    await self._erased(repo, event, now)
+                    await self._erased(repo, event.workspace_id, event.profile_id, now)
                 case Tracked() as tracked:
                     await self._behaviour(repo, event, tracked, journeys, now)
                 case MembershipChanged() as change:
@@ -86,6 +86,8 @@ class StreamHandlers(Runs):
     async def _traits_changed(self, repo: JourneyRepository, event: StreamEvent, changes: dict,
                               journeys: list[LiveJourney], now: datetime) -> None:
         row = await repo.lock_profile(event.workspace_id, event.profile_id)
+        if row is None:
+            return  # a late change of someone erased: not kept again
         traits, times = dict(row.traits), dict(row.trait_times)
         stamp = event.occurred_at.isoformat()
         for name, value in changes.items():
@@ -112,7 +114,11 @@ class StreamHandlers(Runs):
                       now: datetime) -> None:
         """The merged profile's runs move to the survivor; where both have a live run of the
         same journey, the survivor's stays and the other ends. Ended runs move too, so the
-        survivor's history and entry rules (once, cooldown) count the merged person's runs."""
+        survivor's history and entry rules (once, cooldown) count the merged person's runs.
+        Into someone erased since (the erasure overtook the merge): the merged person is erased too."""
+        if await repo.is_erased(workspace_id, survivor):
+            await self._erased(repo, workspace_id, merged, now)
+            return
         live = await repo.live_runs_of(workspace_id, sorted({survivor, merged}))
         kept = {r.journey_id for r in live if r.profile_id == survivor}
         ended = [run for run in live if run.profile_id == merged and run.journey_id in kept]
@@ -123,8 +129,9 @@ class StreamHandlers(Runs):
         await repo.move_runs(workspace_id, merged, survivor)
         await repo.delete_profile(workspace_id, merged)
 
-    async def _erased(self, repo: JourneyRepository, event: StreamEvent, now: datetime) -> None:
-        runs = await repo.live_runs_of(event.workspace_id, [event.profile_id])
+    async def _erased(self, repo: JourneyRepository, workspace_id: str, profile_id: str, now: datetime) -> None:
+        """Live runs end (and say so), then every run of the person is anonymized."""
+        runs = await repo.live_runs_of(workspace_id, [profile_id])
         await self._write(repo, [(r, [finish(r, EXITED, "profile erased", "erased", now)]) for r in runs],
                           {r.id: None for r in runs})
-        await repo.delete_profile(event.workspace_id, event.profile_id)
+        await repo.erase_profile(workspace_id, profile_id, now)

@@ -4,11 +4,14 @@ from datetime import datetime, timezone
 
 import orjson
 
+from kit.audit import list_audit
 from kit.errors import InvalidArgument
-from kit.transport import json_object_argument, timestamp, workspace_of
+from kit.transport import export_reply, json_object_argument, profiles_to_export, timestamp, workspace_of
+from nudge.common.v1 import audit_pb2
 from nudge.journey.v1 import journey_pb2 as pb
 from nudge.journey.v1 import journey_pb2_grpc
 from services.journey.library import StarterLibrary
+from services.journey.models import audit_log
 from services.journey.service import JourneyService
 from services.journey.simulator import MAX_TIMELINE, TimelineEvent
 
@@ -19,12 +22,12 @@ class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
         self.starters = StarterLibrary(service)
 
     async def CreateJourney(self, request, context) -> pb.Journey:
-        return _journey(await self.service.create(workspace_of(request), request.id, request.name,
-                                                  request.description, request.definition_json))
+        return _journey(await self.service.create(workspace_of(request), request.context.actor, request.id,
+                                                  request.name, request.description, request.definition_json))
 
     async def UpdateJourney(self, request, context) -> pb.Journey:
         return _journey(await self.service.update(
-            workspace_of(request), request.id, request.name,
+            workspace_of(request), request.context.actor, request.id, request.name,
             request.description if request.HasField("description") else None, request.definition_json))
 
     async def GetJourney(self, request, context) -> pb.Journey:
@@ -35,20 +38,20 @@ class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
         return pb.ListJourneysReply(journeys=[_journey(r) for r in rows])
 
     async def DeleteJourney(self, request, context) -> pb.DeleteJourneyReply:
-        await self.service.delete(workspace_of(request), request.id)
+        await self.service.delete(workspace_of(request), request.context.actor, request.id)
         return pb.DeleteJourneyReply()
 
     async def PublishJourney(self, request, context) -> pb.Journey:
-        return _journey(await self.service.publish(workspace_of(request), request.id))
+        return _journey(await self.service.publish(workspace_of(request), request.context.actor, request.id))
 
     async def PauseJourney(self, request, context) -> pb.Journey:
-        return _journey(await self.service.pause(workspace_of(request), request.id))
+        return _journey(await self.service.pause(workspace_of(request), request.context.actor, request.id))
 
     async def ResumeJourney(self, request, context) -> pb.Journey:
-        return _journey(await self.service.resume(workspace_of(request), request.id))
+        return _journey(await self.service.resume(workspace_of(request), request.context.actor, request.id))
 
     async def ArchiveJourney(self, request, context) -> pb.Journey:
-        return _journey(await self.service.archive(workspace_of(request), request.id))
+        return _journey(await self.service.archive(workspace_of(request), request.context.actor, request.id))
 
     async def ListVersions(self, request, context) -> pb.ListVersionsReply:
         rows = await self.service.versions(workspace_of(request), request.id)
@@ -57,15 +60,19 @@ class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
             published_at=timestamp(r.published_at)) for r in rows])
 
     async def ListRuns(self, request, context) -> pb.ListRunsReply:
-        rows = await self.service.runs_of(workspace_of(request), request.profile_id, request.journey_id)
+        rows = await self.service.runs_of(workspace_of(request), request.context.actor, request.profile_id,
+                                            request.journey_id)
         return pb.ListRunsReply(runs=[_run(r) for r in rows])
 
     async def GetRun(self, request, context) -> pb.Run:
-        row, steps = await self.service.run(workspace_of(request), request.id)
+        row, steps = await self.service.run(workspace_of(request), request.context.actor, request.id)
         run = _run(row)
         run.steps.extend(pb.Step(seq=s.seq, node_id=s.node_id, kind=s.kind, outcome=s.outcome,
                                  detail_json=orjson.dumps(s.detail).decode(), at=timestamp(s.at)) for s in steps)
         return run
+
+    async def ExportProfile(self, request, context):
+        return export_reply(await self.service.export_profile(workspace_of(request), profiles_to_export(request)))
 
     async def GetStats(self, request, context) -> pb.JourneyStats:
         stats = await self.service.stats(workspace_of(request), request.id)
@@ -115,8 +122,11 @@ class JourneyServicer(journey_pb2_grpc.JourneyServiceServicer):
 
     async def CreateFromStarter(self, request, context) -> pb.Journey:
         return _journey(await self.starters.create(
-            workspace_of(request), request.id, request.name, request.description, request.starter,
-            dict(request.templates), dict(request.segments)))
+            workspace_of(request), request.context.actor, request.id, request.name, request.description,
+            request.starter, dict(request.templates), dict(request.segments)))
+
+    async def ListAudit(self, request, context) -> audit_pb2.ListAuditReply:
+        return await list_audit(self.service.sessions, audit_log, request)
 
 
 def _starter(starter: dict) -> pb.JourneyStarter:

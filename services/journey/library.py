@@ -25,8 +25,8 @@ class StarterLibrary:
     def get(self, starter_id: str) -> dict:
         return starter_dict(starters.starter(starter_id))
 
-    async def create(self, workspace_id: str, journey_id: str, name: str, description: str, starter_id: str,
-                     templates: dict[str, str], segments: dict[str, str]) -> dict:
+    async def create(self, workspace_id: str, actor: str, journey_id: str, name: str, description: str,
+                     starter_id: str, templates: dict[str, str], segments: dict[str, str]) -> dict:
         found = starters.starter(starter_id, field="starter")
         tree, template_ids, segment_ids = starters.instantiate(found, templates, segments)
         # each slot checked on its own, so the error names the slot the workspace has to map
@@ -40,6 +40,6 @@ class StarterLibrary:
                     hint = " (the slot's default; create it or map the slot)" if ref == slot else ""
                     raise InvalidArgument(f"{kind}.{slot}: unknown {kind[:-1]} {ref!r}{hint}",
                                           field=f"{kind}.{slot}") from None
-        return await self.service.create(workspace_id, journey_id, name or found.name,
+        return await self.service.create(workspace_id, actor, journey_id, name or found.name,
                                          description if description else found.description,
-                                         orjson.dumps(tree).decode())
+                                         orjson.dumps(tree).decode(), starter=starter_id)

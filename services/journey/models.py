@@ -4,6 +4,7 @@ profile service's ids as text."""
 from sqlalchemy import Column, DateTime, Float, Index, Integer, MetaData, Table, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
+from kit.audit import AuditLog
 from kit.consumer import processed_table
 from kit.outbox import outbox_table
 
@@ -115,5 +116,15 @@ profiles = Table(
     Column("trait_times", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
 )
 
+# People erased (profile.deleted): their runs were anonymized, and no event or segment change
+# that arrives late starts a run for them or keeps their traits again.
+erased_profiles = Table(
+    "erased_profiles", metadata,
+    Column("workspace_id", Text, primary_key=True),
+    Column("profile_id", Text, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
 outbox = outbox_table(metadata)
 processed = processed_table(metadata)
+audit_log = AuditLog(metadata)  # journey definitions and lifecycle, and reads of runs by API keys

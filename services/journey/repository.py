@@ -7,12 +7,14 @@ import uuid
 import orjson
 from datetime import datetime, timedelta
 
-from sqlalchemy import ARRAY, Text, Uuid, bindparam, delete, func, select, text, update
+from sqlalchemy import ARRAY, Text, Uuid, bindparam, delete, exists, func, literal, null, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit.db import rows_about
 from services.journey.engine import ACTIVE, RunState, StepRecord
-from services.journey.models import broadcasts, date_entries, journey_versions, journeys, profiles, runs, steps, timers
+from services.journey.models import (broadcasts, date_entries, erased_profiles, journey_versions, journeys, profiles,
+                                     runs, steps, timers)
 
 LIVE = ("published", "paused")
 
@@ -292,10 +294,14 @@ class JourneyRepository:
         return {r.profile_id: r.traits for r in rows}
 
     async def lock_profile(self, workspace_id: str, profile_id: str):
-        await self.session.execute(insert(profiles).values(workspace_id=workspace_id, profile_id=profile_id)
-                                   .on_conflict_do_nothing())
+        """The profile's row (created if new), locked; None for someone erased."""
+        erased = exists().where(erased_profiles.c.workspace_id == workspace_id,
+                                erased_profiles.c.profile_id == profile_id)
+        await self.session.execute(insert(profiles).from_select(
+            ["workspace_id", "profile_id"], select(literal(workspace_id), literal(profile_id)).where(~erased))
+            .on_conflict_do_nothing())
         return (await self.session.execute(select(profiles).where(
-            profiles.c.workspace_id == workspace_id, profiles.c.profile_id == profile_id).with_for_update())).one()
+            profiles.c.workspace_id == workspace_id, profiles.c.profile_id == profile_id).with_for_update())).first()
 
     async def save_profile(self, workspace_id: str, profile_id: str, traits: dict, trait_times: dict) -> None:
         await self.session.execute(update(profiles).where(
@@ -310,3 +316,36 @@ class JourneyRepository:
         for table in (profiles, date_entries):
             await self.session.execute(delete(table).where(
                 table.c.workspace_id == workspace_id, table.c.profile_id == profile_id))
+
+    # -- erasure and export ----------------------------------------------------------------
+    async def erase_profile(self, workspace_id: str, profile_id: str, now: datetime) -> None:
+        """Forgets a person: traits and date entries go; their runs stay for the journeys' counts
+        but name nobody, without their context (entry event, traits) or step details."""
+        await self.session.execute(insert(erased_profiles).values(
+            workspace_id=workspace_id, profile_id=profile_id, at=now).on_conflict_do_nothing())
+        await self.delete_profile(workspace_id, profile_id)
+        theirs = select(runs.c.id).where(runs.c.workspace_id == workspace_id, runs.c.profile_id == profile_id)
+        await self.session.execute(update(steps).where(steps.c.workspace_id == workspace_id, steps.c.run_id.in_(theirs))
+                                   .values(detail={}))
+        await self.session.execute(update(runs).where(runs.c.workspace_id == workspace_id,
+                                                      runs.c.profile_id == profile_id)
+                                   .values(profile_id="", context={}, wait=null(), awaited_event=None))
+
+    async def is_erased(self, workspace_id: str, profile_id: str) -> bool:
+        return await self.session.scalar(select(erased_profiles.c.at).where(
+            erased_profiles.c.workspace_id == workspace_id, erased_profiles.c.profile_id == profile_id)) is not None
+
+    async def held_about(self, workspace_id: str, profile_ids: list[str]) -> dict:
+        """Everything kept about these people: runs with their context and steps, traits, date entries."""
+        held_runs = await rows_about(self.session, runs, workspace_id, profile_ids, runs.c.entered_at, runs.c.id)
+        held_steps = await rows_about(self.session, steps, workspace_id, [r["id"] for r in held_runs],
+                                      steps.c.run_id, steps.c.seq, key="run_id")
+        by_run: dict = {}
+        for step in held_steps:
+            by_run.setdefault(step.pop("run_id"), []).append(step)
+        for run in held_runs:
+            run["steps"] = by_run.get(run["id"], [])
+        return {"runs": held_runs,
+                "profiles": await rows_about(self.session, profiles, workspace_id, profile_ids, profiles.c.profile_id),
+                "date_entries": await rows_about(self.session, date_entries, workspace_id, profile_ids,
+                                                 date_entries.c.due_at)}

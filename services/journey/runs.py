@@ -63,6 +63,8 @@ class Runs:
         the trace of what caused the entry (`trace`: the event's; else the current span's).
         A scheduled entry (a date, a broadcast) counts its waits from its due moment `at`, so a
         birthday's D+7 is 09:00 a week later however late the entry pass ran; an event's from now."""
+        if await repo.is_erased(journey.workspace_id, profile_id):
+            return None  # an event or segment change of someone erased, arriving after the erasure
         rules = journey.journey.entry
         previous = await repo.entries_of(journey.workspace_id, journey.id, profile_id)
         entered_in_all = 0

@@ -16,6 +16,7 @@ from kit.zones import SEOUL
 from services.journey.consumers import StreamHandlers
 from services.journey.definition import BroadcastTrigger, DateTraitTrigger, Journey, Send, parse_journey
 from services.journey.engine import EXITED, next_cron, next_date_occurrence
+from services.journey.models import audit_log
 from services.journey.references import (missing_variable, referenced_segments, referenced_templates,
                                          segment_fields, template_fields)
 from services.journey.repository import LIVE, JourneyRepository
@@ -28,8 +29,8 @@ STATUSES = ("draft", "published", "paused", "archived")
 
 class JourneyService(StreamHandlers, ScheduledLoops):
     # -- definitions and lifecycle -----------------------------------------------------------
-    async def create(self, workspace_id: str, journey_id: str, name: str, description: str,
-                     definition_json: str) -> dict:
+    async def create(self, workspace_id: str, actor: str, journey_id: str, name: str, description: str,
+                     definition_json: str, starter: str = "") -> dict:
         journey_id = _journey_id(journey_id)
         tree, journey = await self._checked(workspace_id, definition_json)
         now = self.clock.now()
@@ -38,11 +39,13 @@ class JourneyService(StreamHandlers, ScheduledLoops):
                 workspace_id=workspace_id, id=journey_id, name=checked_name(name),
                 description=checked_description(description),
                 status="draft", version=0, definition=tree, created_at=now, updated_at=now))
-        if not inserted:
-            raise Conflict(f"journey {journey_id!r} already exists", field="id")
+            if not inserted:
+                raise Conflict(f"journey {journey_id!r} already exists", field="id")
+            await audit_log.record(session, workspace_id, actor, "journey.create", journey_id,
+                                   detail={"starter": starter} if starter else None)
         return await self.get(workspace_id, journey_id)
 
-    async def update(self, workspace_id: str, journey_id: str, name: str, description: str | None,
+    async def update(self, workspace_id: str, actor: str, journey_id: str, name: str, description: str | None,
                      definition_json: str) -> dict:
         checked = await self._checked(workspace_id, definition_json) if definition_json else None
         now = self.clock.now()
@@ -64,9 +67,12 @@ class JourneyService(StreamHandlers, ScheduledLoops):
             await repo.update_journey(workspace_id, journey_id, values)
             if checked is not None and row.status in LIVE:
                 await self._plan_scheduled_entries(repo, workspace_id, journey_id, checked[1], now)
+            await audit_log.record(session, workspace_id, actor, "journey.update", journey_id, detail={
+                "changed": sorted(set(values) & {"name", "description", "definition"}),
+                "version": values.get("version", row.version)})
         return await self.get(workspace_id, journey_id)
 
-    async def publish(self, workspace_id: str, journey_id: str) -> dict:
+    async def publish(self, workspace_id: str, actor: str, journey_id: str) -> dict:
         async with self.sessions() as session:
             draft = await self._existing(JourneyRepository(session), workspace_id, journey_id)
         if draft.status == "draft":  # its templates may have changed since it was saved
@@ -83,17 +89,18 @@ class JourneyService(StreamHandlers, ScheduledLoops):
             await repo.update_journey(workspace_id, journey_id, {"status": "published", "version": 1,
                                                                  "updated_at": now})
             await self._plan_scheduled_entries(repo, workspace_id, journey_id, journey, now)
+            await audit_log.record(session, workspace_id, actor, "journey.publish", journey_id, detail={"version": 1})
         return await self.get(workspace_id, journey_id)
 
-    async def pause(self, workspace_id: str, journey_id: str) -> dict:
-        return await self._move(workspace_id, journey_id, "published", "paused")
+    async def pause(self, workspace_id: str, actor: str, journey_id: str) -> dict:
+        return await self._move(workspace_id, actor, journey_id, "published", "paused", "journey.pause")
 
-    async def resume(self, workspace_id: str, journey_id: str) -> dict:
-        journey = await self._move(workspace_id, journey_id, "paused", "published")
+    async def resume(self, workspace_id: str, actor: str, journey_id: str) -> dict:
+        journey = await self._move(workspace_id, actor, journey_id, "paused", "published", "journey.resume")
         self.timers_wanted.set()
         return journey
 
-    async def archive(self, workspace_id: str, journey_id: str) -> dict:
+    async def archive(self, workspace_id: str, actor: str, journey_id: str) -> dict:
         now = self.clock.now()
         async with self.sessions() as session, session.begin():
             repo = JourneyRepository(session)
@@ -105,10 +112,12 @@ class JourneyService(StreamHandlers, ScheduledLoops):
             await self._write(repo, records, {run.id: None for run in ended})
             await repo.drop_broadcast(workspace_id, journey_id)
             await repo.update_journey(workspace_id, journey_id, {"status": "archived", "updated_at": now})
+            await audit_log.record(session, workspace_id, actor, "journey.archive", journey_id,
+                                   detail={"runs_ended": len(ended)})
         self.on_commit()
         return await self.get(workspace_id, journey_id)
 
-    async def delete(self, workspace_id: str, journey_id: str) -> None:
+    async def delete(self, workspace_id: str, actor: str, journey_id: str) -> None:
         async with self.sessions() as session, session.begin():
             repo = JourneyRepository(session)
             row = await self._existing(repo, workspace_id, journey_id, lock=True)
@@ -116,6 +125,7 @@ class JourneyService(StreamHandlers, ScheduledLoops):
                 raise FailedPrecondition(f"journey {journey_id!r} is {row.status}; archive it before deleting",
                                          field="id")
             await repo.delete_journey(workspace_id, journey_id)
+            await audit_log.record(session, workspace_id, actor, "journey.delete", journey_id)
 
     async def get(self, workspace_id: str, journey_id: str) -> dict:
         async with self.sessions() as session:
@@ -148,13 +158,15 @@ class JourneyService(StreamHandlers, ScheduledLoops):
                         break
         return found
 
-    async def _move(self, workspace_id: str, journey_id: str, source: str, target: str) -> dict:
+    async def _move(self, workspace_id: str, actor: str, journey_id: str, source: str, target: str,
+                    action: str) -> dict:
         async with self.sessions() as session, session.begin():
             repo = JourneyRepository(session)
             row = await self._existing(repo, workspace_id, journey_id, lock=True)
             if row.status != source:
                 raise FailedPrecondition(f"journey {journey_id!r} is {row.status}, not {source}", field="id")
             await repo.update_journey(workspace_id, journey_id, {"status": target, "updated_at": self.clock.now()})
+            await audit_log.record(session, workspace_id, actor, action, journey_id)
         return await self.get(workspace_id, journey_id)
 
     async def _checked(self, workspace_id: str, definition_json: str) -> tuple[dict, Journey]:
@@ -206,19 +218,28 @@ class JourneyService(StreamHandlers, ScheduledLoops):
                 await repo.set_date_entries(rows[start:start + 1000])
 
     # -- reading runs and stats --------------------------------------------------------------
-    async def runs_of(self, workspace_id: str, profile_id: str, journey_id: str) -> list:
+    async def runs_of(self, workspace_id: str, actor: str, profile_id: str, journey_id: str) -> list:
         if not profile_id:
             raise InvalidArgument("profile_id: required", field="profile_id")
-        async with self.sessions() as session:
+        async with self.sessions() as session, session.begin():
+            await audit_log.record(session, workspace_id, actor, "journey_runs.read", profile_id, profile_id,
+                                   {"journey_id": journey_id} if journey_id else None)
             return await JourneyRepository(session).runs_of_profile(workspace_id, profile_id, journey_id)
 
-    async def run(self, workspace_id: str, run_id: str) -> tuple:
-        async with self.sessions() as session:
+    async def run(self, workspace_id: str, actor: str, run_id: str) -> tuple:
+        async with self.sessions() as session, session.begin():
             repo = JourneyRepository(session)
             row = await repo.run(workspace_id, run_id)
             if row is None:
                 raise NotFound(f"run {run_id!r} not found", field="id")
+            await audit_log.record(session, workspace_id, actor, "journey_run.read", str(row.id), row.profile_id,
+                                   {"journey_id": row.journey_id})
             return row, await repo.steps_of(row.id)
+
+    async def export_profile(self, workspace_id: str, profile_ids: list[str]) -> dict:
+        """What the journey service keeps about a person (GDPR export)."""
+        async with self.sessions() as session:
+            return await JourneyRepository(session).held_about(workspace_id, profile_ids)
 
     async def stats(self, workspace_id: str, journey_id: str) -> dict:
         async with self.sessions() as session:

@@ -48,7 +48,8 @@ def fact_of(event: StreamEvent, orders: Orders) -> dict | None:
             return fact
         case Dropped() as dropped:
             return base | {"kind": "dropped", "detail": {"duplicates": int(dropped.duplicates),
-                                                        "rejected": dict(dropped.rejected)}}
+                                                        "rejected": dict(dropped.rejected),
+                                                        "erased": int(dropped.erased)}}
     return None
 
 

@@ -2,9 +2,12 @@
 
 from datetime import timezone
 
-from kit.transport import timestamp, workspace_of
+from kit.audit import list_audit
+from kit.transport import export_reply, profiles_to_export, timestamp, workspace_of
+from nudge.common.v1 import audit_pb2
 from nudge.metrics.v1 import metrics_pb2 as pb
 from nudge.metrics.v1 import metrics_pb2_grpc
+from services.metrics.models import audit_log
 from services.metrics.service import MetricsService
 
 
@@ -32,7 +35,7 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
         return pb.FunnelReply(stages=[pb.FunnelStage(**s) for s in stages])
 
     async def GetCustomerValue(self, request, context) -> pb.CustomerValue:
-        value = await self.service.customer_value(workspace_of(request), request.profile_id)
+        value = await self.service.customer_value(workspace_of(request), request.context.actor, request.profile_id)
         reply = pb.CustomerValue(**{k: v for k, v in value.items() if not k.endswith("_at")})
         for key in ("first_order_at", "last_order_at"):
             if value[key] is not None:
@@ -48,13 +51,19 @@ class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
         days = await self.service.data_quality(workspace_of(request), _time(request, "from"), _time(request, "until"))
         return pb.DataQualityReply(days=[pb.DataQualityDay(**d) for d in days])
 
+    async def ExportProfile(self, request, context):
+        return export_reply(await self.service.export_profile(workspace_of(request), profiles_to_export(request)))
+
     async def GetSettings(self, request, context) -> pb.Settings:
         return pb.Settings(**await self.service.get_settings(workspace_of(request)))
 
     async def SetSettings(self, request, context) -> pb.Settings:
         s = request.settings
-        return pb.Settings(**await self.service.set_settings(workspace_of(request), s.order_event,
-                                                             s.revenue_property, s.attribution_window))
+        return pb.Settings(**await self.service.set_settings(workspace_of(request), request.context.actor,
+                                                             s.order_event, s.revenue_property, s.attribution_window))
+
+    async def ListAudit(self, request, context) -> audit_pb2.ListAuditReply:
+        return await list_audit(self.service.sessions, audit_log, request)
 
 
 def _time(message, field: str):

@@ -4,6 +4,7 @@ last message before it, and each workspace's settings."""
 from sqlalchemy import Boolean, Column, Date, DateTime, Float, Index, Integer, MetaData, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
+from kit.audit import AuditLog
 from kit.consumer import processed_table
 
 metadata = MetaData()
@@ -79,3 +80,4 @@ settings = Table(
 )
 
 processed = processed_table(metadata)
+audit_log = AuditLog(metadata)  # settings, and reads of a person's value by API keys

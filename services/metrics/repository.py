@@ -9,6 +9,7 @@ from sqlalchemy import ARRAY, Text, and_, bindparam, case, distinct, func, selec
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit.db import rows_about
 from services.metrics.models import attributions, facts, profile_moves, settings
 
 # group_by names → columns (facts and attributions share their names)
@@ -93,6 +94,12 @@ class MetricsRepository:
             profile_moves.c.workspace_id == workspace_id,
             profile_moves.c.profile_id == func.any(bindparam("ids", sorted(profile_ids), type_=ARRAY(Text)))))
         return dict(rows.all())
+
+    async def held_about(self, workspace_id: str, profile_ids: list[str]) -> dict:
+        """Everything kept about these profiles: their facts and their attributed orders."""
+        return {"facts": await rows_about(self.session, facts, workspace_id, profile_ids, facts.c.at, facts.c.id),
+                "attributed_orders": await rows_about(self.session, attributions, workspace_id, profile_ids,
+                                                      attributions.c.at)}
 
     # -- views -------------------------------------------------------------------------------
     async def message_counts(self, workspace_id: str, where: list, group: list[str]) -> list:

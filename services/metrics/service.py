@@ -12,6 +12,7 @@ from kit.payloads import Erased, Merged
 from kit.streams import StreamEvent
 from services.metrics import stats
 from services.metrics.facts import Orders, fact_of
+from services.metrics.models import audit_log
 from services.metrics.repository import DIMENSIONS, MESSAGE_KINDS, MetricsRepository
 
 DEFAULT_WINDOW = timedelta(days=3)
@@ -70,7 +71,8 @@ class MetricsService:
         return {"order_event": found.order_event, "revenue_property": found.revenue_property,
                 "attribution_window": _iso(found.attribution_window_seconds)}
 
-    async def set_settings(self, workspace_id: str, order_event: str, revenue_property: str, window: str) -> dict:
+    async def set_settings(self, workspace_id: str, actor: str, order_event: str, revenue_property: str,
+                           window: str) -> dict:
         for field, value in (("settings.order_event", order_event), ("settings.revenue_property", revenue_property)):
             if not value or len(value) > 200:
                 raise InvalidArgument(f"{field}: expected 1 to 200 characters", field=field)
@@ -79,7 +81,15 @@ class MetricsService:
             await MetricsRepository(session).put_settings(dict(
                 workspace_id=workspace_id, order_event=order_event, revenue_property=revenue_property,
                 attribution_window_seconds=seconds))
+            await audit_log.record(session, workspace_id, actor, "metrics_settings.update", detail={
+                "order_event": order_event, "revenue_property": revenue_property, "attribution_window": _iso(seconds)})
         return await self.get_settings(workspace_id)
+
+    async def export_profile(self, workspace_id: str, profile_ids: list[str]) -> dict:
+        """A person's facts and attributed orders (GDPR export); after an erasure they count on
+        for nobody (profile "") and are no longer theirs."""
+        async with self.sessions() as session:
+            return await MetricsRepository(session).held_about(workspace_id, profile_ids)
 
     # -- views -------------------------------------------------------------------------------
     async def stats(self, workspace_id: str, filters: dict, group_by: list[str]) -> list[dict]:
@@ -143,12 +153,13 @@ class MetricsService:
         return [{"stage": stage, "runs": runs, "of_entered": runs / entered if entered else 0.0}
                 for stage, runs, _ in stages]
 
-    async def customer_value(self, workspace_id: str, profile_id: str) -> dict:
+    async def customer_value(self, workspace_id: str, actor: str, profile_id: str) -> dict:
         if not profile_id:
             raise InvalidArgument("profile_id: required", field="profile_id")
         now = self.clock.now()
-        async with self.sessions() as session:
+        async with self.sessions() as session, session.begin():
             customers = await MetricsRepository(session).customers(workspace_id)
+            await audit_log.record(session, workspace_id, actor, "customer_value.read", profile_id, profile_id)
         mine = next((c for c in customers if c[0] == profile_id), None)
         if mine is None:
             return {"profile_id": profile_id, "orders": 0, "revenue": 0.0, "average_order_value": 0.0,
@@ -197,7 +208,7 @@ class MetricsService:
 
         def day(d) -> dict:
             return days.setdefault(d, {"day": d.isoformat(), "events": 0, "duplicates_dropped": 0,
-                                       "rejected_by_reason": {}, "missing_contact_by_channel": {},
+                                       "erased_dropped": 0, "rejected_by_reason": {}, "missing_contact_by_channel": {},
                                        "ingest_lag_p50_seconds": 0.0, "ingest_lag_p95_seconds": 0.0})
 
         for d, count, p50, p95 in events:
@@ -205,6 +216,7 @@ class MetricsService:
         for d, detail in dropped:
             entry = day(d)
             entry["duplicates_dropped"] += detail.get("duplicates", 0)
+            entry["erased_dropped"] += detail.get("erased", 0)
             for reason, count in detail.get("rejected", {}).items():
                 entry["rejected_by_reason"][reason] = entry["rejected_by_reason"].get(reason, 0) + count
         people: dict = {}  # (day, channel) → the profiles a send found no address for

@@ -6,15 +6,18 @@ import orjson
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc import aio
 
+from kit.audit import list_audit
 from kit.errors import InvalidArgument
 from kit.transport import json_object_argument, timestamp, workspace_of
+from nudge.common.v1 import audit_pb2
 from nudge.profile.v1 import profile_pb2 as pb
 from nudge.profile.v1 import profile_pb2_grpc
 from services.profile.calls import CALL_TYPES, Call
-from services.profile.service import DUPLICATE, REJECTED, STORED, ProfileService, ProfileView
+from services.profile.models import audit_log
+from services.profile.service import DUPLICATE, ERASED, REJECTED, STORED, ProfileService, ProfileView
 
 _OUTCOMES = {STORED: pb.IngestResult.STORED, DUPLICATE: pb.IngestResult.DUPLICATE,
-             REJECTED: pb.IngestResult.REJECTED}
+             REJECTED: pb.IngestResult.REJECTED, ERASED: pb.IngestResult.ERASED}
 
 
 class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
@@ -68,12 +71,8 @@ class ProfileServicer(profile_pb2_grpc.ProfileServiceServicer):
             workspace_of(request), request.context.actor, list(request.policy.unique_identifiers))
         return pb.IdentityPolicy(unique_identifiers=unique)
 
-    async def ListAudit(self, request, context) -> pb.ListAuditReply:
-        rows, cursor = await self.service.audit_log(workspace_of(request), request.page.size,
-                                                    request.page.cursor, request.profile_id)
-        return pb.ListAuditReply(next_cursor=cursor, entries=[
-            pb.AuditEntry(at=timestamp(r.at), actor=r.actor, action=r.action, profile_id=r.profile_id or "",
-                          detail_json=orjson.dumps(r.detail).decode()) for r in rows])
+    async def ListAudit(self, request, context) -> audit_pb2.ListAuditReply:
+        return await list_audit(self.service.sessions, audit_log, request)
 
 
 def _call(message: pb.TrackingCall, index: int) -> Call:

@@ -1,8 +1,11 @@
 """Tables of the profile service. Every row carries its workspace."""
 
-from sqlalchemy import (BigInteger, Column, DateTime, Identity, Index, MetaData, Table, Text, func, text)
+from sqlalchemy import (BigInteger, Boolean, Column, DateTime, Identity, Index, LargeBinary, MetaData, Table, Text,
+                        func, text)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
+from kit.audit import AuditLog
+from kit.crypto import data_keys_table
 from kit.outbox import outbox_table
 
 metadata = MetaData()
@@ -27,9 +30,11 @@ identities = Table(
     "identities", metadata,
     Column("workspace_id", Text, primary_key=True),
     Column("type", Text, primary_key=True),
+    # email, phone, device_token: the blind index of the value (services/profile/pii.py)
     Column("value", Text, primary_key=True),
     Column("profile_id", UUID(as_uuid=True), primary_key=True),
     Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("sealed", Text, nullable=True),  # the value itself, sealed (kit.crypto), where `value` is its index
     Index("ix_identities_profile", "profile_id"),
     # a userId or anonymousId belongs to exactly one profile
     Index("ux_identities_one_owner", "workspace_id", "type", "value", unique=True,
@@ -57,16 +62,32 @@ identity_policies = Table(
     Column("unique_identifiers", ARRAY(Text), nullable=False),
 )
 
-audit_log = Table(
-    "audit_log", metadata,
+audit_log = AuditLog(metadata)  # reads and changes of profiles by API keys
+
+# Every consent change recorded, in the order it was recorded (the profile holds the newest
+# per purpose): the history a GDPR export shows. Moves with a merge, goes with an erasure.
+consent_history = Table(
+    "consent_history", metadata,
     Column("id", BigInteger, Identity(), primary_key=True),
     Column("workspace_id", Text, nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("actor", Text, nullable=False),
-    Column("action", Text, nullable=False),
-    Column("profile_id", Text, nullable=True),
-    Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-    Index("ix_audit_workspace", "workspace_id", "id"),
+    Column("profile_id", UUID(as_uuid=True), nullable=False),
+    Column("purpose", Text, nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),       # when the person gave or withdrew it
+    Column("source", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("actor", Text, nullable=False, server_default=""),    # the key or service that recorded it
+    Index("ix_consent_history_profile", "workspace_id", "profile_id", "id"),
+)
+
+# Tombstones of erased people: a blind index (kit.blind) of each identifier they had, and
+# when they were erased. A tracking call naming one, made before that moment, is a replay:
+# dropped and counted, never a new profile. No identifier is kept in the clear.
+erased_identifiers = Table(
+    "erased_identifiers", metadata,
+    Column("workspace_id", Text, primary_key=True),
+    Column("digest", LargeBinary, primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
 )
 
 # Profiles whose consent, recorded before segments read consent, is still to be announced
@@ -78,3 +99,4 @@ consent_announcements = Table(
 )
 
 outbox = outbox_table(metadata)
+data_keys = data_keys_table(metadata)

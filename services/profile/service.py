@@ -13,19 +13,22 @@ from opentelemetry import trace
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from kit.audit import AuditQuery
 from kit.clock import Clock
 from kit.errors import InvalidArgument
 from kit.outbox import Outbox
 from kit.payloads import ConsentChanged, Dropped, Erased, Tracked
 from kit.tracing import current_trace_headers
-from kit.transport import is_service_actor
 from services.profile import identity
 from services.profile.calls import Call, iso
 from services.profile.errors import ProfileNotFound
+from services.profile.models import audit_log
+from services.profile.pii import Pii
 from services.profile.repository import ProfileRepository, lock_key
 from services.profile.resolver import ConcurrentMerge, Resolver
+from services.profile.tombstones import Tombstones
 
-STORED, DUPLICATE, REJECTED = "stored", "duplicate", "rejected"
+STORED, DUPLICATE, REJECTED, ERASED = "stored", "duplicate", "rejected", "erased"
 _RETRIES = 8
 _GROUP_CALLS = 2_000  # calls stored by one group-commit transaction at most
 tracer = trace.get_tracer("nudge.profile")
@@ -59,12 +62,14 @@ class ProfileView:
 
 
 class ProfileService:
-    def __init__(self, sessions: async_sessionmaker, outbox: Outbox, clock: Clock,
-                 phone_region: str = "KR", on_commit: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, sessions: async_sessionmaker, outbox: Outbox, clock: Clock, pii: Pii,
+                 phone_region: str = "KR", on_commit: Callable[[], None] = lambda: None, *, blind_key: bytes) -> None:
         self.sessions = sessions
+        self.pii = pii  # identifiers and contact traits are sealed at rest
         self.outbox = outbox
         self.clock = clock
         self.phone_region = phone_region
+        self.tombstones = Tombstones(blind_key)
         self.on_commit = on_commit  # wakes the outbox relay
         self._waiting: list[_Request] = []
         self._writer: asyncio.Task | None = None
@@ -94,18 +99,19 @@ class ProfileService:
 
     async def _announce_dropped(self, workspace_id: str, results: list[IngestResult],
                                 rejected_before: dict[str, int]) -> None:
-        """Duplicates and rejected calls (here or at the gateway) as one `ingest.dropped`
-        event, for data quality."""
+        """Duplicates, rejected calls (here or at the gateway) and replays of erased people's
+        calls as one `ingest.dropped` event, for data quality."""
         duplicates = sum(r.outcome == DUPLICATE for r in results)
+        erased = sum(r.outcome == ERASED for r in results)
         rejected: dict[str, int] = dict(rejected_before)
         for r in results:
             if r.outcome == REJECTED:
                 rejected[r.field or "call"] = rejected.get(r.field or "call", 0) + 1
-        if not duplicates and not rejected:
+        if not duplicates and not rejected and not erased:
             return
         async with self.sessions() as session, session.begin():
             await self.outbox.add(session, [self.outbox.event(
-                Dropped(duplicates, rejected), workspace_id, "", self.clock.now())])
+                Dropped(duplicates, rejected, erased), workspace_id, "", self.clock.now())])
         self.on_commit()
 
     async def _commit_together(self, workspace_id: str, accepted) -> list[IngestResult]:
@@ -164,37 +170,26 @@ class ProfileService:
             offset += len(request.calls)
 
     async def _store(self, workspace_id: str, accepted, exclusive: bool) -> list[IngestResult]:
-        now = self.clock.now()
-        trace_headers = accepted[0][2]
         results: list[IngestResult | None] = [None] * len(accepted)
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
-            unique_types = await repo.policy(workspace_id) or list(identity.DEFAULT_UNIQUE)
-            pairs = sorted({pair for call, ids, _ in accepted for pair in _pairs_of(call, ids)})
-            # Optimistic first: userId / anonymousId races end in the unique index and are rerun.
-            # Identifiers unique only by policy have no index, so calls naming one always wait
-            # for each other; a rerun waits for every identifier, so contention cannot starve it.
-            await repo.lock([lock_key(workspace_id, *pair) for pair in pairs
-                             if exclusive or pair[0] in unique_types])
-            resolver = Resolver(repo, self.outbox, workspace_id, unique_types, now, trace_headers)
-            await resolver.load(pairs)
-            if not exclusive:
-                # First sightings of a userId / anonymousId wait for each other here rather
-                # than colliding on the unique index later and rerunning the whole batch.
-                unseen = [p for p in pairs if p[0] in (identity.USER_ID, identity.ANONYMOUS_ID)
-                          and not resolver.owners[p]]
-                if unseen:
-                    await repo.lock([lock_key(workspace_id, *pair) for pair in unseen])
-                    await resolver.load(unseen, again=True)
+            repo = ProfileRepository(session, self.pii)
+            resolver = await self._locked_resolver(repo, workspace_id, accepted, exclusive)
             placed: list[tuple[int, Call, datetime, uuid.UUID]] = []
             last_seen: dict[uuid.UUID, datetime] = {}
             # A resent messageId writes nothing. Two copies racing in from different replicas
             # both get past this check; the unique index below stores one event, and the
             # other copy resolves to the same profile (traits go by event time).
             seen_before = await repo.existing_message_ids(workspace_id, [call.message_id for call, _, _ in accepted])
+            # After the owners were read: a call resolved to someone being erased waits on their
+            # row, and one read after the erasure committed finds the tombstone.
+            replays = await self.tombstones.replays(repo, workspace_id, [(call, _pairs_of(call, ids))
+                                                                          for call, ids, _ in accepted])
             for index, (call, ids, _) in enumerate(accepted):
                 if call.message_id in seen_before:
                     results[index] = IngestResult(DUPLICATE)
+                    continue
+                if index in replays:
+                    results[index] = IngestResult(ERASED)
                     continue
                 at = call.timestamp
                 if call.type == "alias":
@@ -206,22 +201,48 @@ class ProfileService:
                 placed.append((index, call, at, profile_id))
                 last_seen[profile_id] = max(at, last_seen.get(profile_id, at))
             await resolver.flush(last_seen)
-
-            event_rows = [{"id": uuid.uuid4(), "profile_id": resolver.live(profile_id),
-                           "message_id": call.message_id, "type": call.type, "name": call.label,
-                           "timestamp": at, "received_at": call.received_at, "call": call.as_record(at)}
-                          for _, call, at, profile_id in placed]
-            inserted = await repo.insert_new_events(workspace_id, event_rows)
-            for (index, call, at, _), row in zip(placed, event_rows, strict=True):
-                if row["id"] not in inserted:
-                    results[index] = IngestResult(DUPLICATE)
-                    continue
-                resolver.outbox_entries.append(self.outbox.event(
-                    Tracked(str(row["id"]), call.label, row["call"]), workspace_id, str(row["profile_id"]), at,
-                    accepted[index][2]))
-                results[index] = IngestResult(STORED, profile_id=str(row["profile_id"]), event_id=str(row["id"]))
+            await self._record_events(repo, resolver, workspace_id, accepted, placed, results)
             await self.outbox.add(session, resolver.outbox_entries)
         return results  # type: ignore[return-value]
+
+    async def _locked_resolver(self, repo: ProfileRepository, workspace_id: str, accepted,
+                               exclusive: bool) -> Resolver:
+        """A resolver holding the owners of every identifier the calls name, under the locks
+        this attempt needs."""
+        unique_types = await repo.policy(workspace_id) or list(identity.DEFAULT_UNIQUE)
+        pairs = sorted({pair for call, ids, _ in accepted for pair in _pairs_of(call, ids)})
+        # Optimistic first: userId / anonymousId races end in the unique index and are rerun.
+        # Identifiers unique only by policy have no index, so calls naming one always wait
+        # for each other; a rerun waits for every identifier, so contention cannot starve it.
+        await repo.lock([lock_key(workspace_id, *pair) for pair in pairs if exclusive or pair[0] in unique_types])
+        resolver = Resolver(repo, self.outbox, workspace_id, unique_types, self.clock.now(), accepted[0][2])
+        await resolver.load(pairs)
+        if not exclusive:
+            # First sightings of a userId / anonymousId wait for each other here rather
+            # than colliding on the unique index later and rerunning the whole batch.
+            unseen = [p for p in pairs if p[0] in (identity.USER_ID, identity.ANONYMOUS_ID) and not resolver.owners[p]]
+            if unseen:
+                await repo.lock([lock_key(workspace_id, *pair) for pair in unseen])
+                await resolver.load(unseen, again=True)
+        return resolver
+
+    async def _record_events(self, repo: ProfileRepository, resolver: Resolver, workspace_id: str, accepted,
+                             placed: list[tuple[int, Call, datetime, uuid.UUID]], results: list) -> None:
+        """The placed calls' events, each announced once stored; a copy another replica
+        stored first is a duplicate."""
+        event_rows = [{"id": uuid.uuid4(), "profile_id": resolver.live(profile_id),
+                       "message_id": call.message_id, "type": call.type, "name": call.label,
+                       "timestamp": at, "received_at": call.received_at, "call": call.as_record(at)}
+                      for _, call, at, profile_id in placed]
+        inserted = await repo.insert_new_events(workspace_id, event_rows)
+        for (index, call, at, _), row in zip(placed, event_rows, strict=True):
+            if row["id"] not in inserted:
+                results[index] = IngestResult(DUPLICATE)
+                continue
+            resolver.outbox_entries.append(self.outbox.event(
+                Tracked(str(row["id"]), call.label, row["call"]), workspace_id, str(row["profile_id"]), at,
+                accepted[index][2]))
+            results[index] = IngestResult(STORED, profile_id=str(row["profile_id"]), event_id=str(row["id"]))
 
     async def _retrying(self, work):
         """Concurrent batches race on the same people: PostgreSQL aborts one (deadlock, unique
@@ -241,26 +262,23 @@ class ProfileService:
     # -- management -----------------------------------------------------------------
     async def get_profile(self, workspace_id: str, actor: str, profile_id: str) -> ProfileView:
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             view = await self._view(repo, workspace_id, profile_id)
-            if _audited(actor):
-                await repo.audit(workspace_id, actor, "profile.read", str(view.row["id"]))
+            await _audit(session, workspace_id, actor, "profile.read", str(view.row["id"]))
         return view
 
     async def lookup(self, workspace_id: str, actor: str, identifier_type: str, value: str) -> list[ProfileView]:
         value = identity.normalize(identifier_type, value, self.phone_region)
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             ids = await repo.profile_ids_by_identifier(workspace_id, identifier_type, value)
             views = [await self._view(repo, workspace_id, str(i)) for i in ids]
-            if not _audited(actor):
-                return views
             for view in views:
-                await repo.audit(workspace_id, actor, "profile.lookup", str(view.row["id"]),
-                                 {"identifier_type": identifier_type})
+                await _audit(session, workspace_id, actor, "profile.lookup", str(view.row["id"]),
+                             {"identifier_type": identifier_type})
             if not views:  # a search that found no one is access too
-                await repo.audit(workspace_id, actor, "profile.lookup", None,
-                                 {"identifier_type": identifier_type, "found": 0})
+                await _audit(session, workspace_id, actor, "profile.lookup", None,
+                             {"identifier_type": identifier_type, "found": 0})
         return views
 
     async def list_events(self, workspace_id: str, actor: str, profile_id: str, size: int,
@@ -268,11 +286,10 @@ class ProfileService:
         size = min(max(size or 50, 1), 500)
         before = _decode_event_cursor(cursor)
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             row = await self._live(repo, workspace_id, profile_id)
             rows = await repo.events_page(workspace_id, row["id"], size + 1, before)
-            if _audited(actor):
-                await repo.audit(workspace_id, actor, "events.read", str(row["id"]))
+            await _audit(session, workspace_id, actor, "events.read", str(row["id"]))
         next_cursor = ""
         if len(rows) > size:
             rows = rows[:size]
@@ -289,17 +306,20 @@ class ProfileService:
         if not checked:
             raise InvalidArgument("changes: at least one consent change is required", field="changes")
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             row = await self._locked_live(repo, workspace_id, profile_id)
             consent = dict(row["consent"])
             applied = {purpose: granted for purpose, granted, at, source in checked
                        if identity.apply_consent(consent, purpose, granted, at, source)}
             await repo.update_profile(workspace_id, row["id"], consent=consent)
+            await repo.record_consent(workspace_id, row["id"], [
+                {"purpose": purpose, "granted": granted, "at": at, "source": source, "recorded_at": now,
+                 "actor": actor} for purpose, granted, at, source in checked])
             if applied:
                 await self.outbox.add(session, [self.outbox.event(
                     ConsentChanged({p: consent[p] for p in applied}), workspace_id, str(row["id"]), now)])
-            await repo.audit(workspace_id, actor, "consent.update", str(row["id"]),
-                             {"purposes": sorted(p for p, *_ in checked)})
+            await _audit(session, workspace_id, actor, "consent.update", str(row["id"]),
+                         {"purposes": sorted(p for p, *_ in checked)})
             view = await self._view(repo, workspace_id, str(row["id"]))
         self.on_commit()
         return view
@@ -311,7 +331,7 @@ class ProfileService:
         announced = 0
         while True:
             async with self.sessions() as session, session.begin():
-                taken, rows = await ProfileRepository(session).take_consent_announcements(batch)
+                taken, rows = await ProfileRepository(session, self.pii).take_consent_announcements(batch)
                 await self.outbox.add(session, [self.outbox.event(
                     ConsentChanged(row.consent), row.workspace_id, str(row.id), self.clock.now(), trace_headers={})
                     for row in rows])
@@ -320,13 +340,26 @@ class ProfileService:
             announced += len(rows)
             self.on_commit()
 
+    async def seal_stored(self, batch: int = 500) -> int:
+        """Seals, once, the identifiers, contact traits and calls stored before PII was sealed
+        (a warm-up job: a crash leaves the rest for the next start). How many rows."""
+        sealed = 0
+        while True:
+            async with self.sessions() as session, session.begin():
+                done = await ProfileRepository(session, self.pii).seal_stored(batch)
+            if not done:
+                return sealed
+            sealed += done
+
     async def export(self, workspace_id: str, actor: str, profile_id: str) -> dict:
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             view = await self._view(repo, workspace_id, profile_id)
             events = await repo.all_events(workspace_id, view.row["id"])  # merged profiles' events moved here
-            await repo.audit(workspace_id, actor, "profile.export", str(view.row["id"]))
-            audit = await repo.audit_page(workspace_id, 10_000, None, str(view.row["id"]))
+            consent_history = await repo.consent_history(workspace_id, view.row["id"])
+            await _audit(session, workspace_id, actor, "profile.export", str(view.row["id"]))
+            audit = await audit_log.page(session, workspace_id,
+                                         AuditQuery(size=10_000, profile_id=str(view.row["id"])))
         return {
             "profile": {"id": str(view.row["id"]), "traits": view.row["traits"],
                         "consent": view.row["consent"], "created_at": view.row["created_at"].isoformat(),
@@ -334,40 +367,35 @@ class ProfileService:
                         "merged_ids": [str(i) for i in view.merged_ids]},
             "identities": [{"type": t, "value": v, "first_seen": f.isoformat()} for t, v, f in view.identities],
             "events": [{"id": str(e.id), **e.call} for e in events],
+            "consent_history": [{"purpose": c.purpose, "granted": c.granted, "at": c.at.isoformat(),
+                                 "source": c.source, "recorded_at": c.recorded_at.isoformat(), "actor": c.actor}
+                                for c in consent_history],
             "access_log": [{"at": a.at.isoformat(), "actor": a.actor, "action": a.action} for a in audit],
         }
 
     async def delete(self, workspace_id: str, actor: str, profile_id: str) -> int:
         now = self.clock.now()
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
+            repo = ProfileRepository(session, self.pii)
             row = await self._locked_live(repo, workspace_id, profile_id)
-            erased = await repo.erase(workspace_id, row["id"])
+            erased, identifiers = await repo.erase(workspace_id, row["id"])
+            await self.tombstones.record(repo, workspace_id, identifiers, now)
             await self.outbox.add(session, [self.outbox.event(Erased(), workspace_id, str(row["id"]), now)])
-            await repo.audit(workspace_id, actor, "profile.delete", str(row["id"]), {"events_erased": erased})
+            await _audit(session, workspace_id, actor, "profile.delete", str(row["id"]), {"events_erased": erased})
         self.on_commit()
         return erased
 
     async def identity_policy(self, workspace_id: str) -> list[str]:
         async with self.sessions() as session:
-            return await ProfileRepository(session).policy(workspace_id) or list(identity.DEFAULT_UNIQUE)
+            return await ProfileRepository(session, self.pii).policy(workspace_id) or list(identity.DEFAULT_UNIQUE)
 
     async def set_identity_policy(self, workspace_id: str, actor: str, unique_identifiers: list[str]) -> list[str]:
         unique = identity.validate_policy(unique_identifiers)
         async with self.sessions() as session, session.begin():
-            repo = ProfileRepository(session)
-            await repo.set_policy(workspace_id, unique)
-            await repo.audit(workspace_id, actor, "identity_policy.update", None, {"unique_identifiers": unique})
+            await ProfileRepository(session, self.pii).set_policy(workspace_id, unique)
+            await audit_log.record(session, workspace_id, actor, "identity_policy.update",
+                                   detail={"unique_identifiers": unique})
         return unique
-
-    async def audit_log(self, workspace_id: str, size: int, cursor: str, profile_id: str) -> tuple[list, str]:
-        size = min(max(size or 50, 1), 500)
-        before = _int_cursor(cursor)
-        async with self.sessions() as session:
-            rows = await ProfileRepository(session).audit_page(workspace_id, size + 1, before, profile_id or None)
-        if len(rows) > size:
-            return rows[:size], str(rows[size - 1].id)
-        return rows, ""
 
     async def _live(self, repo: ProfileRepository, workspace_id: str, profile_id: str) -> dict:
         try:
@@ -400,11 +428,12 @@ def _pairs_of(call: Call, ids: identity.Identifiers) -> list[tuple[str, str]]:
     return pairs
 
 
-def _audited(actor: str) -> bool:
-    """Reads by people and API keys are audited; another service reading on its own account
-    (two GetProfile per send, the gateway resolving an SDK's user) is not an access to
-    report, and would bury the ones that are."""
-    return not is_service_actor(actor)
+async def _audit(session, workspace_id: str, actor: str, action: str, profile_id: str | None,
+                 detail: dict | None = None) -> None:
+    """A profile's row: the profile is both what was read or changed and whose data it is.
+    Another service reading on its own account (two GetProfile per send, the gateway resolving
+    an SDK's user) writes none (`AuditLog.record`)."""
+    await audit_log.record(session, workspace_id, actor, action, profile_id, profile_id, detail)
 
 
 def _decode_event_cursor(cursor: str) -> tuple[datetime, uuid.UUID] | None:
@@ -415,13 +444,3 @@ def _decode_event_cursor(cursor: str) -> tuple[datetime, uuid.UUID] | None:
         return datetime.fromisoformat(stamp), uuid.UUID(event_id)
     except ValueError:
         raise InvalidArgument("cursor: not a cursor this API returned", field="cursor") from None
-
-
-def _int_cursor(cursor: str) -> int | None:
-    if not cursor:
-        return None
-    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:  # "²" is a digit to isdigit()
-        raise InvalidArgument("cursor: not a cursor this API returned", field="cursor")
-    return int(cursor)
-
-

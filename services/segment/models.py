@@ -4,6 +4,7 @@ profile service's ids as text."""
 from sqlalchemy import (Column, DateTime, Index, Integer, MetaData, Table, Text, text)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
+from kit.audit import AuditLog
 from kit.consumer import processed_table
 from kit.outbox import outbox_table
 
@@ -97,4 +98,4 @@ rfm_settings = Table(
 
 outbox = outbox_table(metadata)
 processed = processed_table(metadata)
-
+audit_log = AuditLog(metadata)  # segment definitions, settings and reads of members and explanations by API keys

@@ -11,6 +11,7 @@ from sqlalchemy.types import Text as TextType
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit.db import rows_about
 from rules.evaluation import EventSeries
 from services.segment.models import events, memberships, profiles, rfm_settings, segments, timers
 
@@ -242,6 +243,15 @@ class SegmentRepository:
         for table in (memberships, timers):
             await self.session.execute(delete(table).where(
                 table.c.workspace_id == workspace_id, table.c.profile_id == profile_id))
+
+    async def held_about(self, workspace_id: str, profile_ids: list[str]) -> dict:
+        """Everything kept about these profiles: their traits, consent and event aggregates,
+        their events, memberships and membership timers."""
+        return {"profiles": await rows_about(self.session, profiles, workspace_id, profile_ids, profiles.c.profile_id),
+                "events": await rows_about(self.session, events, workspace_id, profile_ids, events.c.at, events.c.id),
+                "memberships": await rows_about(self.session, memberships, workspace_id, profile_ids,
+                                                memberships.c.segment_id),
+                "timers": await rows_about(self.session, timers, workspace_id, profile_ids, timers.c.due_at)}
 
     # -- memberships and timers -------------------------------------------------------
     async def memberships_of(self, workspace_id: str, profile_ids: list[str]) -> dict[str, dict[str, int]]:

@@ -21,6 +21,7 @@ from services.segment.engine import Catalog, SegmentDef, leaves
 from services.segment.explain import explain
 from services.segment.memberships import (CACHE_TTL_SECONDS, DEFAULT_ORDER_EVENT, DEFAULT_REVENUE_PROPERTY, Plan,
                                           cache_key)
+from services.segment.models import audit_log
 from services.segment.repository import SegmentRepository
 from services.segment.scheduled import ScheduledLoops
 
@@ -31,7 +32,7 @@ PREVIEW = "__preview__"
 
 class SegmentService(StreamHandlers, ScheduledLoops):
     # -- segment definitions ----------------------------------------------------------
-    async def create(self, workspace_id: str, name: str, description: str, rules_json: str) -> dict:
+    async def create(self, workspace_id: str, actor: str, name: str, description: str, rules_json: str) -> dict:
         name, description = checked_name(name), checked_description(description)
         tree, rule = _parse(rules_json)
         now = self.clock.now()
@@ -44,12 +45,13 @@ class SegmentService(StreamHandlers, ScheduledLoops):
                 workspace_id=workspace_id, id=segment_id, name=name, description=description, rules=tree,
                 version=1, created_at=now, updated_at=now, backfill_state="running", backfill_done=0,
                 backfill_total=await repo.count_profiles(workspace_id), backfill_cursor="", backfill_started_at=now)
+            await audit_log.record(session, workspace_id, actor, "segment.create", segment_id, detail={"name": name})
             row = await repo.segment(workspace_id, segment_id)
         self.backfill_wanted.set()
         return _segment_dict(row)
 
-    async def update(self, workspace_id: str, segment_id: str, name: str | None, description: str | None,
-                     rules_json: str | None) -> dict:
+    async def update(self, workspace_id: str, actor: str, segment_id: str, name: str | None,
+                     description: str | None, rules_json: str | None) -> dict:
         now = self.clock.now()
         async with self.sessions() as session, session.begin():
             repo = SegmentRepository(session)
@@ -69,11 +71,14 @@ class SegmentService(StreamHandlers, ScheduledLoops):
                                   backfill_total=await repo.count_profiles(workspace_id), backfill_cursor="",
                                   backfill_started_at=now, backfill_finished_at=None)
             await repo.update_segment(workspace_id, segment_id, **values)
+            await audit_log.record(session, workspace_id, actor, "segment.update", segment_id,
+                                   detail={"changed": sorted(set(values) & {"name", "description", "rules"}),
+                                           "version": values.get("version", row.version)})
             row = await repo.segment(workspace_id, segment_id)
         self.backfill_wanted.set()
         return _segment_dict(row)
 
-    async def delete(self, workspace_id: str, segment_id: str) -> None:
+    async def delete(self, workspace_id: str, actor: str, segment_id: str) -> None:
         await self.get(workspace_id, segment_id)  # a missing segment is NotFound, whatever journeys say
         # Asked before the transaction: no segment row stays locked while another service answers.
         await self.journeys.refuse_if_used(workspace_id, "segment", segment_id)
@@ -86,6 +91,7 @@ class SegmentService(StreamHandlers, ScheduledLoops):
                 raise FailedPrecondition(f"segment {segment_id} is used by segment(s) {', '.join(users)}; "
                                          "change those first", field="id")
             await repo.delete_segment(workspace_id, segment_id)
+            await audit_log.record(session, workspace_id, actor, "segment.delete", segment_id)
         key = cache_key(workspace_id, segment_id)
         await self.redis.delete(key, f"{key}:ready")
 
@@ -129,13 +135,15 @@ class SegmentService(StreamHandlers, ScheduledLoops):
         return {"order_event": row.order_event if row else DEFAULT_ORDER_EVENT,
                 "revenue_property": row.revenue_property if row else DEFAULT_REVENUE_PROPERTY}
 
-    async def set_rfm_settings(self, workspace_id: str, order_event: str, revenue_property: str) -> dict:
+    async def set_rfm_settings(self, workspace_id: str, actor: str, order_event: str, revenue_property: str) -> dict:
         for value, path in ((order_event, "settings.order_event"), (revenue_property, "settings.revenue_property")):
             if not value.strip():
                 raise InvalidArgument(f"{path}: expected a non-empty string", field=path)
         async with self.sessions() as session, session.begin():
             await SegmentRepository(session).set_rfm(workspace_id, order_event=order_event,
                                                      revenue_property=revenue_property, edges=None, edges_at=None)
+            await audit_log.record(session, workspace_id, actor, "rfm_settings.update",
+                                   detail={"order_event": order_event, "revenue_property": revenue_property})
         await self.refresh_rfm(workspace_id, force=True)
         return await self.rfm_settings(workspace_id)
 
@@ -146,32 +154,46 @@ class SegmentService(StreamHandlers, ScheduledLoops):
             row = await self._existing(repo, workspace_id, segment_id)
             return await repo.count_members(workspace_id, segment_id), _segment_dict(row)
 
-    async def members(self, workspace_id: str, segment_id: str, size: int, cursor: str) -> tuple[list, str]:
+    async def members(self, workspace_id: str, actor: str, segment_id: str, size: int, cursor: str,
+                      action: str | None = "segment.members.read") -> tuple[list, str]:
+        """A page of members; `action` names the audit row (None: the next page of an export
+        that has its row)."""
         size = min(max(size or 100, 1), 10_000)
-        async with self.sessions() as session:
+        async with self.sessions() as session, session.begin():
             repo = SegmentRepository(session)
             await self._existing(repo, workspace_id, segment_id)
             rows = await repo.members_after(workspace_id, segment_id, cursor, size + 1)
+            if action:
+                await audit_log.record(session, workspace_id, actor, action, segment_id)
         return rows[:size], (rows[size - 1].profile_id if len(rows) > size else "")
 
-    async def is_member(self, workspace_id: str, segment_id: str, profile_id: str) -> tuple[bool, str]:
+    async def is_member(self, workspace_id: str, actor: str, segment_id: str, profile_id: str) -> tuple[bool, str]:
         """O(1) from the Redis set when it is ready; from the database otherwise."""
         key = cache_key(workspace_id, segment_id)
-        async with self.sessions() as session:
+        async with self.sessions() as session, session.begin():
             repo = SegmentRepository(session)
             profile_id = (await repo.survivors(workspace_id, [profile_id])).get(profile_id, profile_id)
             if await self.redis.exists(f"{key}:ready"):
-                return bool(await self.redis.sismember(key, profile_id)), profile_id
-            await self._existing(repo, workspace_id, segment_id)
-            return await repo.is_member(workspace_id, segment_id, profile_id), profile_id
+                member = bool(await self.redis.sismember(key, profile_id))
+            else:
+                await self._existing(repo, workspace_id, segment_id)
+                member = await repo.is_member(workspace_id, segment_id, profile_id)
+            await audit_log.record(session, workspace_id, actor, "segment.membership.read", segment_id, profile_id)
+            return member, profile_id
 
-    async def preview(self, workspace_id: str, rules_json: str, sample_size: int) -> tuple[int, int, list[str]]:
+    async def export_profile(self, workspace_id: str, profile_ids: list[str]) -> dict:
+        """What this service keeps about a person (GDPR export)."""
+        async with self.sessions() as session:
+            return await SegmentRepository(session).held_about(workspace_id, profile_ids)
+
+    async def preview(self, workspace_id: str, actor: str, rules_json: str,
+                      sample_size: int) -> tuple[int, int, list[str]]:
         """Evaluates an unsaved rule over every profile, in pages, writing nothing."""
         tree, rule = _parse(rules_json)
         sample_size = min(max(sample_size or 10, 1), 100)
         now = self.clock.now()
         count, total, sample, after = 0, 0, [], ""
-        async with self.sessions() as session:
+        async with self.sessions() as session, session.begin():
             repo = SegmentRepository(session)
             await self._check_references(repo, workspace_id, PREVIEW, rule, lock=False)
             catalog = await self._preview_catalog(repo, workspace_id, rule)
@@ -183,15 +205,17 @@ class SegmentService(StreamHandlers, ScheduledLoops):
                         if len(sample) < sample_size:
                             sample.append(profile_id)
                 after = rows[-1].profile_id
+            await audit_log.record(session, workspace_id, actor, "segment.preview",  # who matches: a sample of people
+                                   detail={"count": count, "sample": len(sample)})
         return count, total, sample
 
-    async def explain(self, workspace_id: str, segment_id: str, rules_json: str, profile_id: str,
+    async def explain(self, workspace_id: str, actor: str, segment_id: str, rules_json: str, profile_id: str,
                       events_since: datetime | None = None) -> dict:
         """Each condition's value and verdict for one profile now; with `events_since`, event
         conditions count only the events at or after it (traits, memberships, last seen and
         RFM stay the profile's whole story)."""
         now = self.clock.now()
-        async with self.sessions() as session:
+        async with self.sessions() as session, session.begin():
             repo = SegmentRepository(session)
             if segment_id:
                 tree = (await self._existing(repo, workspace_id, segment_id)).rules
@@ -204,6 +228,8 @@ class SegmentService(StreamHandlers, ScheduledLoops):
                 raise NotFound(f"profile {profile_id!r} has no events yet", field="profile_id")
             catalog = await self._preview_catalog(repo, workspace_id, rule)
             facts = (await self._facts(repo, workspace_id, catalog, [row], events_since))[profile_id]
+            # the values of the person's traits and events, read
+            await audit_log.record(session, workspace_id, actor, "segment.explain", segment_id or None, profile_id)
         outcome = evaluate(rule, facts, now)
         return {"member": outcome.member, "profile_id": profile_id, "next_change": outcome.next_change,
                 "conditions": explain(tree, rule, facts, now)}

@@ -39,8 +39,8 @@ async def test_a_send_orphaned_before_the_provider_call_is_sent_once(workspace, 
     spec = SendSpec(f"k-{uuid.uuid4()}", profile, ["inapp"], "hello")
     delivery_id = await orphan(service, workspace.id, spec, "pending", timedelta(minutes=5))
     # Two callers retry the key at once while the sweeper also runs: one of them runs it.
-    results = await asyncio.gather(service.send(workspace.id, spec), service.send(workspace.id, spec),
-                                   service.run_deferred_once())
+    results = await asyncio.gather(service.send(workspace.id, "test-key", spec),
+                                   service.send(workspace.id, "test-key", spec), service.run_deferred_once())
     async def sent():
         current = await service.delivery(workspace.id, delivery_id)
         return current if current["status"] == "sent" else None
@@ -55,7 +55,7 @@ async def test_a_send_cut_off_during_the_provider_call_is_never_sent_again(works
     await setup(workspace, {"inapp": {"title": "t", "body": "b"}})
     spec = SendSpec(f"k-{uuid.uuid4()}", profile, ["inapp"], "hello")
     delivery_id = await orphan(service, workspace.id, spec, "sending", timedelta(minutes=5))
-    answer = await service.send(workspace.id, spec)
+    answer = await service.send(workspace.id, "test-key", spec)
     assert answer["id"] == delivery_id and answer["status"] == "failed" and answer["rule"] == "unknown_outcome"
     assert await inbox(workspace, "cut-off") == []
     # The dead runner, should it come back, can record nothing any more.
@@ -80,7 +80,7 @@ async def test_an_in_app_message_and_its_sent_status_commit_together(workspace, 
         return await finish(self, *args, **values)
     monkeypatch.setattr(DispatchRepository, "finish", crash_on_sent)
     with pytest.raises(RuntimeError):
-        await service.send(workspace.id, spec)
+        await service.send(workspace.id, "test-key", spec)
     async with service.sessions() as session:
         row = (await session.execute(select(deliveries).where(
             deliveries.c.workspace_id == workspace.id, deliveries.c.idempotency_key == spec.idempotency_key))).one()
@@ -90,7 +90,7 @@ async def test_an_in_app_message_and_its_sent_status_commit_together(workspace, 
 
     monkeypatch.setattr(DispatchRepository, "finish", finish)
     dispatch_clock.advance(timedelta(seconds=dispatch_platform.settings.sending_lease_seconds + 1))
-    answer = await service.send(workspace.id, spec)  # the key again, after the runner's lease
+    answer = await service.send(workspace.id, "test-key", spec)  # the key again, after the runner's lease
     if answer["status"] != "sent":
         async def sent():
             current = await service.delivery(workspace.id, row.id)
@@ -110,7 +110,7 @@ async def test_a_replica_that_is_stopping_hands_a_send_to_another_before_the_pro
     await stopping.drain(1)  # nothing in flight: it only stops starting provider calls
     profile = await person(workspace, "handed-over")
     await setup(workspace, {"webhook": {"body": {"text": "hello"}}}, {"webhook": ("webhook", webhook_config(receiver))})
-    answer = await stopping.send(workspace.id, SendSpec(f"k-{uuid.uuid4()}", profile, ["webhook"], "hello"))
+    answer = await stopping.send(workspace.id, "test-key", SendSpec(f"k-{uuid.uuid4()}", profile, ["webhook"], "hello"))
     # Deferred to now, so the platform's own replica may already have taken it when the answer is read.
     assert answer["status"] in ("deferred", "pending", "sent")
     async def sent():  # the platform's own replica takes it from the deferred queue

@@ -67,7 +67,7 @@ async def newsletter(workspace, platform, smtp, user: str = "reader") -> tuple[s
     """An informational journey email with two links (one with its own UTM) to a new person."""
     profile = await person(workspace, user, {"name": "Kim", "email": f"{user}@example.kr"})
     await configure(workspace, {"email": NEWSLETTER}, {"email": smtp_config(smtp)})
-    delivery = await platform.service.send(workspace.id, SendSpec(
+    delivery = await platform.service.send(workspace.id, "test-key", SendSpec(
         f"k-{uuid.uuid4()}", profile, ["email"], "hello", journey_id="j-spring", node_id="welcome",
         journey_version=3, variant="B"))
     assert delivery["status"] == "sent", delivery
@@ -243,7 +243,7 @@ async def test_unsubscribing_from_an_informational_email_withdraws_the_email_cha
         assert consents["channel:email"]["granted"] is False and "advertising" not in consents
         [event] = await engagement_events(redis, workspace.id, 1)
         assert (event.type, event.payload["category"]) == ("engagement.unsubscribed", "email")
-        later = await dispatch_platform.service.send(workspace.id, SendSpec(
+        later = await dispatch_platform.service.send(workspace.id, "test-key", SendSpec(
             f"k-{uuid.uuid4()}", profile, ["email"], "hello", journey_id="j-spring", node_id="welcome"))
     assert later["status"] == "suppressed" and later["rule"] == "consent:channel:email" and len(smtp.mail) == 1
 

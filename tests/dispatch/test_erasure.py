@@ -1,5 +1,6 @@
 """An erased person through the gateway: their deferred message is never sent (it fails, and
-says why), and dispatch forgets their inbox, engagement evidence and send variables."""
+says why), and dispatch forgets their inbox, engagement evidence and send variables, also
+those of a send asked for after the erasure."""
 
 import uuid
 from datetime import datetime, time, timedelta
@@ -8,7 +9,7 @@ from sqlalchemy import func, select
 
 from kit.payloads import DELIVERIES
 from kit.streams import StreamEvent
-from services.dispatch.models import deliveries, engagements, inapp_messages
+from services.dispatch.models import deliveries, engagements, forgotten_profiles, inapp_messages
 from tests.support.api import consent, inbox, person, send, setup, signed_in
 from tests.support.channels import KST
 from tests.support.streams import delivery_events
@@ -72,3 +73,21 @@ async def test_an_erased_person_gets_nothing_more_and_dispatch_forgets_them(work
     await a_whole_pass(lambda: dispatch_platform.service.deferred_sweeps)  # the deferred runner's, at 8:00
     assert (await _delivery(workspace, deferred["id"]))["status"] == "failed"
     assert await inbox(workspace, "leaving") == []
+
+
+async def test_a_send_for_someone_already_erased_keeps_none_of_their_data(workspace, dispatch_platform):
+    await setup(workspace, {"inapp": {"title": "Hi", "body": "{{ event.item }} is back"}})
+    gone = await person(workspace, "gone-already")
+    assert (await workspace.admin.delete(f"/v1/profiles/{gone}")).status_code == 200
+
+    async def forgotten():
+        async with dispatch_platform.service.sessions() as session:
+            return await session.scalar(select(forgotten_profiles.c.at).where(
+                forgotten_profiles.c.workspace_id == workspace.id, forgotten_profiles.c.profile_id == gone))
+    await eventually(forgotten)
+    late = await send(workspace, gone, ["inapp"], variables={"event": {"item": "Red shoes"}})
+    assert late["status"] in ("failed", "suppressed") and late["consent"] == {}
+    async with dispatch_platform.service.sessions() as session:
+        request = await session.scalar(select(deliveries.c.request).where(
+            deliveries.c.workspace_id == workspace.id, deliveries.c.id == late["id"]))
+    assert request["variables"] == {}

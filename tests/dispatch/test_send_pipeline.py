@@ -47,8 +47,8 @@ async def test_the_same_key_twenty_times_and_after_a_restart_calls_the_provider_
     restarted = DispatchService(platform.service.sessions, platform.service.redis, Outbox(dispatch_outbox),
                                 platform.clock, platform.service.profiles, platform.service.http, platform.settings)
     from services.dispatch.service import SendSpec
-    again = await restarted.send(workspace.id, SendSpec(key, profile, ["webhook"], "hello", transactional=True,
-                                                        variables={"event": {"amount": 39000}}))
+    again = await restarted.send(workspace.id, "test-key", SendSpec(
+        key, profile, ["webhook"], "hello", transactional=True, variables={"event": {"amount": 39000}}))
     assert again["id"] == results[0]["id"] and again["status"] == "sent"
     assert len(receiver.requests) == 1
 

@@ -77,11 +77,11 @@ def works_end_to_end(platform) -> None:
     with platform.admin() as admin, platform.tracking() as tracking:
         assert tracking.post("/v1/identify", json={"userId": user, "traits": {"plan": "pro"}}).status_code == 200
         profile = eventually_sync(lambda: (admin.get("/v1/profiles", params={"userId": user}).json()["profiles"]
-                                           or [{}])[0].get("id"), timeout=60)  # gateway → profile
+                                           or [{}])[0].get("id"), timeout=120)  # gateway → profile
         reply = admin.post("/v1/segments", json={"name": "pro", "rules": {"trait": "plan", "op": "eq", "value": "pro"}})
         assert reply.status_code == 201, reply.text
         segment = reply.json()["id"]
-        eventually_sync(lambda: admin.get(f"/v1/segments/{segment}/members/{profile}").json()["member"], timeout=60)
+        eventually_sync(lambda: admin.get(f"/v1/segments/{segment}/members/{profile}").json()["member"], timeout=120)
         # the segment service asks the journey service whether a live journey uses it
         assert admin.delete(f"/v1/segments/{segment}").status_code == 204
 

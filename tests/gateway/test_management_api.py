@@ -85,7 +85,7 @@ async def test_export_holds_everything_and_delete_erases_it(workspace):
     await workspace.tracking.post("/v1/track", json={"anonymousId": "gdpr-a", "event": "Viewed"})
     await identify(workspace, userId="gdpr", anonymousId="gdpr-a", traits={"email": "gdpr@example.com"})
     profile = await the_profile(workspace, userId="gdpr")
-    export = (await workspace.admin.get(f"/v1/profiles/{profile['id']}/export")).json()
+    export = (await workspace.admin.get(f"/v1/profiles/{profile['id']}/export")).json()["profile"]
     assert export["profile"]["traits"] == {"email": "gdpr@example.com"}
     assert {("user_id", "gdpr"), ("anonymous_id", "gdpr-a"), ("email", "gdpr@example.com")} <= {
         (i["type"], i["value"]) for i in export["identities"]}
@@ -161,7 +161,7 @@ async def test_a_history_larger_than_a_grpc_message_pages_and_exports(workspace)
     page = await workspace.admin.get(f"/v1/profiles/{profile['id']}/events", params={"limit": 500})
     assert page.status_code == 200 and len(page.json()["events"]) == 160
     export = await workspace.admin.get(f"/v1/profiles/{profile['id']}/export")
-    assert export.status_code == 200 and len(export.json()["events"]) == 160
+    assert export.status_code == 200 and len(export.json()["profile"]["events"]) == 160
 
 
 async def test_bad_consent_times_and_cursors_name_the_field(workspace):
@@ -179,6 +179,6 @@ async def test_bad_consent_times_and_cursors_name_the_field(workspace):
 
 async def test_a_lookup_that_finds_no_one_is_audited_too(workspace):
     assert (await workspace.admin.get("/v1/profiles", params={"email": "nobody@example.com"})).json()["profiles"] == []
-    (entry,) = (await workspace.admin.get("/v1/audit")).json()["entries"]
+    (entry,) = (await workspace.admin.get("/v1/audit", params={"action": "profile."})).json()["entries"]
     assert entry["action"] == "profile.lookup" and entry["profileId"] is None
     assert entry["detail"] == {"identifier_type": "email", "found": 0}

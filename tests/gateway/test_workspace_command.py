@@ -1,5 +1,5 @@
 """The operator command: create a workspace, rotate and revoke keys; the audit log tells
-which key read what."""
+which key read what, and when keys changed."""
 
 import asyncio
 import os
@@ -56,10 +56,14 @@ async def test_rotated_key_works_beside_the_old_one_until_revoked(gateway_databa
         assert (await new.get(f"/v1/profiles/{profile_id}")).status_code == 200
 
         entries = (await new.get("/v1/audit", params={"profileId": profile_id})).json()["entries"]
+        changes = (await new.get("/v1/audit", params={"keyId": "operator"})).json()["entries"]
     reads = [(e["keyId"], e["action"]) for e in reversed(entries)]
     assert reads == [(old_id, "profile.lookup"), (old_id, "profile.read"),
                      (new_id, "profile.read"), (new_id, "profile.read")]
     assert "revoked" in await operator(gateway_database_url, "list")
+    # each change the command made is a row of its workspace's log
+    assert [(e["action"], e["target"]) for e in reversed(changes)] == [
+        ("workspace.create", workspace_id), ("key.rotate", new_id), ("key.revoke", old_id)]
 
 
 def test_revoking_an_unknown_key_is_a_clear_error(gateway_database_url):

@@ -316,7 +316,7 @@ async def test_data_quality_per_day(workspace, streams):
     await streams.track(alice, MONDAY, "Page Viewed")
     await streams.track(alice, TUESDAY, "Page Viewed")
     await streams.tell("nudge.events.v1", "ingest.dropped", "", TUESDAY, duplicates=3,
-                       rejected={"timestamp": 2})
+                       rejected={"timestamp": 2}, erased=1)
     await streams.delivery("sent", alice, TUESDAY, "d-1", channel="email", unreachable=["sms", "kakao"])
 
     async def days():
@@ -327,7 +327,8 @@ async def test_data_quality_per_day(workspace, streams):
     tuesday = await ok(await workspace.admin.get("/v1/metrics/data-quality", params={
         "from": TUESDAY.isoformat(), "until": (TUESDAY + timedelta(days=1)).isoformat()}))
     assert tuesday == {"days": [{
-        "day": "2026-03-03", "events": 1, "duplicatesDropped": 3, "rejectedByReason": {"timestamp": 2},
+        "day": "2026-03-03", "events": 1, "duplicatesDropped": 3, "erasedDropped": 1,
+        "rejectedByReason": {"timestamp": 2},
         "missingContactByChannel": {"sms": 1, "kakao": 1}, "ingestLagP50Seconds": 2.0, "ingestLagP95Seconds": 2.0}]}
 
 

@@ -72,7 +72,7 @@ async def test_a_broadcast_enters_every_member_of_its_segment_once(workspace, re
                                        "rate_per_second": 10}))
     assert received(receiver) == []
     journey_clock.set(at + timedelta(seconds=1))
-    await eventually(lambda: len(received(receiver)) == len(users))
+    await eventually(lambda: len(received(receiver)) == len(users), timeout=90)  # paced at 10 a second
     assert len({r["body"]["data"]["run"] for r in receiver.requests}) == len(users)
 
 

@@ -24,6 +24,7 @@ EXAMPLES = [
     Merged(survivor_id="p-1", merged_id="p-2"),
     Erased(),
     Dropped(3, {"userId": 2}),
+    Dropped(0, {}, erased=4),  # replays of erased people's calls
     MembershipChanged("entered", "vip", 2, AT, {"type": "event", "event_id": "e-1"}),
     JourneyStep("cart", 3, "r-1", "send-1", "send", "sent", "B", 4, {"delivery_id": "d-1"}),
     JourneyStep("cart", 3, "r-1", "exit", "converted", "Order Completed", "B", 5),
@@ -65,6 +66,10 @@ def test_an_entry_published_before_the_label_was_carried_is_labelled_by_the_same
     identify = {"event_id": "e-3", "type": "identify"}
     assert payloads.decode("event.page", page).label == "Home"
     assert payloads.decode("event.identify", identify).label == "identify"
+
+
+def test_a_dropped_entry_published_before_erasures_were_counted_reads_as_none_erased():
+    assert payloads.decode("ingest.dropped", {"duplicates": 2, "rejected": {}}) == Dropped(2, {}, 0)
 
 
 def test_unknown_keys_are_ignored_and_unknown_types_are_not_guessed():

@@ -224,7 +224,7 @@ async def test_customer_value_and_data_quality(metrics, redis, ws):
     t = NOW - timedelta(days=30)
     await publish(redis, order(ws, "loyal", t, 30000), order(ws, "loyal", t + timedelta(days=10), 50000),
                   order(ws, "loyal", t + timedelta(days=20), 40000), order(ws, "once", t, 10000),
-                  fact("ingest.dropped", ws, "", NOW, duplicates=3, rejected={"userId": 2}),
+                  fact("ingest.dropped", ws, "", NOW, duplicates=3, rejected={"userId": 2}, erased=2),
                   fact("delivery.failed", ws, "once", NOW, delivery_id="d-x", channel="", journey_id="",
                        rule="no_channel", unreachable=["sms", "alimtalk"]),
                   fact("delivery.failed", ws, "once", NOW, delivery_id="d-y", channel="", journey_id="",
@@ -243,7 +243,7 @@ async def test_customer_value_and_data_quality(metrics, redis, ws):
         today = [d for d in reply.days if d.duplicates_dropped]
         return today[0] if today and "push" in today[0].missing_contact_by_channel else None
     day = await eventually(quality)
-    assert (day.duplicates_dropped, dict(day.rejected_by_reason)) == (3, {"userId": 2})
+    assert (day.duplicates_dropped, dict(day.rejected_by_reason), day.erased_dropped) == (3, {"userId": 2}, 2)
     assert dict(day.missing_contact_by_channel) == {"sms": 1, "alimtalk": 1, "push": 1}  # profiles, not sends
     days = (await metrics.GetDataQuality(pb.DataQualityRequest(context=context))).days
     assert sum(d.events for d in days) == 4 and {d.ingest_lag_p50_seconds for d in days if d.events} == {2.0}

@@ -120,21 +120,21 @@ async def test_backfill_realtime_redelivery_and_scratch_agree(isolated, tree, se
     batch = data.draw(st.integers(1, 8), label="batch")
 
     # Realtime: the segments exist first; events arrive afterwards, in batches.
-    first = await isolated.create(realtime, "s", "", orjson.dumps(tree).decode())
-    dependent = await isolated.create(realtime, "d", "", orjson.dumps(
+    first = await isolated.create(realtime, "test-key", "s", "", orjson.dumps(tree).decode())
+    dependent = await isolated.create(realtime, "test-key", "d", "", orjson.dumps(
         {"all": [{"segment": first["id"]}, second]}).decode())
     await finish_backfills(isolated)
     await deliver(isolated, stream_events(realtime, history), batch)
 
     # Backfill: events first, segments after.
     await deliver(isolated, stream_events(backfilled, history), batch)
-    first_b = await isolated.create(backfilled, "s", "", orjson.dumps(tree).decode())
-    dependent_b = await isolated.create(backfilled, "d", "", orjson.dumps(
+    first_b = await isolated.create(backfilled, "test-key", "s", "", orjson.dumps(tree).decode())
+    dependent_b = await isolated.create(backfilled, "test-key", "d", "", orjson.dumps(
         {"all": [{"segment": first_b["id"]}, second]}).decode())
     await finish_backfills(isolated)
 
     # Redelivery: shuffled (clock skew), some entries twice (retries), segments first.
-    first_s = await isolated.create(shuffled, "s", "", orjson.dumps(tree).decode())
+    first_s = await isolated.create(shuffled, "test-key", "s", "", orjson.dumps(tree).decode())
     await finish_backfills(isolated)
     events = stream_events(shuffled, history)
     twice = data.draw(st.lists(st.sampled_from(events), max_size=5), label="twice") if events else []

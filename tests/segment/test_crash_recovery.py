@@ -36,10 +36,10 @@ async def test_kill_mid_stream_then_restart_misses_nothing_and_repeats_nothing(f
     sessions = db.session_factory(engine)
     workspace_id = f"ws_crash_{uuid.uuid4().hex[:8]}"
     segments = SegmentService(sessions, redis, Outbox(outbox), SystemClock(), JourneyUsages(journey_usages_server, "service:segment"))
-    once = await segments.create(workspace_id, "bought", "", '{"event": "Order Completed", "count": '
-                                                            '{"op": "gte", "value": 1}}')
-    twice = await segments.create(workspace_id, "bought twice", "", '{"event": "Order Completed", "count": '
-                                                                  '{"op": "gte", "value": 2}}')
+    once = await segments.create(workspace_id, "test-key", "bought", "",
+                                 '{"event": "Order Completed", "count": {"op": "gte", "value": 1}}')
+    twice = await segments.create(workspace_id, "test-key", "bought twice", "",
+                                  '{"event": "Order Completed", "count": {"op": "gte", "value": 2}}')
     while await segments.backfill_once():
         pass
 

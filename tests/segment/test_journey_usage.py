@@ -60,11 +60,11 @@ async def test_a_segment_a_live_journey_uses_is_not_deleted(service_asking, jour
     servicer, address = journeys
     service = service_asking(address)
     ws = f"ws_used_{uuid.uuid4().hex[:8]}"
-    segment = await service.create(ws, "pro users", "", RULES)
+    segment = await service.create(ws, "test-key", "pro users", "", RULES)
     servicer.usages[segment["id"]] = [journey_pb2.Journey(id="j-welcome", name="Welcome pros", status="published")]
 
     with pytest.raises(Conflict) as refused:
-        await service.delete(ws, segment["id"])
+        await service.delete(ws, "test-key", segment["id"])
     assert refused.value.field == "id"
     assert "Welcome pros (j-welcome)" in refused.value.message
     assert (await service.get(ws, segment["id"]))["id"] == segment["id"]
@@ -77,19 +77,19 @@ async def test_a_segment_no_journey_uses_is_deleted(service_asking, journeys):
     _, address = journeys
     service = service_asking(address)
     ws = f"ws_unused_{uuid.uuid4().hex[:8]}"
-    segment = await service.create(ws, "pro users", "", RULES)
+    segment = await service.create(ws, "test-key", "pro users", "", RULES)
 
-    await service.delete(ws, segment["id"])
+    await service.delete(ws, "test-key", segment["id"])
     assert await service.list_segments(ws, 50, "") == ([], "")
 
 
 async def test_a_segment_is_not_deleted_while_the_journey_service_is_unreachable(service_asking):
     service = service_asking(f"127.0.0.1:{free_port()}")  # nothing listens there
     ws = f"ws_unreachable_{uuid.uuid4().hex[:8]}"
-    segment = await service.create(ws, "pro users", "", RULES)
+    segment = await service.create(ws, "test-key", "pro users", "", RULES)
 
     with pytest.raises(FailedPrecondition) as refused:
-        await service.delete(ws, segment["id"])
+        await service.delete(ws, "test-key", segment["id"])
     assert refused.value.field == "id"
     assert refused.value.message == (f"cannot confirm that no live journey uses segment {segment['id']!r}: "
                                      "journey service unavailable")

@@ -43,7 +43,7 @@ async def members(service, workspace_id: str, segment_id: str) -> set[str]:
 
 
 async def new_segment(service, workspace_id: str, rules: str) -> str:
-    segment = await service.create(workspace_id, "s", "", rules)
+    segment = await service.create(workspace_id, "test-key", "s", "", rules)
     while await service.backfill_once():
         pass
     return segment["id"]
@@ -122,8 +122,8 @@ async def test_refreshing_rfm_edges_over_the_same_orders_changes_nothing(isolate
 async def test_events_arriving_while_a_backfill_runs_are_not_lost(isolated):
     ws = f"ws_during_{uuid.uuid4().hex[:8]}"
     await deliver(isolated, *[order(ws, f"p{n:02d}", timedelta(days=40)) for n in range(12)])  # old orders
-    segment = (await isolated.create(ws, "recent", "", '{"event": "Order Completed", "count": '
-                                                       '{"op": "gte", "value": 1}, "within": "P30D"}'))["id"]
+    segment = (await isolated.create(ws, "test-key", "recent", "", '{"event": "Order Completed", "count": '
+                                     '{"op": "gte", "value": 1}, "within": "P30D"}'))["id"]
     # Batches of 3 profiles, in id order; new orders arrive between them, before and behind the cursor.
     for n in range(8):
         if n % 2 == 0:

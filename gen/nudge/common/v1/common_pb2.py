@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cnudge/common/v1/common.proto\x12\x0fnudge.common.v1\"5\n\x0eRequestContext\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\"+\n\x0bPageRequest\x12\x0c\n\x04size\x18\x01 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\":\n\nFieldError\x12\r\n\x05index\x18\x01 \x01(\x05\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cnudge/common/v1/common.proto\x12\x0fnudge.common.v1\"5\n\x0eRequestContext\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\"+\n\x0bPageRequest\x12\x0c\n\x04size\x18\x01 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\":\n\nFieldError\x12\r\n\x05index\x18\x01 \x01(\x05\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"p\n\x14\x45xportProfileRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\x12\n\nprofile_id\x18\x02 \x01(\t\x12\x12\n\nmerged_ids\x18\x03 \x03(\t\")\n\x12\x45xportProfileReply\x12\x13\n\x0b\x65xport_json\x18\x01 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,4 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAGEREQUEST']._serialized_end=147
   _globals['_FIELDERROR']._serialized_start=149
   _globals['_FIELDERROR']._serialized_end=207
+  _globals['_EXPORTPROFILEREQUEST']._serialized_start=209
+  _globals['_EXPORTPROFILEREQUEST']._serialized_end=321
+  _globals['_EXPORTPROFILEREPLY']._serialized_start=323
+  _globals['_EXPORTPROFILEREPLY']._serialized_end=364
 # @@protoc_insertion_point(module_scope)

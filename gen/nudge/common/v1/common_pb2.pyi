@@ -1,6 +1,8 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -29,3 +31,19 @@ class FieldError(_message.Message):
     field: str
     reason: str
     def __init__(self, index: _Optional[int] = ..., field: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ExportProfileRequest(_message.Message):
+    __slots__ = ("context", "profile_id", "merged_ids")
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    MERGED_IDS_FIELD_NUMBER: _ClassVar[int]
+    context: RequestContext
+    profile_id: str
+    merged_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, context: _Optional[_Union[RequestContext, _Mapping]] = ..., profile_id: _Optional[str] = ..., merged_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ExportProfileReply(_message.Message):
+    __slots__ = ("export_json",)
+    EXPORT_JSON_FIELD_NUMBER: _ClassVar[int]
+    export_json: str
+    def __init__(self, export_json: _Optional[str] = ...) -> None: ...

@@ -3,6 +3,8 @@
 import grpc
 import warnings
 
+from nudge.common.v1 import audit_pb2 as nudge_dot_common_dot_v1_dot_audit__pb2
+from nudge.common.v1 import common_pb2 as nudge_dot_common_dot_v1_dot_common__pb2
 from nudge.dispatch.v1 import dispatch_pb2 as nudge_dot_dispatch_dot_v1_dot_dispatch__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -127,6 +129,16 @@ class DispatchServiceStub:
                 '/nudge.dispatch.v1.DispatchService/RecordInAppEngagement',
                 request_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordInAppEngagementRequest.SerializeToString,
                 response_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordEngagementReply.FromString,
+                _registered_method=True)
+        self.ListAudit = channel.unary_unary(
+                '/nudge.dispatch.v1.DispatchService/ListAudit',
+                request_serializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditReply.FromString,
+                _registered_method=True)
+        self.ExportProfile = channel.unary_unary(
+                '/nudge.dispatch.v1.DispatchService/ExportProfile',
+                request_serializer=nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileRequest.SerializeToString,
+                response_deserializer=nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileReply.FromString,
                 _registered_method=True)
 
 
@@ -259,6 +271,21 @@ class DispatchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAudit(self, request, context):
+        """This service's audit log: admin writes and reads of a person's data by an API key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportProfile(self, request, context):
+        """What dispatch holds about a person (GDPR export): deliveries with their variables and
+        consent evidence, in-app messages, engagement with its user agent and IP.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DispatchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -351,6 +378,16 @@ def add_DispatchServiceServicer_to_server(servicer, server):
                     servicer.RecordInAppEngagement,
                     request_deserializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordInAppEngagementRequest.FromString,
                     response_serializer=nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordEngagementReply.SerializeToString,
+            ),
+            'ListAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudit,
+                    request_deserializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditRequest.FromString,
+                    response_serializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditReply.SerializeToString,
+            ),
+            'ExportProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportProfile,
+                    request_deserializer=nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileRequest.FromString,
+                    response_serializer=nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -843,6 +880,60 @@ class DispatchService:
             '/nudge.dispatch.v1.DispatchService/RecordInAppEngagement',
             nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordInAppEngagementRequest.SerializeToString,
             nudge_dot_dispatch_dot_v1_dot_dispatch__pb2.RecordEngagementReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.dispatch.v1.DispatchService/ListAudit',
+            nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditRequest.SerializeToString,
+            nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.dispatch.v1.DispatchService/ExportProfile',
+            nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileRequest.SerializeToString,
+            nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileReply.FromString,
             options,
             channel_credentials,
             insecure,

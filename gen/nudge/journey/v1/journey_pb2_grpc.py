@@ -3,6 +3,8 @@
 import grpc
 import warnings
 
+from nudge.common.v1 import audit_pb2 as nudge_dot_common_dot_v1_dot_audit__pb2
+from nudge.common.v1 import common_pb2 as nudge_dot_common_dot_v1_dot_common__pb2
 from nudge.journey.v1 import journey_pb2 as nudge_dot_journey_dot_v1_dot_journey__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -127,6 +129,16 @@ class JourneyServiceStub:
                 '/nudge.journey.v1.JourneyService/CreateFromStarter',
                 request_serializer=nudge_dot_journey_dot_v1_dot_journey__pb2.CreateFromStarterRequest.SerializeToString,
                 response_deserializer=nudge_dot_journey_dot_v1_dot_journey__pb2.Journey.FromString,
+                _registered_method=True)
+        self.ListAudit = channel.unary_unary(
+                '/nudge.journey.v1.JourneyService/ListAudit',
+                request_serializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditReply.FromString,
+                _registered_method=True)
+        self.ExportProfile = channel.unary_unary(
+                '/nudge.journey.v1.JourneyService/ExportProfile',
+                request_serializer=nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileRequest.SerializeToString,
+                response_deserializer=nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileReply.FromString,
                 _registered_method=True)
 
 
@@ -254,6 +266,21 @@ class JourneyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAudit(self, request, context):
+        """This service's audit log: admin writes and reads of a person's data by an API key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportProfile(self, request, context):
+        """What the journey service holds about a person (GDPR export): runs with their context
+        and every step, the traits it keeps, pending date entries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JourneyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -346,6 +373,16 @@ def add_JourneyServiceServicer_to_server(servicer, server):
                     servicer.CreateFromStarter,
                     request_deserializer=nudge_dot_journey_dot_v1_dot_journey__pb2.CreateFromStarterRequest.FromString,
                     response_serializer=nudge_dot_journey_dot_v1_dot_journey__pb2.Journey.SerializeToString,
+            ),
+            'ListAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudit,
+                    request_deserializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditRequest.FromString,
+                    response_serializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditReply.SerializeToString,
+            ),
+            'ExportProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportProfile,
+                    request_deserializer=nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileRequest.FromString,
+                    response_serializer=nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -838,6 +875,60 @@ class JourneyService:
             '/nudge.journey.v1.JourneyService/CreateFromStarter',
             nudge_dot_journey_dot_v1_dot_journey__pb2.CreateFromStarterRequest.SerializeToString,
             nudge_dot_journey_dot_v1_dot_journey__pb2.Journey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.journey.v1.JourneyService/ListAudit',
+            nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditRequest.SerializeToString,
+            nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.journey.v1.JourneyService/ExportProfile',
+            nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileRequest.SerializeToString,
+            nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from nudge.common.v1 import audit_pb2 as nudge_dot_common_dot_v1_dot_audit__pb2
 from nudge.common.v1 import common_pb2 as nudge_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1enudge/metrics/v1/metrics.proto\x12\x10nudge.metrics.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnudge/common/v1/common.proto\"\xd2\x01\n\x06\x46ilter\x12\x12\n\njourney_id\x18\x01 \x01(\t\x12\x17\n\x0fjourney_version\x18\x02 \x01(\x05\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x0f\n\x07variant\x18\x04 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x13\n\x0btemplate_id\x18\x06 \x01(\t\x12(\n\x04\x66rom\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"|\n\x0cStatsRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12(\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x18.nudge.metrics.v1.Filter\x12\x10\n\x08group_by\x18\x03 \x03(\t\"\x8f\x04\n\x06\x43ounts\x12\x0c\n\x04sent\x18\x01 \x01(\x03\x12\x11\n\tdelivered\x18\x02 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x03\x12\x12\n\nsuppressed\x18\x04 \x01(\x03\x12N\n\x14suppressed_by_reason\x18\x05 \x03(\x0b\x32\x30.nudge.metrics.v1.Counts.SuppressedByReasonEntry\x12\x10\n\x08\x64\x65\x66\x65rred\x18\x06 \x01(\x03\x12\x0e\n\x06opened\x18\x07 \x01(\x03\x12\x16\n\x0emachine_opened\x18\x08 \x01(\x03\x12\x0f\n\x07\x63licked\x18\t \x01(\x03\x12\x0e\n\x06\x63licks\x18\n \x01(\x03\x12\x14\n\x0cunsubscribed\x18\x0b \x01(\x03\x12\x11\n\tconverted\x18\x0c \x01(\x03\x12\x0f\n\x07revenue\x18\r \x01(\x01\x12\x15\n\rdelivery_rate\x18\x0e \x01(\x01\x12\x11\n\topen_rate\x18\x0f \x01(\x01\x12\x12\n\nclick_rate\x18\x10 \x01(\x01\x12\x1a\n\x12\x63lick_to_open_rate\x18\x11 \x01(\x01\x12\x17\n\x0f\x63onversion_rate\x18\x12 \x01(\x01\x12\x18\n\x10unsubscribe_rate\x18\x13 \x01(\x01\x12\x13\n\x0bimpressions\x18\x14 \x01(\x03\x1a\x39\n\x17SuppressedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x98\x01\n\x08StatsRow\x12\x34\n\x05group\x18\x01 \x03(\x0b\x32%.nudge.metrics.v1.StatsRow.GroupEntry\x12(\n\x06\x63ounts\x18\x02 \x01(\x0b\x32\x18.nudge.metrics.v1.Counts\x1a,\n\nGroupEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"6\n\nStatsReply\x12(\n\x04rows\x18\x01 \x03(\x0b\x32\x1a.nudge.metrics.v1.StatsRow\"\x97\x01\n\x11\x45xperimentRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\x12\n\njourney_id\x18\x02 \x01(\t\x12\x17\n\x0fjourney_version\x18\x03 \x01(\x05\x12\x0f\n\x07\x63ontrol\x18\x04 \x01(\t\x12\x12\n\nconfidence\x18\x05 \x01(\x01\"\x94\x01\n\nComparison\x12\x0f\n\x07\x61gainst\x18\x01 \x01(\t\x12\x0c\n\x04lift\x18\x02 \x01(\x01\x12\x15\n\rrelative_lift\x18\x03 \x01(\x01\x12\x0f\n\x07p_value\x18\x04 \x01(\x01\x12\t\n\x01z\x18\x05 \x01(\x01\x12\x0e\n\x06\x63i_low\x18\x06 \x01(\x01\x12\x0f\n\x07\x63i_high\x18\x07 \x01(\x01\x12\x13\n\x0bsignificant\x18\x08 \x01(\x08\"\x95\x01\n\rVariantResult\x12\x0f\n\x07variant\x18\x01 \x01(\t\x12\x0c\n\x04runs\x18\x02 \x01(\x03\x12\x13\n\x0b\x63onversions\x18\x03 \x01(\x03\x12\x0c\n\x04rate\x18\x04 \x01(\x01\x12\x0f\n\x07revenue\x18\x05 \x01(\x01\x12\x31\n\x0b\x63omparisons\x18\x06 \x03(\x0b\x32\x1c.nudge.metrics.v1.Comparison\"D\n\x0f\x45xperimentReply\x12\x31\n\x08variants\x18\x01 \x03(\x0b\x32\x1f.nudge.metrics.v1.VariantResult\"n\n\rFunnelRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\x12\n\njourney_id\x18\x02 \x01(\t\x12\x17\n\x0fjourney_version\x18\x03 \x01(\x05\">\n\x0b\x46unnelStage\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0c\n\x04runs\x18\x02 \x01(\x03\x12\x12\n\nof_entered\x18\x03 \x01(\x01\"<\n\x0b\x46unnelReply\x12-\n\x06stages\x18\x01 \x03(\x0b\x32\x1d.nudge.metrics.v1.FunnelStage\"\\\n\x14\x43ustomerValueRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\x12\n\nprofile_id\x18\x02 \x01(\t\"\xc3\x02\n\rCustomerValue\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12\x0e\n\x06orders\x18\x02 \x01(\x03\x12\x0f\n\x07revenue\x18\x03 \x01(\x01\x12\x1b\n\x13\x61verage_order_value\x18\x04 \x01(\x01\x12\x1d\n\x15\x64\x61ys_since_last_order\x18\x05 \x01(\x03\x12\x15\n\rrecency_score\x18\x06 \x01(\x05\x12\x17\n\x0f\x66requency_score\x18\x07 \x01(\x05\x12\x16\n\x0emonetary_score\x18\x08 \x01(\x05\x12\x12\n\nchurn_risk\x18\t \x01(\x01\x12\x32\n\x0e\x66irst_order_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_order_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x18ValueDistributionRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\")\n\x06\x42ucket\x12\r\n\x05label\x18\x01 \x01(\t\x12\x10\n\x08profiles\x18\x02 \x01(\x03\"\xa4\x02\n\x16ValueDistributionReply\x12\x11\n\tcustomers\x18\x01 \x01(\x03\x12\x0f\n\x07revenue\x18\x02 \x01(\x01\x12\x1b\n\x13\x61verage_order_value\x18\x03 \x01(\x01\x12\x13\n\x0brepeat_rate\x18\x04 \x01(\x01\x12(\n\x06orders\x18\x05 \x03(\x0b\x32\x18.nudge.metrics.v1.Bucket\x12\x31\n\x0frevenue_buckets\x18\x06 \x03(\x0b\x32\x18.nudge.metrics.v1.Bucket\x12)\n\x07recency\x18\x07 \x03(\x0b\x32\x18.nudge.metrics.v1.Bucket\x12,\n\nchurn_risk\x18\x08 \x03(\x0b\x32\x18.nudge.metrics.v1.Bucket\"\x9b\x01\n\x12\x44\x61taQualityRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12(\n\x04\x66rom\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb9\x03\n\x0e\x44\x61taQualityDay\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x03\x12\x1a\n\x12\x64uplicates_dropped\x18\x03 \x01(\x03\x12R\n\x12rejected_by_reason\x18\x04 \x03(\x0b\x32\x36.nudge.metrics.v1.DataQualityDay.RejectedByReasonEntry\x12\x61\n\x1amissing_contact_by_channel\x18\x05 \x03(\x0b\x32=.nudge.metrics.v1.DataQualityDay.MissingContactByChannelEntry\x12\x1e\n\x16ingest_lag_p50_seconds\x18\x06 \x01(\x01\x12\x1e\n\x16ingest_lag_p95_seconds\x18\x07 \x01(\x01\x1a\x37\n\x15RejectedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a>\n\x1cMissingContactByChannelEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"B\n\x10\x44\x61taQualityReply\x12.\n\x04\x64\x61ys\x18\x01 \x03(\x0b\x32 .nudge.metrics.v1.DataQualityDay\"U\n\x08Settings\x12\x13\n\x0border_event\x18\x01 \x01(\t\x12\x18\n\x10revenue_property\x18\x02 \x01(\t\x12\x1a\n\x12\x61ttribution_window\x18\x03 \x01(\t\"F\n\x12GetSettingsRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\"t\n\x12SetSettingsRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12,\n\x08settings\x18\x02 \x01(\x0b\x32\x1a.nudge.metrics.v1.Settings2\xc9\x05\n\x0eMetricsService\x12H\n\x08GetStats\x12\x1e.nudge.metrics.v1.StatsRequest\x1a\x1c.nudge.metrics.v1.StatsReply\x12W\n\rGetExperiment\x12#.nudge.metrics.v1.ExperimentRequest\x1a!.nudge.metrics.v1.ExperimentReply\x12K\n\tGetFunnel\x12\x1f.nudge.metrics.v1.FunnelRequest\x1a\x1d.nudge.metrics.v1.FunnelReply\x12[\n\x10GetCustomerValue\x12&.nudge.metrics.v1.CustomerValueRequest\x1a\x1f.nudge.metrics.v1.CustomerValue\x12l\n\x14GetValueDistribution\x12*.nudge.metrics.v1.ValueDistributionRequest\x1a(.nudge.metrics.v1.ValueDistributionReply\x12Z\n\x0eGetDataQuality\x12$.nudge.metrics.v1.DataQualityRequest\x1a\".nudge.metrics.v1.DataQualityReply\x12O\n\x0bGetSettings\x12$.nudge.metrics.v1.GetSettingsRequest\x1a\x1a.nudge.metrics.v1.Settings\x12O\n\x0bSetSettings\x12$.nudge.metrics.v1.SetSettingsRequest\x1a\x1a.nudge.metrics.v1.Settingsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1enudge/metrics/v1/metrics.proto\x12\x10nudge.metrics.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bnudge/common/v1/audit.proto\x1a\x1cnudge/common/v1/common.proto\"\xd2\x01\n\x06\x46ilter\x12\x12\n\njourney_id\x18\x01 \x01(\t\x12\x17\n\x0fjourney_version\x18\x02 \x01(\x05\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x0f\n\x07variant\x18\x04 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x13\n\x0btemplate_id\x18\x06 \x01(\t\x12(\n\x04\x66rom\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"|\n\x0cStatsRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12(\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x18.nudge.metrics.v1.Filter\x12\x10\n\x08group_by\x18\x03 \x03(\t\"\x8f\x04\n\x06\x43ounts\x12\x0c\n\x04sent\x18\x01 \x01(\x03\x12\x11\n\tdelivered\x18\x02 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x03\x12\x12\n\nsuppressed\x18\x04 \x01(\x03\x12N\n\x14suppressed_by_reason\x18\x05 \x03(\x0b\x32\x30.nudge.metrics.v1.Counts.SuppressedByReasonEntry\x12\x10\n\x08\x64\x65\x66\x65rred\x18\x06 \x01(\x03\x12\x0e\n\x06opened\x18\x07 \x01(\x03\x12\x16\n\x0emachine_opened\x18\x08 \x01(\x03\x12\x0f\n\x07\x63licked\x18\t \x01(\x03\x12\x0e\n\x06\x63licks\x18\n \x01(\x03\x12\x14\n\x0cunsubscribed\x18\x0b \x01(\x03\x12\x11\n\tconverted\x18\x0c \x01(\x03\x12\x0f\n\x07revenue\x18\r \x01(\x01\x12\x15\n\rdelivery_rate\x18\x0e \x01(\x01\x12\x11\n\topen_rate\x18\x0f \x01(\x01\x12\x12\n\nclick_rate\x18\x10 \x01(\x01\x12\x1a\n\x12\x63lick_to_open_rate\x18\x11 \x01(\x01\x12\x17\n\x0f\x63onversion_rate\x18\x12 \x01(\x01\x12\x18\n\x10unsubscribe_rate\x18\x13 \x01(\x01\x12\x13\n\x0bimpressions\x18\x14 \x01(\x03\x1a\x39\n\x17SuppressedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x98\x01\n\x08StatsRow\x12\x34\n\x05group\x18\x01 \x03(\x0b\x32%.nudge.metrics.v1.StatsRow.GroupEntry\x12(\n\x06\x63ounts\x18\x02 \x01(\x0b\x32\x18.nudge.metrics.v1.Counts\x1a,\n\nGroupEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"6\n\nStatsReply\x12(\n\x04rows\x18\x01 \x03(\x0b\x32\x1a.nudge.metrics.v1.StatsRow\"\x97\x01\n\x11\x45xperimentRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\x12\n\njourney_id\x18\x02 \x01(\t\x12\x17\n\x0fjourney_version\x18\x03 \x01(\x05\x12\x0f\n\x07\x63ontrol\x18\x04 \x01(\t\x12\x12\n\nconfidence\x18\x05 \x01(\x01\"\x94\x01\n\nComparison\x12\x0f\n\x07\x61gainst\x18\x01 \x01(\t\x12\x0c\n\x04lift\x18\x02 \x01(\x01\x12\x15\n\rrelative_lift\x18\x03 \x01(\x01\x12\x0f\n\x07p_value\x18\x04 \x01(\x01\x12\t\n\x01z\x18\x05 \x01(\x01\x12\x0e\n\x06\x63i_low\x18\x06 \x01(\x01\x12\x0f\n\x07\x63i_high\x18\x07 \x01(\x01\x12\x13\n\x0bsignificant\x18\x08 \x01(\x08\"\x95\x01\n\rVariantResult\x12\x0f\n\x07variant\x18\x01 \x01(\t\x12\x0c\n\x04runs\x18\x02 \x01(\x03\x12\x13\n\x0b\x63onversions\x18\x03 \x01(\x03\x12\x0c\n\x04rate\x18\x04 \x01(\x01\x12\x0f\n\x07revenue\x18\x05 \x01(\x01\x12\x31\n\x0b\x63omparisons\x18\x06 \x03(\x0b\x32\x1c.nudge.metrics.v1.Comparison\"D\n\x0f\x45xperimentReply\x12\x31\n\x08variants\x18\x01 \x03(\x0b\x32\x1f.nudge.metrics.v1.VariantResult\"n\n\rFunnelRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\x12\n\njourney_id\x18\x02 \x01(\t\x12\x17\n\x0fjourney_version\x18\x03 \x01(\x05\">\n\x0b\x46unnelStage\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0c\n\x04runs\x18\x02 \x01(\x03\x12\x12\n\nof_entered\x18\x03 \x01(\x01\"<\n\x0b\x46unnelReply\x12-\n\x06stages\x18\x01 \x03(\x0b\x32\x1d.nudge.metrics.v1.FunnelStage\"\\\n\x14\x43ustomerValueRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\x12\n\nprofile_id\x18\x02 \x01(\t\"\xc3\x02\n\rCustomerValue\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12\x0e\n\x06orders\x18\x02 \x01(\x03\x12\x0f\n\x07revenue\x18\x03 \x01(\x01\x12\x1b\n\x13\x61verage_order_value\x18\x04 \x01(\x01\x12\x1d\n\x15\x64\x61ys_since_last_order\x18\x05 \x01(\x03\x12\x15\n\rrecency_score\x18\x06 \x01(\x05\x12\x17\n\x0f\x66requency_score\x18\x07 \x01(\x05\x12\x16\n\x0emonetary_score\x18\x08 \x01(\x05\x12\x12\n\nchurn_risk\x18\t \x01(\x01\x12\x32\n\x0e\x66irst_order_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_order_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x18ValueDistributionRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\")\n\x06\x42ucket\x12\r\n\x05label\x18\x01 \x01(\t\x12\x10\n\x08profiles\x18\x02 \x01(\x03\"\xa4\x02\n\x16ValueDistributionReply\x12\x11\n\tcustomers\x18\x01 \x01(\x03\x12\x0f\n\x07revenue\x18\x02 \x01(\x01\x12\x1b\n\x13\x61verage_order_value\x18\x03 \x01(\x01\x12\x13\n\x0brepeat_rate\x18\x04 \x01(\x01\x12(\n\x06orders\x18\x05 \x03(\x0b\x32\x18.nudge.metrics.v1.Bucket\x12\x31\n\x0frevenue_buckets\x18\x06 \x03(\x0b\x32\x18.nudge.metrics.v1.Bucket\x12)\n\x07recency\x18\x07 \x03(\x0b\x32\x18.nudge.metrics.v1.Bucket\x12,\n\nchurn_risk\x18\x08 \x03(\x0b\x32\x18.nudge.metrics.v1.Bucket\"\x9b\x01\n\x12\x44\x61taQualityRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12(\n\x04\x66rom\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd1\x03\n\x0e\x44\x61taQualityDay\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x03\x12\x1a\n\x12\x64uplicates_dropped\x18\x03 \x01(\x03\x12R\n\x12rejected_by_reason\x18\x04 \x03(\x0b\x32\x36.nudge.metrics.v1.DataQualityDay.RejectedByReasonEntry\x12\x61\n\x1amissing_contact_by_channel\x18\x05 \x03(\x0b\x32=.nudge.metrics.v1.DataQualityDay.MissingContactByChannelEntry\x12\x1e\n\x16ingest_lag_p50_seconds\x18\x06 \x01(\x01\x12\x1e\n\x16ingest_lag_p95_seconds\x18\x07 \x01(\x01\x12\x16\n\x0e\x65rased_dropped\x18\x08 \x01(\x03\x1a\x37\n\x15RejectedByReasonEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a>\n\x1cMissingContactByChannelEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"B\n\x10\x44\x61taQualityReply\x12.\n\x04\x64\x61ys\x18\x01 \x03(\x0b\x32 .nudge.metrics.v1.DataQualityDay\"U\n\x08Settings\x12\x13\n\x0border_event\x18\x01 \x01(\t\x12\x18\n\x10revenue_property\x18\x02 \x01(\t\x12\x1a\n\x12\x61ttribution_window\x18\x03 \x01(\t\"F\n\x12GetSettingsRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\"t\n\x12SetSettingsRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12,\n\x08settings\x18\x02 \x01(\x0b\x32\x1a.nudge.metrics.v1.Settings2\xf7\x06\n\x0eMetricsService\x12H\n\x08GetStats\x12\x1e.nudge.metrics.v1.StatsRequest\x1a\x1c.nudge.metrics.v1.StatsReply\x12W\n\rGetExperiment\x12#.nudge.metrics.v1.ExperimentRequest\x1a!.nudge.metrics.v1.ExperimentReply\x12K\n\tGetFunnel\x12\x1f.nudge.metrics.v1.FunnelRequest\x1a\x1d.nudge.metrics.v1.FunnelReply\x12[\n\x10GetCustomerValue\x12&.nudge.metrics.v1.CustomerValueRequest\x1a\x1f.nudge.metrics.v1.CustomerValue\x12l\n\x14GetValueDistribution\x12*.nudge.metrics.v1.ValueDistributionRequest\x1a(.nudge.metrics.v1.ValueDistributionReply\x12Z\n\x0eGetDataQuality\x12$.nudge.metrics.v1.DataQualityRequest\x1a\".nudge.metrics.v1.DataQualityReply\x12O\n\x0bGetSettings\x12$.nudge.metrics.v1.GetSettingsRequest\x1a\x1a.nudge.metrics.v1.Settings\x12O\n\x0bSetSettings\x12$.nudge.metrics.v1.SetSettingsRequest\x1a\x1a.nudge.metrics.v1.Settings\x12O\n\tListAudit\x12!.nudge.common.v1.ListAuditRequest\x1a\x1f.nudge.common.v1.ListAuditReply\x12[\n\rExportProfile\x12%.nudge.common.v1.ExportProfileRequest\x1a#.nudge.common.v1.ExportProfileReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,60 +42,60 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DATAQUALITYDAY_REJECTEDBYREASONENTRY']._serialized_options = b'8\001'
   _globals['_DATAQUALITYDAY_MISSINGCONTACTBYCHANNELENTRY']._loaded_options = None
   _globals['_DATAQUALITYDAY_MISSINGCONTACTBYCHANNELENTRY']._serialized_options = b'8\001'
-  _globals['_FILTER']._serialized_start=116
-  _globals['_FILTER']._serialized_end=326
-  _globals['_STATSREQUEST']._serialized_start=328
-  _globals['_STATSREQUEST']._serialized_end=452
-  _globals['_COUNTS']._serialized_start=455
-  _globals['_COUNTS']._serialized_end=982
-  _globals['_COUNTS_SUPPRESSEDBYREASONENTRY']._serialized_start=925
-  _globals['_COUNTS_SUPPRESSEDBYREASONENTRY']._serialized_end=982
-  _globals['_STATSROW']._serialized_start=985
-  _globals['_STATSROW']._serialized_end=1137
-  _globals['_STATSROW_GROUPENTRY']._serialized_start=1093
-  _globals['_STATSROW_GROUPENTRY']._serialized_end=1137
-  _globals['_STATSREPLY']._serialized_start=1139
-  _globals['_STATSREPLY']._serialized_end=1193
-  _globals['_EXPERIMENTREQUEST']._serialized_start=1196
-  _globals['_EXPERIMENTREQUEST']._serialized_end=1347
-  _globals['_COMPARISON']._serialized_start=1350
-  _globals['_COMPARISON']._serialized_end=1498
-  _globals['_VARIANTRESULT']._serialized_start=1501
-  _globals['_VARIANTRESULT']._serialized_end=1650
-  _globals['_EXPERIMENTREPLY']._serialized_start=1652
-  _globals['_EXPERIMENTREPLY']._serialized_end=1720
-  _globals['_FUNNELREQUEST']._serialized_start=1722
-  _globals['_FUNNELREQUEST']._serialized_end=1832
-  _globals['_FUNNELSTAGE']._serialized_start=1834
-  _globals['_FUNNELSTAGE']._serialized_end=1896
-  _globals['_FUNNELREPLY']._serialized_start=1898
-  _globals['_FUNNELREPLY']._serialized_end=1958
-  _globals['_CUSTOMERVALUEREQUEST']._serialized_start=1960
-  _globals['_CUSTOMERVALUEREQUEST']._serialized_end=2052
-  _globals['_CUSTOMERVALUE']._serialized_start=2055
-  _globals['_CUSTOMERVALUE']._serialized_end=2378
-  _globals['_VALUEDISTRIBUTIONREQUEST']._serialized_start=2380
-  _globals['_VALUEDISTRIBUTIONREQUEST']._serialized_end=2456
-  _globals['_BUCKET']._serialized_start=2458
-  _globals['_BUCKET']._serialized_end=2499
-  _globals['_VALUEDISTRIBUTIONREPLY']._serialized_start=2502
-  _globals['_VALUEDISTRIBUTIONREPLY']._serialized_end=2794
-  _globals['_DATAQUALITYREQUEST']._serialized_start=2797
-  _globals['_DATAQUALITYREQUEST']._serialized_end=2952
-  _globals['_DATAQUALITYDAY']._serialized_start=2955
-  _globals['_DATAQUALITYDAY']._serialized_end=3396
-  _globals['_DATAQUALITYDAY_REJECTEDBYREASONENTRY']._serialized_start=3277
-  _globals['_DATAQUALITYDAY_REJECTEDBYREASONENTRY']._serialized_end=3332
-  _globals['_DATAQUALITYDAY_MISSINGCONTACTBYCHANNELENTRY']._serialized_start=3334
-  _globals['_DATAQUALITYDAY_MISSINGCONTACTBYCHANNELENTRY']._serialized_end=3396
-  _globals['_DATAQUALITYREPLY']._serialized_start=3398
-  _globals['_DATAQUALITYREPLY']._serialized_end=3464
-  _globals['_SETTINGS']._serialized_start=3466
-  _globals['_SETTINGS']._serialized_end=3551
-  _globals['_GETSETTINGSREQUEST']._serialized_start=3553
-  _globals['_GETSETTINGSREQUEST']._serialized_end=3623
-  _globals['_SETSETTINGSREQUEST']._serialized_start=3625
-  _globals['_SETSETTINGSREQUEST']._serialized_end=3741
-  _globals['_METRICSSERVICE']._serialized_start=3744
-  _globals['_METRICSSERVICE']._serialized_end=4457
+  _globals['_FILTER']._serialized_start=145
+  _globals['_FILTER']._serialized_end=355
+  _globals['_STATSREQUEST']._serialized_start=357
+  _globals['_STATSREQUEST']._serialized_end=481
+  _globals['_COUNTS']._serialized_start=484
+  _globals['_COUNTS']._serialized_end=1011
+  _globals['_COUNTS_SUPPRESSEDBYREASONENTRY']._serialized_start=954
+  _globals['_COUNTS_SUPPRESSEDBYREASONENTRY']._serialized_end=1011
+  _globals['_STATSROW']._serialized_start=1014
+  _globals['_STATSROW']._serialized_end=1166
+  _globals['_STATSROW_GROUPENTRY']._serialized_start=1122
+  _globals['_STATSROW_GROUPENTRY']._serialized_end=1166
+  _globals['_STATSREPLY']._serialized_start=1168
+  _globals['_STATSREPLY']._serialized_end=1222
+  _globals['_EXPERIMENTREQUEST']._serialized_start=1225
+  _globals['_EXPERIMENTREQUEST']._serialized_end=1376
+  _globals['_COMPARISON']._serialized_start=1379
+  _globals['_COMPARISON']._serialized_end=1527
+  _globals['_VARIANTRESULT']._serialized_start=1530
+  _globals['_VARIANTRESULT']._serialized_end=1679
+  _globals['_EXPERIMENTREPLY']._serialized_start=1681
+  _globals['_EXPERIMENTREPLY']._serialized_end=1749
+  _globals['_FUNNELREQUEST']._serialized_start=1751
+  _globals['_FUNNELREQUEST']._serialized_end=1861
+  _globals['_FUNNELSTAGE']._serialized_start=1863
+  _globals['_FUNNELSTAGE']._serialized_end=1925
+  _globals['_FUNNELREPLY']._serialized_start=1927
+  _globals['_FUNNELREPLY']._serialized_end=1987
+  _globals['_CUSTOMERVALUEREQUEST']._serialized_start=1989
+  _globals['_CUSTOMERVALUEREQUEST']._serialized_end=2081
+  _globals['_CUSTOMERVALUE']._serialized_start=2084
+  _globals['_CUSTOMERVALUE']._serialized_end=2407
+  _globals['_VALUEDISTRIBUTIONREQUEST']._serialized_start=2409
+  _globals['_VALUEDISTRIBUTIONREQUEST']._serialized_end=2485
+  _globals['_BUCKET']._serialized_start=2487
+  _globals['_BUCKET']._serialized_end=2528
+  _globals['_VALUEDISTRIBUTIONREPLY']._serialized_start=2531
+  _globals['_VALUEDISTRIBUTIONREPLY']._serialized_end=2823
+  _globals['_DATAQUALITYREQUEST']._serialized_start=2826
+  _globals['_DATAQUALITYREQUEST']._serialized_end=2981
+  _globals['_DATAQUALITYDAY']._serialized_start=2984
+  _globals['_DATAQUALITYDAY']._serialized_end=3449
+  _globals['_DATAQUALITYDAY_REJECTEDBYREASONENTRY']._serialized_start=3330
+  _globals['_DATAQUALITYDAY_REJECTEDBYREASONENTRY']._serialized_end=3385
+  _globals['_DATAQUALITYDAY_MISSINGCONTACTBYCHANNELENTRY']._serialized_start=3387
+  _globals['_DATAQUALITYDAY_MISSINGCONTACTBYCHANNELENTRY']._serialized_end=3449
+  _globals['_DATAQUALITYREPLY']._serialized_start=3451
+  _globals['_DATAQUALITYREPLY']._serialized_end=3517
+  _globals['_SETTINGS']._serialized_start=3519
+  _globals['_SETTINGS']._serialized_end=3604
+  _globals['_GETSETTINGSREQUEST']._serialized_start=3606
+  _globals['_GETSETTINGSREQUEST']._serialized_end=3676
+  _globals['_SETSETTINGSREQUEST']._serialized_start=3678
+  _globals['_SETSETTINGSREQUEST']._serialized_end=3794
+  _globals['_METRICSSERVICE']._serialized_start=3797
+  _globals['_METRICSSERVICE']._serialized_end=4684
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from nudge.common.v1 import audit_pb2 as _audit_pb2
 from nudge.common.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -271,7 +272,7 @@ class DataQualityRequest(_message.Message):
     def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., **kwargs) -> None: ...
 
 class DataQualityDay(_message.Message):
-    __slots__ = ("day", "events", "duplicates_dropped", "rejected_by_reason", "missing_contact_by_channel", "ingest_lag_p50_seconds", "ingest_lag_p95_seconds")
+    __slots__ = ("day", "events", "duplicates_dropped", "rejected_by_reason", "missing_contact_by_channel", "ingest_lag_p50_seconds", "ingest_lag_p95_seconds", "erased_dropped")
     class RejectedByReasonEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -293,6 +294,7 @@ class DataQualityDay(_message.Message):
     MISSING_CONTACT_BY_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     INGEST_LAG_P50_SECONDS_FIELD_NUMBER: _ClassVar[int]
     INGEST_LAG_P95_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ERASED_DROPPED_FIELD_NUMBER: _ClassVar[int]
     day: str
     events: int
     duplicates_dropped: int
@@ -300,7 +302,8 @@ class DataQualityDay(_message.Message):
     missing_contact_by_channel: _containers.ScalarMap[str, int]
     ingest_lag_p50_seconds: float
     ingest_lag_p95_seconds: float
-    def __init__(self, day: _Optional[str] = ..., events: _Optional[int] = ..., duplicates_dropped: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., missing_contact_by_channel: _Optional[_Mapping[str, int]] = ..., ingest_lag_p50_seconds: _Optional[float] = ..., ingest_lag_p95_seconds: _Optional[float] = ...) -> None: ...
+    erased_dropped: int
+    def __init__(self, day: _Optional[str] = ..., events: _Optional[int] = ..., duplicates_dropped: _Optional[int] = ..., rejected_by_reason: _Optional[_Mapping[str, int]] = ..., missing_contact_by_channel: _Optional[_Mapping[str, int]] = ..., ingest_lag_p50_seconds: _Optional[float] = ..., ingest_lag_p95_seconds: _Optional[float] = ..., erased_dropped: _Optional[int] = ...) -> None: ...
 
 class DataQualityReply(_message.Message):
     __slots__ = ("days",)

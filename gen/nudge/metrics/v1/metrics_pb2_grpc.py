@@ -3,6 +3,8 @@
 import grpc
 import warnings
 
+from nudge.common.v1 import audit_pb2 as nudge_dot_common_dot_v1_dot_audit__pb2
+from nudge.common.v1 import common_pb2 as nudge_dot_common_dot_v1_dot_common__pb2
 from nudge.metrics.v1 import metrics_pb2 as nudge_dot_metrics_dot_v1_dot_metrics__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -78,6 +80,16 @@ class MetricsServiceStub:
                 request_serializer=nudge_dot_metrics_dot_v1_dot_metrics__pb2.SetSettingsRequest.SerializeToString,
                 response_deserializer=nudge_dot_metrics_dot_v1_dot_metrics__pb2.Settings.FromString,
                 _registered_method=True)
+        self.ListAudit = channel.unary_unary(
+                '/nudge.metrics.v1.MetricsService/ListAudit',
+                request_serializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditReply.FromString,
+                _registered_method=True)
+        self.ExportProfile = channel.unary_unary(
+                '/nudge.metrics.v1.MetricsService/ExportProfile',
+                request_serializer=nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileRequest.SerializeToString,
+                response_deserializer=nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileReply.FromString,
+                _registered_method=True)
 
 
 class MetricsServiceServicer:
@@ -142,6 +154,20 @@ class MetricsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAudit(self, request, context):
+        """This service's audit log: admin writes and reads of a person's data by an API key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportProfile(self, request, context):
+        """What metrics holds about a person (GDPR export): their facts and attributed orders.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetricsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -184,6 +210,16 @@ def add_MetricsServiceServicer_to_server(servicer, server):
                     servicer.SetSettings,
                     request_deserializer=nudge_dot_metrics_dot_v1_dot_metrics__pb2.SetSettingsRequest.FromString,
                     response_serializer=nudge_dot_metrics_dot_v1_dot_metrics__pb2.Settings.SerializeToString,
+            ),
+            'ListAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudit,
+                    request_deserializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditRequest.FromString,
+                    response_serializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditReply.SerializeToString,
+            ),
+            'ExportProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportProfile,
+                    request_deserializer=nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileRequest.FromString,
+                    response_serializer=nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -406,6 +442,60 @@ class MetricsService:
             '/nudge.metrics.v1.MetricsService/SetSettings',
             nudge_dot_metrics_dot_v1_dot_metrics__pb2.SetSettingsRequest.SerializeToString,
             nudge_dot_metrics_dot_v1_dot_metrics__pb2.Settings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.metrics.v1.MetricsService/ListAudit',
+            nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditRequest.SerializeToString,
+            nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.metrics.v1.MetricsService/ExportProfile',
+            nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileRequest.SerializeToString,
+            nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from nudge.common.v1 import audit_pb2 as _audit_pb2
 from nudge.common.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -70,10 +71,12 @@ class IngestResult(_message.Message):
         STORED: _ClassVar[IngestResult.Outcome]
         DUPLICATE: _ClassVar[IngestResult.Outcome]
         REJECTED: _ClassVar[IngestResult.Outcome]
+        ERASED: _ClassVar[IngestResult.Outcome]
     OUTCOME_UNSPECIFIED: IngestResult.Outcome
     STORED: IngestResult.Outcome
     DUPLICATE: IngestResult.Outcome
     REJECTED: IngestResult.Outcome
+    ERASED: IngestResult.Outcome
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -255,35 +258,3 @@ class SetIdentityPolicyRequest(_message.Message):
     context: _common_pb2.RequestContext
     policy: IdentityPolicy
     def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., policy: _Optional[_Union[IdentityPolicy, _Mapping]] = ...) -> None: ...
-
-class AuditEntry(_message.Message):
-    __slots__ = ("at", "actor", "action", "profile_id", "detail_json")
-    AT_FIELD_NUMBER: _ClassVar[int]
-    ACTOR_FIELD_NUMBER: _ClassVar[int]
-    ACTION_FIELD_NUMBER: _ClassVar[int]
-    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
-    DETAIL_JSON_FIELD_NUMBER: _ClassVar[int]
-    at: _timestamp_pb2.Timestamp
-    actor: str
-    action: str
-    profile_id: str
-    detail_json: str
-    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., action: _Optional[str] = ..., profile_id: _Optional[str] = ..., detail_json: _Optional[str] = ...) -> None: ...
-
-class ListAuditRequest(_message.Message):
-    __slots__ = ("context", "page", "profile_id")
-    CONTEXT_FIELD_NUMBER: _ClassVar[int]
-    PAGE_FIELD_NUMBER: _ClassVar[int]
-    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
-    context: _common_pb2.RequestContext
-    page: _common_pb2.PageRequest
-    profile_id: str
-    def __init__(self, context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., profile_id: _Optional[str] = ...) -> None: ...
-
-class ListAuditReply(_message.Message):
-    __slots__ = ("entries", "next_cursor")
-    ENTRIES_FIELD_NUMBER: _ClassVar[int]
-    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
-    entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
-    next_cursor: str
-    def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...

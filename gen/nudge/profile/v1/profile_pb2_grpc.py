@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from nudge.common.v1 import audit_pb2 as nudge_dot_common_dot_v1_dot_audit__pb2
 from nudge.profile.v1 import profile_pb2 as nudge_dot_profile_dot_v1_dot_profile__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -84,8 +85,8 @@ class ProfileServiceStub:
                 _registered_method=True)
         self.ListAudit = channel.unary_unary(
                 '/nudge.profile.v1.ProfileService/ListAudit',
-                request_serializer=nudge_dot_profile_dot_v1_dot_profile__pb2.ListAuditRequest.SerializeToString,
-                response_deserializer=nudge_dot_profile_dot_v1_dot_profile__pb2.ListAuditReply.FromString,
+                request_serializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditReply.FromString,
                 _registered_method=True)
 
 
@@ -151,7 +152,8 @@ class ProfileServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListAudit(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """This service's audit log: admin writes and reads of a person's data by an API key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -206,8 +208,8 @@ def add_ProfileServiceServicer_to_server(servicer, server):
             ),
             'ListAudit': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAudit,
-                    request_deserializer=nudge_dot_profile_dot_v1_dot_profile__pb2.ListAuditRequest.FromString,
-                    response_serializer=nudge_dot_profile_dot_v1_dot_profile__pb2.ListAuditReply.SerializeToString,
+                    request_deserializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditRequest.FromString,
+                    response_serializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -481,8 +483,8 @@ class ProfileService:
             request,
             target,
             '/nudge.profile.v1.ProfileService/ListAudit',
-            nudge_dot_profile_dot_v1_dot_profile__pb2.ListAuditRequest.SerializeToString,
-            nudge_dot_profile_dot_v1_dot_profile__pb2.ListAuditReply.FromString,
+            nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditRequest.SerializeToString,
+            nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,66 +23,67 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from nudge.common.v1 import audit_pb2 as nudge_dot_common_dot_v1_dot_audit__pb2
 from nudge.common.v1 import common_pb2 as nudge_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1enudge/segment/v1/segment.proto\x12\x10nudge.segment.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cnudge/common/v1/common.proto\"\xa8\x01\n\x08\x42\x61\x63kfill\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x03\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xeb\x01\n\x07Segment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\nrules_json\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x05\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x62\x61\x63kfill\x18\x08 \x01(\x0b\x32\x1a.nudge.segment.v1.Backfill\"\x7f\n\x14\x43reateSegmentRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\nrules_json\x18\x04 \x01(\t\"\xc2\x01\n\x14UpdateSegmentRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\n\n\x02id\x18\x02 \x01(\t\x12\x11\n\x04name\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x17\n\nrules_json\x18\x05 \x01(\tH\x02\x88\x01\x01\x42\x07\n\x05_nameB\x0e\n\x0c_descriptionB\r\n\x0b_rules_json\"T\n\x14\x44\x65leteSegmentRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\n\n\x02id\x18\x02 \x01(\t\"\x14\n\x12\x44\x65leteSegmentReply\"Q\n\x11GetSegmentRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\n\n\x02id\x18\x02 \x01(\t\"s\n\x13ListSegmentsRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12*\n\x04page\x18\x02 \x01(\x0b\x32\x1c.nudge.common.v1.PageRequest\"U\n\x11ListSegmentsReply\x12+\n\x08segments\x18\x01 \x03(\x0b\x32\x19.nudge.segment.v1.Segment\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"S\n\x13\x43ountMembersRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\n\n\x02id\x18\x02 \x01(\t\"a\n\x11\x43ountMembersReply\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12,\n\x08\x62\x61\x63kfill\x18\x03 \x01(\x0b\x32\x1a.nudge.segment.v1.Backfill\"X\n\x06Member\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x03 \x01(\x05\"~\n\x12ListMembersRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\n\n\x02id\x18\x02 \x01(\t\x12*\n\x04page\x18\x03 \x01(\x0b\x32\x1c.nudge.common.v1.PageRequest\"R\n\x10ListMembersReply\x12)\n\x07members\x18\x01 \x03(\x0b\x32\x18.nudge.segment.v1.Member\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"T\n\x14\x45xportMembersRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\n\n\x02id\x18\x02 \x01(\t\"c\n\x0fIsMemberRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\n\n\x02id\x18\x02 \x01(\t\x12\x12\n\nprofile_id\x18\x03 \x01(\t\"3\n\rIsMemberReply\x12\x0e\n\x06member\x18\x01 \x01(\x08\x12\x12\n\nprofile_id\x18\x02 \x01(\t\"k\n\x0ePreviewRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\x12\n\nrules_json\x18\x02 \x01(\t\x12\x13\n\x0bsample_size\x18\x03 \x01(\x05\"H\n\x0cPreviewReply\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\x12\x1a\n\x12sample_profile_ids\x18\x03 \x03(\t\"\xa8\x01\n\x0e\x45xplainRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\n\n\x02id\x18\x02 \x01(\t\x12\x12\n\nrules_json\x18\x03 \x01(\t\x12\x12\n\nprofile_id\x18\x04 \x01(\t\x12\x30\n\x0c\x65vents_since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"i\n\x0f\x43onditionResult\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x11\n\tcondition\x18\x02 \x01(\t\x12\x11\n\tsatisfied\x18\x03 \x01(\x08\x12\x12\n\nvalue_json\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x9a\x01\n\x0c\x45xplainReply\x12\x0e\n\x06member\x18\x01 \x01(\x08\x12\x12\n\nprofile_id\x18\x02 \x01(\t\x12\x35\n\nconditions\x18\x03 \x03(\x0b\x32!.nudge.segment.v1.ConditionResult\x12/\n\x0bnext_change\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"<\n\x0bRfmSettings\x12\x13\n\x0border_event\x18\x01 \x01(\t\x12\x18\n\x10revenue_property\x18\x02 \x01(\t\"I\n\x15GetRfmSettingsRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\"z\n\x15SetRfmSettingsRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12/\n\x08settings\x18\x02 \x01(\x0b\x32\x1d.nudge.segment.v1.RfmSettings2\xe9\x08\n\x0eSegmentService\x12R\n\rCreateSegment\x12&.nudge.segment.v1.CreateSegmentRequest\x1a\x19.nudge.segment.v1.Segment\x12R\n\rUpdateSegment\x12&.nudge.segment.v1.UpdateSegmentRequest\x1a\x19.nudge.segment.v1.Segment\x12]\n\rDeleteSegment\x12&.nudge.segment.v1.DeleteSegmentRequest\x1a$.nudge.segment.v1.DeleteSegmentReply\x12L\n\nGetSegment\x12#.nudge.segment.v1.GetSegmentRequest\x1a\x19.nudge.segment.v1.Segment\x12Z\n\x0cListSegments\x12%.nudge.segment.v1.ListSegmentsRequest\x1a#.nudge.segment.v1.ListSegmentsReply\x12Z\n\x0c\x43ountMembers\x12%.nudge.segment.v1.CountMembersRequest\x1a#.nudge.segment.v1.CountMembersReply\x12W\n\x0bListMembers\x12$.nudge.segment.v1.ListMembersRequest\x1a\".nudge.segment.v1.ListMembersReply\x12S\n\rExportMembers\x12&.nudge.segment.v1.ExportMembersRequest\x1a\x18.nudge.segment.v1.Member0\x01\x12N\n\x08IsMember\x12!.nudge.segment.v1.IsMemberRequest\x1a\x1f.nudge.segment.v1.IsMemberReply\x12K\n\x07Preview\x12 .nudge.segment.v1.PreviewRequest\x1a\x1e.nudge.segment.v1.PreviewReply\x12K\n\x07\x45xplain\x12 .nudge.segment.v1.ExplainRequest\x1a\x1e.nudge.segment.v1.ExplainReply\x12X\n\x0eGetRfmSettings\x12\'.nudge.segment.v1.GetRfmSettingsRequest\x1a\x1d.nudge.segment.v1.RfmSettings\x12X\n\x0eSetRfmSettings\x12\'.nudge.segment.v1.SetRfmSettingsRequest\x1a\x1d.nudge.segment.v1.RfmSettingsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1enudge/segment/v1/segment.proto\x12\x10nudge.segment.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bnudge/common/v1/audit.proto\x1a\x1cnudge/common/v1/common.proto\"\xa8\x01\n\x08\x42\x61\x63kfill\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x03\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x0f\n\x07version\x18\x04 \x01(\x05\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xeb\x01\n\x07Segment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\nrules_json\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x05\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x62\x61\x63kfill\x18\x08 \x01(\x0b\x32\x1a.nudge.segment.v1.Backfill\"\x7f\n\x14\x43reateSegmentRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\nrules_json\x18\x04 \x01(\t\"\xc2\x01\n\x14UpdateSegmentRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\n\n\x02id\x18\x02 \x01(\t\x12\x11\n\x04name\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x17\n\nrules_json\x18\x05 \x01(\tH\x02\x88\x01\x01\x42\x07\n\x05_nameB\x0e\n\x0c_descriptionB\r\n\x0b_rules_json\"T\n\x14\x44\x65leteSegmentRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\n\n\x02id\x18\x02 \x01(\t\"\x14\n\x12\x44\x65leteSegmentReply\"Q\n\x11GetSegmentRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\n\n\x02id\x18\x02 \x01(\t\"s\n\x13ListSegmentsRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12*\n\x04page\x18\x02 \x01(\x0b\x32\x1c.nudge.common.v1.PageRequest\"U\n\x11ListSegmentsReply\x12+\n\x08segments\x18\x01 \x03(\x0b\x32\x19.nudge.segment.v1.Segment\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"S\n\x13\x43ountMembersRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\n\n\x02id\x18\x02 \x01(\t\"a\n\x11\x43ountMembersReply\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12,\n\x08\x62\x61\x63kfill\x18\x03 \x01(\x0b\x32\x1a.nudge.segment.v1.Backfill\"X\n\x06Member\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x03 \x01(\x05\"~\n\x12ListMembersRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\n\n\x02id\x18\x02 \x01(\t\x12*\n\x04page\x18\x03 \x01(\x0b\x32\x1c.nudge.common.v1.PageRequest\"R\n\x10ListMembersReply\x12)\n\x07members\x18\x01 \x03(\x0b\x32\x18.nudge.segment.v1.Member\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"T\n\x14\x45xportMembersRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\n\n\x02id\x18\x02 \x01(\t\"c\n\x0fIsMemberRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\n\n\x02id\x18\x02 \x01(\t\x12\x12\n\nprofile_id\x18\x03 \x01(\t\"3\n\rIsMemberReply\x12\x0e\n\x06member\x18\x01 \x01(\x08\x12\x12\n\nprofile_id\x18\x02 \x01(\t\"k\n\x0ePreviewRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\x12\n\nrules_json\x18\x02 \x01(\t\x12\x13\n\x0bsample_size\x18\x03 \x01(\x05\"H\n\x0cPreviewReply\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\x12\x1a\n\x12sample_profile_ids\x18\x03 \x03(\t\"\xa8\x01\n\x0e\x45xplainRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12\n\n\x02id\x18\x02 \x01(\t\x12\x12\n\nrules_json\x18\x03 \x01(\t\x12\x12\n\nprofile_id\x18\x04 \x01(\t\x12\x30\n\x0c\x65vents_since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"i\n\x0f\x43onditionResult\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x11\n\tcondition\x18\x02 \x01(\t\x12\x11\n\tsatisfied\x18\x03 \x01(\x08\x12\x12\n\nvalue_json\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x9a\x01\n\x0c\x45xplainReply\x12\x0e\n\x06member\x18\x01 \x01(\x08\x12\x12\n\nprofile_id\x18\x02 \x01(\t\x12\x35\n\nconditions\x18\x03 \x03(\x0b\x32!.nudge.segment.v1.ConditionResult\x12/\n\x0bnext_change\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"<\n\x0bRfmSettings\x12\x13\n\x0border_event\x18\x01 \x01(\t\x12\x18\n\x10revenue_property\x18\x02 \x01(\t\"I\n\x15GetRfmSettingsRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\"z\n\x15SetRfmSettingsRequest\x12\x30\n\x07\x63ontext\x18\x01 \x01(\x0b\x32\x1f.nudge.common.v1.RequestContext\x12/\n\x08settings\x18\x02 \x01(\x0b\x32\x1d.nudge.segment.v1.RfmSettings2\x97\n\n\x0eSegmentService\x12R\n\rCreateSegment\x12&.nudge.segment.v1.CreateSegmentRequest\x1a\x19.nudge.segment.v1.Segment\x12R\n\rUpdateSegment\x12&.nudge.segment.v1.UpdateSegmentRequest\x1a\x19.nudge.segment.v1.Segment\x12]\n\rDeleteSegment\x12&.nudge.segment.v1.DeleteSegmentRequest\x1a$.nudge.segment.v1.DeleteSegmentReply\x12L\n\nGetSegment\x12#.nudge.segment.v1.GetSegmentRequest\x1a\x19.nudge.segment.v1.Segment\x12Z\n\x0cListSegments\x12%.nudge.segment.v1.ListSegmentsRequest\x1a#.nudge.segment.v1.ListSegmentsReply\x12Z\n\x0c\x43ountMembers\x12%.nudge.segment.v1.CountMembersRequest\x1a#.nudge.segment.v1.CountMembersReply\x12W\n\x0bListMembers\x12$.nudge.segment.v1.ListMembersRequest\x1a\".nudge.segment.v1.ListMembersReply\x12S\n\rExportMembers\x12&.nudge.segment.v1.ExportMembersRequest\x1a\x18.nudge.segment.v1.Member0\x01\x12N\n\x08IsMember\x12!.nudge.segment.v1.IsMemberRequest\x1a\x1f.nudge.segment.v1.IsMemberReply\x12K\n\x07Preview\x12 .nudge.segment.v1.PreviewRequest\x1a\x1e.nudge.segment.v1.PreviewReply\x12K\n\x07\x45xplain\x12 .nudge.segment.v1.ExplainRequest\x1a\x1e.nudge.segment.v1.ExplainReply\x12X\n\x0eGetRfmSettings\x12\'.nudge.segment.v1.GetRfmSettingsRequest\x1a\x1d.nudge.segment.v1.RfmSettings\x12X\n\x0eSetRfmSettings\x12\'.nudge.segment.v1.SetRfmSettingsRequest\x1a\x1d.nudge.segment.v1.RfmSettings\x12O\n\tListAudit\x12!.nudge.common.v1.ListAuditRequest\x1a\x1f.nudge.common.v1.ListAuditReply\x12[\n\rExportProfile\x12%.nudge.common.v1.ExportProfileRequest\x1a#.nudge.common.v1.ExportProfileReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'nudge.segment.v1.segment_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BACKFILL']._serialized_start=116
-  _globals['_BACKFILL']._serialized_end=284
-  _globals['_SEGMENT']._serialized_start=287
-  _globals['_SEGMENT']._serialized_end=522
-  _globals['_CREATESEGMENTREQUEST']._serialized_start=524
-  _globals['_CREATESEGMENTREQUEST']._serialized_end=651
-  _globals['_UPDATESEGMENTREQUEST']._serialized_start=654
-  _globals['_UPDATESEGMENTREQUEST']._serialized_end=848
-  _globals['_DELETESEGMENTREQUEST']._serialized_start=850
-  _globals['_DELETESEGMENTREQUEST']._serialized_end=934
-  _globals['_DELETESEGMENTREPLY']._serialized_start=936
-  _globals['_DELETESEGMENTREPLY']._serialized_end=956
-  _globals['_GETSEGMENTREQUEST']._serialized_start=958
-  _globals['_GETSEGMENTREQUEST']._serialized_end=1039
-  _globals['_LISTSEGMENTSREQUEST']._serialized_start=1041
-  _globals['_LISTSEGMENTSREQUEST']._serialized_end=1156
-  _globals['_LISTSEGMENTSREPLY']._serialized_start=1158
-  _globals['_LISTSEGMENTSREPLY']._serialized_end=1243
-  _globals['_COUNTMEMBERSREQUEST']._serialized_start=1245
-  _globals['_COUNTMEMBERSREQUEST']._serialized_end=1328
-  _globals['_COUNTMEMBERSREPLY']._serialized_start=1330
-  _globals['_COUNTMEMBERSREPLY']._serialized_end=1427
-  _globals['_MEMBER']._serialized_start=1429
-  _globals['_MEMBER']._serialized_end=1517
-  _globals['_LISTMEMBERSREQUEST']._serialized_start=1519
-  _globals['_LISTMEMBERSREQUEST']._serialized_end=1645
-  _globals['_LISTMEMBERSREPLY']._serialized_start=1647
-  _globals['_LISTMEMBERSREPLY']._serialized_end=1729
-  _globals['_EXPORTMEMBERSREQUEST']._serialized_start=1731
-  _globals['_EXPORTMEMBERSREQUEST']._serialized_end=1815
-  _globals['_ISMEMBERREQUEST']._serialized_start=1817
-  _globals['_ISMEMBERREQUEST']._serialized_end=1916
-  _globals['_ISMEMBERREPLY']._serialized_start=1918
-  _globals['_ISMEMBERREPLY']._serialized_end=1969
-  _globals['_PREVIEWREQUEST']._serialized_start=1971
-  _globals['_PREVIEWREQUEST']._serialized_end=2078
-  _globals['_PREVIEWREPLY']._serialized_start=2080
-  _globals['_PREVIEWREPLY']._serialized_end=2152
-  _globals['_EXPLAINREQUEST']._serialized_start=2155
-  _globals['_EXPLAINREQUEST']._serialized_end=2323
-  _globals['_CONDITIONRESULT']._serialized_start=2325
-  _globals['_CONDITIONRESULT']._serialized_end=2430
-  _globals['_EXPLAINREPLY']._serialized_start=2433
-  _globals['_EXPLAINREPLY']._serialized_end=2587
-  _globals['_RFMSETTINGS']._serialized_start=2589
-  _globals['_RFMSETTINGS']._serialized_end=2649
-  _globals['_GETRFMSETTINGSREQUEST']._serialized_start=2651
-  _globals['_GETRFMSETTINGSREQUEST']._serialized_end=2724
-  _globals['_SETRFMSETTINGSREQUEST']._serialized_start=2726
-  _globals['_SETRFMSETTINGSREQUEST']._serialized_end=2848
-  _globals['_SEGMENTSERVICE']._serialized_start=2851
-  _globals['_SEGMENTSERVICE']._serialized_end=3980
+  _globals['_BACKFILL']._serialized_start=145
+  _globals['_BACKFILL']._serialized_end=313
+  _globals['_SEGMENT']._serialized_start=316
+  _globals['_SEGMENT']._serialized_end=551
+  _globals['_CREATESEGMENTREQUEST']._serialized_start=553
+  _globals['_CREATESEGMENTREQUEST']._serialized_end=680
+  _globals['_UPDATESEGMENTREQUEST']._serialized_start=683
+  _globals['_UPDATESEGMENTREQUEST']._serialized_end=877
+  _globals['_DELETESEGMENTREQUEST']._serialized_start=879
+  _globals['_DELETESEGMENTREQUEST']._serialized_end=963
+  _globals['_DELETESEGMENTREPLY']._serialized_start=965
+  _globals['_DELETESEGMENTREPLY']._serialized_end=985
+  _globals['_GETSEGMENTREQUEST']._serialized_start=987
+  _globals['_GETSEGMENTREQUEST']._serialized_end=1068
+  _globals['_LISTSEGMENTSREQUEST']._serialized_start=1070
+  _globals['_LISTSEGMENTSREQUEST']._serialized_end=1185
+  _globals['_LISTSEGMENTSREPLY']._serialized_start=1187
+  _globals['_LISTSEGMENTSREPLY']._serialized_end=1272
+  _globals['_COUNTMEMBERSREQUEST']._serialized_start=1274
+  _globals['_COUNTMEMBERSREQUEST']._serialized_end=1357
+  _globals['_COUNTMEMBERSREPLY']._serialized_start=1359
+  _globals['_COUNTMEMBERSREPLY']._serialized_end=1456
+  _globals['_MEMBER']._serialized_start=1458
+  _globals['_MEMBER']._serialized_end=1546
+  _globals['_LISTMEMBERSREQUEST']._serialized_start=1548
+  _globals['_LISTMEMBERSREQUEST']._serialized_end=1674
+  _globals['_LISTMEMBERSREPLY']._serialized_start=1676
+  _globals['_LISTMEMBERSREPLY']._serialized_end=1758
+  _globals['_EXPORTMEMBERSREQUEST']._serialized_start=1760
+  _globals['_EXPORTMEMBERSREQUEST']._serialized_end=1844
+  _globals['_ISMEMBERREQUEST']._serialized_start=1846
+  _globals['_ISMEMBERREQUEST']._serialized_end=1945
+  _globals['_ISMEMBERREPLY']._serialized_start=1947
+  _globals['_ISMEMBERREPLY']._serialized_end=1998
+  _globals['_PREVIEWREQUEST']._serialized_start=2000
+  _globals['_PREVIEWREQUEST']._serialized_end=2107
+  _globals['_PREVIEWREPLY']._serialized_start=2109
+  _globals['_PREVIEWREPLY']._serialized_end=2181
+  _globals['_EXPLAINREQUEST']._serialized_start=2184
+  _globals['_EXPLAINREQUEST']._serialized_end=2352
+  _globals['_CONDITIONRESULT']._serialized_start=2354
+  _globals['_CONDITIONRESULT']._serialized_end=2459
+  _globals['_EXPLAINREPLY']._serialized_start=2462
+  _globals['_EXPLAINREPLY']._serialized_end=2616
+  _globals['_RFMSETTINGS']._serialized_start=2618
+  _globals['_RFMSETTINGS']._serialized_end=2678
+  _globals['_GETRFMSETTINGSREQUEST']._serialized_start=2680
+  _globals['_GETRFMSETTINGSREQUEST']._serialized_end=2753
+  _globals['_SETRFMSETTINGSREQUEST']._serialized_start=2755
+  _globals['_SETRFMSETTINGSREQUEST']._serialized_end=2877
+  _globals['_SEGMENTSERVICE']._serialized_start=2880
+  _globals['_SEGMENTSERVICE']._serialized_end=4183
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,8 @@
 import grpc
 import warnings
 
+from nudge.common.v1 import audit_pb2 as nudge_dot_common_dot_v1_dot_audit__pb2
+from nudge.common.v1 import common_pb2 as nudge_dot_common_dot_v1_dot_common__pb2
 from nudge.segment.v1 import segment_pb2 as nudge_dot_segment_dot_v1_dot_segment__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -102,6 +104,16 @@ class SegmentServiceStub:
                 request_serializer=nudge_dot_segment_dot_v1_dot_segment__pb2.SetRfmSettingsRequest.SerializeToString,
                 response_deserializer=nudge_dot_segment_dot_v1_dot_segment__pb2.RfmSettings.FromString,
                 _registered_method=True)
+        self.ListAudit = channel.unary_unary(
+                '/nudge.segment.v1.SegmentService/ListAudit',
+                request_serializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditReply.FromString,
+                _registered_method=True)
+        self.ExportProfile = channel.unary_unary(
+                '/nudge.segment.v1.SegmentService/ExportProfile',
+                request_serializer=nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileRequest.SerializeToString,
+                response_deserializer=nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileReply.FromString,
+                _registered_method=True)
 
 
 class SegmentServiceServicer:
@@ -194,6 +206,21 @@ class SegmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAudit(self, request, context):
+        """This service's audit log: admin writes and reads of a person's data by an API key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportProfile(self, request, context):
+        """What the segment service holds about a person (GDPR export): traits and consent as it
+        keeps them, events, memberships and pending timers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SegmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -261,6 +288,16 @@ def add_SegmentServiceServicer_to_server(servicer, server):
                     servicer.SetRfmSettings,
                     request_deserializer=nudge_dot_segment_dot_v1_dot_segment__pb2.SetRfmSettingsRequest.FromString,
                     response_serializer=nudge_dot_segment_dot_v1_dot_segment__pb2.RfmSettings.SerializeToString,
+            ),
+            'ListAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudit,
+                    request_deserializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditRequest.FromString,
+                    response_serializer=nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditReply.SerializeToString,
+            ),
+            'ExportProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportProfile,
+                    request_deserializer=nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileRequest.FromString,
+                    response_serializer=nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -617,6 +654,60 @@ class SegmentService:
             '/nudge.segment.v1.SegmentService/SetRfmSettings',
             nudge_dot_segment_dot_v1_dot_segment__pb2.SetRfmSettingsRequest.SerializeToString,
             nudge_dot_segment_dot_v1_dot_segment__pb2.RfmSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.segment.v1.SegmentService/ListAudit',
+            nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditRequest.SerializeToString,
+            nudge_dot_common_dot_v1_dot_audit__pb2.ListAuditReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/nudge.segment.v1.SegmentService/ExportProfile',
+            nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileRequest.SerializeToString,
+            nudge_dot_common_dot_v1_dot_common__pb2.ExportProfileReply.FromString,
             options,
             channel_credentials,
             insecure,
