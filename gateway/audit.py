@@ -29,7 +29,8 @@ _RANK = {name: rank for rank, name in enumerate(SERVICES)}
 _LAST_ID = 2**63 - 1
 
 
-@router.get("/v1/audit", responses=answer(answers.Audit), summary="Who changed what and who read whose data, when: every service's entries")
+@router.get("/v1/audit", responses=answer(answers.Audit),
+            summary="Who changed what and who read whose data, when: every service's entries")
 async def audit_log(
         request: Request, principal: Admin,
         profileId: Annotated[str, Query(max_length=200, description="entries about this person")] = "",
@@ -103,6 +104,6 @@ def _decode(cursor: str) -> tuple[int, str, int] | None:
         return None
     at, _, rest = cursor.partition(".")
     service, _, entry_id = rest.partition(".")
-    if not (at.isdigit() and entry_id.isdigit() and service in _RANK and len(at) <= 18 and len(entry_id) <= 18):
+    if not (cursor.isascii() and at.isdigit() and entry_id.isdigit() and service in _RANK and len(at) <= 18 and len(entry_id) <= 18):
         raise ApiError(422, "invalid_argument", "cursor: not a cursor this API returned", {"field": "cursor"})
     return int(at), service, int(entry_id)
