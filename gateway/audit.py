@@ -104,6 +104,7 @@ def _decode(cursor: str) -> tuple[int, str, int] | None:
         return None
     at, _, rest = cursor.partition(".")
     service, _, entry_id = rest.partition(".")
-    if not (cursor.isascii() and at.isdigit() and entry_id.isdigit() and service in _RANK and len(at) <= 18 and len(entry_id) <= 18):
+    if not (cursor.isascii() and at.isdigit() and entry_id.isdigit() and service in _RANK  # "²" is a digit to isdigit()
+            and len(at) <= 18 and len(entry_id) <= 18):
         raise ApiError(422, "invalid_argument", "cursor: not a cursor this API returned", {"field": "cursor"})
     return int(at), service, int(entry_id)
