@@ -63,7 +63,7 @@ CLAIM_SQL = (
 
 
 def claim_sql() -> tuple[str, list[str]]:
-    """CLAIM_SQL with asyncpg's $n placeholders, and the parameter names in $n order."""
+    """CLAIM_SQL with asyncpg's $n parameters, and the parameter names in $n order."""
     names: list[str] = []
 
     def number(match: re.Match) -> str:

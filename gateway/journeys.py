@@ -207,7 +207,7 @@ async def delete_journey(journey_id: str, request: Request, principal: Admin) ->
 
 
 def _transition(action: str, method: Callable[[JourneyServiceStub], Any], summary: str) -> None:
-    """A lifecycle route; `method` picks the stub's RPC, e.g. `lambda journey: journey.PublishJourney`."""
+    """A lifecycle route; `method` picks the journey service's RPC, e.g. `lambda journey: journey.PublishJourney`."""
     @router.post(f"/v1/journeys/{{journey_id}}/{action}", responses=answer(answers.Journey),
                  summary=summary, name=f"{action}_journey")
     async def transition(journey_id: str, request: Request, principal: Admin) -> dict:

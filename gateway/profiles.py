@@ -132,7 +132,7 @@ async def export_profile(profile_id: str, request: Request, principal: Admin) ->
                                                merged_ids=person["merged_ids"])
     others = {"segment": services.segment, "journey": services.journey, "dispatch": services.dispatch,
               "metrics": services.metrics}
-    answers = await asyncio.gather(*(stub.ExportProfile(question) for stub in others.values()),
+    answers = await asyncio.gather(*(service.ExportProfile(question) for service in others.values()),
                                    return_exceptions=True)
     for answer in answers:
         if isinstance(answer, BaseException):

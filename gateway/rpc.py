@@ -23,7 +23,7 @@ from nudge.segment.v1 import segment_pb2_grpc
 
 @dataclass(frozen=True)
 class Services:
-    """The stub of each service the gateway calls, on one channel per service."""
+    """The gRPC client of each service the gateway calls, on one channel per service."""
     profile: profile_pb2_grpc.ProfileServiceStub
     segment: segment_pb2_grpc.SegmentServiceStub
     dispatch: dispatch_pb2_grpc.DispatchServiceStub
@@ -49,7 +49,7 @@ class Deadline(grpc.aio.UnaryUnaryClientInterceptor):
 
 
 class Channels:
-    """A channel to each service (with the deadline), its stubs and its health stub."""
+    """A channel to each service (with the deadline), its clients and its health client."""
 
     def __init__(self, settings: GatewaySettings) -> None:
         def channel(address: str) -> grpc.aio.Channel:

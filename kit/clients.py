@@ -1,4 +1,4 @@
-"""A gRPC client of another service, as every service keeps them: one channel, the stub, how
+"""A gRPC client of another service, as every service keeps them: one channel, the generated client, how
 the callee's access log names the caller, and the rule for a call a write depends on (no
 answer is a refusal, never an unchecked write). Service-specific clients build on it in their
 own service (`services/*/clients.py`); kit knows no service."""
@@ -14,9 +14,9 @@ log = get_logger(__name__)
 
 
 class ServiceClient:
-    def __init__(self, address: str, stub, actor: str, timeout: float = 5.0) -> None:
+    def __init__(self, address: str, client_class, actor: str, timeout: float = 5.0) -> None:
         self.channel = channel(address)
-        self.client = stub(self.channel)
+        self.client = client_class(self.channel)
         self.actor = actor  # how the callee's access log names the caller
         self.timeout = timeout
 

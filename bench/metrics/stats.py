@@ -76,14 +76,14 @@ async def bench_query(args, procs: Processes, url: str, keys: RedisUndo, run_id:
 
     conn = await asyncpg.connect(url)
     channel = harness.channel(address)
-    stub = metrics_pb2_grpc.MetricsServiceStub(channel)
+    metrics = metrics_pb2_grpc.MetricsServiceStub(channel)
     request = metrics_pb2.StatsRequest(context=common_pb2.RequestContext(workspace_id=workspace_id),
                                        filter=metrics_pb2.Filter(journey_id=TARGET), group_by=GROUP_BY)
     try:
         journey_facts = await conn.fetchval("SELECT count(*) FROM facts WHERE workspace_id = $1 AND journey_id = $2",
                                             workspace_id, TARGET)
         calls = {
-            "GetStats over gRPC": lambda: stub.GetStats(request, timeout=120),
+            "GetStats over gRPC": lambda: metrics.GetStats(request, timeout=120),
             "asyncpg, the same SQL by hand": lambda: bare_stats(conn, workspace_id, TARGET),
         }
         found = {name: await call() for name, call in calls.items()}

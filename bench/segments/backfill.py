@@ -48,7 +48,7 @@ async def bench_backfill(args, procs: Processes, keys: RedisUndo, url: str, rng:
     try:
         segment = await api.create("ordered in 30 days", BACKFILL_RULE)
         seconds, slowest = await watch_backfill(api, segment.id, procs, args.profiles)
-        members = (await api.stub.CountMembers(segment_pb2.CountMembersRequest(
+        members = (await api.segments.CountMembers(segment_pb2.CountMembersRequest(
             context=api.context, id=segment.id), timeout=60)).count
     finally:
         await api.close()

@@ -20,20 +20,20 @@ class Segments:
 
     def __init__(self, address: str, workspace_id: str) -> None:
         self.channel = harness.channel(address)
-        self.stub = segment_pb2_grpc.SegmentServiceStub(self.channel)
+        self.segments = segment_pb2_grpc.SegmentServiceStub(self.channel)
         self.context = common_pb2.RequestContext(workspace_id=workspace_id, actor="bench")
 
     async def create(self, name: str, rules: dict) -> segment_pb2.Segment:
-        return await self.stub.CreateSegment(segment_pb2.CreateSegmentRequest(
+        return await self.segments.CreateSegment(segment_pb2.CreateSegmentRequest(
             context=self.context, name=name, rules_json=orjson.dumps(rules).decode()), timeout=60)
 
     async def get(self, segment_id: str) -> segment_pb2.Segment:
-        return await self.stub.GetSegment(segment_pb2.GetSegmentRequest(context=self.context, id=segment_id),
+        return await self.segments.GetSegment(segment_pb2.GetSegmentRequest(context=self.context, id=segment_id),
                                           timeout=60)
 
     async def refresh_rfm(self) -> None:
         """Setting the RFM settings (to the defaults) refreshes the workspace's RFM edges at once."""
-        await self.stub.SetRfmSettings(segment_pb2.SetRfmSettingsRequest(
+        await self.segments.SetRfmSettings(segment_pb2.SetRfmSettingsRequest(
             context=self.context, settings=segment_pb2.RfmSettings(order_event="Order Completed",
                                                                    revenue_property="revenue")), timeout=300)
 
